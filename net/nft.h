@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef HUTCH_NFT_H
+#define HUTCH_NFT_H
+/**
+ * DOC: nft - hutch's nftables rules, through libnftnl
+ *
+ * Contract between net/ (which calls these from the supervisor) and the
+ * nftables code.  hutch owns the tables `inet hutch` and `bridge hutch` and
+ * touches nothing else.  Base chains drop everything that enters from a
+ * hutch tap (ht-*) unless that tap's VM chain is in place: a VM's NIC passes
+ * no traffic before its rules exist (fail closed).  Each VM's objects
+ * (chains, map elements, sets) carry its id and are added or removed in one
+ * batch, so they appear or fail as a whole.
+ */
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "src/cfg.h"
+
+#define NFT_ID_MAX 16	/* VM id: [a-z0-9]{1,15} */
+
+/** struct nft_vm - everything the rules of one VM depend on */
+struct nft_vm {
+	char id[NFT_ID_MAX];
+	char tap[IFNAMSIZ];
+	uint8_t mac[6];
+	struct in_addr addr;	/* the VM's static lease */
+	struct in_addr gw;	/* the bridge address (DHCP, DNS) */
+	uint8_t prefix;		/* bridge subnet prefix length */
+	bool isolation;
+	bool ipv6;
+	const struct cfg_host_access *host_access;
+	size_t n_host_access;
+	const struct cfg_forward *forward;
+	size_t n_forward;
+};
+
+/** nft_base_ensure() - create (or repair) the tables and base chains, NAT of @net/@prefix out of anything but @bridge */
+int nft_base_ensure(const char *bridge, struct in_addr net, uint8_t prefix);
+/** nft_base_remove() - delete hutch's tables (the last VM stopped); missing is fine */
+int nft_base_remove(void);
+/** nft_vm_add() - install one VM's rules in one batch; on error nothing of it remains */
+int nft_vm_add(const struct nft_vm *vm);
+/** nft_vm_del() - remove one VM's rules in one batch; missing is fine */
+int nft_vm_del(const char *id);
+/** nft_vm_list() - ids of VMs that have rules installed (for gc) */
+int nft_vm_list(char (*ids)[NFT_ID_MAX], size_t max, size_t *n);
+/** nft_dump() - human-readable rules in force for VM @id (all of hutch's when NULL) */
+int nft_dump(const char *id, FILE *out);
+
+#endif

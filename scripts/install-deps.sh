@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages hutch needs to build, run and test.
+# Runs as root (CI) or through sudo.
+set -euo pipefail
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+PKGS=(
+  build-essential pkg-config clang
+  libjansson-dev libyaml-dev libcurl4-openssl-dev libmnl-dev libnftnl-dev libcap-dev
+  libssl-dev zlib1g-dev liblzma-dev libzstd-dev
+  qemu-system-x86 qemu-utils
+  busybox-static cpio kmod debootstrap e2fsprogs dosfstools fdisk
+  iproute2 nftables python3 openssh-client openssh-server ansible
+  xorriso genisoimage xz-utils zstd gzip curl ca-certificates procps psmisc
+)
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${PKGS[@]}"
