@@ -54,6 +54,59 @@ static const struct verb verbs[] = {
 	{ "__supervise", cmd_supervise, NULL, NULL },
 };
 
+/*
+ * Completion scripts are generated from the verb table, so a new verb is
+ * completed without touching three shell dialects by hand.
+ */
+int cmd_completion(struct cli *cli, int argc, char **argv)
+{
+	static const char opts[] = "-C --json -q -v --color=auto --color=always --color=never --help --version";
+	size_t i;
+
+	(void)cli;
+	if (argc != 2) {
+		log_err("usage: hutch completion bash|zsh|fish");
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "bash")) {
+		printf("# bash completion for hutch\n_hutch() {\n"
+		       "  local cur=${COMP_WORDS[COMP_CWORD]} i verb=\n"
+		       "  for ((i = 1; i < COMP_CWORD; i++)); do\n"
+		       "    case ${COMP_WORDS[i]} in -C) ((i++));; -*) ;; *) verb=${COMP_WORDS[i]}; break;; esac\n"
+		       "  done\n"
+		       "  if [ -z \"$verb\" ]; then\n    COMPREPLY=($(compgen -W \"%s", opts);
+		for (i = 0; i < UTIL_ARRAY_SIZE(verbs); i++)
+			if (verbs[i].help)
+				printf(" %s", verbs[i].name);
+		printf(" help\" -- \"$cur\"))\n"
+		       "  else\n    case $verb in\n"
+		       "      logs) COMPREPLY=($(compgen -W \"--console --provision -f\" -- \"$cur\"));;\n"
+		       "      images) COMPREPLY=($(compgen -W \"pull list rm build\" -- \"$cur\"));;\n"
+		       "      completion) COMPREPLY=($(compgen -W \"bash zsh fish\" -- \"$cur\"));;\n"
+		       "      *) COMPREPLY=();;\n    esac\n  fi\n}\ncomplete -F _hutch hutch\n");
+	} else if (!strcmp(argv[1], "zsh")) {
+		printf("#compdef hutch\n_hutch() {\n  local -a verbs\n  verbs=(\n");
+		for (i = 0; i < UTIL_ARRAY_SIZE(verbs); i++)
+			if (verbs[i].help)
+				printf("    '%s:%s'\n", verbs[i].name, verbs[i].help);
+		printf("  )\n  _arguments '-C[project directory]:dir:_files -/' '--json[JSON output]' "
+		       "'-q[quiet]' '-v[verbose]' '1: :->verb' '*:: :->args'\n"
+		       "  case $state in verb) _describe 'command' verbs;; esac\n}\n_hutch \"$@\"\n");
+	} else if (!strcmp(argv[1], "fish")) {
+		printf("# fish completion for hutch\ncomplete -c hutch -f\n"
+		       "complete -c hutch -s C -r -d 'project directory'\n"
+		       "complete -c hutch -l json -d 'JSON output'\n");
+		for (i = 0; i < UTIL_ARRAY_SIZE(verbs); i++)
+			if (verbs[i].help)
+				printf("complete -c hutch -n __fish_use_subcommand -a %s -d '%s'\n",
+				       verbs[i].name, verbs[i].help);
+	} else {
+		log_err("unknown shell '%s': bash, zsh or fish", argv[1]);
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
 static void usage(FILE *f)
 {
 	size_t i;
