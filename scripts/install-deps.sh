@@ -10,7 +10,7 @@ PKGS=(
   libssl-dev zlib1g-dev liblzma-dev libzstd-dev
   qemu-system-x86 qemu-utils
   busybox-static cpio kmod debootstrap e2fsprogs dosfstools fdisk
-  iproute2 nftables python3 openssh-client openssh-server ansible
+  iproute2 nftables python3 openssh-client ansible
   xorriso genisoimage xz-utils zstd gzip curl ca-certificates procps psmisc
 )
 export DEBIAN_FRONTEND=noninteractive
