@@ -57,15 +57,21 @@ $(B)/tests/%: tests/helpers/%.c $(B)/libhutch.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libhutch.a $(PKG_LIBS)
 
-# libFuzzer targets: each fuzz_*.c links the module sources it needs itself
-# through libhutch built with the fuzzer's instrumentation.
-FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined
-$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+# libFuzzer targets: the module sources are compiled once with the fuzzer's
+# instrumentation into $(B)/fuzz-obj, then each fuzz_*.c links against them.
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_OBJ := $(LIB_SRC:%.c=$(B)/fuzz-obj/%.o)
+$(B)/fuzz-obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CLANG) $(CPPFLAGS) -std=c17 $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ $< $(LIB_SRC) $(PKG_LIBS)
+	$(CLANG) $(CPPFLAGS) -std=c17 $(FUZZ_FLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+$(B)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(CPPFLAGS) -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -o $@ $< $(FUZZ_OBJ) $(PKG_LIBS)
 
 unit: $(UNIT_BIN) $(HELPER_BIN)
 fuzz: $(FUZZ_BIN)
+
+.PRECIOUS: $(FUZZ_OBJ)
 
 # Short fuzz runs (FUZZ_SECONDS each) over every target; corpora in tests/fuzz/corpus/<name>.
 FUZZ_SECONDS ?= 20
