@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "src/util.h"
 
+#include "src/log.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -332,4 +334,58 @@ bool util_name_valid(const char *s)
 			return false;
 	}
 	return true;
+}
+
+int util_print_tail(const char *path, int lines, FILE *out, const char *prefix)
+{
+	enum { TAIL_MAX = 64 * 1024 };
+	char *buf, *p, *end, esc[1024];
+	ssize_t r;
+	off_t size;
+	int fd, rc = 0, seen = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size = lseek(fd, 0, SEEK_END);
+	if (size < 0) {
+		rc = -errno;
+		goto out_close;
+	}
+	buf = malloc(TAIL_MAX + 1);
+	if (!buf) {
+		rc = -ENOMEM;
+		goto out_close;
+	}
+	r = pread(fd, buf, TAIL_MAX, size > TAIL_MAX ? size - TAIL_MAX : 0);
+	if (r < 0) {
+		rc = -errno;
+		goto out_free;
+	}
+	end = buf + r;
+	/* walk back @lines line ends (a final newline does not count) */
+	p = end;
+	if (p > buf && p[-1] == '\n')
+		p--;
+	while (p > buf) {
+		if (p[-1] == '\n' && ++seen >= lines)
+			break;
+		p--;
+	}
+	while (p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+
+		if (n && p[n - 1] == '\r')
+			n--;
+		fprintf(out, "%s%s\n", prefix ? prefix : "", log_escape(esc, sizeof(esc), p, n));
+		p += (nl ? (size_t)(nl - p) + 1 : n);
+		if (!nl)
+			break;
+	}
+out_free:
+	free(buf);
+out_close:
+	close(fd);
+	return rc;
 }

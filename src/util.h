@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 /* Exit codes of SPEC.md */
@@ -83,6 +84,14 @@ uint64_t util_monotonic_ms(void);
 /** util_set_cloexec() / util_set_nonblock() - fcntl helpers */
 int util_set_cloexec(int fd, bool on);
 int util_set_nonblock(int fd, bool on);
+
+/**
+ * util_print_tail() - print the last @lines lines of a file (console.log,
+ * provision.log) to @out, each escaped with log_escape() because the bytes
+ * may come from the guest.  Reads at most the last 64 KiB.
+ * Return: 0 or a negative errno (missing file: -ENOENT, nothing printed)
+ */
+int util_print_tail(const char *path, int lines, FILE *out, const char *prefix);
 
 /** util_name_valid() - a VM name: [a-z0-9][a-z0-9-]{0,30} */
 bool util_name_valid(const char *s);
