@@ -9,7 +9,7 @@
  *   wait:EVENT         "wait EVENT: ok" once the event was seen (now or
  *                      before), "wait EVENT: timeout" after 60 s
  *   eof                "eof: ok" once QEMU closed the socket
- * Every event received is also printed as "event: NAME KIND".
+ * Every event received is also printed as "event: NAME KIND [reason=R]".
  */
 #include <errno.h>
 #include <poll.h>
@@ -28,12 +28,15 @@ static int n_seen;
 
 static void on_event(struct qmp *q, const struct qmp_event *ev, void *opaque)
 {
-	char esc[64];
+	const json_t *reason = json_object_get(ev->data, "reason");
+	char esc[64], resc[64] = "";
 
 	(void)q;
 	(void)opaque;
 	log_escape(esc, sizeof(esc), ev->name, strlen(ev->name));
-	printf("event: %s %s\n", esc, qmp_event_name(ev->kind));
+	if (json_is_string(reason))
+		log_escape(resc, sizeof(resc), json_string_value(reason), json_string_length(reason));
+	printf("event: %s %s%s%s\n", esc, qmp_event_name(ev->kind), resc[0] ? " reason=" : "", resc);
 	fflush(stdout);
 	if (n_seen < 64)
 		snprintf(seen[n_seen++], sizeof(seen[0]), "%s", esc);
