@@ -413,8 +413,18 @@ int share_unmount(const char *img, const char *dir)
 			return i ? 0 : -EBUSY;
 		else if (rc < 0)
 			return rc;
-		if (umount2(dir, UMOUNT_NOFOLLOW) < 0) {
-			rc = -errno;
+		/*
+		 * EBUSY right after virtiofsd stopped is usually its sandboxed
+		 * child (which holds the folder as its root) still exiting:
+		 * give it two seconds before detaching lazily.
+		 */
+		for (int t = 0;; t++) {
+			rc = umount2(dir, UMOUNT_NOFOLLOW) < 0 ? -errno : 0;
+			if (rc != -EBUSY || t == 20)
+				break;
+			share_sleep_ms(100);
+		}
+		if (rc < 0) {
 			if (rc != -EBUSY) {
 				log_errno(rc, "cannot unmount %s", dir);
 				return rc;

@@ -25,6 +25,9 @@ is "the guest reads a file the host wrote" "$(sg_sh 'cat /mnt/ws/h.txt' | tr -d 
 check "guest creates a directory tree" sg_sh "mkdir -p /mnt/ws/a/b && echo deep >/mnt/ws/a/b/c && sync"
 is "the host sees it" "$(cat "$SG_WS/a/b/c" 2>&1)" deep
 
+check "symlinks inside the share still work for the guest" \
+	sg_sh "ln -s g.txt /mnt/ws/link && ln -s a /mnt/ws/dirlink && test \"\$(cat /mnt/ws/link)\" = from-guest && test -f /mnt/ws/dirlink/b/c"
+
 # symlinks planted by the guest are not followed on the host
 echo "host-secret-$$" >"$T/secret"
 chmod 600 "$T/secret"
@@ -55,5 +58,6 @@ check "the guest removes the fill" sg_sh "rm /mnt/ws/fill && sync"
 
 sg_stop
 check_fails "after stop: nothing mounted on the folder" grep -q " $SG_WS " /proc/self/mountinfo
+for _ in $(seq 50); do [ -z "$(losetup -j "$SG_IMG")" ] && break; sleep 0.1; done
 is "after stop: no loop device for the image" "$(losetup -j "$SG_IMG")" ""
 done_testing
