@@ -5,6 +5,7 @@
  */
 #include "share/share.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -314,11 +315,55 @@ static int share_loop_attach(int imgfd, const char *img, int *nrp, int *lfdp)
 	return rc;
 }
 
+/*
+ * A loop device already backed by @st, or -ENOENT.  Happens when a mount of
+ * the image lives on in another mount namespace (one created while it was
+ * mounted: `ip netns exec`, unshare, a sandbox) after we unmounted ours:
+ * the superblock stays alive there.  Attaching a second loop device and
+ * mounting ext4 on it would give two superblocks over the same bytes, which
+ * corrupts the file system; mounting the same loop device again instead
+ * gets the kernel to hand back the live superblock.
+ */
+static int share_loop_find(const struct stat *st)
+{
+	struct dirent *d;
+	int found = -ENOENT;
+	DIR *dir;
+
+	dir = opendir("/sys/block");
+	if (!dir)
+		return -errno;
+	while ((d = readdir(dir))) {
+		struct loop_info64 li;
+		char dev[300];
+		long nr;
+		int fd;
+
+		if (strncmp(d->d_name, "loop", 4) != 0 ||
+		    util_parse_long(d->d_name + 4, 0, INT_MAX, &nr) < 0 ||
+		    util_snprintf(dev, sizeof(dev), "/dev/loop%ld", nr) < 0)
+			continue;
+		fd = open(dev, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (ioctl(fd, LOOP_GET_STATUS64, &li) == 0 && li.lo_inode == st->st_ino &&
+		    major((dev_t)li.lo_device) == major(st->st_dev) &&
+		    minor((dev_t)li.lo_device) == minor(st->st_dev))
+			found = (int)nr;
+		close(fd);
+		if (found >= 0)
+			break;
+	}
+	closedir(dir);
+	return found;
+}
+
 int share_mount(const char *img, const char *dir, uid_t uid, gid_t gid, int *loopnr)
 {
 	char real[PATH_MAX], dev[64];
 	struct stat st;
 	int imgfd, lfd = -1, nr = -1, rc;
+	bool reused = false;
 
 	rc = share_verify(img, dir, loopnr);
 	if (rc == 0)
@@ -365,10 +410,22 @@ int share_mount(const char *img, const char *dir, uid_t uid, gid_t gid, int *loo
 		rc = -EINVAL;
 		goto err_img;
 	}
-	rc = share_loop_attach(imgfd, img, &nr, &lfd);
-	if (rc < 0) {
-		log_errno(rc, "cannot attach %s to a loop device", img);
-		goto err_img;
+	nr = share_loop_find(&st);
+	if (nr >= 0) {
+		log_warn("%s is still attached to /dev/loop%d (a mount in another mount "
+			 "namespace?); mounting that device again", img, nr);
+		if ((rc = util_snprintf(dev, sizeof(dev), "/dev/loop%d", nr)) < 0 ||
+		    (lfd = open(dev, O_RDONLY | O_CLOEXEC)) < 0) {
+			rc = rc < 0 ? rc : -errno;
+			goto err_img;
+		}
+		reused = true;
+	} else {
+		rc = share_loop_attach(imgfd, img, &nr, &lfd);
+		if (rc < 0) {
+			log_errno(rc, "cannot attach %s to a loop device", img);
+			goto err_img;
+		}
 	}
 	if ((rc = util_snprintf(dev, sizeof(dev), "/dev/loop%d", nr)) < 0)
 		goto err_loop;
@@ -389,7 +446,8 @@ int share_mount(const char *img, const char *dir, uid_t uid, gid_t gid, int *loo
 	return 0;
 
 err_loop:
-	ioctl(lfd, LOOP_CLR_FD, 0);
+	if (!reused)
+		ioctl(lfd, LOOP_CLR_FD, 0);
 	close(lfd);
 err_img:
 	close(imgfd);
