@@ -954,7 +954,8 @@ static int img_inflate(int in, enum img_comp kind, struct img_out *o)
 		} else if (kind == IMG_COMP_ZSTD) {
 			ZSTD_inBuffer zin = { ib, (size_t)r, 0 };
 
-			do {
+			/* zret is 0 once a frame is decoded and flushed; an empty call would reset it */
+			while (r > 0) {
 				ZSTD_outBuffer zout = { ob, sizeof(ob), 0 };
 
 				zret = ZSTD_decompressStream(zs, &zout, &zin);
@@ -967,7 +968,7 @@ static int img_inflate(int in, enum img_comp kind, struct img_out *o)
 					break;
 				if (zin.pos == zin.size && zout.pos < zout.size)
 					break;
-			} while (1);
+			}
 			if (eof) {
 				done = true;
 				if (!rc && zret != 0)
