@@ -294,7 +294,8 @@ int img_qcow2_parse(const void *buf, size_t n, struct img_qcow2_hdr *out)
 		return -EINVAL;
 	/* the name is at most 1023 bytes and must lie inside the first cluster */
 	if (h.backing_size > 1023 ||
-	    (h.backing_offset && h.backing_offset + h.backing_size > (1ull << cluster_bits)))
+	    (h.backing_offset && (h.backing_offset > (1ull << cluster_bits) ||
+				  h.backing_size > (1ull << cluster_bits) - h.backing_offset)))
 		return -EINVAL;
 	if (h.version == 3) {
 		if (n < 104)
