@@ -784,8 +784,14 @@ static int img_fetch(const char *url, const char *part, bool resume, bool progre
 		}
 		cr = curl_easy_perform(c);
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &d.code);
-		if (progress && d.progress && d.last_draw)
+		if (d.last_draw) {
+			/* the bar is throttled: finish it with the final count */
+			if (cr == CURLE_OK && (d.code == 200 || d.code == 206))
+				fprintf(stderr, "\r%s [%.30s] 100%% %.1f MiB", label,
+					"==============================",
+					(double)(d.have + d.got) / 1048576.0);
 			fputc('\n', stderr);
+		}
 		d.last_draw = 0;
 		if (cr != CURLE_OK) {
 			if (d.err) {

@@ -47,6 +47,20 @@ is "second pull made no request" "$(nreq)" "$n"
 r=$("$TOOL" resolve "$U/base.qcow2" 2>/dev/null)
 is "img_resolve reports format and virtual size" "${r#* }" "qcow2 67108864"
 
+# --- progress bar only on a terminal --------------------------------------------
+cp "$T/srv/base.qcow2" "$T/srv/prog.qcow2"
+"$HUTCH" images pull "$U/prog.qcow2" >/dev/null 2>"$T/err"
+grep -q '%' "$T/err" && fail "no progress bar when stderr is not a terminal" ||
+	ok "no progress bar when stderr is not a terminal"
+"$HUTCH" images rm "u-$(urlsha "$U/prog.qcow2" | cut -c1-16)-prog.qcow2" 2>/dev/null
+if command -v script >/dev/null; then
+	script -qec "$HUTCH images pull $U/prog.qcow2" /dev/null >"$T/tty" 2>&1
+	tr '\r' '\n' <"$T/tty" | grep -q 'prog.qcow2 \[=*\] 100%' && ok "progress bar on a terminal ends at 100%" ||
+		{ fail "progress bar on a terminal"; cat -A "$T/tty" | head -5 | sed 's/^/# /'; }
+else
+	skip "progress bar on a terminal" "no script(1)"
+fi
+
 # --- wrong sha256 -----------------------------------------------------------
 cp "$T/srv/base.qcow2" "$T/srv/other.qcow2"
 before=$(cache_count)
