@@ -1166,7 +1166,8 @@ static int img_download(const char *url, const char *final, const char *want_alg
 		rc = -errno;
 		goto err_part;
 	}
-	rc = img_hash_file(final, "sha256", got256, sizeof(got256));
+	/* the image's own sha256: that of the download unless it was decompressed */
+	rc = kind == IMG_COMP_NONE ? 0 : img_hash_file(final, "sha256", got256, sizeof(got256));
 	if (!rc)
 		rc = img_cache_record(final, got256, url, fetched);
 	if (rc) {
