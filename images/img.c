@@ -691,8 +691,8 @@ static int img_dl_progress(void *opaque, curl_off_t dltotal, curl_off_t dlnow, c
  * img_fetch() - download @url into @part, resuming what is there
  * @resume: keep and continue an existing @part (else start from empty)
  *
- * The file is locked (flock) so that two hutch processes fetching the same
- * URL wait for each other instead of interleaving writes.
+ * The caller holds the cache lock (img_cache_lock), so no other hutch
+ * writes to @part meanwhile.
  * Return: 0 with @part complete, or a negative errno (logged); @part is
  * kept on network errors so that the next attempt resumes.
  */
@@ -713,13 +713,6 @@ static int img_fetch(const char *url, const char *part, bool resume, bool progre
 		rc = -errno;
 		log_errno(rc, "%s", part);
 		return rc;
-	}
-	if (flock(d.fd, LOCK_EX | LOCK_NB) < 0) {
-		log_info("waiting for another download of %s", url);
-		if (flock(d.fd, LOCK_EX) < 0) {
-			rc = -errno;
-			goto out;
-		}
 	}
 	if (!resume && ftruncate(d.fd, 0) < 0) {
 		rc = -errno;
@@ -1223,6 +1216,63 @@ static const struct img_alias *img_alias_find(const char *name)
 	return NULL;
 }
 
+/*
+ * img_cache_lock() - serialise downloads into the cache between hutch
+ * processes (two `hutch up` of the same image), with flock(2) on the cache
+ * directory.  The caller checks the cache again once it holds the lock.
+ * Return: the locked fd (close it to unlock), or a negative errno
+ */
+static int img_cache_lock(void)
+{
+	char dir[PATH_MAX];
+	int fd, rc;
+
+	rc = img_cache_dir(dir, sizeof(dir));
+	if (!rc)
+		rc = util_mkdir_p(dir, 0755);
+	if (rc) {
+		log_errno(rc, "image cache");
+		return rc;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		log_info("waiting for another hutch downloading into %s", dir);
+		if (flock(fd, LOCK_EX) < 0) {
+			rc = -errno;
+			close(fd);
+			return rc;
+		}
+	}
+	return fd;
+}
+
+/*
+ * img_cached() - is @final usable as it is?
+ * @refetch: a cached copy that does not match may be replaced (URLs);
+ *           for aliases a mismatch is an error (it may be a local build)
+ * Return: 0 (use it), -ENOENT (fetch it), or an error (logged)
+ */
+static int img_cached(const char *final, const char *sha256, bool refetch)
+{
+	int rc;
+
+	if (access(final, F_OK) != 0)
+		return -ENOENT;
+	rc = img_cache_check(final, sha256);
+	if (rc == 0 || rc == -ENOENT) /* -ENOENT: no record, a leftover */
+		return rc;
+	if (rc == -EBADMSG && refetch) {
+		log_info("%s: cached copy does not match, fetching again", final);
+		img_cache_remove(final);
+		return -ENOENT;
+	}
+	if (rc == -EBADMSG && sha256)
+		log_err("%s: cached copy does not have sha256 %s", final, sha256);
+	return rc;
+}
+
 static int img_finish(const char *path, struct img_ref *out, bool drop_on_refusal)
 {
 	struct img_ref r;
@@ -1241,7 +1291,7 @@ static int img_resolve_alias(const char *name, const struct img_alias *a, const 
 			     bool progress, struct img_ref *out)
 {
 	char dir[PATH_MAX], final[PATH_MAX], url[4096], algo[8], hex[IMG_HEX_MAX], file[80];
-	int rc;
+	int rc, lock;
 
 	rc = img_cache_dir(dir, sizeof(dir));
 	if (!rc)
@@ -1250,18 +1300,9 @@ static int img_resolve_alias(const char *name, const struct img_alias *a, const 
 		rc = util_path_join(final, sizeof(final), dir, file);
 	if (rc)
 		return rc;
-	if (access(final, F_OK) == 0) {
-		rc = img_cache_check(final, sha256);
-		if (rc == -EBADMSG && sha256) {
-			log_err("image %s: cached copy does not have sha256 %s", name, sha256);
-			return rc;
-		}
-		if (rc == 0)
-			return img_finish(final, out, false);
-		if (rc != -ENOENT)
-			return rc;
-		/* an image without its record is a leftover: fetch again */
-	}
+	rc = img_cached(final, sha256, false);
+	if (rc != -ENOENT)
+		return rc ? rc : img_finish(final, out, false);
 	if (!a) {
 		log_err("image '%s': not a known alias, not in the cache (try 'hutch images build %s'), "
 			"and no such file",
@@ -1271,10 +1312,17 @@ static int img_resolve_alias(const char *name, const struct img_alias *a, const 
 	rc = img_alias_url(a->url, url, sizeof(url));
 	if (rc)
 		return rc;
+	lock = img_cache_lock();
+	if (lock < 0)
+		return lock;
+	rc = img_cached(final, sha256, false); /* another hutch may have fetched it */
+	if (rc != -ENOENT)
+		goto out;
 	rc = img_alias_sums(a, url, algo, hex, sizeof(hex));
-	if (rc)
-		return rc;
-	rc = img_download(url, final, algo, hex, sha256, progress, name);
+	if (!rc)
+		rc = img_download(url, final, algo, hex, sha256, progress, name);
+out:
+	close(lock);
 	if (rc)
 		return rc;
 	return img_finish(final, out, true);
@@ -1287,7 +1335,7 @@ static int img_resolve_url(const char *url, const char *sha256, bool progress,
 	char dir[PATH_MAX], final[PATH_MAX], uhex[65], name[128];
 	const char *base = img_basename(url);
 	size_t bl, i;
-	int rc;
+	int rc, lock;
 
 	if (!img_url_allowed(url)) {
 		log_err("image URL %s: only https:// is allowed", url);
@@ -1319,16 +1367,16 @@ static int img_resolve_url(const char *url, const char *sha256, bool progress,
 	rc = util_path_join(final, sizeof(final), dir, name);
 	if (rc)
 		return rc;
-	if (access(final, F_OK) == 0) {
-		rc = img_cache_check(final, sha256);
-		if (rc == 0)
-			return img_finish(final, out, false);
-		if (rc != -ENOENT && rc != -EBADMSG)
-			return rc;
-		log_info("%s: cached copy does not match, fetching again", url);
-		img_cache_remove(final);
-	}
-	rc = img_download(url, final, NULL, NULL, sha256, progress, base);
+	rc = img_cached(final, sha256, true);
+	if (rc != -ENOENT)
+		return rc ? rc : img_finish(final, out, false);
+	lock = img_cache_lock();
+	if (lock < 0)
+		return lock;
+	rc = img_cached(final, sha256, true);
+	if (rc == -ENOENT)
+		rc = img_download(url, final, NULL, NULL, sha256, progress, base);
+	close(lock);
 	if (rc)
 		return rc;
 	return img_finish(final, out, true);

@@ -47,6 +47,20 @@ is "second pull made no request" "$(nreq)" "$n"
 r=$("$TOOL" resolve "$U/base.qcow2" 2>/dev/null)
 is "img_resolve reports format and virtual size" "${r#* }" "qcow2 67108864"
 
+# --- two hutch processes pulling the same image: one download, both get it ---------
+head -c 20000000 /dev/urandom >"$T/srv/shared.raw"
+S2=$(sha "$T/srv/shared.raw")
+"$HUTCH" images pull "$U/shared.raw" --sha256 "$S2" >"$T/p1" 2>/dev/null &
+p1=$!
+"$HUTCH" images pull "$U/shared.raw" --sha256 "$S2" >"$T/p2" 2>/dev/null
+r2=$?
+wait $p1
+r1=$?
+is "concurrent pulls both succeed" "$r1 $r2" "0 0"
+is "concurrent pulls give the same path" "$(cat "$T/p1")" "$(cat "$T/p2")"
+cmp -s "$(cat "$T/p1")" "$T/srv/shared.raw" && ok "concurrent pulls: file intact" || fail "concurrent pulls: file intact"
+is "concurrent pulls: downloaded once" "$(grep -c '^/shared.raw ' "$T/log")" 1
+
 # --- progress bar only on a terminal --------------------------------------------
 cp "$T/srv/base.qcow2" "$T/srv/prog.qcow2"
 "$HUTCH" images pull "$U/prog.qcow2" >/dev/null 2>"$T/err"
