@@ -789,6 +789,8 @@ static int img_fetch(const char *url, const char *part, bool resume, bool progre
 		if (cr != CURLE_OK) {
 			if (d.err) {
 				rc = d.err;
+				if (rc == -EPROTO)
+					goto out;
 				if (rc == -EFBIG)
 					log_err("%s: larger than the %llu byte limit", label,
 						(unsigned long long)d.cap);
@@ -832,7 +834,6 @@ static int img_fetch(const char *url, const char *part, bool resume, bool progre
 			goto out;
 		}
 		if (d.code == 206 && !d.cr_ok) {
-			log_err("%s: server answered a range we did not ask for", label);
 			rc = -EPROTO;
 			goto out;
 		}
@@ -844,6 +845,12 @@ static int img_fetch(const char *url, const char *part, bool resume, bool progre
 	}
 	rc = 0;
 out:
+	if (rc == -EPROTO) {
+		/* resuming cannot work against this server: start over next time */
+		log_err("%s: server answered a range we did not ask for", label);
+		if (ftruncate(d.fd, 0) < 0)
+			log_warno(-errno, "%s", part);
+	}
 	if (c)
 		curl_easy_cleanup(c);
 	close(d.fd);

@@ -107,6 +107,17 @@ is "server ignoring Range: pull succeeds" "$?" 0
 cmp -s "$out" "$T/srv/base.qcow2" && ok "garbage .part replaced, file byte-identical" ||
 	fail "garbage .part replaced, file byte-identical"
 
+# --- a server answering another range than asked: refused, next attempt starts over ---
+part=$C/$(urlsha "$U/badrange/base.qcow2").part
+head -c 1000 "$T/srv/base.qcow2" >"$part"
+"$HUTCH" images pull "$U/badrange/base.qcow2" --sha256 "$B" 2>"$T/err"
+is "206 with the wrong Content-Range: exit 1" "$?" 1
+grep -q "range we did not ask for" "$T/err" && ok "wrong range reported" || fail "wrong range reported"
+is "wrong range: .part emptied" "$(stat -c %s "$part" 2>/dev/null)" 0
+out=$("$HUTCH" images pull "$U/badrange/base.qcow2" --sha256 "$B" 2>/dev/null)
+is "next attempt starts over and succeeds" "$?" 0
+cmp -s "$out" "$T/srv/base.qcow2" && ok "restarted download byte-identical" || fail "restarted download byte-identical"
+
 # --- a .part that is no prefix of the file: caught by the hash, then fine ----------
 part=$C/$(urlsha "$U/redir/base.qcow2").part
 head -c 1000 /dev/urandom >"$part"
