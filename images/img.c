@@ -350,8 +350,8 @@ int img_probe(const char *path, struct img_ref *out)
 	struct img_qcow2_hdr h;
 	struct img_ref r = { 0 };
 	uint8_t head[4096];
-	uint64_t fsize;
-	size_t got;
+	uint64_t fsize = 0;
+	size_t got = 0;
 	int rc;
 
 	rc = img_read_head(path, head, sizeof(head), &got, &fsize);
@@ -400,8 +400,8 @@ int img_qcow2_backing(const char *path, char *buf, size_t n)
 {
 	struct img_qcow2_hdr h;
 	uint8_t head[4096];
-	uint64_t fsize;
-	size_t got;
+	uint64_t fsize = 0;
+	size_t got = 0;
 	int rc;
 
 	rc = img_read_head(path, head, sizeof(head), &got, &fsize);
@@ -864,7 +864,7 @@ enum img_comp { IMG_COMP_NONE, IMG_COMP_XZ, IMG_COMP_ZSTD, IMG_COMP_GZ };
 static enum img_comp img_comp_magic(const char *path)
 {
 	uint8_t h[8];
-	uint64_t fsize;
+	uint64_t fsize = 0;
 	size_t got = 0;
 
 	if (img_read_head(path, h, sizeof(h), &got, &fsize))
