@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #define CFG_NAME_MAX 31
 
 enum cfg_accel { CFG_ACCEL_AUTO, CFG_ACCEL_KVM, CFG_ACCEL_TCG };
@@ -120,5 +122,25 @@ const struct cfg_vm *cfg_find_vm(const struct cfg *c, const char *name);
 
 /** cfg_print() - the resolved config, as YAML that cfg_load() accepts again */
 int cfg_print(FILE *f, const struct cfg *c);
+
+/**
+ * cfg_load_buffer() - like cfg_load(), from bytes already in memory
+ * @buf, @len:         the YAML text (need not be NUL-terminated)
+ * @path_for_messages: the file name that error messages start with
+ * @dir:               the project directory relative paths resolve against
+ *                     (made absolute against the current directory if needed)
+ *
+ * For the fuzz target and unit tests; cfg_load() is this after reading.
+ * Return: 0, or -EINVAL with @e filled
+ */
+int cfg_load_buffer(const char *buf, size_t len, const char *path_for_messages, const char *dir,
+		    struct cfg **out, struct cfg_error *e);
+
+/**
+ * cfg_to_json() - the resolved config as JSON (for `check-config --json`)
+ * @out: set to {"path", "dir", "vms": [{...every key, null when unset...}]};
+ *       the caller owns the reference
+ */
+int cfg_to_json(const struct cfg *c, json_t **out);
 
 #endif
