@@ -772,7 +772,7 @@ static bool alias_valid(const char *s)
 static int get_image(struct ld *ld, const struct ynode *n, char **out)
 {
 	const char *s, *sep;
-	char b[80], *d;
+	char b[80], b2[80], *d;
 	int rc;
 
 	rc = get_str(ld, n, "image", CFG_MAX_STR, &s);
@@ -800,7 +800,7 @@ static int get_image(struct ld *ld, const struct ynode *n, char **out)
 	if (!alias_valid(s))
 		return ld_err(ld, n, "image: '%s' is not a valid alias (letters, digits, '.', '_', '-'); "
 				     "a local file needs a '/' (e.g. ./%s) or a .qcow2/.img/.raw name",
-			      esc(b, sizeof(b), s), esc(b, sizeof(b), s));
+			      esc(b, sizeof(b), s), esc(b2, sizeof(b2), s));
 	return set_str(ld, n, "image", 64, out);
 }
 
@@ -893,7 +893,7 @@ static int apply_kernel(struct ld *ld, const struct ynode *m, struct cfg_vm *vm)
 static int get_proto_port(struct ld *ld, const struct ynode *n, const char *key, const char *s,
 			  const char *stop, enum cfg_proto *proto, uint16_t *port, const char **end)
 {
-	char num[8], b[80];
+	char num[8], b[80], b2[40];
 	size_t l;
 	long v;
 
@@ -913,7 +913,7 @@ static int get_proto_port(struct ld *ld, const struct ynode *n, const char *key,
 	num[l] = '\0';
 	if (util_parse_long(num, 1, 65535, &v))
 		return ld_err(ld, n, "%s: '%s': port '%s' is not a number in 1..65535", key,
-			      esc(b, sizeof(b), n->str), esc(b + 40, 40, num));
+			      esc(b, sizeof(b), n->str), esc(b2, sizeof(b2), num));
 	*port = (uint16_t)v;
 	*end = s + l;
 	return 0;
@@ -1104,7 +1104,7 @@ static int parse_share(struct ld *ld, const struct ynode *m, struct cfg_share *s
 {
 	const struct ynode *host = NULL;
 	const char *base;
-	char b[80];
+	char b[80], b2[80];
 	size_t i;
 	int rc;
 
@@ -1126,10 +1126,11 @@ static int parse_share(struct ld *ld, const struct ynode *m, struct cfg_share *s
 			if (!rc && sh->guest[0] != '/')
 				rc = ld_err(ld, v, "shared_folders.guest: '%s' must be an absolute path "
 						   "(e.g. /%s)", esc(b, sizeof(b), sh->guest),
-					    esc(b + 40, 40, sh->guest));
+					    esc(b2, sizeof(b2), sh->guest));
 			if (!rc && (!strcmp(sh->guest, "/") || strstr(sh->guest, "/../") ||
 				    ends_with(sh->guest, "/..") || strpbrk(sh->guest, " \t,\\")))
-				rc = ld_err(ld, v, "shared_folders.guest: '%s' is not a usable mount point (no '..', blanks, ',' or backslash)",
+				rc = ld_err(ld, v, "shared_folders.guest: '%s' is not a usable mount "
+						   "point (no '..', blanks, ',' or backslash)",
 					    esc(b, sizeof(b), sh->guest));
 			break;
 		case 2:
