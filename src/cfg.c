@@ -252,7 +252,7 @@ static int parser_err(struct ld *ld, const yaml_parser_t *p)
 {
 	struct ynode at = { .line = (unsigned)p->problem_mark.line + 1,
 			    .col = (unsigned)p->problem_mark.column + 1 };
-	const char *prob = p->problem ? p->problem : "unknown problem";
+	const char *prob = p->problem ? p->problem : "unknown problem", *hint = "";
 
 	if (p->error == YAML_MEMORY_ERROR) {
 		file_err(ld->e, ld->mpath, "out of memory while parsing");
@@ -262,10 +262,17 @@ static int parser_err(struct ld *ld, const yaml_parser_t *p)
 		offset_pos(ld, p->problem_offset, &at.line, &at.col);
 		return ld_err(ld, &at, "YAML syntax error: %s (the file must be UTF-8 text)", prob);
 	}
+	/* the two mistakes people make: a tab, or a key indented off its siblings */
+	if (p->problem_mark.index < ld->len && ld->buf[p->problem_mark.index] == '\t')
+		hint = "; YAML indents with spaces, not tabs";
+	else if (strstr(prob, "expected key"))
+		hint = "; check the indentation";
+	else if (strstr(prob, "mapping values are not allowed"))
+		hint = "; quote a value that contains ': ', or check the indentation";
 	if (p->context)
-		return ld_err(ld, &at, "YAML syntax error: %s (%s at line %u)", prob, p->context,
-			      (unsigned)p->context_mark.line + 1);
-	return ld_err(ld, &at, "YAML syntax error: %s", prob);
+		return ld_err(ld, &at, "YAML syntax error: %s (%s at line %u)%s", prob, p->context,
+			      (unsigned)p->context_mark.line + 1, hint);
+	return ld_err(ld, &at, "YAML syntax error: %s%s", prob, hint);
 }
 
 static int next_event(struct ld *ld, yaml_parser_t *p, yaml_event_t *ev)
