@@ -93,6 +93,8 @@ file_err(struct cfg_error *e, const char *mpath, const char *fmt, ...)
 	if (vsnprintf(m, sizeof(m), fmt, ap) >= (int)sizeof(m))
 		memcpy(m + sizeof(m) - 4, "...", 4);
 	va_end(ap);
+	/* @e is only written here; callers need not initialise it */
+	// cppcheck-suppress ctuuninitvar
 	snprintf(e->msg, sizeof(e->msg), "%s: %s", esc(p, sizeof(p), mpath), m);
 }
 

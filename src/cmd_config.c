@@ -19,7 +19,7 @@ int cmd_check_config(struct cli *cli, int argc, char **argv)
 {
 	char def[4200];
 	const char *path = NULL;
-	struct cfg_error e;
+	struct cfg_error e = { .msg = "" };
 	struct cfg *c = NULL;
 	bool json = cli->json;
 	json_t *j = NULL;
