@@ -874,6 +874,8 @@ static int apply_kernel(struct ld *ld, const struct ynode *m, struct cfg_vm *vm)
 	size_t i;
 	int rc;
 
+	if (is_null(m))	/* "kernel:" with everything commented out */
+		return 0;
 	rc = want_map(ld, m, "kernel");
 	if (rc)
 		return rc;
@@ -1009,6 +1011,8 @@ static int apply_network(struct ld *ld, const struct ynode *m, struct cfg_vm *vm
 	size_t i, j, l;
 	int rc, iv;
 
+	if (is_null(m))	/* "network:" with everything commented out */
+		return 0;
 	rc = want_map(ld, m, "network");
 	if (rc)
 		return rc;
@@ -1030,7 +1034,7 @@ static int apply_network(struct ld *ld, const struct ynode *m, struct cfg_vm *vm
 		case 3: {
 			struct cfg_host_access *ha = NULL;
 
-			rc = want_seq(ld, v, "network.host_access");
+			rc = is_null(v) ? 0 : want_seq(ld, v, "network.host_access");
 			if (rc)
 				return rc;
 			if (v->n) {
@@ -1056,7 +1060,7 @@ static int apply_network(struct ld *ld, const struct ynode *m, struct cfg_vm *vm
 		case 4: {
 			struct cfg_forward *fw = NULL;
 
-			rc = want_seq(ld, v, "network.forward");
+			rc = is_null(v) ? 0 : want_seq(ld, v, "network.forward");
 			if (rc)
 				return rc;
 			if (v->n) {
@@ -1197,7 +1201,8 @@ static int apply_shares(struct ld *ld, const struct ynode *v, struct cfg_vm *vm)
 	char b[80];
 	int rc;
 
-	rc = want_seq(ld, v, "shared_folders");
+	/* an empty "shared_folders:" is an empty list */
+	rc = is_null(v) ? 0 : want_seq(ld, v, "shared_folders");
 	if (rc)
 		return rc;
 	if (v->n) {
@@ -1249,6 +1254,8 @@ static int apply_ssh(struct ld *ld, const struct ynode *m, struct cfg_vm *vm)
 	size_t i;
 	int rc;
 
+	if (is_null(m))	/* "ssh:" with everything commented out */
+		return 0;
 	rc = want_map(ld, m, "ssh");
 	if (rc)
 		return rc;
@@ -1294,6 +1301,8 @@ static int apply_timeouts(struct ld *ld, const struct ynode *m, struct cfg_vm *v
 	size_t i;
 	int rc, ki;
 
+	if (is_null(m))	/* "timeouts:" with everything commented out */
+		return 0;
 	rc = want_map(ld, m, "timeouts");
 	if (rc)
 		return rc;
@@ -1401,7 +1410,8 @@ static int apply_vm(struct ld *ld, const struct ynode *m, struct cfg_vm *vm, str
 			break;
 		case 8:
 			rc = apply_kernel(ld, v, vm);
-			seen->kernel = v;
+			if (!is_null(v))
+				seen->kernel = v;
 			break;
 		case 9:
 			rc = apply_network(ld, v, vm, seen);

@@ -69,6 +69,20 @@ static void test_defaults(void)
 	cfg_free(c);
 }
 
+static void test_empty_sections(void)
+{
+	struct cfg *c = load("name: a\nnetwork:\n  # all commented out\nshared_folders:\nkernel:\n"
+			     "ssh:\ntimeouts: ~\n");
+	const struct cfg_vm *v = c ? &c->vms[0] : NULL;
+
+	ok(v && v->network.mode == CFG_NET_NAT && v->network.isolation && !v->n_shares &&
+	   !v->kernel.path && str_eq(v->image, "debian-12") && v->timeouts.boot == 300,
+	   "empty sections (null) mean the defaults%s%s", c ? "" : ": ", c ? "" : err.msg);
+	cfg_free(c);
+	ok(strstr(load_err("name: a\nkernel: {}\n"), "kernel: missing 'path'"),
+	   "an empty kernel mapping still needs a path");
+}
+
 static const char full[] =
 	"name: web-1\n"
 	"image: images/base.qcow2\n"
@@ -353,6 +367,7 @@ int main(void)
 {
 	test_defaults();
 	test_every_key();
+	test_empty_sections();
 	test_vms();
 	test_image_kernel();
 	test_paths();
