@@ -10,6 +10,14 @@
  * of being ignored.  A file either holds one VM at the top level, or a
  * `vms:` list of VMs; top-level keys beside `vms:` are defaults for each.
  * Relative paths are resolved against the directory of hutch.yaml.
+ *
+ * Resolved values, as the rest of hutch can rely on them: every path is
+ * absolute and normalised lexically (a leading ~/ is $HOME); image is an
+ * alias, an https:// URL or such a path, and NULL only when kernel: is
+ * given without image: (a direct kernel boot needs no disk); there is no
+ * shared folder unless shared_folders: lists one; a share's host folder is
+ * never the project directory nor one above it; strings hold no control
+ * characters.  Checked lexically: symlinks are not followed here.
  */
 #include <netinet/in.h>
 #include <stdbool.h>
