@@ -25,6 +25,12 @@
  * most IMG_MAX_REDIRS, each target checked by the same rule, so a https
  * server cannot bounce us to plain http.  HUTCH_IMAGES_MIRROR replaces
  * the scheme and host of the alias URLs (a local mirror, and the tests).
+ * HUTCH_IMAGES_MAX_BYTES lowers the 64 GiB cap on downloads and on
+ * decompressed sizes.
+ *
+ * Two hutch processes needing the same image (two `up` at once) serialise
+ * on flock(2) of the cache directory and look at the cache again once they
+ * hold it, so an image is fetched once and a .part has one writer.
  */
 #include "images/img.h"
 
