@@ -44,6 +44,10 @@ n=$(nreq)
 out2=$("$HUTCH" images pull "$U/base.qcow2" --sha256 "$B" 2>/dev/null)
 is "second pull uses the cache (same path)" "$out2" "$out"
 is "second pull made no request" "$(nreq)" "$n"
+j=$("$HUTCH" --json images pull "$U/base.qcow2" 2>/dev/null)
+is "pull --json: path, format, vsize" \
+	"$(echo "$j" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["path"], d["format"], d["vsize"])')" \
+	"$out qcow2 67108864"
 r=$("$TOOL" resolve "$U/base.qcow2" 2>/dev/null)
 is "img_resolve reports format and virtual size" "${r#* }" "qcow2 67108864"
 
