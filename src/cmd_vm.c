@@ -151,6 +151,15 @@ static int vm_take_lock(const struct vm_sel *s, int *fd)
 	return EXIT_OK;
 }
 
+/* <data>/vms: where every VM's directory lives */
+static int vm_root(char *buf, size_t n)
+{
+	char data[PATH_MAX];
+	int rc = util_data_dir(data, sizeof(data));
+
+	return rc ? rc : util_path_join(buf, n, data, "vms");
+}
+
 /* ---- up_ctx API (src/ext.h) ---- */
 
 int up_state_reload(struct up_ctx *u)
@@ -370,7 +379,7 @@ CMD_DECL(up)
 	u.cfg = s.cfg;
 	u.vm = s.vm;
 	u.vm_dir = s.dir;
-	if ((rc = util_data_dir(data, sizeof(data))) || (rc = util_path_join(data, sizeof(data), data, "vms")) ||
+	if ((rc = vm_root(data, sizeof(data))) ||
 	    (rc = util_mkdir_p(data, 0700))) {
 		log_errno(rc, "data directory");
 		goto out;
@@ -718,7 +727,7 @@ CMD_DECL(list)
 		json_decref(arr);
 		return EXIT_USAGE;
 	}
-	if ((rc = util_data_dir(dir, sizeof(dir))) || (rc = util_path_join(dir, sizeof(dir), dir, "vms"))) {
+	if ((rc = vm_root(dir, sizeof(dir)))) {
 		json_decref(arr);
 		return EXIT_ERR;
 	}
@@ -1048,7 +1057,7 @@ CMD_DECL(gc)
 		log_err("gc takes no arguments");
 		return EXIT_USAGE;
 	}
-	if ((rc = util_data_dir(dir, sizeof(dir))) || (rc = util_path_join(dir, sizeof(dir), dir, "vms")))
+	if ((rc = vm_root(dir, sizeof(dir))))
 		return EXIT_ERR;
 	d = opendir(dir);
 	while (d && (de = readdir(d))) {
