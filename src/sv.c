@@ -42,6 +42,12 @@
 #define SV_QMP_CONNECT_MS 60000	/* TCG on a loaded host starts slowly */
 #define SV_QUIT_GRACE_MS 5000
 #define SV_PORT_TRIES 3
+/*
+ * A power button pressed while the guest is still booting (ACPI not yet
+ * listening) is lost; pressing again every few seconds makes `up` followed
+ * at once by `halt` a clean shutdown instead of a wait for the timeout.
+ */
+#define SV_REPRESS_MS 3000
 
 /* child fd numbers in QEMU */
 #define SV_FD_QMP 3
@@ -89,6 +95,7 @@ struct sv_core {
 	bool shutdown_guest;
 	enum sv_halt halt;
 	uint64_t halt_deadline;
+	uint64_t halt_repress;
 	bool qemu_exited;
 	int qemu_status;
 };
@@ -345,6 +352,7 @@ static void sv_halt_step(struct sv_ctx *c, struct sv_core *k, enum sv_halt to, u
 	case SV_HALT_POWERDOWN:
 		if (k->qmp)
 			rc = qmp_system_powerdown(k->qmp, SV_QMP_TIMEOUT_MS);
+		k->halt_repress = util_monotonic_ms() + SV_REPRESS_MS;
 		if (rc == 0)
 			return;
 		log_warno(rc, "system_powerdown");
@@ -373,7 +381,15 @@ static void sv_halt_step(struct sv_ctx *c, struct sv_core *k, enum sv_halt to, u
 
 static void sv_halt_timer(struct sv_ctx *c, struct sv_core *k)
 {
-	if (k->halt == SV_HALT_NONE || k->qemu_exited || util_monotonic_ms() < k->halt_deadline)
+	uint64_t now = util_monotonic_ms();
+
+	if (k->halt == SV_HALT_POWERDOWN && !k->qemu_exited && now < k->halt_deadline &&
+	    now >= k->halt_repress) {
+		k->halt_repress = now + SV_REPRESS_MS;
+		if (k->qmp && !k->shutdown_seen)
+			(void)qmp_system_powerdown(k->qmp, SV_QMP_TIMEOUT_MS);
+	}
+	if (k->halt == SV_HALT_NONE || k->qemu_exited || now < k->halt_deadline)
 		return;
 	if (k->halt == SV_HALT_POWERDOWN) {
 		log_info("guest did not power off in time; quitting QEMU");
@@ -644,8 +660,13 @@ static void sv_loop(struct sv_ctx *c, struct sv_core *k)
 		nw = k->n_watch;
 		for (size_t i = 0; i < nw; i++)
 			p[n++] = (struct pollfd){ .fd = k->watch[i].fd, .events = POLLIN };
-		if (k->halt != SV_HALT_NONE && k->halt_deadline != UINT64_MAX)
-			tmo = k->halt_deadline > now ? (int)(k->halt_deadline - now) : 0;
+		if (k->halt != SV_HALT_NONE && k->halt_deadline != UINT64_MAX) {
+			uint64_t next = k->halt_deadline;
+
+			if (k->halt == SV_HALT_POWERDOWN && k->halt_repress < next)
+				next = k->halt_repress;
+			tmo = next > now ? (int)(next - now) : 0;
+		}
 		r = poll(p, n, tmo);
 		if (r < 0) {
 			if (errno != EINTR)

@@ -48,7 +48,7 @@ memory: 256
 accel: auto
 kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet"}
 network: {mode: none}
-timeouts: {boot: 120, shutdown: 60}
+timeouts: {boot: 120, shutdown: 45}
 EOF
 
 # --- configuration errors
