@@ -545,7 +545,7 @@ static void sv_unlink(const char *vm_dir, const char *name)
 
 /* ---- QEMU ---- */
 
-static bool sv_qemu_has_sandbox(void)
+static bool sv_qemu_probe_sandbox(void)
 {
 	static const char *const argv[] = { "qemu-system-x86_64", "-sandbox", "help", NULL };
 	char *out = NULL;
@@ -557,6 +557,36 @@ static bool sv_qemu_has_sandbox(void)
 		return false;
 	ok = proc_exit_code(st) == 0 || (out && strstr(out, "sandbox") && !strstr(out, "nvalid option"));
 	free(out);
+	return ok;
+}
+
+/*
+ * Whether this QEMU has -sandbox: asking it costs a QEMU start (~40 ms), so
+ * the answer is kept in the data directory, keyed by the binary's identity.
+ */
+static bool sv_qemu_has_sandbox(void)
+{
+	char exe[PATH_MAX], data[PATH_MAX], path[PATH_MAX], key[PATH_MAX + 64], *cached = NULL;
+	struct stat sb;
+	bool ok;
+
+	if (proc_find_exe("qemu-system-x86_64", NULL, exe, sizeof(exe)) || stat(exe, &sb) ||
+	    util_data_dir(data, sizeof(data)) || util_path_join(path, sizeof(path), data, "qemu-sandbox") ||
+	    util_snprintf(key, sizeof(key), "%s %lld %lld %lld ", exe, (long long)sb.st_ino,
+			  (long long)sb.st_size, (long long)sb.st_mtime))
+		return sv_qemu_probe_sandbox();
+	if (util_read_file(path, sizeof(key) + 8, &cached, NULL) == 0 &&
+	    !strncmp(cached, key, strlen(key))) {
+		ok = cached[strlen(key)] == '1';
+		free(cached);
+		return ok;
+	}
+	free(cached);
+	ok = sv_qemu_probe_sandbox();
+	if (strlen(key) + 2 < sizeof(key)) {
+		strcat(key, ok ? "1\n" : "0\n");
+		(void)util_write_atomic(path, key, strlen(key), 0600);
+	}
 	return ok;
 }
 
@@ -862,6 +892,8 @@ int sv_run(const char *vm_dir)
 	bool sandbox, early;
 	int rc;
 
+	uint64_t t_start = util_monotonic_ms(), t_spawn = 0;
+
 	log_init("hutch-supervisor", LOG_LVL_INFO);
 	for (size_t i = 0; i < SV_MAX_CONSOLE; i++)
 		k.con[i] = -1;
@@ -915,6 +947,7 @@ int sv_run(const char *vm_dir)
 			goto out_teardown;
 		}
 		json_object_set_new(c.state, "qemu_argv", qemu_argv_json(&argv));
+		t_spawn = util_monotonic_ms();
 		rc = sv_spawn_qemu(&c, &k, &argv, &early);
 		/* in user mode another program may have taken the port meanwhile */
 		if (rc && early && vm->network.mode == CFG_NET_USER && attempt + 1 < SV_PORT_TRIES)
@@ -924,6 +957,11 @@ int sv_run(const char *vm_dir)
 	if (rc)
 		goto out_teardown;
 	json_object_set_new(c.state, "qemu_pid", json_integer(k.qemu_pid));
+	/* CLOCK_MONOTONIC ms, for tests/bench/bench-vm.sh: where start-up time goes */
+	json_object_set_new(c.state, "timing",
+			    json_pack("{s:I, s:I, s:I}", "supervisor_start", (json_int_t)t_start,
+				      "qemu_spawn", (json_int_t)t_spawn, "qmp_ready",
+				      (json_int_t)util_monotonic_ms()));
 	json_object_set_new(c.state, "started_at", json_integer((json_int_t)time(NULL)));
 	for (size_t i = 0; i < n_ext; i++) {
 		if (!ext[i]->started)
