@@ -200,6 +200,19 @@ else
 	fail "up (network user)"
 	sed 's/^/#   /' "$T/err"
 fi
+# --- a VM that cannot start: up fails with the supervisor's and console's tails
+mkdir -p "$T/k"
+head -c 4096 /dev/urandom >"$T/k/notakernel"
+sed -e 's/name: core-t/name: core-k/' -e "s|path: $TINY_KERNEL|path: $T/k/notakernel|" \
+	-e 's/accel: auto/accel: tcg/' "$T/p/hutch.yaml" >"$T/k/hutch.yaml"
+"$HUTCH" -C "$T/k" up >/dev/null 2>"$T/err"
+rc=$?
+[ "$rc" -eq 1 ] && grep -q 'failed to start' "$T/err" && grep -q 'supervisor.log' "$T/err" &&
+	grep -qi 'qemu' "$T/err" && ok "up of a VM that cannot boot: exit 1 with the logs' tails" ||
+	{ fail "up of a VM that cannot boot (rc $rc)"; sed 's/^/#   /' "$T/err"; }
+is "its status is crashed" "$("$HUTCH" -C "$T/k" --json status | jq -r .status)" crashed
+check "destroy it" "$HUTCH" -C "$T/k" destroy
+
 leftover=$(pgrep -f "$T" | tr '\n' ' ')
 [ -z "$leftover" ] && ok "no process left behind" || { fail "no process left behind"; diag "$leftover"; }
 done_testing
