@@ -52,4 +52,23 @@ int nft_vm_list(char (*ids)[NFT_ID_MAX], size_t max, size_t *n);
 /** nft_dump() - human-readable rules in force for VM @id (all of hutch's when NULL) */
 int nft_dump(const char *id, FILE *out);
 
+/** nft_base_present() - 1 when both tables and every base chain exist, 0 when not (e.g. after `nft flush ruleset`), or a negative errno */
+int nft_base_present(void);
+/** nft_vm_present() - 1 when VM @id's chains are all installed, 0 when not, or a negative errno */
+int nft_vm_present(const char *id);
+/**
+ * nft_watch_open() - a netlink socket subscribed to nftables changes
+ *
+ * Return: a non-blocking CLOEXEC fd the caller polls and owns, or a negative errno
+ */
+int nft_watch_open(void);
+/**
+ * nft_watch_handle() - drain @fd after POLLIN
+ *
+ * Return: 1 when something of hutch's tables was deleted (the caller then
+ * checks nft_base_present()/nft_vm_present() and re-installs), 0 when not,
+ * or a negative errno (-ENOBUFS: events were lost; the caller must check).
+ */
+int nft_watch_handle(int fd);
+
 #endif
