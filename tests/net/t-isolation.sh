@@ -138,7 +138,7 @@ wait_ready host hostm ga gb lan net || { fail "listeners ready"; done_testing; e
 ok "listeners ready"
 
 # ---- control: without hutch's rules the attacks work in this topology ----
-expect $GA open:host tcp:10.77.0.1:80 open:gb tcp:10.77.0.11:80 open:lan tcp:192.168.77.1:80 \
+expect $GA open:host tcp:10.77.0.1:80 open:gb tcp:10.77.0.11:80 open:host tcp:192.168.77.1:80 open:lan tcp:192.168.77.10:80 \
 	open:net tcp:169.254.169.254:80 open:host "tcp:[2001:db8:77::1]:80"
 ns $GA ip addr add 10.77.0.99/24 dev eth0
 expect $GA -s 10.77.0.99 open:lan tcp:192.168.77.10:80
