@@ -161,9 +161,13 @@ void fwd_pollfds(struct fwd *fw, struct pollfd *p, size_t max, size_t *n)
 			ge |= POLLIN;
 		if (c->c2g.len)
 			ge |= POLLOUT;
-		/* Errors and hang-ups are always reported: an fd with no events still watches them */
-		add_pfd(p, max, n, c->cfd, ce ? ce : POLLPRI);
-		add_pfd(p, max, n, c->gfd, ge ? ge : POLLPRI);
+		/*
+		 * An fd with nothing to do is left out: poll would report a
+		 * hang-up on it over and over (a busy loop) while the other
+		 * side drains; its errors show on the next read or write.
+		 */
+		add_pfd(p, max, n, c->cfd, ce);
+		add_pfd(p, max, n, c->gfd, ge);
 	}
 	for (size_t i = 0; i < FWD_UDP_MAX; i++)
 		if (fw->udp[i].fd >= 0)
