@@ -991,6 +991,27 @@ static void base_rules(struct nb *nb, const char *br, struct in_addr net, uint8_
 	m_ip4(&b);
 	m_port(&b, IPPROTO_UDP, 2, 67);
 	rb_add(nb, &b, NF_ACCEPT, "guest: DHCP udp/67");
+	/*
+	 * Neighbour discovery, for VMs with ipv6 (the bridge family drops
+	 * IPv6 of the others): solicitations and advertisements only.  No
+	 * router advertisements (134) or redirects (137): a guest must not
+	 * steer the host's routes.
+	 */
+	for (size_t i = 0; i < 3; i++) {
+		static const uint8_t nd[3] = { 133, 135, 136 };
+		static const char *const nd_name[3] = { "router solicitation", "neighbour solicitation",
+							"neighbour advertisement" };
+		char c[96];
+
+		b = rb_new(NFPROTO_INET, "input");
+		m_ifname(&b, NFT_META_IIFNAME, br, false);
+		m_u8(&b, NFT_META_NFPROTO, NFPROTO_IPV6);
+		m_u8(&b, NFT_META_L4PROTO, IPPROTO_ICMPV6);
+		x_payload(&b, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
+		x_cmp(&b, NFT_CMP_EQ, &nd[i], 1);
+		snprintf(c, sizeof(c), "guest: ICMPv6 %s (ipv6 VMs only reach here)", nd_name[i]);
+		rb_add(nb, &b, NF_ACCEPT, c);
+	}
 	b = rb_new(NFPROTO_INET, "input");
 	m_ifname(&b, NFT_META_IIFNAME, br, false);
 	m_ip4(&b);

@@ -63,6 +63,7 @@ setup() {
 		ns "$n" ip -6 addr add 2001:db8:77::$i/64 dev eth0 nodad
 		ns "$n" ip link set eth0 up
 		ns "$n" ip route add default via 10.77.0.1
+		ns "$n" ip -6 route add default via 2001:db8:77::1
 		i=$((i + 1))
 	done
 	ns $H ip link add lan0 type veth peer name eth0 netns $LAN
@@ -80,7 +81,11 @@ setup() {
 		ns $NET ip addr add $a/32 dev eth0
 		ns $H ip route add $a/32 via 203.0.113.10
 	done
+	ns $NET ip -6 addr add 2001:db8:99::10/64 dev eth0 nodad
+	ns $H ip -6 addr add 2001:db8:99::1/64 dev wan0 nodad
 	ns $NET ip link set eth0 up
+	ns $NET ip -6 route add 2001:db8:77::/64 via 2001:db8:99::1
+	ns $H sysctl -qw net.ipv6.conf.all.forwarding=1
 	ns $NET ip route add 10.77.0.0/24 via 203.0.113.1	# so the unprotected control run gets answers
 	ns $H ip route add default via 203.0.113.10
 }
@@ -171,7 +176,7 @@ is "nft_vm_list" "$(ns $H "$NFTCTL" list | sort | tr '\n' ' ')" "a b "
 check_fails "a second VM with a's address is refused" ns $H "$NFTCTL" add d ht-d 52:54:00:77:00:0d 10.77.0.10 10.77.0.1 24
 is "the refused VM left nothing behind" "$(ns $H "$NFTCTL" list | sort | tr '\n' ' ')" "a b "
 check "nft_base_ensure again (idempotent)" ns $H "$NFTCTL" base hutch0 10.77.0.0/24
-is "base rules not duplicated" "$(ns $H nft list chain inet hutch input | grep -c comment)" 4
+is "base rules not duplicated" "$(ns $H nft list chain inet hutch input | grep -c comment)" 7
 is "VMs kept by nft_base_ensure" "$(ns $H "$NFTCTL" list | sort | tr '\n' ' ')" "a b "
 
 # ---- the matrix from guest a ----
@@ -321,6 +326,25 @@ is "nft_base_present after repair" "$(ns $H "$NFTCTL" present)" yes
 is "nft_vm_present a after repair" "$(ns $H "$NFTCTL" present a)" yes
 expect $GA blocked tcp:169.254.169.254:80 blocked tcp:10.77.0.1:80 open:net tcp:203.0.113.10:80
 expect $GB blocked tcp:203.0.113.10:80	# b not re-added: its tap passes nothing
+diag "after repair:"
+for m in "${MATRIX[@]}"; do diag "  $m"; done
+MATRIX=()
+
+# ---- per-VM options: ipv6 and isolation off ----
+check "nft_vm_add b with ipv6" ns $H "$NFTCTL" add b ht-b $MACB 10.77.0.11 10.77.0.1 24 ipv6
+expect $GB open:net "tcp:[2001:db8:99::10]:80" blocked "tcp:[2001:db8:77::1]:80" open:net tcp:203.0.113.10:80 \
+	blocked tcp:169.254.169.254:80
+expect $GA blocked "tcp:[2001:db8:99::10]:80"	# a has no ipv6
+check "nft_vm_add b with isolation off" ns $H "$NFTCTL" add b ht-b $MACB 10.77.0.11 10.77.0.1 24 noiso
+expect $GB open:host tcp:10.77.0.1:80 open:lan tcp:192.168.77.10:80 open:net tcp:169.254.169.254:80 \
+	blocked "tcp:[2001:db8:99::10]:80"
+ns $GB ip link set eth0 address 52:54:00:77:00:98
+ns $GB ip neigh flush all
+expect $GB blocked tcp:203.0.113.10:80	# anti-spoofing stays with isolation off
+ns $GB ip link set eth0 address $MACB
+diag "per-VM options:"
+for m in "${MATRIX[@]}"; do diag "  $m"; done
+MATRIX=()
 
 # ---- remove everything: nothing of hutch remains, the host's tables stay ----
 ns $H nft 'add table inet hosttable2; add chain inet hosttable2 c { type filter hook forward priority 0; policy accept; }'
@@ -330,6 +354,4 @@ is "nothing of hutch in nft list ruleset" "$(ns $H nft list ruleset | grep -c hu
 is "the host's table survives" "$(ns $H nft list tables | grep -c hosttable2)" 1
 is "nft_vm_list with no tables" "$(ns $H "$NFTCTL" list | wc -l)" 0
 
-diag "after repair / removal:"
-for m in "${MATRIX[@]}"; do diag "  $m"; done
 done_testing
