@@ -37,7 +37,7 @@ struct fwd_tcp {
 struct fwd_udp {
 	int fd;		/* connected to guest:G; -1 when free */
 	int lis;	/* index of the listener */
-	struct sockaddr_in peer;
+	struct sockaddr_in peer = { 0 };
 	uint64_t last;
 };
 
@@ -199,7 +199,7 @@ static int guest_socket(const struct fwd *fw, const struct cfg_forward *f, bool 
 static void tcp_accept(struct fwd *fw, struct fwd_lis *l)
 {
 	struct fwd_tcp *c = NULL;
-	bool inprogress;
+	bool inprogress = false;
 	int cfd, gfd;
 
 	cfd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -304,11 +304,11 @@ static void tcp_io(struct fwd_tcp *c, int fd, short rev)
 static void udp_from_client(struct fwd *fw, size_t li)
 {
 	struct fwd_lis *l = &fw->lis[li];
-	struct sockaddr_in peer;
+	struct sockaddr_in peer = { 0 };
 	socklen_t plen = sizeof(peer);
 	char buf[65536];
 	struct fwd_udp *s = NULL, *oldest = NULL;
-	bool inprogress;
+	bool inprogress = false;
 	ssize_t r;
 
 	r = recvfrom(l->fd, buf, sizeof(buf), 0, (struct sockaddr *)&peer, &plen);
