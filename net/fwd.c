@@ -37,7 +37,7 @@ struct fwd_tcp {
 struct fwd_udp {
 	int fd;		/* connected to guest:G; -1 when free */
 	int lis;	/* index of the listener */
-	struct sockaddr_in peer = { 0 };
+	struct sockaddr_in peer;
 	uint64_t last;
 };
 
