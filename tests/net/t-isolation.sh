@@ -49,9 +49,9 @@ setup() {
 	ns $H ip -6 addr add 2001:db8:77::1/64 dev hutch0 nodad
 	ns $H ip link set hutch0 up
 	ns $H sysctl -qw net.ipv4.conf.hutch0.route_localnet=1
-	ns $H ip link add hostd type dummy
+	ns $H ip link add hostd type veth peer name hostd-p
 	ns $H ip addr add 198.51.100.1/32 dev hostd
-	ns $H ip link set hostd up
+	ns $H ip link set hostd up; ns $H ip link set hostd-p up
 	local g mac addr i=10
 	for g in a b c; do
 		case $g in a) n=$GA mac=$MACA ;; b) n=$GB mac=$MACB ;; c) n=$GC mac=$MACC ;; esac
@@ -127,7 +127,8 @@ expect() {
 }
 record() { MATRIX+=("$(printf '%-4s %-40s -> %-10s -> %s' "$1" "$2" "$3" "$4")"); }
 
-setup || { fail "setup of the namespaces"; done_testing; exit 1; }
+( set -e; setup )	# any failing step fails the setup (set -e only holds outside "||")
+[ $? -eq 0 ] || { fail "setup of the namespaces"; done_testing; exit 1; }
 ok "topology: host bridge hutch0, guests a/b/c on ht-*, lan, internet"
 HMAC=$(ns $H cat /sys/class/net/hutch0/address)
 HLL=$(ns $H ip -6 -o addr show dev hutch0 scope link | awk '{print $4}' | cut -d/ -f1)
@@ -143,7 +144,7 @@ wait_ready host hostm ga gb lan net || { fail "listeners ready"; done_testing; e
 ok "listeners ready"
 
 # ---- control: without hutch's rules the attacks work in this topology ----
-expect $GA open:host tcp:10.77.0.1:80 open:gb tcp:10.77.0.11:80 open:host tcp:192.168.77.1:80 open:lan tcp:192.168.77.10:80 \
+expect $GA open:host tcp:10.77.0.1:80 open:host tcp:198.51.100.1:80 open:gb tcp:10.77.0.11:80 open:host tcp:192.168.77.1:80 open:lan tcp:192.168.77.10:80 \
 	open:net tcp:169.254.169.254:80 open:host "tcp:[2001:db8:77::1]:80"
 ns $GA ip addr add 10.77.0.99/24 dev eth0
 expect $GA -s 10.77.0.99 open:lan tcp:192.168.77.10:80
