@@ -1373,6 +1373,27 @@ static void vm_inet_rules(struct nb *nb, const struct nft_vm *vm, const char *ch
 	rb_add(nb, &b, NF_ACCEPT, "internet");
 }
 
+int nft_vm_init(struct nft_vm *out, const char *id, const char *tap, const uint8_t mac[6],
+		struct in_addr addr, struct in_addr gw, uint8_t prefix, const struct cfg_vm *vm)
+{
+	struct nft_vm v = { .addr = addr, .gw = gw, .prefix = prefix, .isolation = true };
+
+	if (!id || !tap || !mac || !vm || !id_valid(id) || strnlen(tap, IFNAMSIZ) >= IFNAMSIZ ||
+	    !tap_valid(tap) || prefix > 32)
+		return -EINVAL;
+	memcpy(v.id, id, strlen(id) + 1);
+	memcpy(v.tap, tap, strlen(tap) + 1);
+	memcpy(v.mac, mac, 6);
+	v.isolation = vm->network.isolation;
+	v.ipv6 = vm->network.ipv6;
+	v.host_access = vm->network.host_access;
+	v.n_host_access = vm->network.n_host_access;
+	v.forward = vm->network.forward;
+	v.n_forward = vm->network.n_forward;
+	*out = v;
+	return 0;
+}
+
 /**
  * nft_vm_add() - install (or replace) one VM's chains, rules and map elements
  * @vm: the VM; @vm->tap must be "ht-..." and @vm->id [a-z0-9]{1,15}
@@ -1380,6 +1401,7 @@ static void vm_inet_rules(struct nb *nb, const struct nft_vm *vm, const char *ch
  * One batch: whatever the VM had is removed and its objects re-created, so
  * a replace is atomic too; a map key already used by another VM (same tap
  * or address) fails the whole batch with -EEXIST naming the element.
+ * @vm->forward is not used: forwards are relayed by net/fwd.c.
  *
  * Return: 0, or a negative errno; on error nothing of the batch applies
  */

@@ -52,6 +52,21 @@ int nft_vm_list(char (*ids)[NFT_ID_MAX], size_t max, size_t *n);
 /** nft_dump() - human-readable rules in force for VM @id (all of hutch's when NULL) */
 int nft_dump(const char *id, FILE *out);
 
+/**
+ * nft_vm_init() - fill @out for VM @id from its config (isolation, ipv6, host_access)
+ * @out:    filled on success; points into @vm's host_access, so @vm must outlive it
+ * @id:     [a-z0-9]{1,15}
+ * @tap:    "ht-..." shorter than IFNAMSIZ
+ * @mac:    the VM's NIC MAC
+ * @addr:   its static lease; @gw the bridge address; @prefix the bridge prefix
+ *
+ * Forwards are not nftables rules (see net/fwd.h): @out->forward is set for
+ * completeness and ignored by nft_vm_add().
+ *
+ * Return: 0, or -EINVAL for a bad id, tap or prefix (@out untouched)
+ */
+int nft_vm_init(struct nft_vm *out, const char *id, const char *tap, const uint8_t mac[6],
+		struct in_addr addr, struct in_addr gw, uint8_t prefix, const struct cfg_vm *vm);
 /** nft_base_present() - 1 when both tables and every base chain exist, 0 when not (e.g. after `nft flush ruleset`), or a negative errno */
 int nft_base_present(void);
 /** nft_vm_present() - 1 when VM @id's chains are all installed, 0 when not, or a negative errno */

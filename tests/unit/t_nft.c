@@ -79,6 +79,25 @@ static void checks(void)
 	is_int(nft_dump("A", stdout), -EINVAL, "nft_dump checks the id");
 	is_int(nft_base_ensure("averyveryverylongbridge", net, 24), -EINVAL, "bridge name longer than IFNAMSIZ refused");
 	is_int(nft_base_ensure("hutch0", net, 40), -EINVAL, "prefix 40 refused");
+
+	{
+		struct cfg_vm cv = { 0 };
+		struct nft_vm out = { 0 };
+		const uint8_t mac[6] = { 0x52, 0x54, 0, 1, 2, 3 };
+		struct in_addr a = { .s_addr = htonl(0x0a4d0005) }, gw = { .s_addr = htonl(0x0a4d0001) };
+
+		cv.network.isolation = false;
+		cv.network.ipv6 = true;
+		cv.network.host_access = ha;
+		cv.network.n_host_access = 2;
+		is_int(nft_vm_init(&out, "vm1", "ht-vm1", mac, a, gw, 24, &cv), 0, "nft_vm_init");
+		ok(!strcmp(out.id, "vm1") && !strcmp(out.tap, "ht-vm1") && out.mac[5] == 3 &&
+		   out.addr.s_addr == a.s_addr && out.gw.s_addr == gw.s_addr && out.prefix == 24 &&
+		   !out.isolation && out.ipv6 && out.host_access == ha && out.n_host_access == 2,
+		   "nft_vm_init copies the config");
+		is_int(nft_vm_init(&out, "vm1", "tap0", mac, a, gw, 24, &cv), -EINVAL, "nft_vm_init checks the tap");
+		is_int(nft_vm_init(&out, "Vm1", "ht-vm1", mac, a, gw, 24, &cv), -EINVAL, "nft_vm_init checks the id");
+	}
 }
 
 static void kernel(void)
