@@ -55,7 +55,9 @@
  * nft_base_ensure() re-creates the base and the supervisor re-adds its VM;
  * with nft_watch_open()/nft_watch_handle() in the supervisor's poll loop the
  * window is the time from the flush's netlink event to the re-install
- * (milliseconds); without the watch, it is the supervisor's polling period.
+ * (tests/bench/bench-nft.sh: the event is readable ~0.03 ms after the
+ * flush commits, base and VM are back 0.6 ms later); without the watch, it
+ * is the supervisor's polling period.
  * Hosts that reload firewalls should run `hutch up` after the reload or use
  * a firewall that leaves foreign tables alone (firewalld, nft -f with
  * per-table flushes).

@@ -162,6 +162,38 @@ static int cmd_bench(int argc, char **argv)
 	}
 	printf("nft_vm_add: %.2f ms/VM  nft_vm_del: %.2f ms/VM  (%ld each)\n", t_add / (double)n,
 	       t_del / (double)n, n);
+
+	/*
+	 * The flush window: the tables vanish (as with `nft flush ruleset`),
+	 * the watch fd reports it, the base and one VM are re-installed.
+	 */
+	{
+		struct pollfd p;
+		int fd = nft_watch_open();
+		double t0, tr, t1, t2;
+
+		if (fd < 0 || nft_vm_add(&vm))
+			return 1;
+		p = (struct pollfd){ .fd = fd, .events = POLLIN };
+		t0 = now_ms();
+		if (nft_base_remove())
+			return 1;
+		tr = now_ms();
+		while (poll(&p, 1, 5000) == 1 && nft_watch_handle(fd) == 0)
+			;
+		t1 = now_ms();
+		rc = nft_base_present() == 0 ? 0 : -1;
+		if (!rc)
+			rc = nft_base_ensure(argv[2], (struct in_addr){ .s_addr = htonl(0x0a4d0000) }, 24);
+		if (!rc)
+			rc = nft_vm_add(&vm);
+		t2 = now_ms();
+		close(fd);
+		if (rc)
+			return 1;
+		printf("flush window: deleting the tables %.2f ms; event read %.2f ms after; base and VM back in %.2f ms\n",
+		       tr - t0, t1 - tr, t2 - t1);
+	}
 	return nft_base_remove() ? 1 : 0;
 }
 
