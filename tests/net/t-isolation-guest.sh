@@ -68,7 +68,7 @@ ns $LAN ip route add default via 192.168.77.1
 
 for s in "$H host 80 53 8080" "$NET net 80" "$LAN lan 80"; do
 	set -- $s
-	ns "$1" python3 "$PROBE" serve "$2" "$TMP/$2.log" "${@:3}" >/dev/null 2>&1 &
+	ip netns exec "$1" python3 "$PROBE" serve "$2" "$TMP/$2.log" "${@:3}" >/dev/null 2>&1 &
 	PIDS+=($!)
 done
 for f in host net lan; do

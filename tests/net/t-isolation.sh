@@ -92,7 +92,7 @@ setup() {
 
 serve() {	# serve NS NAME PORTS...
 	local n=$1 name=$2; shift 2
-	ns "$n" python3 "$PROBE" serve "$name" "$TMP/$name.log" "$@" >/dev/null 2>&1 &
+	ip netns exec "$n" python3 "$PROBE" serve "$name" "$TMP/$name.log" "$@" >/dev/null 2>&1 &
 	PIDS+=($!)
 }
 wait_ready() {
@@ -104,11 +104,12 @@ wait_ready() {
 }
 logcount() { grep -cE "$2" "$TMP/$1.log" 2>/dev/null || true; }
 
+# (background jobs use "ip netns exec" itself, which execs: $! is then the process to kill)
 # expect NS WANT SPEC... (WANT = open:NAME | blocked | notopen); one parallel probe run
 MATRIX=()
 expect() {
 	local n=$1; shift
-	local specs=() wants=() src=() line spec got want
+	local specs=() wants=() src=() spec got want
 	if [ "$1" = -s ]; then src=(-s "$2"); shift 2; fi
 	while [ $# -gt 0 ]; do wants+=("$1"); specs+=("$2"); shift 2; done
 	ns "$n" python3 "$PROBE" probe "${src[@]}" -t 2 "${specs[@]}" >"$TMP/probe.out" 2>&1
@@ -134,7 +135,7 @@ HMAC=$(ns $H cat /sys/class/net/hutch0/address)
 HLL=$(ns $H ip -6 -o addr show dev hutch0 scope link | awk '{print $4}' | cut -d/ -f1)
 
 serve $H host 80 53 67 8080 5001
-ns $H python3 "$PROBE" mcast hostm "$TMP/hostm.log" 239.1.1.1 5002 >/dev/null 2>&1 &
+ip netns exec $H python3 "$PROBE" mcast hostm "$TMP/hostm.log" 239.1.1.1 5002 >/dev/null 2>&1 &
 PIDS+=($!)
 serve $GA ga 80 53 7
 serve $GB gb 80 5001
@@ -282,7 +283,7 @@ sleep 0.3
 is "tap without rules: not even DHCP" "$(( $(logcount host '^udp 0.0.0.0 68 67$') - before ))" 0
 
 # ---- port forwards: 127.0.0.1 only ----
-ns $H "$NFTCTL" fwd 10.77.0.10 tcp/18080:80 udp/18053:53 tcp/18007:7 >"$TMP/fwd.out" 2>&1 &
+ip netns exec $H "$NFTCTL" fwd 10.77.0.10 tcp/18080:80 udp/18053:53 tcp/18007:7 >"$TMP/fwd.out" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 50); do grep -q ready "$TMP/fwd.out" && break; sleep 0.1; done
 expect $H open:ga tcp:127.0.0.1:18080 open:ga udp:127.0.0.1:18053 notopen tcp:10.77.0.1:18080 \
@@ -312,9 +313,9 @@ is "host table untouched by hutch" "$(ns $H nft list table inet hosttable | grep
 
 # ---- the host flushes its ruleset: noticed, then repaired ----
 check "nft_vm_add a again" ns $H "$NFTCTL" add a ht-a $MACA 10.77.0.10 10.77.0.1 24
-ns $H "$NFTCTL" watch 30 >"$TMP/watch.out" 2>&1 &
+ip netns exec $H "$NFTCTL" watch 30 >"$TMP/watch.out" 2>&1 &
 wpid=$!
-PIDS+=($wpid)
+PIDS+=("$wpid")
 for _ in $(seq 50); do grep -q watching "$TMP/watch.out" && break; sleep 0.1; done
 ns $H nft flush ruleset
 for _ in $(seq 100); do grep -q hit "$TMP/watch.out" && break; sleep 0.1; done
