@@ -8,7 +8,9 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "net/fwd.h"
@@ -41,20 +43,49 @@ struct fwd_udp {
 	uint64_t last;
 };
 
+/* What the epoll set holds, to change only what changed */
+struct fwd_reg {
+	int fd;
+	short ev;
+};
+
 struct fwd {
 	struct in_addr guest;
+	int epfd, tfd;		/* fwd_epoll_fd() and its idle timer; -1 until asked for */
+	bool timer_on;
+	struct fwd_reg reg[FWD_MAX_FDS];
+	size_t n_reg;
 	struct fwd_lis lis[FWD_MAX];
 	size_t n_lis;
 	struct fwd_tcp tcp[FWD_TCP_MAX];
 	struct fwd_udp udp[FWD_UDP_MAX];
 };
 
-static void tcp_close(struct fwd_tcp *c)
+/*
+ * fd_close() - close one of the relay's sockets, leaving the epoll set and
+ * its record first: the number may be reused at once by the next accept,
+ * which must then be seen as new.
+ */
+static void fd_close(struct fwd *fw, int fd)
 {
-	if (c->cfd >= 0)
-		close(c->cfd);
-	if (c->gfd >= 0)
-		close(c->gfd);
+	if (fd < 0)
+		return;
+	if (fw->epfd >= 0) {
+		epoll_ctl(fw->epfd, EPOLL_CTL_DEL, fd, NULL);
+		for (size_t j = 0; j < fw->n_reg; j++) {
+			if (fw->reg[j].fd == fd) {
+				fw->reg[j] = fw->reg[--fw->n_reg];
+				break;
+			}
+		}
+	}
+	close(fd);
+}
+
+static void tcp_close(struct fwd *fw, struct fwd_tcp *c)
+{
+	fd_close(fw, c->cfd);
+	fd_close(fw, c->gfd);
 	c->cfd = c->gfd = -1;
 }
 
@@ -65,10 +96,14 @@ void fwd_stop(struct fwd *fw)
 	for (size_t i = 0; i < fw->n_lis; i++)
 		close(fw->lis[i].fd);
 	for (size_t i = 0; i < FWD_TCP_MAX; i++)
-		tcp_close(&fw->tcp[i]);
+		tcp_close(fw, &fw->tcp[i]);
 	for (size_t i = 0; i < FWD_UDP_MAX; i++)
 		if (fw->udp[i].fd >= 0)
 			close(fw->udp[i].fd);
+	if (fw->tfd >= 0)
+		close(fw->tfd);
+	if (fw->epfd >= 0)
+		close(fw->epfd);
 	free(fw);
 }
 
@@ -107,6 +142,7 @@ int fwd_start(const struct cfg_forward *f, size_t n, struct in_addr guest, struc
 	if (!fw)
 		return -ENOMEM;
 	fw->guest = guest;
+	fw->epfd = fw->tfd = -1;
 	for (size_t i = 0; i < FWD_TCP_MAX; i++)
 		fw->tcp[i].cfd = fw->tcp[i].gfd = -1;
 	for (size_t i = 0; i < FWD_UDP_MAX; i++)
@@ -267,7 +303,7 @@ static bool pipe_write(struct fwd_pipe *p, int to)
 	return true;
 }
 
-static void tcp_io(struct fwd_tcp *c, int fd, short rev)
+static void tcp_io(struct fwd *fw, struct fwd_tcp *c, int fd, short rev)
 {
 	bool ok = true;
 
@@ -276,7 +312,7 @@ static void tcp_io(struct fwd_tcp *c, int fd, short rev)
 		socklen_t len = sizeof(err);
 
 		if (getsockopt(c->gfd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
-			tcp_close(c);	/* the client sees its connection closed */
+			tcp_close(fw, c);	/* the client sees its connection closed */
 			return;
 		}
 		c->connecting = false;
@@ -298,7 +334,7 @@ static void tcp_io(struct fwd_tcp *c, int fd, short rev)
 			ok = pipe_write(&c->g2c, c->cfd);
 	}
 	if ((rev & POLLERR) || !ok || (c->c2g.shut && c->g2c.shut))
-		tcp_close(c);
+		tcp_close(fw, c);
 }
 
 static void udp_from_client(struct fwd *fw, size_t li)
@@ -332,8 +368,7 @@ static void udp_from_client(struct fwd *fw, size_t li)
 		if (fd < 0)
 			return;
 		s = oldest;	/* a free slot, else the least recently used peer */
-		if (s->fd >= 0)
-			close(s->fd);
+		fd_close(fw, s->fd);
 		s->fd = fd;
 		s->lis = (int)li;
 		s->peer = peer;
@@ -370,7 +405,7 @@ void fwd_handle(struct fwd *fw, int fd, short revents)
 		struct fwd_tcp *c = &fw->tcp[i];
 
 		if (c->cfd >= 0 && (c->cfd == fd || c->gfd == fd)) {
-			tcp_io(c, fd, revents);
+			tcp_io(fw, c, fd, revents);
 			return;
 		}
 	}
@@ -390,8 +425,118 @@ void fwd_tick(struct fwd *fw)
 		struct fwd_udp *u = &fw->udp[i];
 
 		if (u->fd >= 0 && now - u->last > FWD_UDP_IDLE_MS) {
-			close(u->fd);
+			fd_close(fw, u->fd);
 			u->fd = -1;
 		}
 	}
+}
+
+static uint32_t ep_events(short ev)
+{
+	return (ev & POLLIN ? EPOLLIN : 0) | (ev & POLLOUT ? EPOLLOUT : 0);
+}
+
+/*
+ * ep_sync() - make the epoll set match fwd_pollfds(): fds whose wanted
+ * events changed are modified, new ones added, gone ones removed (a closed
+ * fd has already left the set; its number may be reused, hence ADD on ENOENT
+ * and EEXIST handled).  The idle timer runs only while UDP peers exist.
+ */
+static void ep_sync(struct fwd *fw)
+{
+	struct pollfd p[FWD_MAX_FDS];
+	struct fwd_reg nreg[FWD_MAX_FDS];
+	size_t n = 0;
+	bool udp = false;
+
+	fwd_pollfds(fw, p, FWD_MAX_FDS, &n);
+	for (size_t i = 0; i < n; i++) {
+		struct epoll_event e = { .events = ep_events(p[i].events), .data.fd = p[i].fd };
+		size_t j;
+
+		for (j = 0; j < fw->n_reg && fw->reg[j].fd != p[i].fd; j++)
+			;
+		if (j == fw->n_reg) {
+			if (epoll_ctl(fw->epfd, EPOLL_CTL_ADD, p[i].fd, &e) < 0 && errno == EEXIST)
+				epoll_ctl(fw->epfd, EPOLL_CTL_MOD, p[i].fd, &e);
+		} else if (fw->reg[j].ev != p[i].events) {
+			if (epoll_ctl(fw->epfd, EPOLL_CTL_MOD, p[i].fd, &e) < 0 && errno == ENOENT)
+				epoll_ctl(fw->epfd, EPOLL_CTL_ADD, p[i].fd, &e);
+		}
+		nreg[i] = (struct fwd_reg){ .fd = p[i].fd, .ev = p[i].events };
+	}
+	for (size_t j = 0; j < fw->n_reg; j++) {
+		size_t i;
+
+		for (i = 0; i < n && nreg[i].fd != fw->reg[j].fd; i++)
+			;
+		if (i == n)
+			epoll_ctl(fw->epfd, EPOLL_CTL_DEL, fw->reg[j].fd, NULL);	/* EBADF/ENOENT if closed */
+	}
+	memcpy(fw->reg, nreg, n * sizeof(nreg[0]));
+	fw->n_reg = n;
+
+	for (size_t i = 0; i < FWD_UDP_MAX; i++)
+		udp |= fw->udp[i].fd >= 0;
+	if (udp != fw->timer_on) {
+		struct itimerspec its = { 0 };
+
+		if (udp)
+			its.it_value.tv_sec = its.it_interval.tv_sec = 5;
+		timerfd_settime(fw->tfd, 0, &its, NULL);
+		fw->timer_on = udp;
+	}
+}
+
+int fwd_epoll_fd(struct fwd *fw)
+{
+	struct epoll_event e = { .events = EPOLLIN };
+	int rc;
+
+	if (fw->epfd >= 0)
+		return fw->epfd;
+	fw->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (fw->epfd < 0)
+		return -errno;
+	fw->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (fw->tfd < 0)
+		goto err;
+	e.data.fd = fw->tfd;
+	if (epoll_ctl(fw->epfd, EPOLL_CTL_ADD, fw->tfd, &e) < 0)
+		goto err;
+	ep_sync(fw);
+	return fw->epfd;
+err:
+	rc = -errno;
+	if (fw->tfd >= 0)
+		close(fw->tfd);
+	close(fw->epfd);
+	fw->epfd = fw->tfd = -1;
+	return rc;
+}
+
+void fwd_dispatch(struct fwd *fw)
+{
+	struct epoll_event ev[32];
+	int n;
+
+	if (fw->epfd < 0)
+		return;
+	n = epoll_wait(fw->epfd, ev, (int)UTIL_ARRAY_SIZE(ev), 0);
+	for (int i = 0; i < n; i++) {
+		short re = (short)((ev[i].events & EPOLLIN ? POLLIN : 0) | (ev[i].events & EPOLLOUT ? POLLOUT : 0) |
+				   (ev[i].events & EPOLLERR ? POLLERR : 0) | (ev[i].events & EPOLLHUP ? POLLHUP : 0));
+
+		if (ev[i].data.fd == fw->tfd) {
+			uint64_t ticks;
+
+			if (read(fw->tfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+				log_warno(-errno, "forward: idle timer");
+			fwd_tick(fw);
+			continue;
+		}
+		/* A previous event in this batch may have closed (and freed the slot of) this fd */
+		fwd_handle(fw, ev[i].data.fd, re);
+	}
+	ep_sync(fw);
 }

@@ -20,9 +20,13 @@
  * evicted); UDP peers idle for FWD_UDP_IDLE_MS are forgotten.  Any local user
  * of the host can connect, as with QEMU's hostfwd.
  *
- * Driven from the supervisor's poll loop: fwd_pollfds() fills pollfds,
- * fwd_handle() takes each one with events, fwd_tick() expires idle peers.
- * Nothing blocks; errors on one connection close that connection only.
+ * Two ways to drive it, both non-blocking (errors on one connection close
+ * that connection only):
+ * - one fd: fwd_epoll_fd() is readable whenever the relay has work (an epoll
+ *   set of its sockets plus a timer for idle UDP peers); watch it with
+ *   sv_watch_fd() and call fwd_dispatch() when it is readable;
+ * - a poll loop of one's own: fwd_pollfds() fills pollfds, fwd_handle()
+ *   takes each one with events, fwd_tick() about once a second.
  */
 #include <netinet/in.h>
 #include <poll.h>
@@ -59,6 +63,12 @@ void fwd_handle(struct fwd *fw, int fd, short revents);
 
 /** fwd_tick() - forget idle UDP peers; call about once a second */
 void fwd_tick(struct fwd *fw);
+
+/** fwd_epoll_fd() - an fd that is readable when fwd_dispatch() has work; owned by @fw */
+int fwd_epoll_fd(struct fwd *fw);
+
+/** fwd_dispatch() - handle whatever is ready (never blocks), expire idle UDP peers */
+void fwd_dispatch(struct fwd *fw);
 
 /** fwd_stop() - close every socket and free @fw (NULL is fine) */
 void fwd_stop(struct fwd *fw);

@@ -8,6 +8,7 @@
  *   watch SECONDS                           prints "hit" when hutch's tables lose something
  *   bench N BRIDGE                          N x (add + del), prints ms per add and per del
  *   fwd GUEST_ADDR SPEC...                  relay "tcp/H:G" or "udp/H:G" until SIGTERM
+ *                                           (through fwd_epoll_fd()/fwd_dispatch())
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -243,17 +244,14 @@ static int cmd_fwd(int argc, char **argv)
 	}
 	printf("ready\n");
 	fflush(stdout);
+	/* One fd, as the supervisor's sv_watch_fd() would see it */
 	while (!stop) {
-		struct pollfd p[FWD_MAX_FDS];
-		size_t np = 0;
+		struct pollfd p = { .fd = fwd_epoll_fd(fw), .events = POLLIN };
 
-		fwd_pollfds(fw, p, FWD_MAX_FDS, &np);
-		if (poll(p, np, 1000) < 0 && errno != EINTR)
+		if (p.fd < 0 || (poll(&p, 1, 1000) < 0 && errno != EINTR))
 			break;
-		for (size_t i = 0; i < np; i++)
-			if (p[i].revents)
-				fwd_handle(fw, p[i].fd, p[i].revents);
-		fwd_tick(fw);
+		if (p.revents & POLLIN)
+			fwd_dispatch(fw);
 	}
 	fwd_stop(fw);
 	return 0;

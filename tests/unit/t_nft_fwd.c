@@ -55,11 +55,19 @@ static int client(int type, uint16_t port)
 	return fd;
 }
 
-/* Run the relay for @ms */
+static bool use_epoll;
+
+/* Run the relay for @ms, through fwd_pollfds()/fwd_handle() or fwd_epoll_fd()/fwd_dispatch() */
 static void pump(struct fwd *fw, int ms)
 {
 	uint64_t end = util_monotonic_ms() + (uint64_t)ms;
 
+	while (use_epoll && util_monotonic_ms() < end) {
+		struct pollfd p = { .fd = fwd_epoll_fd(fw), .events = POLLIN };
+
+		if (poll(&p, 1, 10) > 0)
+			fwd_dispatch(fw);
+	}
 	while (util_monotonic_ms() < end) {
 		struct pollfd p[FWD_MAX_FDS];
 		size_t n;
@@ -80,7 +88,7 @@ static ssize_t recv_nb(int fd, char *buf, size_t n)
 	return r;
 }
 
-int main(void)
+static void run(void)
 {
 	uint16_t gport = free_port(SOCK_STREAM), hport = free_port(SOCK_STREAM);
 	uint16_t ugport = free_port(SOCK_DGRAM), uhport = free_port(SOCK_DGRAM), dead = free_port(SOCK_STREAM);
@@ -95,15 +103,15 @@ int main(void)
 	char buf[256];
 	ssize_t r;
 
-	log_init("t_nft_fwd", LOG_LVL_ERR);
-	inet_pton(AF_INET, "127.0.0.1", &lo);
 	gl = listener(SOCK_STREAM, gport);
 	ul = listener(SOCK_DGRAM, ugport);
 	ok(gl >= 0 && ul >= 0, "fake guest listening");
 
 	is_int(fwd_start(f, 3, lo, &fw), 0, "fwd_start");
 	if (!fw)
-		return tap_done();
+		return;
+	if (use_epoll)
+		ok(fwd_epoll_fd(fw) >= 0, "fwd_epoll_fd");
 
 	/* TCP: both directions, then half-close each way */
 	c = client(SOCK_STREAM, hport);
@@ -214,5 +222,16 @@ int main(void)
 	fwd_stop(NULL);
 	close(gl);
 	close(ul);
+}
+
+int main(void)
+{
+	log_init("t_nft_fwd", LOG_LVL_ERR);
+	inet_pton(AF_INET, "127.0.0.1", &lo);
+	printf("# driven by fwd_pollfds()/fwd_handle()\n");
+	run();
+	printf("# driven by fwd_epoll_fd()/fwd_dispatch()\n");
+	use_epoll = true;
+	run();
 	return tap_done();
 }
