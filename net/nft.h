@@ -11,6 +11,22 @@
  * no traffic before its rules exist (fail closed).  Each VM's objects
  * (chains, map elements, sets) carry its id and are added or removed in one
  * batch, so they appear or fail as a whole.
+ *
+ * How the supervisor uses it (net/):
+ * - bridge up: nft_base_ensure(bridge, subnet, prefix) (root or the helper);
+ * - before QEMU gets the tap: nft_vm_init() from the cfg_vm, nft_vm_add();
+ *   until then the tap passes nothing, so the order is safe either way;
+ * - forwards: fwd_start() (net/fwd.h) with the VM's lease, driven through
+ *   sv_watch_fd(fwd_epoll_fd()) -> fwd_dispatch();
+ * - nft_watch_open() under sv_watch_fd(): when nft_watch_handle() returns
+ *   non-zero, check nft_base_present() (else nft_base_ensure()) and
+ *   nft_vm_present(id) (else nft_vm_add()); hutch's own changes trigger it
+ *   too, which costs two lookups;
+ * - teardown: fwd_stop(), nft_vm_del(id); the last VM: nft_base_remove();
+ * - gc: nft_vm_list() -> nft_vm_del() for ids no supervisor owns;
+ * - `hutch inspect`: nft_dump(id, out).
+ * The base serves one bridge: a second nft_base_ensure() with another bridge
+ * or subnet re-points the base rules to it.
  */
 #include <net/if.h>
 #include <netinet/in.h>
