@@ -360,7 +360,13 @@ static struct sock_filter dhcp_bpf[] = {
 int dhcp_open(int ifindex)
 {
 	struct sock_fprog prog = { .len = (unsigned short)UTIL_ARRAY_SIZE(dhcp_bpf), .filter = dhcp_bpf };
-	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_IP),
+	/*
+	 * ETH_P_ALL, not ETH_P_IP: the port is enslaved to the bridge, whose
+	 * rx handler consumes the frame before protocol-specific packet
+	 * sockets would see it; ETH_P_ALL taps run before it.  The BPF filter
+	 * keeps the rest of the VM's traffic out.
+	 */
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
 				   .sll_ifindex = ifindex };
 	int fd, one = 1, rc;
 

@@ -345,14 +345,51 @@ int nl_brport_isolate(const char *port, bool on)
 	return nl_link_change(port, AF_BRIDGE, 0, 0, 0, on ? 1 : 0, what);
 }
 
+struct nl_brport_q {
+	int ifindex;
+	int found;
+	struct nl_link_info li;
+};
+
+static int nl_brport_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nl_brport_q *q = data;
+	const struct ifinfomsg *ifi;
+	struct nl_link_info li = { 0 };
+
+	if (nlh->nlmsg_type != RTM_NEWLINK || mnl_nlmsg_get_payload_len(nlh) < sizeof(*ifi))
+		return 0;
+	ifi = mnl_nlmsg_get_payload(nlh);
+	if (ifi->ifi_index != q->ifindex)
+		return 0;
+	if (mnl_attr_parse(nlh, sizeof(*ifi), nl_link_info_attr, &li) < 0)
+		return -EBADMSG;
+	q->li = li;
+	q->found = 1;
+	return 0;
+}
+
+/*
+ * The bridge answers RTM_GETLINK for AF_BRIDGE only as a dump (the port
+ * flags, IFLA_PROTINFO, are not in a plain link query), so dump and pick.
+ */
 int nl_brport_isolated(const char *port, bool *on)
 {
-	struct nl_link_info li;
-	int rc = nl_link_query(port, AF_BRIDGE, &li);
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nl_brport_q q = { 0 };
+	struct ifinfomsg *ifi;
+	struct nlmsghdr *nlh;
+	int rc;
 
+	if ((rc = nl_link_get(port, &q.ifindex, NULL)))
+		return rc;
+	nlh = nl_link_msg(buf, RTM_GETLINK, NLM_F_DUMP, AF_BRIDGE, &ifi);
+	rc = nl_talk(nlh, "list bridge ports", nl_brport_cb, &q, 0);
 	if (rc)
 		return rc;
-	*on = li.isolated != 0;
+	if (!q.found)
+		return -ENOTCONN;	/* not a bridge port */
+	*on = q.li.isolated != 0;
 	return 0;
 }
 
