@@ -613,8 +613,16 @@ static int net_gc(const char *vm_dir, json_t *state)
 	/* state.json is untrusted: only names hutch itself would have made */
 	if (!id || !tap || tap_name(id, want, sizeof(want)) || strcmp(want, tap))
 		return 0;
-	if (bridge && (!net_ifname_valid(bridge) || !strncmp(bridge, NET_TAP_PREFIX, 3)))
-		bridge = NULL;
+	/*
+	 * Only ever the bridge hutch is configured to use: a state.json naming
+	 * some other interface must not get it deleted.
+	 */
+	{
+		struct net_conf nc;
+
+		if (bridge && (net_conf_get(&nc) || strcmp(bridge, nc.bridge)))
+			bridge = NULL;
+	}
 	if ((rc = net_vms_dir(vm_dir, vms, sizeof(vms), &self)))
 		return rc;
 	lock = net_lock(vms);
