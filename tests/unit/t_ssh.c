@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "src/ci.h"
+#include "src/hook.h"
+#include "src/prov.h"
 #include "src/ssh.h"
 #include "src/util.h"
 #include "tests/unit/tap.h"
@@ -171,6 +173,43 @@ int main(void)
 	vm.ssh.user = "cfg";
 	ssh_user(&vm, tmp, vm_dir, line, sizeof(line));
 	ok(!strcmp(line, "cfg"), "ssh.user wins");
+
+	/* hooks */
+	snprintf(path2, sizeof(path2), "%s/hooks", tmp);
+	util_mkdir_p(path2, 0755);
+	is_int(hook_run(tmp, "pre-up", "box", vm_dir, "up", "10.77.0.5"), 0, "missing hook is fine");
+	snprintf(path2, sizeof(path2), "%s/hooks/pre-up", tmp);
+	f = fopen(path2, "w");
+	fprintf(f, "#!/bin/sh\necho \"$HUTCH_VM_NAME|$HUTCH_VM_DIR|$HUTCH_HOOK|$HUTCH_TRIGGER|$HUTCH_VM_IP|$(pwd)\" > %s/hook.out\nexit ${HOOK_RC:-0}\n", tmp);
+	fclose(f);
+	is_int(hook_run(tmp, "pre-up", "box", vm_dir, "up", "10.77.0.5"), -EACCES, "non-executable hook refused");
+	chmod(path2, 0755);
+	is_int(hook_run(tmp, "pre-up", "box", vm_dir, "halt", "10.77.0.5"), 0, "hook ran");
+	snprintf(path2, sizeof(path2), "%s/hook.out", tmp);
+	text = NULL;
+	util_read_file(path2, 65536, &text, &len);
+	snprintf(line, sizeof(line), "box|%s|pre-up|halt|10.77.0.5|%s\n", vm_dir, tmp);
+	ok(text && !strcmp(text, line), "hook environment and cwd: %s", text ? text : "(none)");
+	free(text);
+	snprintf(path2, sizeof(path2), "%s/hooks/post-down", tmp);
+	f = fopen(path2, "w");
+	fputs("#!/bin/sh\nexit 3\n", f);
+	fclose(f);
+	chmod(path2, 0755);
+	is_int(hook_run(tmp, "post-down", "box", vm_dir, "destroy", NULL), -ECANCELED, "failing hook reported");
+
+	/* bounded runs */
+	{
+		const char *sl[] = { "sleep", "30", NULL };
+		const char *ex[] = { "sh", "-c", "echo out; exit 7", NULL };
+		uint64_t t0 = util_monotonic_ms();
+		int code = -1;
+
+		is_int(prov_run(sl, NULL, NULL, -1, 1, NULL, NULL, &code), -ETIMEDOUT, "timeout kills the child");
+		ok(util_monotonic_ms() - t0 < 20000, "and returns long before the child would end");
+		is_int(prov_run(ex, NULL, NULL, -1, 0, NULL, NULL, &code), 0, "exit status");
+		is_int(code, 7, "exit code passed through");
+	}
 
 	json_decref(st);
 	util_rm_rf(tmp);
