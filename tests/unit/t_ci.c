@@ -3,8 +3,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "src/ci.h"
+#include "src/proc.h"
+#include "src/util.h"
 #include "tests/unit/tap.h"
 
 #define KEY_A "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKr1111111111111111111111111111111111111111"
@@ -147,6 +150,43 @@ int main(void)
 		ok(strstr(out, "Content-Type: text/x-shellscript;") != NULL, "script passes through as x-shellscript");
 		ok(strstr(out, "filename=\"hutch.cfg\"") != NULL, "plus the hutch part");
 		free(out);
+	}
+	/* what cloud-init itself does with it: python's email parser, then YAML */
+	{
+		static const char py[] =
+			"import email, sys, yaml\n"
+			"m = email.message_from_string(open(sys.argv[1]).read())\n"
+			"assert m.is_multipart() and m.get_content_type() == 'multipart/mixed'\n"
+			"p = m.get_payload()\n"
+			"assert [x.get_content_type() for x in p] == ['text/cloud-config', 'text/cloud-config']\n"
+			"u = yaml.safe_load(p[0].get_payload(decode=True))\n"
+			"h = yaml.safe_load(p[1].get_payload(decode=True))\n"
+			"assert u['users'][0]['name'] == 'dev', u\n"
+			"assert u['users'][0]['ssh_authorized_keys'] == [sys.argv[2]], u\n"
+			"assert h['ssh_keys']['ed25519_private'].startswith('-----BEGIN OPENSSH PRIVATE KEY-----\\n'), h\n"
+			"assert h['ssh_keys']['ed25519_public'] == sys.argv[3]\n"
+			"assert h['ssh_deletekeys'] is True and h['ssh_genkeytypes'] == []\n"
+			"assert h['merge_how'][0] == {'name': 'list', 'settings': ['append']}\n"
+			"assert h['mounts'][1] == ['data', '/srv/my \"data\"', 'virtiofs', 'defaults,nofail', '0', '0'], h\n"
+			"print('valid')\n";
+		const char *u = "#cloud-config\nusers:\n  - name: dev\n    ssh_authorized_keys:\n      - __HUTCH_PUBKEY__\n";
+		char tmpl[] = "/tmp/t_ci.XXXXXX", *pout = NULL;
+		const char *argv[] = { "python3", "-c", py, tmpl, KEY_A " hutch", HOST_PUB, NULL };
+		int fd = mkstemp(tmpl), status = -1;
+
+		parse(u, &info);
+		in.user_file = u;
+		in.user_len = strlen(u);
+		in.pubkey = KEY_A " hutch";
+		is_int(ci_render(&in, &out, &len), 0, "render for python");
+		ok(fd >= 0 && util_write_all(fd, out, len) == 0, "written to %s", tmpl);
+		close(fd);
+		is_int(proc_run(argv, NULL, &pout, 8192, &status), 0, "python3 ran");
+		ok(proc_exit_code(status) == 0 && pout && strstr(pout, "valid"),
+		   "MIME parses as cloud-init reads it, both parts valid YAML: %s", pout ? pout : "");
+		free(pout);
+		free(out);
+		unlink(tmpl);
 	}
 	in.pubkey = KEY_A "\nevil: 1";
 	ok(ci_render(&in, &out, &len) == -EINVAL, "a key with a newline is refused");
