@@ -404,10 +404,17 @@ int ssh_argv(struct ssh_conn *c, bool batch, const char *const *cmd, const char 
 	return 0;
 }
 
-/* Append @s to @buf in single quotes, as shlex (and sh) read them. */
+/*
+ * Append @s to @buf as one shlex (and sh) word: bare when it is made of
+ * safe bytes, else in single quotes.  Bare matters: ansible strips one
+ * pair of quotes around a whole variable value, so a value that starts and
+ * ends with a quoted word would be mangled ("-F /dev/null -o ..." as one).
+ */
 static int ssh_shquote(char *buf, size_t n, size_t *o, const char *s)
 {
 	size_t i;
+	bool bare = s[0] && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				     "0123456789_./=:@%+,-") == strlen(s);
 
 #define PUT(ch)                                  \
 	do {                                     \
@@ -417,6 +424,12 @@ static int ssh_shquote(char *buf, size_t n, size_t *o, const char *s)
 	} while (0)
 	if (*o)
 		PUT(' ');
+	if (bare) {
+		for (i = 0; s[i]; i++)
+			PUT(s[i]);
+		buf[*o] = '\0';
+		return 0;
+	}
 	PUT('\'');
 	for (i = 0; s[i]; i++) {
 		if (s[i] == '\'') {

@@ -9,6 +9,7 @@
 
 #include "src/ci.h"
 #include "src/hook.h"
+#include "src/proc.h"
 #include "src/prov.h"
 #include "src/ssh.h"
 #include "src/util.h"
@@ -145,8 +146,9 @@ int main(void)
 	is_int(ssh_argv(&c, true, NULL, argv, 10), -E2BIG, "argv overflow refused");
 
 	is_int(ssh_common_args(&c, args, sizeof(args)), 0, "ansible common args");
-	ok(strstr(args, "'-F' '/dev/null'") && strstr(args, "'StrictHostKeyChecking=yes'") &&
-	   strstr(args, "'HostKeyAlias=hutch-box'"), "shell-quoted options: %s", args);
+	ok(!strncmp(args, "-F /dev/null -o ", 16) && strstr(args, " StrictHostKeyChecking=yes") &&
+	   strstr(args, " HostKeyAlias=hutch-box"), "options as shell words: %s", args);
+	ok(strstr(args, "'UserKnownHostsFile=\"") != NULL, "a word with quotes is single-quoted");
 
 	f = open_memstream(&buf, &len);
 	is_int(ssh_config_print(f, &c), 0, "ssh-config block");
@@ -209,6 +211,45 @@ int main(void)
 		ok(util_monotonic_ms() - t0 < 20000, "and returns long before the child would end");
 		is_int(prov_run(ex, NULL, NULL, -1, 0, NULL, NULL, &code), 0, "exit status");
 		is_int(code, 7, "exit code passed through");
+	}
+
+	/* provisioning: ansible-playbook against a closed port must fail cleanly,
+	 * with the inventory readable by ansible and the log marked */
+	{
+		char pb[PATH_MAX + 32], inv[PATH_MAX + 32], *pout = NULL;
+		const char *iargv[] = { "ansible-inventory", "-i", inv, "--list", NULL };
+		const char *ienv[] = { "ANSIBLE_INVENTORY_ENABLED=yaml", "PATH=/usr/bin:/bin", NULL, NULL };
+		char henv[PATH_MAX + 8];
+		json_t *st2 = js("{\"ssh\":{\"host\":\"127.0.0.1\",\"port\":9}}");
+		int status = -1;
+
+		vm.ssh.user = "dev";
+		is_int(prov_playbook(&vm, tmp, vm_dir, st2, NULL, NULL), -ENOENT, "no playbook.yml: -ENOENT");
+		snprintf(pb, sizeof(pb), "%s/playbook.yml", tmp);
+		f = fopen(pb, "w");
+		fputs("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n", f);
+		fclose(f);
+		is_int(prov_playbook(&vm, tmp, vm_dir, st2, NULL, NULL), -ECANCELED, "unreachable VM: playbook fails");
+		snprintf(pb, sizeof(pb), "%s/provision.log", vm_dir);
+		text = NULL;
+		util_read_file(pb, 1 << 20, &text, &len);
+		ok(text && strstr(text, "==> hutch provision: start ") && strstr(text, "==> hutch provision: end ") &&
+		   strstr(text, "exit=4"), "log has start/end markers and ansible's exit status");
+		ok(text && strstr(text, "UNREACHABLE"), "ansible's own output in the log");
+		ok(text && strstr(text, "Connection refused"),
+		   "ssh got our options as separate words (it tried to connect)");
+		free(text);
+		snprintf(pb, sizeof(pb), "%s/provisioned", vm_dir);
+		ok(access(pb, F_OK) < 0, "not marked provisioned after a failure");
+		snprintf(inv, sizeof(inv), "%s/inventory.json", vm_dir);
+		snprintf(henv, sizeof(henv), "HOME=%s", tmp);
+		ienv[2] = henv;
+		is_int(proc_run(iargv, ienv, &pout, 1 << 16, &status), 0, "ansible-inventory ran");
+		ok(proc_exit_code(status) == 0 && pout && strstr(pout, "\"ansible_port\": 9") &&
+		   strstr(pout, "HostKeyAlias=hutch-box") && strstr(pout, "\"ansible_user\": \"dev\""),
+		   "ansible reads the inventory with the pinning options");
+		free(pout);
+		json_decref(st2);
 	}
 
 	json_decref(st);
