@@ -165,6 +165,9 @@ static int ssh_ext_user_data(struct up_ctx *u, char **data, size_t *len)
 		ci_default_user(user, sizeof(user));
 	if (rc < 0)
 		goto out;
+	if (info && !info->has_placeholder && !info->n_hutch_keys)
+		log_warn("cloud-init.yml has no %s: hutch's key (%s.pub) is not given to the guest, "
+			 "so it can log in only with the keys the file lists", CI_PLACEHOLDER, key);
 	if (info && !info->user[0] && !u->vm->ssh.user)
 		log_warn("cloud-init.yml names no user; hutch will log in as '%s' (set ssh.user)",
 			 user);
