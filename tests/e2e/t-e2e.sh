@@ -36,6 +36,83 @@ if "$HUTCH" -C "$T" up 2>&1 | grep -q 'not implemented'; then
 	skip "end to end" "the lifecycle verbs (core) are not in this build yet"
 	done_testing; exit 0
 fi
+# --- pinning against a real sshd, without a guest ----------------------------
+# OpenSSH's sshd from the Debian archive, unpacked (not installed: nothing
+# starts on the host), run in a network namespace of ours and a private
+# mount namespace whose /etc/passwd has a test user.  Checks what `hutch ssh`,
+# `ssh-config` and `provision` do with the pinned host key.
+local_sshd() {
+	local D=$T/sshd S=$HUTCH_SRC/build/e2e-sshd P=$T/proj-pin vmd out rc pid
+	if [ "$(id -u)" -ne 0 ]; then skip "local sshd" "needs root for namespaces"; return; fi
+	mkdir -p "$S" "$D/srv" "$D/home" "$P"
+	if ! ls "$S"/openssh-server_*.deb >/dev/null 2>&1 || ! ls "$S"/libwrap0_*.deb >/dev/null 2>&1; then
+		(cd "$S" && apt-get download openssh-server libwrap0 >/dev/null 2>&1)
+	fi
+	if ! ls "$S"/openssh-server_*.deb >/dev/null 2>&1; then
+		skip "local sshd" "apt-get download openssh-server failed (no archive)"; return
+	fi
+	for f in "$S"/openssh-server_*.deb "$S"/libwrap0_*.deb; do dpkg-deb -x "$f" "$D/root"; done
+	cp /etc/passwd /etc/group "$D/"
+	cp /etc/shadow "$D/" 2>/dev/null || : >"$D/shadow"
+	echo 'sshd:x:990:65534::/run/sshd:/usr/sbin/nologin' >>"$D/passwd"
+	echo "tester:x:4321:4321::$D/home:/bin/sh" >>"$D/passwd"
+	echo 'tester:x:4321:' >>"$D/group"
+	printf 'sshd:*:19000:0:99999:7:::\ntester:not-locked:19000:0:99999:7:::\n' >>"$D/shadow"
+	chown 4321:4321 "$D/home"
+	chmod 755 "$T" "$D"
+	cat >"$P/hutch.yaml" <<Y
+name: pin
+kernel: {path: /bin/true}
+network: {mode: user}
+ssh: {user: tester}
+Y
+	printf -- '- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.copy:\n        dest: "%s/home/provisioned"\n        content: "yes\\n"\n' "$D" >"$P/playbook.yml"
+	vmd=$XDG_DATA_HOME/hutch/vms/pin
+	mkdir -p "$vmd/ssh"
+	ssh-keygen -q -t ed25519 -N '' -C hutch-pin -f "$vmd/ssh/host_ed25519"
+	echo "hutch-pin $(cut -d' ' -f1,2 "$vmd/ssh/host_ed25519.pub")" >"$vmd/ssh/known_hosts"
+	echo '{"name":"pin","status":"running","ssh":{"host":"127.0.0.1","port":2222}}' >"$vmd/state.json"
+	cp "$vmd/ssh/host_ed25519" "$D/srv/hk"
+	cp "$HOME/.ssh/hutch.pub" "$D/srv/ak"
+	printf 'Port 2222\nListenAddress 127.0.0.1\nHostKey %s/srv/hk\nAuthorizedKeysFile %s/srv/ak\nStrictModes no\nUsePAM no\nPidFile none\nPasswordAuthentication no\n' "$D" "$D" >"$D/srv/cfg"
+	cat >"$D/srv/run.sh" <<Y
+mount --bind $D/passwd /etc/passwd && mount --bind $D/group /etc/group && mount --bind $D/shadow /etc/shadow
+mount -t tmpfs none /run && mkdir -m 755 /run/sshd
+export LD_LIBRARY_PATH=$D/root/usr/lib/x86_64-linux-gnu:$D/root/lib/x86_64-linux-gnu
+exec $D/root/usr/sbin/sshd -D -e -f $D/srv/cfg
+Y
+	ip netns add "$NS" && ip netns exec "$NS" ip link set lo up || { fail "netns $NS"; return; }
+	ip netns exec "$NS" unshare -m --propagation private bash "$D/srv/run.sh" >"$D/srv/log" 2>&1 &
+	pid=$!
+	for _ in $(seq 50); do grep -q 'Server listening' "$D/srv/log" && break; sleep 0.2; done
+	local X=(ip netns exec "$NS" "$HUTCH" -C "$P")
+	out=$("${X[@]}" ssh -- 'echo hi from $(id -un)' </dev/null 2>&1)
+	is "sshd: hutch ssh logs in with the managed key and the pinned host key" "$out" "hi from tester"
+	"${X[@]}" ssh -- exit 7 </dev/null >/dev/null 2>&1; rc=$?
+	is "sshd: exit status passed through" "$rc" "7"
+	"${X[@]}" ssh-config >"$D/sc" 2>&1
+	out=$(ip netns exec "$NS" ssh -F "$D/sc" -o BatchMode=yes hutch-pin echo via-config </dev/null 2>&1)
+	is "sshd: ssh -F with hutch ssh-config" "$out" "via-config"
+	if "${X[@]}" provision >"$D/prov.log" 2>&1 && [ -f "$D/home/provisioned" ]; then
+		ok "sshd: provision runs the playbook over the pinned SSH"
+	else
+		fail "sshd: provision"; tail -15 "$D/prov.log" | sed 's/^/#   /'
+	fi
+	grep -q ControlMaster=no "$vmd/inventory.json" 2>/dev/null && fail "inventory" || true
+	ssh-keygen -q -t ed25519 -N '' -f "$D/other"
+	echo "hutch-pin $(cut -d' ' -f1,2 "$D/other.pub")" >"$vmd/ssh/known_hosts"
+	out=$("${X[@]}" ssh -- echo should-not-run </dev/null 2>&1); rc=$?
+	if [ "$rc" -eq 255 ] && [[ $out == *"Host key verification failed"* ]]; then
+		ok "sshd: a server whose key is not the pinned one is refused"
+	else
+		fail "sshd: a server whose key is not the pinned one is refused"; diag "rc=$rc out=$out"
+	fi
+	kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+	ip netns del "$NS" 2>/dev/null
+	rm -rf "$vmd" "$P"
+}
+local_sshd
+
 IMAGE=${E2E_IMAGE:-}
 if [ -z "$IMAGE" ]; then
 	if [ -f build/guests/debian-12/image.qcow2 ]; then
