@@ -10,12 +10,22 @@
  * of being ignored.  A file either holds one VM at the top level, or a
  * `vms:` list of VMs; top-level keys beside `vms:` are defaults for each.
  * Relative paths are resolved against the directory of hutch.yaml.
+ *
+ * Resolved values, as the rest of hutch can rely on them: every path is
+ * absolute and normalised lexically (a leading ~/ is $HOME); image is an
+ * alias, an https:// URL or such a path, and NULL only when kernel: is
+ * given without image: (a direct kernel boot needs no disk); there is no
+ * shared folder unless shared_folders: lists one; a share's host folder is
+ * never the project directory nor one above it; strings hold no control
+ * characters.  Checked lexically: symlinks are not followed here.
  */
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include <jansson.h>
 
 #define CFG_NAME_MAX 31
 
@@ -120,5 +130,25 @@ const struct cfg_vm *cfg_find_vm(const struct cfg *c, const char *name);
 
 /** cfg_print() - the resolved config, as YAML that cfg_load() accepts again */
 int cfg_print(FILE *f, const struct cfg *c);
+
+/**
+ * cfg_load_buffer() - like cfg_load(), from bytes already in memory
+ * @buf, @len:         the YAML text (need not be NUL-terminated)
+ * @path_for_messages: the file name that error messages start with
+ * @dir:               the project directory relative paths resolve against
+ *                     (made absolute against the current directory if needed)
+ *
+ * For the fuzz target and unit tests; cfg_load() is this after reading.
+ * Return: 0, or -EINVAL with @e filled
+ */
+int cfg_load_buffer(const char *buf, size_t len, const char *path_for_messages, const char *dir,
+		    struct cfg **out, struct cfg_error *e);
+
+/**
+ * cfg_to_json() - the resolved config as JSON (for `check-config --json`)
+ * @out: set to {"path", "dir", "vms": [{...every key, null when unset...}]};
+ *       the caller owns the reference
+ */
+int cfg_to_json(const struct cfg *c, json_t **out);
 
 #endif

@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `hutch check-config [FILE]`: load hutch.yaml exactly as `up` would and
+ * print the resolved config (defaults filled in, paths absolute), so a user
+ * sees what hutch will do before any VM starts.  Errors are the loader's
+ * "file:line:col: message" on stderr and exit 2 (a config error is a usage
+ * error in SPEC.md's exit codes).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "src/cfg.h"
+#include "src/cmd.h"
+#include "src/log.h"
+#include "src/util.h"
+
+int cmd_check_config(struct cli *cli, int argc, char **argv)
+{
+	char def[4200];
+	const char *path = NULL;
+	struct cfg_error e = { .msg = "" };
+	struct cfg *c = NULL;
+	bool json = cli->json;
+	json_t *j = NULL;
+	int i, rc;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			json = true;
+		} else if (argv[i][0] == '-' && argv[i][1]) {
+			log_err("check-config: unknown option '%s'; usage: hutch check-config [--json] [FILE]",
+				argv[i]);
+			return EXIT_USAGE;
+		} else if (path) {
+			log_err("check-config: one file at most; usage: hutch check-config [--json] [FILE]");
+			return EXIT_USAGE;
+		} else {
+			path = argv[i];
+		}
+	}
+	if (!path) {
+		if (util_path_join(def, sizeof(def), cli->dir, "hutch.yaml")) {
+			log_err("check-config: project directory path too long");
+			return EXIT_USAGE;
+		}
+		path = def;
+	}
+	rc = cfg_load(path, &c, &e);
+	if (rc) {
+		log_err("%s", e.msg);
+		if (rc == -ENOENT)
+			log_err("hint: create hutch.yaml (at least 'name: NAME') in the project directory, "
+				"or use -C DIR");
+		return EXIT_USAGE;
+	}
+	if (json) {
+		rc = cfg_to_json(c, &j);
+		if (!rc && json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER))
+			rc = -EIO;
+		if (!rc)
+			fputc('\n', stdout);
+		json_decref(j);
+	} else {
+		rc = cfg_print(stdout, c);
+	}
+	cfg_free(c);
+	if (!rc && fflush(stdout))
+		rc = -errno;
+	if (rc) {
+		log_errno(rc, "check-config: writing the result");
+		return EXIT_ERR;
+	}
+	return EXIT_OK;
+}
