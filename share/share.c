@@ -507,7 +507,7 @@ int share_virtiofsd_find(char *buf, size_t n)
 }
 
 int share_virtiofsd_start(const char *exe, const char *dir, const char *sock, const char *log,
-			  pid_t *pidp)
+			  bool die_with_us, pid_t *pidp)
 {
 	char a_sock[PATH_MAX + 32], a_src[PATH_MAX + 32];
 	const char *argv[12];
@@ -550,6 +550,7 @@ int share_virtiofsd_start(const char *exe, const char *dir, const char *sock, co
 			.fds = fds,
 			.n_fds = n_fds,
 			.setsid = true,
+			.pdeathsig = die_with_us ? SIGTERM : 0,
 		};
 
 		rc = proc_spawn(&o, &pid, NULL);

@@ -29,9 +29,12 @@ memory: 256
 cpus: 1
 accel: tcg
 network: {mode: none}
+cloud_init_wait: false
 shared_folders:
   - {host: workspace, guest: /workspace, size: 1}
 YAML
+# the tiny guest runs no sshd nor cloud-init: user-data without keys, so up does not wait for them
+printf '#cloud-config\nhostname: tiny\n' >"$P/cloud-init.yml"
 state_share() { python3 -c "import json,sys; print(json.load(open('$V/state.json'))['shares'][0].get('$1'))" 2>/dev/null; }
 alive() { [ -n "$1" ] && [ "$1" != 0 ] && [ -d "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
 mounted() { grep -q " $WS " /proc/self/mountinfo; }
