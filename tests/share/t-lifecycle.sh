@@ -52,6 +52,11 @@ if [[ ,$opts, == *,nosymfollow,* && ,$opts, == *,nodev,* ]]; then ok "mounted no
 vpid=$(state_share virtiofsd_pid)
 if alive "$vpid"; then ok "virtiofsd runs (pid $vpid, in state.json)"; else fail "virtiofsd pid '$vpid' not running"; fi
 is "state.json: mounted" "$(state_share mounted)" True
+out=$(h inspect 2>&1)
+if [[ $out == *"share workspace: $WS on image $IMG (mounted nosymfollow,nodev,nosuid), virtiofsd running"* ]]; then
+	ok "inspect lists the share, mounted, virtiofsd running"; else fail "inspect: $(echo "$out" | grep -i share)"; fi
+is "inspect --json: shares[0].virtiofsd_running" \
+	"$(h --json inspect 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["shares"][0]["virtiofsd_running"])' 2>&1)" True
 
 SG_DIR=$V SG_TIMEOUT=${SG_TIMEOUT:-120}
 sg_sh "echo via-up >/mnt/ws/up.txt && sync" >"$T/sh.out" 2>&1 || sed "s/^/#   /" "$T/sh.out" | tail -5
