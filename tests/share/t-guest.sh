@@ -44,6 +44,14 @@ if out=$(sg_sh "cat /mnt/ws/notes.txt" 2>&1) && [[ $out == *host-secret* ]]; the
 	fail "the guest read the host secret through virtiofs"
 else ok "the guest cannot reach the host secret either"; fi
 
+# a root guest's device nodes and setuid files are inert on the host
+sg_sh "mknod /mnt/ws/mem c 1 1 2>/dev/null; cp /bin/busybox /mnt/ws/suid && chmod 4755 /mnt/ws/suid; sync" >/dev/null 2>&1
+if [ -e "$SG_WS/mem" ]; then check_fails "a device node made by the guest does not open on the host (nodev)" head -c1 "$SG_WS/mem"
+else ok "the guest could not make a device node in the share"; fi
+opts=$(awk -v m="$SG_WS" '$5 == m {print $6}' /proc/self/mountinfo)
+if [[ ,$opts, == *,nosuid,* ]]; then ok "setuid bits the guest sets are ignored on the host (nosuid)"; else fail "no nosuid: $opts"; fi
+rm -f "$SG_WS/mem" "$SG_WS/suid"
+
 # the cap holds
 before=$(df -k --output=avail "$T" | tail -1)
 out=$(SG_TIMEOUT=600 sg_sh "dd if=/dev/zero of=/mnt/ws/fill bs=1M count=1536 2>&1; sync; ls -l /mnt/ws/fill" 2>&1)

@@ -85,4 +85,14 @@ check "destroy keeps workspace.img" test -f "$IMG"
 check "hutch mount after destroy" h mount
 is "its data is intact" "$(cat "$WS/up.txt" 2>&1)" via-up
 check "hutch unmount" h unmount
+
+# a folder that is a mount point of something else: the VM must not start
+mount -t tmpfs -o size=1m hutch-share-foreign "$WS"
+out=$(h up 2>&1); rc=$?
+if [ "$rc" != 0 ]; then ok "up refuses a folder mounted from elsewhere (exit $rc)"; else fail "up started over a foreign mount"; fi
+if [[ $out == *"already a mount point"* ]]; then ok "and says why"; else fail "message: $(echo "$out" | head -5)"; fi
+is "the foreign mount is untouched" "$(awk -v m="$WS" '$5 == m {print $NF}' /proc/self/mountinfo | tail -1 | cut -c1-2)" rw
+check_fails "no QEMU left running" test -n "$(pgrep -f "qemu-system.*-name sharelife" || true)"
+check_fails "no virtiofsd left running" test -n "$(pgrep -f "virtiofsd.*$V/vfs-workspace.sock" || true)"
+umount "$WS"
 done_testing
