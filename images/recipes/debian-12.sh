@@ -112,6 +112,11 @@ CC
 # Networking: cloud-init writes systemd-networkd units; resolved serves DNS.
 chroot "$R" systemctl enable systemd-networkd.service systemd-resolved.service >/dev/null 2>&1
 ln -sf /run/systemd/resolve/stub-resolv.conf "$R/etc/resolv.conf"
+# Boot time under TCG and test determinism: no e2scrub at boot, no apt timers
+# (they take the dpkg lock while Ansible or a test wants it), no fstrim.
+chroot "$R" systemctl mask e2scrub_reap.service >/dev/null 2>&1
+chroot "$R" systemctl disable e2scrub_all.timer apt-daily.timer apt-daily-upgrade.timer \
+	fstrim.timer >/dev/null 2>&1 || true
 # Per-instance identity: systemd makes a machine-id on first boot and
 # cloud-init generates SSH host keys (or installs the ones it is given).
 : >"$R/etc/machine-id"
