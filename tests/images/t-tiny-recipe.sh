@@ -47,6 +47,8 @@ guestsh "$T/console.sock" 'exit 7' >/dev/null
 is "command exit status comes back" "$?" 7
 is "stderr comes back" "$(guestsh "$T/console.sock" 'echo oops >&2; false')" "oops"
 is "quotes and specials survive" "$(guestsh "$T/console.sock" "printf '%s|' \"a b\" '\$x' '\"q\"'")" 'a b|$x|"q"|'
+long=$(printf 'x%.0s' $(seq 3000))
+is "a 3000-character command survives" "$(guestsh "$T/console.sock" "echo $long | wc -c")" 3001
 is "hostname from hutch.hostname" "$(guestsh "$T/console.sock" hostname)" tinytest
 mods=$(guestsh "$T/console.sock" 'cut -d" " -f1 /proc/modules')
 for m in virtio_net virtio_pci virtio_blk virtiofs fuse button evdev; do

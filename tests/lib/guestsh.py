@@ -102,18 +102,39 @@ def probe(con, nonce, also_ready=False):
             die("timed out waiting for the guest shell", 124)
 
 
+# busybox ash's line editor keeps at most 1024 characters of a line: longer
+# commands are typed in pieces into a file first, each piece acknowledged.
+CHUNK = 600
+
+
+def wait_for(con, what):
+    while what not in con.buf:
+        if not con.read_some(con.deadline) and con.timed_out():
+            die("timed out waiting for the guest shell", 124)
+
+
 def run_command(con, cmd):
-    nonce = os.urandom(6).hex().encode()
-    probe(con, nonce)
+    nonce = os.urandom(6).hex()
+    probe(con, nonce.encode())
     con.buf = b""
     b64 = base64.b64encode(cmd.encode()).decode()
-    start = "HUTCH_S_%s" % nonce.decode()
-    end = "HUTCH_E_%s" % nonce.decode()
-    line = (" echo HUTCH''_S_{n}; ( eval \"$(echo {b} | base64 -d)\" ) </dev/null; "
-            "echo HUTCH''_E_{n} $?\n").format(n=nonce.decode(), b=b64)
+    if len(b64) <= CHUNK:
+        src = "echo %s | base64 -d" % b64
+        cleanup = ""
+    else:
+        f = "/tmp/.guestsh.%s" % nonce
+        for i in range(0, len(b64), CHUNK):
+            con.send((" echo -n %s >>%s; echo HUTCH''_C_%s_%d_\n" %
+                      (b64[i:i + CHUNK], f, nonce, i)).encode())
+            wait_for(con, ("HUTCH_C_%s_%d_" % (nonce, i)).encode())
+        con.buf = b""
+        src = "base64 -d %s" % f
+        cleanup = "rm -f %s; " % f
+    line = (" echo HUTCH''_S_{n}; ( eval \"$({src})\" ) </dev/null; "
+            "r=$?; {c}echo HUTCH''_E_{n} $r\n").format(n=nonce, src=src, c=cleanup)
     con.send(line.encode())
-    pat = re.compile(re.escape(start.encode()) + rb"\r?\n(.*?)" +
-                     re.escape(end.encode()) + rb" (\d+)\r?\n", re.S)
+    pat = re.compile(re.escape(("HUTCH_S_" + nonce).encode()) + rb"\r?\n(.*?)" +
+                     re.escape(("HUTCH_E_" + nonce).encode()) + rb" (\d+)\r?\n", re.S)
     while True:
         m = pat.search(con.buf)
         if m:
