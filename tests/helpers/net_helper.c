@@ -18,7 +18,8 @@
  *                             qemu-system-x86_64 (TCG) booting KERNEL/INITRD with
  *                             hutch.net=dhcp, console on VMDIR/console.sock (+ .log);
  *                             writes qemu_pid to state; tears down when QEMU exits
- *                             or on SIGTERM (QEMU killed first)
+ *                             or on SIGTERM (QEMU killed first); NET_HELPER_FORWARD=H:G
+ *                             adds the forward tcp/H:G
  *   gc VMDIR | inspect VMDIR  the extension's gc / inspect from state.json
  */
 #include <arpa/inet.h>
@@ -448,6 +449,16 @@ static int cmd_vm(char **av)
 	int pidfd, rc, st;
 	size_t n = 0;
 
+	struct cfg_forward fw = { .proto = CFG_PROTO_TCP };
+	const char *fe = getenv("NET_HELPER_FORWARD");	/* "HOSTPORT:GUESTPORT", tcp */
+	unsigned int hp, gp;
+
+	if (fe && sscanf(fe, "%u:%u", &hp, &gp) == 2 && hp && hp < 65536 && gp && gp < 65536) {
+		fw.host_port = (uint16_t)hp;
+		fw.guest_port = (uint16_t)gp;
+		vm.network.forward = &fw;
+		vm.network.n_forward = 1;
+	}
 	util_snprintf(vm.name, sizeof(vm.name), "%s", av[1]);
 	util_mkdir_p(av[0], 0700);
 	if (load_state(av[0], &c.state))
