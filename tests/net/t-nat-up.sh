@@ -11,7 +11,7 @@ source "$(dirname "$0")/../lib/tap.sh"
 source "$HUTCH_SRC/tests/lib/guest.sh"
 DNSD=$HUTCH_SRC/tests/helpers/net_dns_server.py
 if [ "$(id -u)" -ne 0 ]; then skip "hutch up in mode nat" "needs root"; done_testing; exit 0; fi
-for t in ip qemu-system-x86_64 python3 jq; do
+for t in ip qemu-system-x86_64 python3; do
 	command -v $t >/dev/null || { skip "hutch up in mode nat" "$t missing"; done_testing; exit 0; }
 done
 if "$HUTCH" -C / up 2>&1 | grep -q 'not implemented'; then
@@ -24,10 +24,17 @@ T=$(mktemp -d /tmp/net-up.XXXXXX)
 export XDG_DATA_HOME=$T/data XDG_CACHE_HOME=$T/cache
 unset HUTCH_DIR HUTCH_BRIDGE HUTCH_SUBNET
 PIDS=()
+# jget FILE KEY...: a member of a JSON file, or nothing
+jget() { python3 -c 'import json,sys
+try:
+    v = json.load(open(sys.argv[1]))
+    for k in sys.argv[2:]: v = v[k]
+    print(v)
+except Exception: pass' "$@"; }
 cleanup() {
 	local p d
 	for d in "$XDG_DATA_HOME"/hutch/vms/*; do
-		for p in $(jq -r '.supervisor_pid // empty, .qemu_pid // empty' "$d/state.json" 2>/dev/null); do
+		for p in $(jget "$d/state.json" supervisor_pid) $(jget "$d/state.json" qemu_pid); do
 			grep -qs "$T" "/proc/$p/cmdline" && kill -9 "$p" 2>/dev/null
 		done
 	done
@@ -100,7 +107,7 @@ is "after halt: b's tap and the bridge remain" "$(links | wc -w)" "2"
 [ -z "$(hn "$HUTCH" -C "$T/neta" ip 2>/dev/null)" ] && ok "no address reported for a halted VM" || fail "no address reported for a halted VM"
 
 vb=$XDG_DATA_HOME/hutch/vms/netb
-sp=$(jq -r .supervisor_pid "$vb/state.json"); qp=$(jq -r .qemu_pid "$vb/state.json")
+sp=$(jget "$vb/state.json" supervisor_pid); qp=$(jget "$vb/state.json" qemu_pid)
 kill -9 "$sp"
 for _ in $(seq 50); do kill -0 "$qp" 2>/dev/null || break; sleep 0.1; done
 check "hutch gc after kill -9" hn timeout 60 "$HUTCH" gc
