@@ -29,6 +29,7 @@
 
 #include "net/dhcp.h"
 #include "net/dns.h"
+#include "net/fwd.h"
 #include "net/net.h"
 #include "net/nft.h"
 #include "net/nl.h"
@@ -40,30 +41,6 @@
 
 #define NET_LEASE_S 3600
 
-/*
- * The nftables engineer's additions (rule repair after `nft flush ruleset`,
- * userspace port forwards, nft_vm_init) are not in this branch's net/nft.h:
- * weak references, used when net/nft.c and net/fwd.c are linked in, skipped
- * (forwards with a warning) when they are not.  The signatures are those of
- * net/nft.h and net/fwd.h on the nft branch.  A weak reference does not pull
- * an archive member in: the hutch binary links every object, but programs
- * linked from build/libhutch.a (tests/helpers) get net/fwd.o only through a
- * strong reference.  INTEGRATION: once net/nft.c and net/fwd.c are merged,
- * replace these declarations with #include "net/fwd.h" (nft.h has the rest).
- */
-struct fwd;
-extern int fwd_start(const struct cfg_forward *f, size_t n, struct in_addr guest,
-		     struct fwd **out) __attribute__((weak));
-extern int fwd_epoll_fd(struct fwd *fw) __attribute__((weak));
-extern void fwd_dispatch(struct fwd *fw) __attribute__((weak));
-extern void fwd_stop(struct fwd *fw) __attribute__((weak));
-extern int nft_watch_open(void) __attribute__((weak));
-extern int nft_watch_handle(int fd) __attribute__((weak));
-extern int nft_base_present(void) __attribute__((weak));
-extern int nft_vm_present(const char *id) __attribute__((weak));
-extern int nft_vm_init(struct nft_vm *out, const char *id, const char *tap, const uint8_t mac[6],
-		       struct in_addr addr, struct in_addr gw, uint8_t prefix,
-		       const struct cfg_vm *vm) __attribute__((weak));
 
 int net_mac_parse(const char *s, uint8_t mac[6])
 {
@@ -434,31 +411,26 @@ static void net_on_nft_event(struct sv_ctx *c, int fd, void *arg)
 	}
 }
 
-/* rule repair and port forwards, when the nftables code provides them */
+/* rule repair (nft watch) and port forwards (net/fwd.h) */
 static int net_extras_start(struct net_priv *p)
 {
 	const struct cfg_vm *vm = p->c->vm;
 	int rc;
 
-	if (nft_watch_open && nft_watch_handle && nft_base_present && nft_vm_present) {
-		rc = nft_watch_open();
-		if (rc < 0) {
-			log_warno(rc, "nftables: cannot watch for rule changes");
-		} else {
-			p->watch_fd = rc;
-			if ((rc = sv_watch_fd(p->c, p->watch_fd, net_on_nft_event, p))) {
-				close(p->watch_fd);
-				p->watch_fd = -1;
-				return rc;
-			}
+	rc = nft_watch_open();
+	if (rc < 0) {
+		/* repair is a second line of defence; the VM still runs with its rules */
+		log_warno(rc, "nftables: cannot watch for rule changes");
+	} else {
+		p->watch_fd = rc;
+		if ((rc = sv_watch_fd(p->c, p->watch_fd, net_on_nft_event, p))) {
+			close(p->watch_fd);
+			p->watch_fd = -1;
+			return rc;
 		}
 	}
 	if (vm->network.n_forward == 0)
 		return 0;
-	if (!fwd_start || !fwd_epoll_fd || !fwd_dispatch || !fwd_stop) {
-		log_warn("port forwards are not supported by this build; ignoring network.forward");
-		return 0;
-	}
 	rc = fwd_start(vm->network.forward, vm->network.n_forward, p->lease.addr, &p->fwd);
 	if (rc) {
 		log_errno(rc, "net: port forwards");
@@ -593,23 +565,10 @@ static int net_prepare(struct sv_ctx *c, void **privp)
 		log_errno(rc, "net: attaching %s to %s", p->tap, p->nc.bridge);
 		goto err_tap;
 	}
-	if (nft_vm_init) {
-		rc = nft_vm_init(&p->nv, p->id, p->tap, p->lease.mac, p->lease.addr, p->nc.gw,
-				 p->nc.prefix, vm);
-		if (rc)
-			goto err_tap;
-	} else {
-		p->nv = (struct nft_vm){ .addr = p->lease.addr, .gw = p->nc.gw,
-					 .prefix = p->nc.prefix, .isolation = vm->network.isolation,
-					 .ipv6 = vm->network.ipv6,
-					 .host_access = vm->network.host_access,
-					 .n_host_access = vm->network.n_host_access,
-					 .forward = vm->network.forward,
-					 .n_forward = vm->network.n_forward };
-		memcpy(p->nv.id, p->id, strlen(p->id) + 1);
-		memcpy(p->nv.tap, p->tap, strlen(p->tap) + 1);
-		memcpy(p->nv.mac, p->lease.mac, 6);
-	}
+	rc = nft_vm_init(&p->nv, p->id, p->tap, p->lease.mac, p->lease.addr, p->nc.gw, p->nc.prefix,
+			 vm);
+	if (rc)
+		goto err_tap;
 	if ((rc = nft_vm_add(&p->nv))) {
 		log_errno(rc, "net: installing the VM's nftables rules; not starting it");
 		goto err_tap;

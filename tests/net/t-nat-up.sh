@@ -41,7 +41,7 @@ cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	ip netns del "$HN" 2>/dev/null; ip netns del "$IN" 2>/dev/null
-	rm -rf "$T"
+	rm -rf "$T" "/etc/netns/$HN"
 }
 trap cleanup EXIT
 ip netns add "$HN" && ip netns add "$IN" || { fail "namespaces"; done_testing; exit 1; }
@@ -52,6 +52,9 @@ ip -n "$HN" addr add 203.0.113.1/24 dev up0; ip -n "$HN" link set up0 up
 ip -n "$IN" addr add 203.0.113.10/24 dev eth0; ip -n "$IN" link set eth0 up
 ip -n "$HN" route add default via 203.0.113.10
 printf 'nameserver 203.0.113.10\n' >"$T/resolv.conf"
+# the supervisor gets a minimal environment (no HUTCH_RESOLV_CONF): give the
+# namespace its own /etc/resolv.conf, which `ip netns exec` bind-mounts
+mkdir -p "/etc/netns/$HN" && cp "$T/resolv.conf" "/etc/netns/$HN/resolv.conf"
 mkdir -p "$T/www" && echo "hello from the internet" >"$T/www/hello.txt"
 (cd "$T/www" && exec ip netns exec "$IN" python3 -m http.server --bind 203.0.113.10 8000) >"$T/http.log" 2>&1 &
 PIDS+=($!)
