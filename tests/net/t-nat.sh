@@ -7,11 +7,10 @@
 # through the forwarder on the gateway, fetches a page; two VMs get
 # different addresses; after a halt, and after kill -9 + gc, no ht-* link,
 # bridge or `inet hutch` table remains.
-# When the real nftables code is linked (table inet hutch present), the
-# server must see the masqueraded uplink address; with the temporary stubs
-# the internet namespace gets a route back to the bridge subnet instead.
-# TODO(integration): once the core's supervisor is on main, drive this with
-# `hutch up` / `hutch halt` / `hutch gc` instead of net_helper vm.
+# The server must see the masqueraded uplink address; rules are repaired
+# after `nft flush ruleset`; a forward reaches the guest.  (A build without
+# the nftables code gets a route back instead of NAT and skips those.)
+# tests/net/t-nat-up.sh covers the same through `hutch up`/`halt`/`gc`.
 source "$(dirname "$0")/../lib/tap.sh"
 source "$HUTCH_SRC/tests/lib/guest.sh"
 H=$HUTCH_SRC/build/tests/net_helper
