@@ -409,6 +409,12 @@ CMD_DECL(up)
 		log_errno(rc, "%s/state.json", s.dir);
 		goto out;
 	}
+	/* VM names are per user, not per project: never boot another project's disk */
+	if (state_get_str(u.state, "project") && strcmp(state_get_str(u.state, "project"), s.cfg->dir)) {
+		log_err("a VM named %s already exists for %s; rename this one or destroy that one",
+			s.name, state_get_str(u.state, "project"));
+		goto out;
+	}
 	if (vm_supervisor_alive(s.dir, u.state)) {
 		log_info("%s is already %s", s.name, vm_effective_status(s.dir, u.state));
 		ret = EXIT_OK;

@@ -113,6 +113,14 @@ jq -e '.qemu_argv | index("-nodefaults") and index("virtio-rng-pci")' <<<"$j" >/
 	[ "$(jq -r .qmp_status <<<"$j")" = running ] && ok "inspect --json" || { fail "inspect --json"; diag "$j"; }
 check_fails "ip without network: exit 1" H ip
 
+# --- another project with the same VM name must not take this VM over
+mkdir -p "$T/o"
+cp "$T/p/hutch.yaml" "$T/o/hutch.yaml"
+"$HUTCH" -C "$T/o" up >/dev/null 2>"$T/err"
+rc=$?
+[ "$rc" -eq 1 ] && grep -q 'already exists for' "$T/err" &&
+	ok "same VM name in another project: refused" || { fail "same name, other project (rc $rc)"; diag "$(cat "$T/err")"; }
+
 # --- idempotent up
 sv=$(js .supervisor_pid)
 H up 2>"$T/err"
@@ -138,7 +146,8 @@ H suspend >/dev/null 2>&1
 is "suspend while busy: exit 75" "$?" 75
 wait $fl
 
-# --- halt by ACPI
+# --- halt by ACPI, from paused (the supervisor resumes the guest first)
+check "suspend before halt" H suspend
 qemu=$(js .qemu_pid)
 sv=$(js .supervisor_pid)
 start=$SECONDS
