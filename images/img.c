@@ -25,6 +25,12 @@
  * most IMG_MAX_REDIRS, each target checked by the same rule, so a https
  * server cannot bounce us to plain http.  HUTCH_IMAGES_MIRROR replaces
  * the scheme and host of the alias URLs (a local mirror, and the tests).
+ * HUTCH_IMAGES_MAX_BYTES lowers the 64 GiB cap on downloads and on
+ * decompressed sizes.
+ *
+ * Two hutch processes needing the same image (two `up` at once) serialise
+ * on flock(2) of the cache directory and look at the cache again once they
+ * hold it, so an image is fetched once and a .part has one writer.
  */
 #include "images/img.h"
 
@@ -350,8 +356,8 @@ int img_probe(const char *path, struct img_ref *out)
 	struct img_qcow2_hdr h;
 	struct img_ref r = { 0 };
 	uint8_t head[4096];
-	uint64_t fsize;
-	size_t got;
+	uint64_t fsize = 0;
+	size_t got = 0;
 	int rc;
 
 	rc = img_read_head(path, head, sizeof(head), &got, &fsize);
@@ -400,8 +406,8 @@ int img_qcow2_backing(const char *path, char *buf, size_t n)
 {
 	struct img_qcow2_hdr h;
 	uint8_t head[4096];
-	uint64_t fsize;
-	size_t got;
+	uint64_t fsize = 0;
+	size_t got = 0;
 	int rc;
 
 	rc = img_read_head(path, head, sizeof(head), &got, &fsize);
@@ -691,8 +697,8 @@ static int img_dl_progress(void *opaque, curl_off_t dltotal, curl_off_t dlnow, c
  * img_fetch() - download @url into @part, resuming what is there
  * @resume: keep and continue an existing @part (else start from empty)
  *
- * The file is locked (flock) so that two hutch processes fetching the same
- * URL wait for each other instead of interleaving writes.
+ * The caller holds the cache lock (img_cache_lock), so no other hutch
+ * writes to @part meanwhile.
  * Return: 0 with @part complete, or a negative errno (logged); @part is
  * kept on network errors so that the next attempt resumes.
  */
@@ -713,13 +719,6 @@ static int img_fetch(const char *url, const char *part, bool resume, bool progre
 		rc = -errno;
 		log_errno(rc, "%s", part);
 		return rc;
-	}
-	if (flock(d.fd, LOCK_EX | LOCK_NB) < 0) {
-		log_info("waiting for another download of %s", url);
-		if (flock(d.fd, LOCK_EX) < 0) {
-			rc = -errno;
-			goto out;
-		}
 	}
 	if (!resume && ftruncate(d.fd, 0) < 0) {
 		rc = -errno;
@@ -796,6 +795,8 @@ static int img_fetch(const char *url, const char *part, bool resume, bool progre
 		if (cr != CURLE_OK) {
 			if (d.err) {
 				rc = d.err;
+				if (rc == -EPROTO)
+					goto out;
 				if (rc == -EFBIG)
 					log_err("%s: larger than the %llu byte limit", label,
 						(unsigned long long)d.cap);
@@ -839,7 +840,6 @@ static int img_fetch(const char *url, const char *part, bool resume, bool progre
 			goto out;
 		}
 		if (d.code == 206 && !d.cr_ok) {
-			log_err("%s: server answered a range we did not ask for", label);
 			rc = -EPROTO;
 			goto out;
 		}
@@ -851,6 +851,12 @@ static int img_fetch(const char *url, const char *part, bool resume, bool progre
 	}
 	rc = 0;
 out:
+	if (rc == -EPROTO) {
+		/* resuming cannot work against this server: start over next time */
+		log_err("%s: server answered a range we did not ask for", label);
+		if (ftruncate(d.fd, 0) < 0)
+			log_warno(-errno, "%s", part);
+	}
 	if (c)
 		curl_easy_cleanup(c);
 	close(d.fd);
@@ -864,7 +870,7 @@ enum img_comp { IMG_COMP_NONE, IMG_COMP_XZ, IMG_COMP_ZSTD, IMG_COMP_GZ };
 static enum img_comp img_comp_magic(const char *path)
 {
 	uint8_t h[8];
-	uint64_t fsize;
+	uint64_t fsize = 0;
 	size_t got = 0;
 
 	if (img_read_head(path, h, sizeof(h), &got, &fsize))
@@ -1166,7 +1172,8 @@ static int img_download(const char *url, const char *final, const char *want_alg
 		rc = -errno;
 		goto err_part;
 	}
-	rc = img_hash_file(final, "sha256", got256, sizeof(got256));
+	/* the image's own sha256: that of the download unless it was decompressed */
+	rc = kind == IMG_COMP_NONE ? 0 : img_hash_file(final, "sha256", got256, sizeof(got256));
 	if (!rc)
 		rc = img_cache_record(final, got256, url, fetched);
 	if (rc) {
@@ -1222,6 +1229,63 @@ static const struct img_alias *img_alias_find(const char *name)
 	return NULL;
 }
 
+/*
+ * img_cache_lock() - serialise downloads into the cache between hutch
+ * processes (two `hutch up` of the same image), with flock(2) on the cache
+ * directory.  The caller checks the cache again once it holds the lock.
+ * Return: the locked fd (close it to unlock), or a negative errno
+ */
+static int img_cache_lock(void)
+{
+	char dir[PATH_MAX];
+	int fd, rc;
+
+	rc = img_cache_dir(dir, sizeof(dir));
+	if (!rc)
+		rc = util_mkdir_p(dir, 0755);
+	if (rc) {
+		log_errno(rc, "image cache");
+		return rc;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		log_info("waiting for another hutch downloading into %s", dir);
+		if (flock(fd, LOCK_EX) < 0) {
+			rc = -errno;
+			close(fd);
+			return rc;
+		}
+	}
+	return fd;
+}
+
+/*
+ * img_cached() - is @final usable as it is?
+ * @refetch: a cached copy that does not match may be replaced (URLs);
+ *           for aliases a mismatch is an error (it may be a local build)
+ * Return: 0 (use it), -ENOENT (fetch it), or an error (logged)
+ */
+static int img_cached(const char *final, const char *sha256, bool refetch)
+{
+	int rc;
+
+	if (access(final, F_OK) != 0)
+		return -ENOENT;
+	rc = img_cache_check(final, sha256);
+	if (rc == 0 || rc == -ENOENT) /* -ENOENT: no record, a leftover */
+		return rc;
+	if (rc == -EBADMSG && refetch) {
+		log_info("%s: cached copy does not match, fetching again", final);
+		img_cache_remove(final);
+		return -ENOENT;
+	}
+	if (rc == -EBADMSG && sha256)
+		log_err("%s: cached copy does not have sha256 %s", final, sha256);
+	return rc;
+}
+
 static int img_finish(const char *path, struct img_ref *out, bool drop_on_refusal)
 {
 	struct img_ref r;
@@ -1240,7 +1304,7 @@ static int img_resolve_alias(const char *name, const struct img_alias *a, const 
 			     bool progress, struct img_ref *out)
 {
 	char dir[PATH_MAX], final[PATH_MAX], url[4096], algo[8], hex[IMG_HEX_MAX], file[80];
-	int rc;
+	int rc, lock;
 
 	rc = img_cache_dir(dir, sizeof(dir));
 	if (!rc)
@@ -1249,18 +1313,9 @@ static int img_resolve_alias(const char *name, const struct img_alias *a, const 
 		rc = util_path_join(final, sizeof(final), dir, file);
 	if (rc)
 		return rc;
-	if (access(final, F_OK) == 0) {
-		rc = img_cache_check(final, sha256);
-		if (rc == -EBADMSG && sha256) {
-			log_err("image %s: cached copy does not have sha256 %s", name, sha256);
-			return rc;
-		}
-		if (rc == 0)
-			return img_finish(final, out, false);
-		if (rc != -ENOENT)
-			return rc;
-		/* an image without its record is a leftover: fetch again */
-	}
+	rc = img_cached(final, sha256, false);
+	if (rc != -ENOENT)
+		return rc ? rc : img_finish(final, out, false);
 	if (!a) {
 		log_err("image '%s': not a known alias, not in the cache (try 'hutch images build %s'), "
 			"and no such file",
@@ -1270,10 +1325,17 @@ static int img_resolve_alias(const char *name, const struct img_alias *a, const 
 	rc = img_alias_url(a->url, url, sizeof(url));
 	if (rc)
 		return rc;
+	lock = img_cache_lock();
+	if (lock < 0)
+		return lock;
+	rc = img_cached(final, sha256, false); /* another hutch may have fetched it */
+	if (rc != -ENOENT)
+		goto out;
 	rc = img_alias_sums(a, url, algo, hex, sizeof(hex));
-	if (rc)
-		return rc;
-	rc = img_download(url, final, algo, hex, sha256, progress, name);
+	if (!rc)
+		rc = img_download(url, final, algo, hex, sha256, progress, name);
+out:
+	close(lock);
 	if (rc)
 		return rc;
 	return img_finish(final, out, true);
@@ -1286,7 +1348,7 @@ static int img_resolve_url(const char *url, const char *sha256, bool progress,
 	char dir[PATH_MAX], final[PATH_MAX], uhex[65], name[128];
 	const char *base = img_basename(url);
 	size_t bl, i;
-	int rc;
+	int rc, lock;
 
 	if (!img_url_allowed(url)) {
 		log_err("image URL %s: only https:// is allowed", url);
@@ -1318,16 +1380,16 @@ static int img_resolve_url(const char *url, const char *sha256, bool progress,
 	rc = util_path_join(final, sizeof(final), dir, name);
 	if (rc)
 		return rc;
-	if (access(final, F_OK) == 0) {
-		rc = img_cache_check(final, sha256);
-		if (rc == 0)
-			return img_finish(final, out, false);
-		if (rc != -ENOENT && rc != -EBADMSG)
-			return rc;
-		log_info("%s: cached copy does not match, fetching again", url);
-		img_cache_remove(final);
-	}
-	rc = img_download(url, final, NULL, NULL, sha256, progress, base);
+	rc = img_cached(final, sha256, true);
+	if (rc != -ENOENT)
+		return rc ? rc : img_finish(final, out, false);
+	lock = img_cache_lock();
+	if (lock < 0)
+		return lock;
+	rc = img_cached(final, sha256, true);
+	if (rc == -ENOENT)
+		rc = img_download(url, final, NULL, NULL, sha256, progress, base);
+	close(lock);
 	if (rc)
 		return rc;
 	return img_finish(final, out, true);

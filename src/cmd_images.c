@@ -290,6 +290,26 @@ static int images_recipes_dir(char *buf, size_t n)
 	return util_snprintf(buf, n, "%s", HUTCH_DATADIR "/recipes");
 }
 
+/*
+ * The recipe's environment: the user's, plus HUTCH_GUEST_CACHE (where
+ * recipes keep downloaded packages between builds) under hutch's cache dir
+ * unless the user set one.  @env has room for environ + 2; @buf holds the
+ * added variable.
+ */
+static const char *const *images_recipe_env(const char **env, size_t cap, char *buf, size_t n)
+{
+	char cache[PATH_MAX];
+	size_t k = 0;
+
+	for (char **e = environ; *e && k + 2 < cap; e++)
+		env[k++] = *e;
+	if (!getenv("HUTCH_GUEST_CACHE") && !util_cache_dir(cache, sizeof(cache)) &&
+	    !util_snprintf(buf, n, "HUTCH_GUEST_CACHE=%s/recipes", cache))
+		env[k++] = buf;
+	env[k] = NULL;
+	return env;
+}
+
 static int images_build(struct cli *cli, int argc, char **argv)
 {
 	char recipes[PATH_MAX], script[PATH_MAX], dir[PATH_MAX], out[PATH_MAX], img[PATH_MAX];
@@ -336,15 +356,27 @@ static int images_build(struct cli *cli, int argc, char **argv)
 		/* run the script itself when executable, else through bash */
 		const char *av_exec[] = { script, out, NULL };
 		const char *av_bash[] = { "bash", script, out, NULL };
+		size_t n_env = 0;
+		const char **env;
+		const char *const *envp;
+		char gc[PATH_MAX + 32];
+
+		while (environ[n_env])
+			n_env++;
+		env = calloc(n_env + 3, sizeof(*env));
+		if (!env)
+			goto out;
+		envp = images_recipe_env(env, n_env + 3, gc, sizeof(gc));
 		struct proc_opts o = {
 			.argv = access(script, X_OK) == 0 ? av_exec : av_bash,
-			.envp = (const char *const *)environ,
+			.envp = envp,
 			.fds = fds,
 			.n_fds = 2,
 		};
 
 		log_info("building %s with %s", name, script);
 		rc = proc_spawn(&o, &pid, NULL);
+		free(env);
 		if (rc) {
 			log_errno(rc, "%s", script);
 			goto out;

@@ -6,6 +6,7 @@ test paths:
   /norange/P   serve P ignoring Range (always 200, whole file)
   /cut/P       without Range: announce the whole length, send half, close
                (an interrupted download); with Range: served normally
+  /badrange/P  answer any Range with 206 for the whole file (a wrong range)
   /redir/P     302 to /P
   /loop/P      302 to itself (a redirect loop)
   /tohttp/P    302 to http://example.invalid/P (not local: must be refused)
@@ -53,7 +54,7 @@ class H(http.server.BaseHTTPRequestHandler):
             self.send_body(302, b"", [("Location", "http://example.invalid" + p[7:])])
             return
         mode = ""
-        for m in ("/norange/", "/cut/"):
+        for m in ("/norange/", "/cut/", "/badrange/"):
             if p.startswith(m):
                 mode, p = m, p[len(m) - 1:]
         path = os.path.join(ROOT, p.lstrip("/"))
@@ -68,6 +69,9 @@ class H(http.server.BaseHTTPRequestHandler):
             self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()
             self.close_connection = True
+            return
+        if mode == "/badrange/" and rng:
+            self.send_body(206, data, [("Content-Range", "bytes 0-%d/%d" % (len(data) - 1, len(data)))])
             return
         m = re.fullmatch(r"bytes=(\d+)-(\d*)", rng or "")
         if m and mode != "/norange/":

@@ -19,6 +19,7 @@ cat >"$T/recipes/mini.sh" <<'R'
 # test recipe: a 256 MiB qcow2, counting its runs
 set -e
 echo run >>"$RUNS"
+echo "${HUTCH_GUEST_CACHE:-unset}" >"$RUNS.gc"
 qemu-img create -q -f qcow2 "$1/image.qcow2" 256M
 echo "building in $1"
 R
@@ -36,10 +37,12 @@ is "recipe ran once" "$(wc -l <"$T/runs")" 1
 	fail "mini.qcow2.sha256 matches"
 grep -q "building in" "$T/err" && ok "recipe output goes to stderr" || fail "recipe output goes to stderr"
 is "build directory cleaned up" "$(ls "$C" | grep -c '^build-')" 0
+is "recipe gets HUTCH_GUEST_CACHE under hutch's cache" "$(cat "$T/runs.gc")" "$XDG_CACHE_HOME/hutch/recipes"
 "$HUTCH" images build mini >/dev/null 2>&1
 is "built again without --force: recipe not run" "$(wc -l <"$T/runs")" 1
-"$HUTCH" images build mini --force >/dev/null 2>&1
+HUTCH_GUEST_CACHE=$T/gc "$HUTCH" images build mini --force >/dev/null 2>&1
 is "--force runs it again" "$(wc -l <"$T/runs")" 2
+is "the user's HUTCH_GUEST_CACHE is kept" "$(cat "$T/runs.gc")" "$T/gc"
 r=$(cd "$T/proj" && "$TOOL" resolve mini 2>/dev/null)
 is "img_resolve finds the built image by name, offline" "$r" "$C/mini.qcow2 qcow2 268435456"
 "$HUTCH" images build broken 2>"$T/err"

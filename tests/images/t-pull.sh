@@ -44,8 +44,26 @@ n=$(nreq)
 out2=$("$HUTCH" images pull "$U/base.qcow2" --sha256 "$B" 2>/dev/null)
 is "second pull uses the cache (same path)" "$out2" "$out"
 is "second pull made no request" "$(nreq)" "$n"
+j=$("$HUTCH" --json images pull "$U/base.qcow2" 2>/dev/null)
+is "pull --json: path, format, vsize" \
+	"$(echo "$j" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["path"], d["format"], d["vsize"])')" \
+	"$out qcow2 67108864"
 r=$("$TOOL" resolve "$U/base.qcow2" 2>/dev/null)
 is "img_resolve reports format and virtual size" "${r#* }" "qcow2 67108864"
+
+# --- two hutch processes pulling the same image: one download, both get it ---------
+head -c 20000000 /dev/urandom >"$T/srv/shared.raw"
+S2=$(sha "$T/srv/shared.raw")
+"$HUTCH" images pull "$U/shared.raw" --sha256 "$S2" >"$T/p1" 2>/dev/null &
+p1=$!
+"$HUTCH" images pull "$U/shared.raw" --sha256 "$S2" >"$T/p2" 2>/dev/null
+r2=$?
+wait $p1
+r1=$?
+is "concurrent pulls both succeed" "$r1 $r2" "0 0"
+is "concurrent pulls give the same path" "$(cat "$T/p1")" "$(cat "$T/p2")"
+cmp -s "$(cat "$T/p1")" "$T/srv/shared.raw" && ok "concurrent pulls: file intact" || fail "concurrent pulls: file intact"
+is "concurrent pulls: downloaded once" "$(grep -c '^/shared.raw ' "$T/log")" 1
 
 # --- progress bar only on a terminal --------------------------------------------
 cp "$T/srv/base.qcow2" "$T/srv/prog.qcow2"
@@ -92,6 +110,17 @@ out=$("$HUTCH" images pull "$U/norange/base.qcow2" --sha256 "$B" 2>/dev/null)
 is "server ignoring Range: pull succeeds" "$?" 0
 cmp -s "$out" "$T/srv/base.qcow2" && ok "garbage .part replaced, file byte-identical" ||
 	fail "garbage .part replaced, file byte-identical"
+
+# --- a server answering another range than asked: refused, next attempt starts over ---
+part=$C/$(urlsha "$U/badrange/base.qcow2").part
+head -c 1000 "$T/srv/base.qcow2" >"$part"
+"$HUTCH" images pull "$U/badrange/base.qcow2" --sha256 "$B" 2>"$T/err"
+is "206 with the wrong Content-Range: exit 1" "$?" 1
+grep -q "range we did not ask for" "$T/err" && ok "wrong range reported" || fail "wrong range reported"
+is "wrong range: .part emptied" "$(stat -c %s "$part" 2>/dev/null)" 0
+out=$("$HUTCH" images pull "$U/badrange/base.qcow2" --sha256 "$B" 2>/dev/null)
+is "next attempt starts over and succeeds" "$?" 0
+cmp -s "$out" "$T/srv/base.qcow2" && ok "restarted download byte-identical" || fail "restarted download byte-identical"
 
 # --- a .part that is no prefix of the file: caught by the hash, then fine ----------
 part=$C/$(urlsha "$U/redir/base.qcow2").part

@@ -30,10 +30,10 @@ diag "cached make tiny: $((SECONDS - s)) s"
 
 TINY_CMDLINE="hutch.net=dhcp hutch.hostname=tinytest" tiny_boot "$T" \
 	-netdev user,id=n0 -device virtio-net-pci,netdev=n0
-t0=$(date +%s.%N)
+t0=$(now)
 if guestsh --timeout 120 --wait-ready "$T/console.sock"; then
 	ok "boots to a ready shell under TCG"
-	diag "boot to ready: $(echo "$(date +%s.%N) - $t0" | bc) s"
+	diag "boot to ready: $(since $t0) s"
 else
 	fail "boots to a ready shell under TCG"
 	tail -30 "$T/console.log" | sed 's/^/#   /'
@@ -63,7 +63,7 @@ check "guestsh times out on a hung command" \
 # The shell is busy with "sleep 8" now; a later command must still work.
 check "console usable after a timed-out command" guestsh --timeout 60 "$T/console.sock" true
 
-t0=$(date +%s.%N)
+t0=$(now)
 guestsh --qmp "$T/qmp.sock" system_powerdown >/dev/null
 gone=
 for ((i = 0; i < 300; i++)); do
@@ -72,7 +72,7 @@ for ((i = 0; i < 300; i++)); do
 done
 if [ -n "$gone" ]; then
 	ok "system_powerdown makes QEMU exit within 30 s"
-	diag "powerdown to exit: $(echo "$(date +%s.%N) - $t0" | bc) s"
+	diag "powerdown to exit: $(since $t0) s"
 	wait "$TINY_PID"
 	is "QEMU exits with status 0" "$?" 0
 	TINY_PID=

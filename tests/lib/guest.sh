@@ -10,11 +10,17 @@
 #                           arguments (e.g. "hutch.net=dhcp").
 #   tiny_stop DIR           system_powerdown, wait up to 30 s, then kill
 #   guestsh ARGS...         tests/lib/guestsh.py (console commands, --qmp)
+#   now / since T0          timestamps and elapsed seconds for diagnostics
 GUESTSH_PY=$HUTCH_SRC/tests/lib/guestsh.py
 export GUESTSH_PY
 TINY_DIR=$HUTCH_SRC/build/guests/tiny
 
 guestsh() { python3 "$GUESTSH_PY" "$@"; }
+
+# now: a timestamp for since; since T0: seconds elapsed since T0 (2 decimals).
+# (awk, not bc: bc is not installed everywhere)
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
 
 guest_tiny_build() {
 	if [ -z "${TINY_KERNEL:-}" ]; then

@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ansible-playbook over the pinned SSH, and bounded child runs (see src/prov.h).
+ */
+#include "src/prov.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "src/log.h"
+#include "src/proc.h"
+#include "src/ssh.h"
+#include "src/util.h"
+
+#define PROV_ENV_MAX 32
+
+/* Kill a child we started and reap it; it must not outlive the run. */
+static void prov_kill(pid_t pid, int pidfd)
+{
+	struct pollfd p = { .fd = pidfd, .events = POLLIN };
+	int status;
+
+	kill(pid, SIGTERM);
+	if (poll(&p, 1, 3000) <= 0)
+		kill(pid, SIGKILL);
+	proc_wait(pid, &status);
+}
+
+int prov_run(const char *const *argv, const char *const *envp, const char *cwd, int out_fd,
+	     unsigned timeout_s, bool (*alive)(void *), void *arg, int *code)
+{
+	struct proc_fdmap fds[] = { { out_fd, 1 }, { out_fd, 2 } };
+	struct proc_opts o = { .argv = argv, .envp = envp, .fds = fds,
+			       .n_fds = out_fd >= 0 ? 2 : 0, .cwd = cwd, .want_pidfd = true };
+	uint64_t deadline = timeout_s ? util_monotonic_ms() + (uint64_t)timeout_s * 1000 : 0;
+	pid_t pid;
+	int pidfd, rc, status;
+
+	rc = proc_spawn(&o, &pid, &pidfd);
+	if (rc < 0)
+		return rc;
+	for (;;) {
+		struct pollfd p = { .fd = pidfd, .events = POLLIN };
+
+		rc = poll(&p, 1, 500);
+		if (rc < 0 && errno != EINTR) {
+			rc = -errno;
+			prov_kill(pid, pidfd);
+			break;
+		}
+		if (rc > 0) {
+			rc = proc_wait(pid, &status);
+			if (rc == 0)
+				*code = proc_exit_code(status);
+			break;
+		}
+		if (deadline && util_monotonic_ms() >= deadline) {
+			prov_kill(pid, pidfd);
+			rc = -ETIMEDOUT;
+			break;
+		}
+		if (alive && !alive(arg)) {
+			prov_kill(pid, pidfd);
+			rc = -ESRCH;
+			break;
+		}
+	}
+	close(pidfd);
+	return rc;
+}
+
+int prov_log_open(const char *vm_dir)
+{
+	char path[PATH_MAX];
+	int fd, rc;
+
+	rc = util_path_join(path, sizeof(path), vm_dir, "provision.log");
+	if (rc < 0)
+		return rc;
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	return fd < 0 ? -errno : fd;
+}
+
+static void prov_mark(int fd, bool start, int code)
+{
+	char line[256], when[32];
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if ((start ? util_snprintf(line, sizeof(line), "==> hutch provision: start %s\n", when)
+		   : util_snprintf(line, sizeof(line), "==> hutch provision: end %s exit=%d\n", when,
+				   code)) == 0)
+		(void)util_write_all(fd, line, strlen(line));
+}
+
+/* The inventory: JSON, which ansible's yaml inventory plugin reads, so no
+ * value (paths, user) needs INI quoting. */
+static int prov_inventory(struct ssh_conn *c, const char *path)
+{
+	char common[8192];
+	json_t *host, *root;
+	char *text;
+	int rc;
+
+	rc = ssh_common_args(c, common, sizeof(common));
+	if (rc < 0)
+		return rc;
+	host = json_pack("{s:s, s:i, s:s, s:s, s:s}", "ansible_host", c->host, "ansible_port",
+			 c->port, "ansible_user", c->user, "ansible_ssh_private_key_file", c->key,
+			 "ansible_ssh_common_args", common);
+	if (!host)
+		return -ENOMEM;
+	root = json_pack("{s:{s:{s:o}}}", "all", "hosts", c->name, host);
+	if (!root)
+		return -ENOMEM;
+	text = json_dumps(root, JSON_INDENT(2));
+	json_decref(root);
+	if (!text)
+		return -ENOMEM;
+	rc = util_write_atomic(path, text, strlen(text), 0600);
+	free(text);
+	return rc;
+}
+
+int prov_playbook(const struct cfg_vm *vm, const char *project_dir, const char *vm_dir,
+		  json_t *state, bool (*alive)(void *), void *arg)
+{
+	char playbook[PATH_MAX], inv[PATH_MAX], log[PATH_MAX], done[PATH_MAX];
+	const char *argv[] = { "ansible-playbook", "-i", inv, playbook, NULL };
+	const char *env[PROV_ENV_MAX];
+	const char *const *base = proc_default_env();
+	struct ssh_conn *c;
+	size_t n = 0;
+	int rc, fd, code = -1;
+
+	if ((rc = util_path_join(playbook, sizeof(playbook), project_dir, "playbook.yml")) < 0 ||
+	    (rc = util_path_join(inv, sizeof(inv), vm_dir, "inventory.json")) < 0 ||
+	    (rc = util_path_join(log, sizeof(log), vm_dir, "provision.log")) < 0 ||
+	    (rc = util_path_join(done, sizeof(done), vm_dir, "provisioned")) < 0)
+		return rc;
+	if (access(playbook, R_OK) < 0)
+		return -errno;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	rc = ssh_conn_init(c, vm, project_dir, vm_dir, state);
+	if (rc < 0)
+		goto out;
+	rc = prov_inventory(c, inv);
+	if (rc < 0)
+		goto out;
+	for (; base && base[n] && n < PROV_ENV_MAX - 8; n++)
+		env[n] = base[n];
+	/* Host keys are checked (against our pin, via the common args), no
+	 * ControlPersist master is left behind after hutch returns, and no
+	 * retry files litter the project. */
+	env[n++] = "ANSIBLE_HOST_KEY_CHECKING=True";
+	env[n++] = "ANSIBLE_SSH_ARGS=-C -o ControlMaster=no";
+	env[n++] = "ANSIBLE_RETRY_FILES_ENABLED=False";
+	env[n++] = "ANSIBLE_PYTHON_INTERPRETER=auto_silent";
+	env[n++] = "ANSIBLE_NOCOLOR=1";
+	env[n++] = "ANSIBLE_INVENTORY_ENABLED=yaml";
+	env[n] = NULL;
+
+	fd = prov_log_open(vm_dir);
+	if (fd < 0) {
+		rc = fd;
+		goto out;
+	}
+	log_info("provisioning %s with playbook.yml (log: %s)", vm->name, log);
+	prov_mark(fd, true, 0);
+	rc = prov_run(argv, env, project_dir, fd, 0, alive, arg, &code);
+	prov_mark(fd, false, rc < 0 ? -1 : code);
+	close(fd);
+	if (rc == -ENOENT) {
+		log_err("ansible-playbook not found: install ansible to use playbook.yml");
+		goto out;
+	}
+	if (rc < 0) {
+		log_errno(rc, "provisioning %s", vm->name);
+		goto out;
+	}
+	if (code != 0) {
+		log_err("the playbook failed (exit status %d); the end of %s:", code, log);
+		util_print_tail(log, 30, stderr, "  ");
+		rc = -ECANCELED;
+		goto out;
+	}
+	rc = util_write_atomic(done, "1\n", 2, 0600);
+out:
+	free(c);
+	return rc;
+}

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef HUTCH_SSH_EXT_H
+#define HUTCH_SSH_EXT_H
+/**
+ * DOC: ssh_ext - the ssh module's up/halt/destroy extension (ssh_up_ext)
+ * and the pieces the ssh verbs share with it.
+ */
+#include <jansson.h>
+#include <stddef.h>
+
+#include "src/ci.h"
+#include "src/cfg.h"
+#include "src/ext.h"
+
+extern const struct up_ext ssh_up_ext;
+
+/**
+ * ssh_ext_ci_load() - read and parse <project>/cloud-init.yml
+ * @text, @len: set to the file (NULL when there is none); the caller frees
+ * @info:       set to its ci_parse() (NULL when there is none); the caller frees
+ */
+int ssh_ext_ci_load(const char *project_dir, char **text, size_t *len, struct ci_info **info);
+
+/**
+ * ssh_exec() - replace this process with ssh to the VM (pinned host key)
+ * @cmd: remote command words, or NULL for a login shell
+ * Return: only on failure, a negative errno
+ */
+int ssh_exec(const struct cfg_vm *vm, const char *project_dir, const char *vm_dir,
+	     json_t *state, const char *const *cmd);
+
+#endif

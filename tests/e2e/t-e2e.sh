@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# End to end with the Debian 12 guest, as a user would: a project with
+# hutch.yaml, cloud-init.yml (a user + __HUTCH_PUBKEY__), playbook.yml and
+# hooks; up (cloud-init + playbook), ssh with the pinned host key, exit
+# status passthrough, ssh-config with `ssh -F`, a tampered pin refused,
+# halt by ACPI, up again without re-provisioning, provision, destroy.
+# Modes: E2E_MODES (default "user nat"); nat runs inside a network
+# namespace of ours.  HOME and the XDG dirs are a scratch dir, so
+# ~/.ssh/hutch is a throwaway test key.
+#   E2E_IMAGE=path   use this qcow2 instead of `make debian-image`
+source "$(dirname "$0")/../lib/tap.sh"
+cd "$HUTCH_SRC" || exit 1
+MODES=${E2E_MODES:-user nat}
+
+T=$(mktemp -d /tmp/hutch-e2e.XXXXXX)
+NS=ssh-e2e-$$
+NSX=()
+SSHD_PID=
+cleanup() {
+	local d
+	[ -n "$SSHD_PID" ] && kill "$SSHD_PID" 2>/dev/null
+	for d in "$T"/proj-*; do
+		[ -f "$d/hutch.yaml" ] || continue
+		"${NSX[@]}" "$HUTCH" -C "$d" destroy >/dev/null 2>&1 || true
+	done
+	ip netns del "$NS" 2>/dev/null || true
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+export HOME=$T/home XDG_DATA_HOME=$T/data XDG_CACHE_HOME=$T/cache XDG_CONFIG_HOME=$T/config
+export XDG_RUNTIME_DIR=$T/run
+mkdir -p "$HOME" "$XDG_DATA_HOME" "$XDG_CACHE_HOME" "$XDG_CONFIG_HOME" "$XDG_RUNTIME_DIR"
+chmod 700 "$XDG_RUNTIME_DIR"
+
+# --- prerequisites -----------------------------------------------------------
+if "$HUTCH" -C "$T" up 2>&1 | grep -q 'not implemented'; then
+	skip "end to end" "the lifecycle verbs (core) are not in this build yet"
+	done_testing; exit 0
+fi
+# --- pinning against a real sshd, without a guest ----------------------------
+# OpenSSH's sshd from the Debian archive, unpacked (not installed: nothing
+# starts on the host), run in a network namespace of ours and a private
+# mount namespace whose /etc/passwd has a test user.  Checks what `hutch ssh`,
+# `ssh-config` and `provision` do with the pinned host key.
+local_sshd() {
+	local D=$T/sshd S=$HUTCH_SRC/build/e2e-sshd P=$T/proj-pin vmd out rc pid
+	if [ "$(id -u)" -ne 0 ]; then skip "local sshd" "needs root for namespaces"; return; fi
+	mkdir -p "$S" "$D/srv" "$D/home" "$P"
+	if ! ls "$S"/openssh-server_*.deb >/dev/null 2>&1 || ! ls "$S"/libwrap0_*.deb >/dev/null 2>&1; then
+		(cd "$S" && apt-get download openssh-server libwrap0 >/dev/null 2>&1)
+	fi
+	if ! ls "$S"/openssh-server_*.deb >/dev/null 2>&1; then
+		skip "local sshd" "apt-get download openssh-server failed (no archive)"; return
+	fi
+	for f in "$S"/openssh-server_*.deb "$S"/libwrap0_*.deb; do dpkg-deb -x "$f" "$D/root"; done
+	cp /etc/passwd /etc/group "$D/"
+	cp /etc/shadow "$D/" 2>/dev/null || : >"$D/shadow"
+	echo 'sshd:x:990:65534::/run/sshd:/usr/sbin/nologin' >>"$D/passwd"
+	echo "tester:x:4321:4321::$D/home:/bin/sh" >>"$D/passwd"
+	echo 'tester:x:4321:' >>"$D/group"
+	printf 'sshd:*:19000:0:99999:7:::\ntester:not-locked:19000:0:99999:7:::\n' >>"$D/shadow"
+	chown 4321:4321 "$D/home"
+	chmod 755 "$T" "$D"
+	cat >"$P/hutch.yaml" <<Y
+name: pin
+kernel: {path: /bin/true}
+network: {mode: user}
+ssh: {user: tester}
+Y
+	printf -- '- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.copy:\n        dest: "%s/home/provisioned"\n        content: "yes\\n"\n' "$D" >"$P/playbook.yml"
+	vmd=$XDG_DATA_HOME/hutch/vms/pin
+	mkdir -p "$vmd/ssh"
+	ssh-keygen -q -t ed25519 -N '' -C hutch-pin -f "$vmd/ssh/host_ed25519"
+	echo "hutch-pin $(cut -d' ' -f1,2 "$vmd/ssh/host_ed25519.pub")" >"$vmd/ssh/known_hosts"
+	echo '{"name":"pin","status":"running","ssh":{"host":"127.0.0.1","port":2222}}' >"$vmd/state.json"
+	cp "$vmd/ssh/host_ed25519" "$D/srv/hk"
+	cp "$HOME/.ssh/hutch.pub" "$D/srv/ak"
+	printf 'Port 2222\nListenAddress 127.0.0.1\nHostKey %s/srv/hk\nAuthorizedKeysFile %s/srv/ak\nStrictModes no\nUsePAM no\nPidFile none\nPasswordAuthentication no\n' "$D" "$D" >"$D/srv/cfg"
+	cat >"$D/srv/run.sh" <<Y
+mount --bind $D/passwd /etc/passwd && mount --bind $D/group /etc/group && mount --bind $D/shadow /etc/shadow
+mount -t tmpfs none /run && mkdir -m 755 /run/sshd
+export LD_LIBRARY_PATH=$D/root/usr/lib/x86_64-linux-gnu:$D/root/lib/x86_64-linux-gnu
+exec $D/root/usr/sbin/sshd -D -e -f $D/srv/cfg
+Y
+	ip netns add "$NS" && ip netns exec "$NS" ip link set lo up || { fail "netns $NS"; return; }
+	ip netns exec "$NS" unshare -m --propagation private bash "$D/srv/run.sh" >"$D/srv/log" 2>&1 &
+	pid=$!
+	SSHD_PID=$pid
+	for _ in $(seq 50); do grep -q 'Server listening' "$D/srv/log" && break; sleep 0.2; done
+	local X=(ip netns exec "$NS" "$HUTCH" -C "$P")
+	out=$("${X[@]}" ssh -- 'echo hi from $(id -un)' </dev/null 2>&1)
+	is "sshd: hutch ssh logs in with the managed key and the pinned host key" "$out" "hi from tester"
+	"${X[@]}" ssh -- exit 7 </dev/null >/dev/null 2>&1; rc=$?
+	is "sshd: exit status passed through" "$rc" "7"
+	"${X[@]}" ssh-config >"$D/sc" 2>&1
+	out=$(ip netns exec "$NS" ssh -F "$D/sc" -o BatchMode=yes hutch-pin echo via-config </dev/null 2>&1)
+	is "sshd: ssh -F with hutch ssh-config" "$out" "via-config"
+	if "${X[@]}" provision >"$D/prov.log" 2>&1 && [ -f "$D/home/provisioned" ]; then
+		ok "sshd: provision runs the playbook over the pinned SSH"
+	else
+		fail "sshd: provision"; tail -15 "$D/prov.log" | sed 's/^/#   /'
+	fi
+	ssh-keygen -q -t ed25519 -N '' -f "$D/other"
+	echo "hutch-pin $(cut -d' ' -f1,2 "$D/other.pub")" >"$vmd/ssh/known_hosts"
+	out=$("${X[@]}" ssh -- echo should-not-run </dev/null 2>&1); rc=$?
+	if [ "$rc" -eq 255 ] && [[ $out == *"Host key verification failed"* ]]; then
+		ok "sshd: a server whose key is not the pinned one is refused"
+	else
+		fail "sshd: a server whose key is not the pinned one is refused"; diag "rc=$rc out=$out"
+	fi
+	kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+	ip netns del "$NS" 2>/dev/null
+	rm -rf "$vmd" "$P"
+}
+check "hutch pubkey creates the managed key" "$HUTCH" pubkey
+is "managed key has the comment hutch" "$(awk '{print $3}' "$HOME/.ssh/hutch.pub" 2>/dev/null)" "hutch"
+local_sshd
+
+IMAGE=${E2E_IMAGE:-}
+if [ -z "$IMAGE" ]; then
+	if [ -f build/guests/debian-12/image.qcow2 ]; then
+		IMAGE=$PWD/build/guests/debian-12/image.qcow2
+	elif make -n debian-image >/dev/null 2>&1; then
+		diag "building the debian-12 guest (make debian-image, several minutes)"
+		if timeout 3000 make debian-image >build/e2e-image.log 2>&1 && [ -f build/guests/debian-12/image.qcow2 ]; then
+			IMAGE=$PWD/build/guests/debian-12/image.qcow2
+		else
+			fail "make debian-image"; tail -20 build/e2e-image.log | sed 's/^/#   /'
+			done_testing; exit 1
+		fi
+	else
+		skip "end to end" "no debian-12 guest recipe (make debian-image) in this build"
+		done_testing; exit 0
+	fi
+fi
+ok "debian-12 image: $IMAGE"
+
+state() { # state NAME KEY[.SUB]: a value of state.json
+	python3 - "$XDG_DATA_HOME/hutch/vms/$1/state.json" "$2" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[1]))
+for k in sys.argv[2].split('.'):
+    v = v.get(k) if isinstance(v, dict) else None
+print('' if v is None else v)
+PY
+}
+
+starts() { grep -c '^==> hutch provision: start' "$1" 2>/dev/null || echo 0; }
+
+run_mode() {
+	local mode=$1 name=e2e-$1 P=$T/proj-$1 vmd t0 t1 out rc
+	vmd=$XDG_DATA_HOME/hutch/vms/$name
+	mkdir -p "$P/hooks"
+	cat >"$P/hutch.yaml" <<Y
+name: $name
+image: $IMAGE
+cpus: 2
+memory: 1024
+network:
+  mode: $mode
+timeouts: {boot: 1200, ssh: 1200, cloud_init: 1500, shutdown: 240}
+Y
+	cat >"$P/cloud-init.yml" <<'Y'
+#cloud-config
+users:
+  - name: tester
+    shell: /bin/bash
+    sudo: ALL=(ALL) NOPASSWD:ALL
+    ssh_authorized_keys:
+      - __HUTCH_PUBKEY__
+package_update: false
+Y
+	cat >"$P/playbook.yml" <<'Y'
+- hosts: all
+  become: true
+  gather_facts: false
+  tasks:
+    - name: leave a mark
+      ansible.builtin.copy:
+        dest: /etc/hutch-provisioned
+        content: "provisioned by ansible through hutch\n"
+Y
+	for h in pre-up post-up pre-down post-down; do
+		printf '#!/bin/sh\necho "$HUTCH_HOOK $HUTCH_TRIGGER $HUTCH_VM_NAME" >> "%s/hooks.log"\n' "$P" >"$P/hooks/$h"
+		chmod +x "$P/hooks/$h"
+	done
+	H=("${NSX[@]}" "$HUTCH" -C "$P")
+
+	t0=$(date +%s)
+	if "${H[@]}" up >"$T/up-$mode.log" 2>&1; then
+		ok "$mode: up ($(( $(date +%s) - t0 ))s)"
+	else
+		fail "$mode: up"; tail -30 "$T/up-$mode.log" | sed 's/^/#   /'
+		"${H[@]}" destroy >/dev/null 2>&1
+		return
+	fi
+	is "$mode: status running" "$(state "$name" status)" "running"
+	check "$mode: provisioned on first create" test -f "$vmd/provisioned"
+	is "$mode: playbook ran once" "$(starts "$vmd/provision.log")" "1"
+	is "$mode: ssh user is the first cloud-init user" "$(cat "$vmd/ssh/user")" "tester"
+	grep -q '^pre-up up e2e' "$P/hooks.log" && grep -q '^post-up up e2e' "$P/hooks.log" \
+		&& ok "$mode: pre-up and post-up hooks ran with HUTCH_* env" || fail "$mode: hooks on up"
+
+	out=$("${H[@]}" ssh -- cat /etc/hutch-provisioned 2>&1 </dev/null)
+	is "$mode: ssh -- cat /etc/hutch-provisioned" "$out" "provisioned by ansible through hutch"
+	"${H[@]}" ssh -- false </dev/null >/dev/null 2>&1; rc=$?
+	is "$mode: ssh -- false exits 1" "$rc" "1"
+	"${H[@]}" ssh -- exit 7 </dev/null >/dev/null 2>&1; rc=$?
+	is "$mode: exit status passed through" "$rc" "7"
+	out=$("${H[@]}" ssh -- whoami </dev/null 2>&1)
+	is "$mode: logged in as tester" "$out" "tester"
+
+	# the guest serves exactly the host key hutch generated and pinned
+	out=$("${H[@]}" ssh -- cat /etc/ssh/ssh_host_ed25519_key.pub </dev/null 2>/dev/null | awk '{print $2}')
+	is "$mode: guest host key is the pinned one" "$out" "$(awk '{print $2}' "$vmd/ssh/host_ed25519.pub")"
+	out=$("${H[@]}" ssh -- 'ls /etc/ssh/ | grep -c "^ssh_host_.*_key$"' </dev/null 2>/dev/null)
+	is "$mode: no other host keys in the guest" "$out" "1"
+
+	if "${H[@]}" ssh-config >"$T/sshcfg-$mode" 2>"$T/sshcfg-$mode.err"; then
+		ok "$mode: ssh-config"
+		out=$("${NSX[@]}" ssh -F "$T/sshcfg-$mode" -o BatchMode=yes "hutch-$name" echo via-config </dev/null 2>&1)
+		is "$mode: ssh -F with the ssh-config block" "$out" "via-config"
+		ssh-keygen -q -t ed25519 -N '' -f "$T/other-$mode" >/dev/null
+		echo "hutch-$name $(cut -d' ' -f1,2 "$T/other-$mode.pub")" >"$T/bad_known_hosts-$mode"
+		sed "s|UserKnownHostsFile .*|UserKnownHostsFile \"$T/bad_known_hosts-$mode\"|" "$T/sshcfg-$mode" >"$T/sshcfg-bad-$mode"
+		out=$("${NSX[@]}" ssh -F "$T/sshcfg-bad-$mode" -o BatchMode=yes "hutch-$name" echo via-config </dev/null 2>&1)
+		case $out in
+		*via-config*) fail "$mode: a different pinned key is refused" ;;
+		*) ok "$mode: a different pinned key is refused" ;;
+		esac
+	else
+		fail "$mode: ssh-config"; sed 's/^/#   /' "$T/sshcfg-$mode.err"
+	fi
+
+	t0=$(date +%s)
+	if "${H[@]}" halt >"$T/halt-$mode.log" 2>&1; then
+		t1=$(date +%s)
+		ok "$mode: halt ($((t1 - t0))s, within timeouts.shutdown)"
+	else
+		fail "$mode: halt"; tail -20 "$T/halt-$mode.log" | sed 's/^/#   /'
+	fi
+	is "$mode: status stopped" "$(state "$name" status)" "stopped"
+	is "$mode: stopped by the guest (ACPI)" "$(state "$name" exit_reason)" "guest-shutdown"
+	grep -q '^pre-down halt' "$P/hooks.log" && grep -q '^post-down halt' "$P/hooks.log" \
+		&& ok "$mode: down hooks ran with HUTCH_TRIGGER=halt" || fail "$mode: down hooks on halt"
+
+	if "${H[@]}" up >"$T/up2-$mode.log" 2>&1; then
+		ok "$mode: up again"
+	else
+		fail "$mode: up again"; tail -30 "$T/up2-$mode.log" | sed 's/^/#   /'
+	fi
+	is "$mode: no re-provisioning on a second up" "$(starts "$vmd/provision.log")" "1"
+	out=$("${H[@]}" ssh -- cat /etc/hutch-provisioned 2>&1 </dev/null)
+	is "$mode: disk kept across halt/up" "$out" "provisioned by ansible through hutch"
+
+	if "${H[@]}" provision >"$T/prov-$mode.log" 2>&1; then
+		ok "$mode: provision"
+	else
+		fail "$mode: provision"; tail -30 "$T/prov-$mode.log" | sed 's/^/#   /'
+	fi
+	is "$mode: provision ran the playbook again" "$(starts "$vmd/provision.log")" "2"
+
+	check "$mode: destroy" "${H[@]}" destroy
+	grep -q '^pre-down destroy' "$P/hooks.log" && ok "$mode: pre-down hook with HUTCH_TRIGGER=destroy" \
+		|| fail "$mode: pre-down on destroy"
+	check_fails "$mode: disk gone after destroy" test -e "$vmd/disk.qcow2"
+}
+
+for mode in $MODES; do
+	NSX=()
+	if [ "$mode" = nat ]; then
+		if [ "$(id -u)" -ne 0 ]; then
+			skip "nat" "needs root for a network namespace"; continue
+		fi
+		if ! nm "$HUTCH" 2>/dev/null | grep -q ' net_sv_ext$'; then
+			skip "nat" "the net module is not in this build yet"; continue
+		fi
+		ip netns add "$NS" && ip netns exec "$NS" ip link set lo up || { fail "netns $NS"; continue; }
+		NSX=(ip netns exec "$NS")
+	fi
+	run_mode "$mode"
+	[ "$mode" = nat ] && ip netns del "$NS" 2>/dev/null
+done
+done_testing
