@@ -160,30 +160,6 @@ static int vm_root(char *buf, size_t n)
 	return rc ? rc : util_path_join(buf, n, data, "vms");
 }
 
-/* ---- up_ctx API (src/ext.h) ---- */
-
-int up_state_reload(struct up_ctx *u)
-{
-	json_t *st;
-	int rc = state_load(u->vm_dir, &st);
-
-	if (rc)
-		return rc;
-	json_decref(u->state);
-	u->state = st;
-	return 0;
-}
-
-bool up_vm_alive(struct up_ctx *u)
-{
-	long long q;
-
-	if (up_state_reload(u) || !vm_supervisor_alive(u->vm_dir, u->state))
-		return false;
-	q = state_get_int(u->state, "qemu_pid", 0);
-	return q > 1 && q < INT_MAX && kill((pid_t)q, 0) == 0;
-}
-
 static void vm_print_tails(const char *vm_dir)
 {
 	char p[PATH_MAX];
