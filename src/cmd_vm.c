@@ -40,6 +40,13 @@
 #include "src/util.h"
 #include "src/vm.h"
 
+/*
+ * Referenced by tests/helpers/fake_ext.c: a program linked from libhutch.a
+ * would otherwise get cmd_todo.c's weak stubs for these verbs, since the
+ * archive member found first for cmd_up is cmd_todo.o.
+ */
+const int cmd_vm_verbs = 1;
+
 #define CTL_TIMEOUT_MS 10000
 #define HALT_MARGIN_S 15	/* quit grace and teardown beyond timeouts.shutdown */
 

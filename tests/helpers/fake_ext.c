@@ -200,6 +200,8 @@ const struct up_ext test_up_ext = {
 	.after_down = fake_after_down,
 };
 
+extern const int cmd_vm_verbs;
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -214,6 +216,8 @@ int main(int argc, char **argv)
 	int i = 1;
 
 	log_init("hutch", LOG_LVL_INFO);
+	if (!cmd_vm_verbs)	/* pulls cmd_vm.o, not the weak stubs */
+		return EXIT_ERR;
 	if (argc > 2 && !strcmp(argv[1], "-C")) {
 		if (!realpath(argv[2], cli.dir))
 			return EXIT_USAGE;
