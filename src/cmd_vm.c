@@ -367,19 +367,21 @@ CMD_DECL(up)
 		log_errno(rc, "data directory");
 		goto out;
 	}
-	if (!vm_exists(&s)) {
-		if (mkdir(s.dir, 0700) < 0 && errno != EEXIST) {
-			log_errno(-errno, "%s", s.dir);
-			goto out;
-		}
-		u.created = true;
+	if (mkdir(s.dir, 0700) < 0 && errno != EEXIST) {
+		log_errno(-errno, "%s", s.dir);
+		goto out;
 	}
 	ret = vm_take_lock(&s, &lock);
 	if (ret)
 		goto out;
 	ret = EXIT_ERR;
-	if (!u.created && state_load(s.dir, &u.state) == -ENOENT)
-		u.created = true;	/* a creation that failed half-way: start over */
+	/* under the lock: no state.json means new, or a creation that failed half-way */
+	rc = state_load(s.dir, &u.state);
+	if (rc && rc != -ENOENT) {
+		log_errno(rc, "%s/state.json", s.dir);
+		goto out;
+	}
+	u.created = rc == -ENOENT;
 	if (u.created) {
 		rc = up_create(&u, &s);
 		if (rc) {
