@@ -11,7 +11,7 @@ source tests/lib/guest.sh
 guest_tiny_build || { skip "extensions" "tiny guest does not build"; done_testing; exit 0; }
 
 T=$(mktemp -d /tmp/hutch-core-ext.XXXXXX)
-export XDG_DATA_HOME=$T/data XDG_CACHE_HOME=$T/cache FAKE_LOG=$T/cli.log
+export XDG_DATA_HOME=$T/data XDG_CACHE_HOME=$T/cache FAKE_LOG=$T/cli.log HOME=$T/home
 unset HUTCH_DIR FAKE_FAIL_DOWN
 V=$XDG_DATA_HOME/hutch/vms/core-e
 F() { "$FAKE" -C "$T/p" "$@"; }
@@ -26,7 +26,7 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
-mkdir -p "$T/p"
+mkdir -p "$T/p" "$HOME"
 cat >"$T/p/hutch.yaml" <<EOF
 name: core-e
 cpus: 1

@@ -18,9 +18,9 @@ fi
 GUESTSH_PY=${GUESTSH_PY:-$HUTCH_SRC/tests/lib/guestsh.py}
 
 T=$(mktemp -d /tmp/hutch-core-vm.XXXXXX)
-export XDG_DATA_HOME=$T/data XDG_CACHE_HOME=$T/cache
+export XDG_DATA_HOME=$T/data XDG_CACHE_HOME=$T/cache HOME=$T/home
 unset HUTCH_DIR HUTCH_TEST_KVM
-mkdir -p "$T/p" "$T/u" "$T/bad" "$XDG_CACHE_HOME/hutch/images"
+mkdir -p "$T/p" "$T/u" "$T/bad" "$XDG_CACHE_HOME/hutch/images" "$HOME"
 echo keep >"$XDG_CACHE_HOME/hutch/images/base.img"
 V=$XDG_DATA_HOME/hutch/vms/core-t
 H() { "$HUTCH" -C "$T/p" "$@"; }
