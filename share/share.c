@@ -177,6 +177,36 @@ err_unlink:
 	return rc;
 }
 
+/*
+ * The folder's canonical name: its parent resolved with realpath(3), its
+ * last component kept as is (it may not exist yet; when it is a symlink,
+ * share_mount() refuses it).  The kernel prints canonical paths in
+ * mountinfo, so a folder given through a symlinked parent (/home ->
+ * /usr/home) must be compared, mounted and unmounted under that name.
+ */
+static int share_canon_dir(const char *in, char *out, size_t n)
+{
+	char tmp[PATH_MAX], parent[PATH_MAX];
+	const char *base;
+	char *slash;
+	size_t l;
+	int rc;
+
+	if (in[0] != '/' || (rc = util_snprintf(tmp, sizeof(tmp), "%s", in)) < 0)
+		return in[0] != '/' ? -EINVAL : rc;
+	l = strlen(tmp);
+	while (l > 1 && tmp[l - 1] == '/')
+		tmp[--l] = '\0';
+	slash = strrchr(tmp, '/');
+	base = slash + 1;
+	if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+		return -EINVAL;
+	*slash = '\0';
+	if (!realpath(tmp[0] ? tmp : "/", parent))
+		return -errno;
+	return util_snprintf(out, n, "%s/%s", strcmp(parent, "/") == 0 ? "" : parent, base);
+}
+
 /* read /proc/self/mountinfo and find the topmost mount on @dir */
 static int share_find_mount(const char *dir, struct share_mntent *e)
 {
@@ -218,13 +248,16 @@ static bool share_loop_backs(int nr, const struct stat *st, dev_t mounted_dev)
 	return ok;
 }
 
-int share_verify(const char *img, const char *dir, int *loopnr)
+int share_verify(const char *img, const char *dir_in, int *loopnr)
 {
 	struct share_mntent *e;
+	char dir[PATH_MAX];
 	struct stat st;
 	long nr;
 	int rc;
 
+	if ((rc = share_canon_dir(dir_in, dir, sizeof(dir))) < 0)
+		return rc;
 	if (stat(img, &st) < 0)
 		return -errno;
 	e = malloc(sizeof(*e));
@@ -358,12 +391,17 @@ static int share_loop_find(const struct stat *st)
 	return found;
 }
 
-int share_mount(const char *img, const char *dir, uid_t uid, gid_t gid, int *loopnr)
+int share_mount(const char *img, const char *dir_in, uid_t uid, gid_t gid, int *loopnr)
 {
-	char real[PATH_MAX], dev[64];
+	char real[PATH_MAX], dev[64], dir[PATH_MAX];
 	struct stat st;
 	int imgfd, lfd = -1, nr = -1, rc;
 	bool reused = false;
+
+	if ((rc = share_canon_dir(dir_in, dir, sizeof(dir))) < 0) {
+		log_errno(rc, "shared folder %s", dir_in);
+		return rc;
+	}
 
 	rc = share_verify(img, dir, loopnr);
 	if (rc == 0)
@@ -454,9 +492,13 @@ err_img:
 	return rc;
 }
 
-int share_unmount(const char *img, const char *dir)
+int share_unmount(const char *img, const char *dir_in)
 {
-	int rc = 0;
+	char dir[PATH_MAX];
+	int rc;
+
+	if ((rc = share_canon_dir(dir_in, dir, sizeof(dir))) < 0)
+		return rc == -ENOENT ? 0 : rc;	/* no parent: nothing can be mounted there */
 
 	/* stacked mounts of ours (a second `hutch mount` raced): peel them all */
 	for (int i = 0; i < 8; i++) {
@@ -507,7 +549,7 @@ int share_virtiofsd_find(char *buf, size_t n)
 }
 
 int share_virtiofsd_start(const char *exe, const char *dir, const char *sock, const char *log,
-			  pid_t *pidp)
+			  bool die_with_us, pid_t *pidp)
 {
 	char a_sock[PATH_MAX + 32], a_src[PATH_MAX + 32];
 	const char *argv[12];
@@ -550,6 +592,7 @@ int share_virtiofsd_start(const char *exe, const char *dir, const char *sock, co
 			.fds = fds,
 			.n_fds = n_fds,
 			.setsid = true,
+			.pdeathsig = die_with_us ? SIGTERM : 0,
 		};
 
 		rc = proc_spawn(&o, &pid, NULL);

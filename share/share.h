@@ -158,11 +158,14 @@ int share_virtiofsd_find(char *buf, size_t n);
  * share_virtiofsd_start() - spawn virtiofsd serving @dir on @sock and wait for the socket
  * @exe:  from share_virtiofsd_find()
  * @log:  file for its stderr (created/appended), or NULL
+ * @die_with_us: SIGTERM it when the calling thread dies (PR_SET_PDEATHSIG):
+ *        the supervisor's case, so a kill -9 of the supervisor leaves no
+ *        virtiofsd behind even before `gc` runs
  * @pidp: set to its pid; the caller stops it with share_virtiofsd_stop()
  * Return: 0, or a negative errno (-ETIMEDOUT, -ECHILD when it exited early)
  */
 int share_virtiofsd_start(const char *exe, const char *dir, const char *sock, const char *log,
-			  pid_t *pidp);
+			  bool die_with_us, pid_t *pidp);
 
 /**
  * share_virtiofsd_stop() - SIGTERM, wait up to @grace_ms, then SIGKILL

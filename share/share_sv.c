@@ -200,7 +200,7 @@ static int share_prepare(struct sv_ctx *c, void **privp)
 
 		if ((rc = util_snprintf(log, sizeof(log), "%s/vfs-%s.log", c->vm_dir, s->tag)) < 0)
 			goto err;
-		rc = share_virtiofsd_start(exe, s->host, r->sock, log, &r->vfs_pid);
+		rc = share_virtiofsd_start(exe, s->host, r->sock, log, true, &r->vfs_pid);
 		if (rc < 0) {
 			log_errno(rc, "share %s: cannot start virtiofsd", s->tag);
 			goto err;

@@ -263,7 +263,8 @@ static int images_rm(int argc, char **argv)
 	return EXIT_OK;
 }
 
-/* $HUTCH_RECIPES, else <dir of this executable>/images/recipes, else the installed ones */
+/* $HUTCH_RECIPES, else <dir of this executable>/images/recipes (source tree),
+ * else <exe dir>/../share/hutch/recipes (installed), else DATADIR's */
 static int images_recipes_dir(char *buf, size_t n)
 {
 	const char *env = getenv("HUTCH_RECIPES");
@@ -284,6 +285,11 @@ static int images_recipes_dir(char *buf, size_t n)
 			*slash = '\0';
 			if (!util_snprintf(buf, n, "%s/images/recipes", exe) && stat(buf, &st) == 0 &&
 			    S_ISDIR(st.st_mode))
+				return 0;
+			/* installed as PREFIX/bin/hutch: PREFIX/share/hutch/recipes,
+			 * whatever PREFIX the binary was built with */
+			if (!util_snprintf(buf, n, "%s/../share/hutch/recipes", exe) &&
+			    stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
 				return 0;
 		}
 	}

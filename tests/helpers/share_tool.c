@@ -44,7 +44,7 @@ int main(int argc, char **argv)
 
 		rc = share_virtiofsd_find(exe, sizeof(exe));
 		if (rc == 0)
-			rc = share_virtiofsd_start(exe, argv[2], argv[3], NULL, &pid);
+			rc = share_virtiofsd_start(exe, argv[2], argv[3], NULL, false, &pid);
 		if (rc == 0)
 			printf("%ld\n", (long)pid);
 	} else if (argc == 3 && strcmp(argv[1], "vfs-stop") == 0) {

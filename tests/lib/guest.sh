@@ -2,6 +2,8 @@
 # Test guest helpers: source after tests/lib/tap.sh.
 #   guest_tiny_build        `make tiny` once; exports TINY_KERNEL, TINY_INITRD
 #                           (returns non-zero with the build log on failure)
+#   guest_debian_build      `make debian-image` once (root; minutes the first
+#                           time); exports DEBIAN_IMAGE (the qcow2 path)
 #   tiny_boot DIR [QEMU ARGS...]
 #                           boots the tiny guest under TCG with plain QEMU in
 #                           the background: console on DIR/console.sock, QMP
@@ -36,6 +38,21 @@ guest_tiny_build() {
 	TINY_KERNEL=$TINY_DIR/vmlinuz
 	TINY_INITRD=$TINY_DIR/initrd.img
 	export TINY_KERNEL TINY_INITRD
+}
+
+guest_debian_build() {
+	if [ -z "${DEBIAN_IMAGE:-}" ]; then
+		local log
+		log=$(mktemp)
+		if ! make -C "$HUTCH_SRC" --no-print-directory debian-image >"$log" 2>&1; then
+			sed 's/^/# /' "$log" | tail -30
+			rm -f "$log"
+			return 1
+		fi
+		rm -f "$log"
+	fi
+	DEBIAN_IMAGE=$HUTCH_SRC/build/guests/debian-12/image.qcow2
+	export DEBIAN_IMAGE
 }
 
 tiny_boot() {

@@ -18,8 +18,10 @@ runs in a subshell (so `exit N` is its status, and cd/variables do not
 persist) with stdin from /dev/null so it cannot swallow later console input.
 Exit status 124 on timeout, 125 on a connection error.
 
---wait-ready: waits until the tiny guest prints "hutch-tiny: ready" or its
-shell answers a probe (the line may have been printed before we connected).
+--wait-ready: waits until the tiny guest's shell answers a probe (it starts
+right after "hutch-tiny: ready"; that line itself is not trusted, since it may
+come from an earlier boot replayed by whatever serves the socket, or have been
+printed before we connected).
 
 --qmp: a small QMP client for tests (capabilities handshake, one command,
 prints the "return" as JSON, exit 1 on an "error").
@@ -32,9 +34,6 @@ import select
 import socket
 import sys
 import time
-
-READY = b"hutch-tiny: ready"
-
 
 def die(msg, code=125):
     sys.stderr.write("guestsh: %s\n" % msg)
@@ -84,7 +83,7 @@ class Console:
         return time.monotonic() >= self.deadline
 
 
-def probe(con, nonce, also_ready=False):
+def probe(con, nonce):
     """Types a probe every second until the shell answers it."""
     want = b"HUTCH_P_" + nonce
     typed = b"echo HUTCH''_P_" + nonce + b"\n"
@@ -92,28 +91,49 @@ def probe(con, nonce, also_ready=False):
         con.send(b"\n" + typed)
         until = time.monotonic() + 1.0
         while time.monotonic() < until:
-            if want in con.buf or (also_ready and READY in con.buf):
+            if want in con.buf:
                 return
             if not con.read_some(until):
                 break
-        if want in con.buf or (also_ready and READY in con.buf):
+        if want in con.buf:
             return
         if con.timed_out():
             die("timed out waiting for the guest shell", 124)
 
 
+# busybox ash's line editor keeps at most 1024 characters of a line: longer
+# commands are typed in pieces into a file first, each piece acknowledged.
+CHUNK = 600
+
+
+def wait_for(con, what):
+    while what not in con.buf:
+        if not con.read_some(con.deadline) and con.timed_out():
+            die("timed out waiting for the guest shell", 124)
+
+
 def run_command(con, cmd):
-    nonce = os.urandom(6).hex().encode()
-    probe(con, nonce)
+    nonce = os.urandom(6).hex()
+    probe(con, nonce.encode())
     con.buf = b""
     b64 = base64.b64encode(cmd.encode()).decode()
-    start = "HUTCH_S_%s" % nonce.decode()
-    end = "HUTCH_E_%s" % nonce.decode()
-    line = (" echo HUTCH''_S_{n}; ( eval \"$(echo {b} | base64 -d)\" ) </dev/null; "
-            "echo HUTCH''_E_{n} $?\n").format(n=nonce.decode(), b=b64)
+    if len(b64) <= CHUNK:
+        src = "echo %s | base64 -d" % b64
+        cleanup = ""
+    else:
+        f = "/tmp/.guestsh.%s" % nonce
+        for i in range(0, len(b64), CHUNK):
+            con.send((" echo -n %s >>%s; echo HUTCH''_C_%s_%d_\n" %
+                      (b64[i:i + CHUNK], f, nonce, i)).encode())
+            wait_for(con, ("HUTCH_C_%s_%d_" % (nonce, i)).encode())
+        con.buf = b""
+        src = "base64 -d %s" % f
+        cleanup = "rm -f %s; " % f
+    line = (" echo HUTCH''_S_{n}; ( eval \"$({src})\" ) </dev/null; "
+            "r=$?; {c}echo HUTCH''_E_{n} $r\n").format(n=nonce, src=src, c=cleanup)
     con.send(line.encode())
-    pat = re.compile(re.escape(start.encode()) + rb"\r?\n(.*?)" +
-                     re.escape(end.encode()) + rb" (\d+)\r?\n", re.S)
+    pat = re.compile(re.escape(("HUTCH_S_" + nonce).encode()) + rb"\r?\n(.*?)" +
+                     re.escape(("HUTCH_E_" + nonce).encode()) + rb" (\d+)\r?\n", re.S)
     while True:
         m = pat.search(con.buf)
         if m:
@@ -188,7 +208,7 @@ def main(argv):
         if len(rest) != 1:
             die("usage: guestsh.py --wait-ready SOCKET", 2)
         con = Console(connect(rest[0], deadline), deadline)
-        probe(con, os.urandom(6).hex().encode(), also_ready=True)
+        probe(con, os.urandom(6).hex().encode())
         return 0
     if len(rest) != 2:
         die("usage: guestsh.py [--timeout S] SOCKET 'command'", 2)

@@ -137,6 +137,14 @@ check_fails "the folder holding another image is refused" "$TOOL" mount "$img" "
 check_fails "verify tells the images apart" "$TOOL" verify "$img" "$T/ws2"
 "$TOOL" unmount "$T/other.img" "$T/ws2"
 
+# --- a folder reached through a symlinked parent (/home -> /usr/home) works
+ln -s "$T" "$T/alias"
+check "mount through a symlinked parent" "$TOOL" mount "$img" "$T/alias/ws"
+is "mounted under the canonical name" "$(mnt_fs "$ws")" ext4
+check "verify through the alias" "$TOOL" verify "$img" "$T/alias/ws"
+check "unmount through the alias" "$TOOL" unmount "$img" "$T/alias/ws"
+check_fails "unmounted" grep -q " $ws " /proc/self/mountinfo
+
 # --- a symlinked folder is refused (mount(2) would follow it)
 ln -s "$T/busy" "$T/link"
 check_fails "a folder that is a symlink is refused" "$TOOL" mount "$img" "$T/link"
