@@ -9,9 +9,11 @@
  * executes hlt and fail real guests.  So `accel: auto` boots a tiny probe
  * guest under KVM (long mode, higher-half paging, a timer interrupt, then
  * isa-debug-exit with a known code) and falls back to TCG unless that
- * really ran, within a deadline that a working KVM meets easily (on the
- * kvm-pvm host the probe crawls through in ~4 s and real kernels hang).  The result is cached per boot (keyed by boot_id) in the data
- * directory, so `up` pays the probe once.
+ * really ran, and no slower than the same probe under TCG.  kvm-pvm, the
+ * known case where the probe passes but distribution kernels fail, is
+ * recognised by its module and refused outright.  The result is cached
+ * per boot (keyed by boot_id) in the data directory, so `up` pays the
+ * probe once.
  */
 #include <stdbool.h>
 #include <stddef.h>

@@ -430,6 +430,11 @@ static json_t *sv_ctl_handle(struct sv_ctx *c, struct sv_core *k, json_t *req)
 		if (tmo < 0 || tmo > 86400)
 			tmo = c->vm->timeouts.shutdown;
 		log_info("halt requested (timeout %llds)", tmo);
+		/* a paused guest cannot see the power button */
+		if (k->qmp && !k->shutdown_seen && qmp_query_status(k->qmp, &rs, name, sizeof(name),
+								     SV_QMP_TIMEOUT_MS) == 0 &&
+		    rs == QMP_RS_PAUSED && qmp_cont(k->qmp, SV_QMP_TIMEOUT_MS))
+			log_warn("could not resume the paused guest before powering it down");
 		sv_halt_step(c, k, SV_HALT_POWERDOWN, (unsigned)tmo * 1000);
 		return json_pack("{s:b}", "ok", 1);
 	}

@@ -272,3 +272,31 @@ int vm_wait_pid_gone(pid_t pid, int timeout_ms)
 	close(fd);
 	return rc > 0 ? 0 : rc;
 }
+
+/*
+ * The up_ctx API of src/ext.h lives here rather than in cmd_vm.c so that a
+ * test helper linking an extension from libhutch.a does not drag in the
+ * verbs and the supervisor.
+ */
+
+int up_state_reload(struct up_ctx *u)
+{
+	json_t *st;
+	int rc = state_load(u->vm_dir, &st);
+
+	if (rc)
+		return rc;
+	json_decref(u->state);
+	u->state = st;
+	return 0;
+}
+
+bool up_vm_alive(struct up_ctx *u)
+{
+	long long q;
+
+	if (up_state_reload(u) || !vm_supervisor_alive(u->vm_dir, u->state))
+		return false;
+	q = state_get_int(u->state, "qemu_pid", 0);
+	return q > 1 && q < INT_MAX && kill((pid_t)q, 0) == 0;
+}

@@ -18,9 +18,9 @@ fi
 GUESTSH_PY=${GUESTSH_PY:-$HUTCH_SRC/tests/lib/guestsh.py}
 
 T=$(mktemp -d /tmp/hutch-core-vm.XXXXXX)
-export XDG_DATA_HOME=$T/data XDG_CACHE_HOME=$T/cache
+export XDG_DATA_HOME=$T/data XDG_CACHE_HOME=$T/cache HOME=$T/home
 unset HUTCH_DIR HUTCH_TEST_KVM
-mkdir -p "$T/p" "$T/u" "$T/bad" "$XDG_CACHE_HOME/hutch/images"
+mkdir -p "$T/p" "$T/u" "$T/bad" "$XDG_CACHE_HOME/hutch/images" "$HOME"
 echo keep >"$XDG_CACHE_HOME/hutch/images/base.img"
 V=$XDG_DATA_HOME/hutch/vms/core-t
 H() { "$HUTCH" -C "$T/p" "$@"; }
@@ -50,6 +50,8 @@ kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet
 network: {mode: none}
 timeouts: {boot: 120, shutdown: 45}
 EOF
+# no SSH key for the guest: up does not wait for SSH (the tiny guest has no sshd)
+printf '#cloud-config\n' >"$T/p/cloud-init.yml"
 
 # --- configuration errors
 printf 'name: core-t\nbogus_key: 1\n' >"$T/bad/hutch.yaml"
@@ -113,6 +115,14 @@ jq -e '.qemu_argv | index("-nodefaults") and index("virtio-rng-pci")' <<<"$j" >/
 	[ "$(jq -r .qmp_status <<<"$j")" = running ] && ok "inspect --json" || { fail "inspect --json"; diag "$j"; }
 check_fails "ip without network: exit 1" H ip
 
+# --- another project with the same VM name must not take this VM over
+mkdir -p "$T/o"
+cp "$T/p/hutch.yaml" "$T/p/cloud-init.yml" "$T/o/"
+"$HUTCH" -C "$T/o" up >/dev/null 2>"$T/err"
+rc=$?
+[ "$rc" -eq 1 ] && grep -q 'already exists for' "$T/err" &&
+	ok "same VM name in another project: refused" || { fail "same name, other project (rc $rc)"; diag "$(cat "$T/err")"; }
+
 # --- idempotent up
 sv=$(js .supervisor_pid)
 H up 2>"$T/err"
@@ -138,7 +148,8 @@ H suspend >/dev/null 2>&1
 is "suspend while busy: exit 75" "$?" 75
 wait $fl
 
-# --- halt by ACPI
+# --- halt by ACPI, from paused (the supervisor resumes the guest first)
+check "suspend before halt" H suspend
 qemu=$(js .qemu_pid)
 sv=$(js .supervisor_pid)
 start=$SECONDS
@@ -185,6 +196,7 @@ is "status after destroy" "$(H --json status | jq -r .status)" not-created
 # --- user-mode networking: SSH port forwarded on 127.0.0.1
 sed -e 's/name: core-t/name: core-u/' -e 's/mode: none/mode: user/' -e 's/accel: auto/accel: tcg/' \
 	"$T/p/hutch.yaml" >"$T/u/hutch.yaml"
+cp "$T/p/cloud-init.yml" "$T/u/"
 if "$HUTCH" -C "$T/u" up >/dev/null 2>"$T/err"; then
 	ok "up (network user)"
 	is "ip prints 127.0.0.1" "$("$HUTCH" -C "$T/u" ip 2>/dev/null)" 127.0.0.1
@@ -205,6 +217,7 @@ mkdir -p "$T/k"
 head -c 4096 /dev/urandom >"$T/k/notakernel"
 sed -e 's/name: core-t/name: core-k/' -e "s|path: $TINY_KERNEL|path: $T/k/notakernel|" \
 	-e 's/accel: auto/accel: tcg/' "$T/p/hutch.yaml" >"$T/k/hutch.yaml"
+cp "$T/p/cloud-init.yml" "$T/k/"
 "$HUTCH" -C "$T/k" up >/dev/null 2>"$T/err"
 rc=$?
 [ "$rc" -eq 1 ] && grep -q 'failed to start' "$T/err" && grep -q 'supervisor.log' "$T/err" &&
