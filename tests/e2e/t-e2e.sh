@@ -191,7 +191,8 @@ Y
 	if "${H[@]}" up >"$T/up-$mode.log" 2>&1; then
 		ok "$mode: up ($(( $(date +%s) - t0 ))s)"
 	else
-		fail "$mode: up"; tail -30 "$T/up-$mode.log" | sed 's/^/#   /'
+		fail "$mode: up"; grep -v '^  ' "$T/up-$mode.log" | tail -15 | sed 's/^/#   /'
+		tail -15 "$T/up-$mode.log" | sed 's/^/#   /'
 		"${H[@]}" destroy >/dev/null 2>&1
 		return
 	fi
