@@ -23,6 +23,7 @@ cat >"$T/p/hutch.yaml" <<Y
 name: bench
 image: $IMAGE
 cpus: 2
+accel: ${E2E_ACCEL:-tcg}
 memory: 1024
 network: {mode: user}
 cloud_init_wait: false

@@ -8,6 +8,7 @@
 # namespace of ours.  HOME and the XDG dirs are a scratch dir, so
 # ~/.ssh/hutch is a throwaway test key.
 #   E2E_IMAGE=path   use this qcow2 instead of `make debian-image`
+#   E2E_ACCEL=tcg    accel of the guests (tcg: KVM is not usable on the CI machines)
 source "$(dirname "$0")/../lib/tap.sh"
 cd "$HUTCH_SRC" || exit 1
 MODES=${E2E_MODES:-user nat}
@@ -169,6 +170,7 @@ run_mode() {
 name: $name
 image: $IMAGE
 cpus: 2
+accel: ${E2E_ACCEL:-tcg}
 memory: 1024
 network:
   mode: $mode
