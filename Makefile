@@ -120,3 +120,12 @@ clean:
 	rm -rf $(B) build-asan hutch
 
 -include $(LIB_OBJ:.o=.d) $(B)/src/main.d
+
+# Test guests built from Debian packages by images/recipes/ (cached: the
+# recipes do nothing when their output is up to date).
+.PHONY: tiny debian-image
+tiny:
+	@bash images/recipes/tiny.sh $(B)/guests/tiny
+
+debian-image:
+	@bash images/recipes/debian-12.sh $(B)/guests/debian-12

@@ -11,6 +11,22 @@
  * no traffic before its rules exist (fail closed).  Each VM's objects
  * (chains, map elements, sets) carry its id and are added or removed in one
  * batch, so they appear or fail as a whole.
+ *
+ * How the supervisor uses it (net/):
+ * - bridge up: nft_base_ensure(bridge, subnet, prefix) (root or the helper);
+ * - before QEMU gets the tap: nft_vm_init() from the cfg_vm, nft_vm_add();
+ *   until then the tap passes nothing, so the order is safe either way;
+ * - forwards: fwd_start() (net/fwd.h) with the VM's lease, driven through
+ *   sv_watch_fd(fwd_epoll_fd()) -> fwd_dispatch();
+ * - nft_watch_open() under sv_watch_fd(): when nft_watch_handle() returns
+ *   non-zero, check nft_base_present() (else nft_base_ensure()) and
+ *   nft_vm_present(id) (else nft_vm_add()); hutch's own changes trigger it
+ *   too, which costs two lookups;
+ * - teardown: fwd_stop(), nft_vm_del(id); the last VM: nft_base_remove();
+ * - gc: nft_vm_list() -> nft_vm_del() for ids no supervisor owns;
+ * - `hutch inspect`: nft_dump(id, out).
+ * The base serves one bridge: a second nft_base_ensure() with another bridge
+ * or subnet re-points the base rules to it.
  */
 #include <net/if.h>
 #include <netinet/in.h>
@@ -51,5 +67,39 @@ int nft_vm_del(const char *id);
 int nft_vm_list(char (*ids)[NFT_ID_MAX], size_t max, size_t *n);
 /** nft_dump() - human-readable rules in force for VM @id (all of hutch's when NULL) */
 int nft_dump(const char *id, FILE *out);
+
+/**
+ * nft_vm_init() - fill @out for VM @id from its config (isolation, ipv6, host_access)
+ * @out:    filled on success; points into @vm's host_access, so @vm must outlive it
+ * @id:     [a-z0-9]{1,15}
+ * @tap:    "ht-..." shorter than IFNAMSIZ
+ * @mac:    the VM's NIC MAC
+ * @addr:   its static lease; @gw the bridge address; @prefix the bridge prefix
+ *
+ * Forwards are not nftables rules (see net/fwd.h): @out->forward is set for
+ * completeness and ignored by nft_vm_add().
+ *
+ * Return: 0, or -EINVAL for a bad id, tap or prefix (@out untouched)
+ */
+int nft_vm_init(struct nft_vm *out, const char *id, const char *tap, const uint8_t mac[6],
+		struct in_addr addr, struct in_addr gw, uint8_t prefix, const struct cfg_vm *vm);
+/** nft_base_present() - 1 when both tables and every base chain exist, 0 when not (e.g. after `nft flush ruleset`), or a negative errno */
+int nft_base_present(void);
+/** nft_vm_present() - 1 when VM @id's chains are all installed, 0 when not, or a negative errno */
+int nft_vm_present(const char *id);
+/**
+ * nft_watch_open() - a netlink socket subscribed to nftables changes
+ *
+ * Return: a non-blocking CLOEXEC fd the caller polls and owns, or a negative errno
+ */
+int nft_watch_open(void);
+/**
+ * nft_watch_handle() - drain @fd after POLLIN
+ *
+ * Return: 1 when something of hutch's tables was deleted (the caller then
+ * checks nft_base_present()/nft_vm_present() and re-installs), 0 when not,
+ * or a negative errno (-ENOBUFS: events were lost; the caller must check).
+ */
+int nft_watch_handle(int fd);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -40,7 +41,7 @@ int proc_pidfd_open(pid_t pid)
  * the target numbers first, so that a mapping like {5->3, 3->5} cannot
  * clobber itself, then dup2 into place and close everything else.
  */
-static _Noreturn void proc_child(const struct proc_opts *o, int errpipe)
+static _Noreturn void proc_child(const struct proc_opts *o, int errpipe, pid_t parent)
 {
 	int tmp[64];
 	size_t i;
@@ -93,6 +94,9 @@ static _Noreturn void proc_child(const struct proc_opts *o, int errpipe)
 	}
 	if (o->setsid && setsid() < 0)
 		goto fail;
+	/* the parent may have died before prctl: then nobody would signal us */
+	if (o->pdeathsig && (prctl(PR_SET_PDEATHSIG, o->pdeathsig) < 0 || getppid() != parent))
+		goto fail;
 	if (o->cwd && chdir(o->cwd) < 0)
 		goto fail;
 	{
@@ -131,7 +135,7 @@ int proc_spawn(const struct proc_opts *o, pid_t *pidp, int *pidfdp)
 {
 	int pfd[2], err = 0, rc, pidfd = -1;
 	ssize_t r;
-	pid_t pid;
+	pid_t pid, self = getpid();
 
 	if (!o->argv || !o->argv[0])
 		return -EINVAL;
@@ -146,7 +150,7 @@ int proc_spawn(const struct proc_opts *o, pid_t *pidp, int *pidfdp)
 	}
 	if (pid == 0) {
 		close(pfd[0]);
-		proc_child(o, pfd[1]);
+		proc_child(o, pfd[1], self);
 	}
 	close(pfd[1]);
 	do

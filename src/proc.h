@@ -33,6 +33,9 @@ struct proc_fdmap {
  * @setsid:    start a new session (detached from the terminal)
  * @cwd:       directory to chdir to, or NULL
  * @want_pidfd: also return a pidfd for the child
+ * @pdeathsig: signal the child gets when the spawning thread dies (0: none);
+ *             QEMU gets SIGKILL so that a supervisor killed with -9 never
+ *             leaves a guest running unsupervised
  */
 struct proc_opts {
 	const char *const *argv;
@@ -42,6 +45,7 @@ struct proc_opts {
 	bool setsid;
 	const char *cwd;
 	bool want_pidfd;
+	int pdeathsig;
 };
 
 /**

@@ -1,0 +1,1527 @@
+// SPDX-License-Identifier: MIT
+/**
+ * DOC: img - base image cache
+ *
+ * Layout of $XDG_CACHE_HOME/hutch/images/:
+ *
+ *   <alias>.qcow2            an alias (debian-12, ...) pulled or built
+ *   u-<h16>-<name>           an image fetched by URL (h16: sha256 of the URL)
+ *   <image>.sha256           "HEX  <image>": the image's own sha256
+ *   <image>.source           source=<URL or recipe>, fetched=<algo>:<hex of
+ *                            the downloaded bytes> (differs when compressed)
+ *   <image>.verified         "size mtime_s mtime_ns" when last hashed
+ *   <sha256 of URL>.part     a download in progress (resumed with Range)
+ *
+ * Trust: every byte from the network is hashed before it is used.  Aliases
+ * carry the distribution's checksum file (fetched over https); URLs carry
+ * image_sha256.  A cached image is never modified: it is re-hashed when its
+ * size or mtime moved since the last check, or when image_sha256 is given.
+ * A qcow2 naming a backing file or an external data file is refused: the
+ * name is chosen by whoever made the image and could be any file on the
+ * host that QEMU would then open (and, for a data file, write).
+ *
+ * http:// is refused except for 127.0.0.1/localhost with
+ * HUTCH_ALLOW_HTTP_LOCAL=1 (tests).  Redirects are followed by hand, at
+ * most IMG_MAX_REDIRS, each target checked by the same rule, so a https
+ * server cannot bounce us to plain http.  HUTCH_IMAGES_MIRROR replaces
+ * the scheme and host of the alias URLs (a local mirror, and the tests).
+ * HUTCH_IMAGES_MAX_BYTES lowers the 64 GiB cap on downloads and on
+ * decompressed sizes.
+ *
+ * Two hutch processes needing the same image (two `up` at once) serialise
+ * on flock(2) of the cache directory and look at the cache again once they
+ * hold it, so an image is fetched once and a .part has one writer.
+ */
+#include "images/img.h"
+
+#include "src/log.h"
+#include "src/proc.h"
+#include "src/util.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <lzma.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#define IMG_MAX_BYTES   (64ull << 30) /* download and decompressed size cap */
+#define IMG_SUMS_MAX    (1u << 20)    /* checksum files */
+#define IMG_MAX_REDIRS  5
+#define IMG_HEX_MAX     129
+
+struct img_alias {
+	const char *name;
+	const char *url;  /* the qcow2 */
+	const char *sums; /* checksum file listing it */
+};
+
+/*
+ * Official cloud images.  Debian publishes SHA512SUMS, Ubuntu SHA256SUMS
+ * (its .img is qcow2), Fedora a BSD-style CHECKSUM, Arch a .SHA256 file.
+ */
+static const struct img_alias img_aliases[] = {
+	{ "debian-12",
+	  "https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2",
+	  "https://cloud.debian.org/images/cloud/bookworm/latest/SHA512SUMS" },
+	{ "debian-13",
+	  "https://cloud.debian.org/images/cloud/trixie/latest/debian-13-genericcloud-amd64.qcow2",
+	  "https://cloud.debian.org/images/cloud/trixie/latest/SHA512SUMS" },
+	{ "ubuntu-24.04",
+	  "https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img",
+	  "https://cloud-images.ubuntu.com/noble/current/SHA256SUMS" },
+	{ "fedora-41",
+	  "https://download.fedoraproject.org/pub/fedora/linux/releases/41/Cloud/x86_64/images/"
+	  "Fedora-Cloud-Base-Generic-41-1.4.x86_64.qcow2",
+	  "https://download.fedoraproject.org/pub/fedora/linux/releases/41/Cloud/x86_64/images/"
+	  "Fedora-Cloud-41-1.4-x86_64-CHECKSUM" },
+	{ "arch", "https://geo.mirror.pkgbuild.com/images/latest/Arch-Linux-x86_64-cloudimg.qcow2",
+	  "https://geo.mirror.pkgbuild.com/images/latest/Arch-Linux-x86_64-cloudimg.qcow2.SHA256" },
+};
+
+const char *const *img_alias_names(void)
+{
+	static const char *names[UTIL_ARRAY_SIZE(img_aliases) + 1];
+
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(img_aliases); i++)
+		names[i] = img_aliases[i].name;
+	return names;
+}
+
+static uint64_t img_max_bytes(void)
+{
+	const char *v = getenv("HUTCH_IMAGES_MAX_BYTES");
+	unsigned long m;
+
+	if (v && util_parse_ulong_base(v, 10, ULONG_MAX, &m) == 0 && m > 0)
+		return m;
+	return IMG_MAX_BYTES;
+}
+
+int img_cache_dir(char *buf, size_t n)
+{
+	char c[PATH_MAX];
+	int rc = util_cache_dir(c, sizeof(c));
+
+	if (rc)
+		return rc;
+	return util_path_join(buf, n, c, "images");
+}
+
+/* ---- hashing ------------------------------------------------------------ */
+
+static void img_hex(const unsigned char *d, unsigned n, char *hex)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (unsigned i = 0; i < n; i++) {
+		hex[2 * i] = digits[d[i] >> 4];
+		hex[2 * i + 1] = digits[d[i] & 15];
+	}
+	hex[2 * n] = '\0';
+}
+
+static int img_hash_buf(const void *buf, size_t n, char hex[65])
+{
+	unsigned char d[EVP_MAX_MD_SIZE];
+	unsigned dl = 0;
+
+	if (!EVP_Digest(buf, n, d, &dl, EVP_sha256(), NULL))
+		return -EIO;
+	img_hex(d, dl, hex);
+	return 0;
+}
+
+int img_hash_file(const char *path, const char *algo, char *hex, size_t hexsz)
+{
+	const EVP_MD *md = !strcmp(algo, "sha256") ? EVP_sha256() :
+			   !strcmp(algo, "sha512") ? EVP_sha512() : NULL;
+	unsigned char d[EVP_MAX_MD_SIZE];
+	static unsigned char buf[1 << 20];
+	EVP_MD_CTX *ctx;
+	unsigned dl = 0;
+	int fd, rc = 0;
+
+	if (!md)
+		return -EINVAL;
+	if (hexsz < (size_t)EVP_MD_get_size(md) * 2 + 1)
+		return -ENAMETOOLONG;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ctx = EVP_MD_CTX_new();
+	if (!ctx || !EVP_DigestInit_ex(ctx, md, NULL)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		ssize_t r = read(fd, buf, sizeof(buf));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = -errno;
+			goto out;
+		}
+		if (r == 0)
+			break;
+		if (!EVP_DigestUpdate(ctx, buf, (size_t)r)) {
+			rc = -EIO;
+			goto out;
+		}
+	}
+	if (!EVP_DigestFinal_ex(ctx, d, &dl)) {
+		rc = -EIO;
+		goto out;
+	}
+	img_hex(d, dl, hex);
+out:
+	EVP_MD_CTX_free(ctx);
+	close(fd);
+	return rc;
+}
+
+/* @s is exactly @len hex digits; copied lower-case into @out */
+static bool img_hex_norm(const char *s, size_t len, char *out)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (!isxdigit((unsigned char)s[i]))
+			return false;
+		out[i] = (char)tolower((unsigned char)s[i]);
+	}
+	out[len] = '\0';
+	return s[len] == '\0' || !isxdigit((unsigned char)s[len]);
+}
+
+/* ---- checksum files ----------------------------------------------------- */
+
+/* one line [p, p+len) without the newline; 0 on a match for @fname */
+static int img_sums_line(const char *p, size_t len, const char *fname, char algo[8], char *hex)
+{
+	size_t fl = strlen(fname), i = 0, hl;
+
+	while (len && (p[len - 1] == '\r' || p[len - 1] == ' ' || p[len - 1] == '\t'))
+		len--;
+	/* BSD: "SHA256 (name) = HEX" */
+	if (len > 7 && (!strncmp(p, "SHA256 (", 8) || !strncmp(p, "SHA512 (", 8))) {
+		bool is512 = p[3] == '5';
+
+		hl = is512 ? 128 : 64;
+		if (len != 8 + fl + 4 + hl || memcmp(p + 8, fname, fl) || memcmp(p + 8 + fl, ") = ", 4))
+			return -ENOENT;
+		if (!img_hex_norm(p + 8 + fl + 4, hl, hex))
+			return -ENOENT;
+		memcpy(algo, is512 ? "sha512" : "sha256", 7);
+		return 0;
+	}
+	/* GNU: "HEX  name" or "HEX *name" */
+	while (i < len && isxdigit((unsigned char)p[i]))
+		i++;
+	if (i != 64 && i != 128)
+		return -ENOENT;
+	hl = i;
+	if (len - i < 2 || p[i] != ' ' || (p[i + 1] != ' ' && p[i + 1] != '*'))
+		return -ENOENT;
+	i += 2;
+	if (len - i >= 2 && p[i] == '.' && p[i + 1] == '/')
+		i += 2;
+	if (len - i != fl || memcmp(p + i, fname, fl))
+		return -ENOENT;
+	for (size_t k = 0; k < hl; k++)
+		hex[k] = (char)tolower((unsigned char)p[k]);
+	hex[hl] = '\0';
+	memcpy(algo, hl == 128 ? "sha512" : "sha256", 7);
+	return 0;
+}
+
+int img_checksum_find(const char *text, size_t n, const char *fname, char algo[8], char *hex,
+		      size_t hexsz)
+{
+	char a[8], h[IMG_HEX_MAX];
+	size_t off = 0;
+
+	if (!fname || !*fname)
+		return -EINVAL;
+	while (off < n) {
+		const char *nl = memchr(text + off, '\n', n - off);
+		size_t len = nl ? (size_t)(nl - (text + off)) : n - off;
+
+		if (img_sums_line(text + off, len, fname, a, h) == 0) {
+			if (strlen(h) + 1 > hexsz)
+				return -ENAMETOOLONG;
+			memcpy(algo, a, sizeof(a));
+			memcpy(hex, h, strlen(h) + 1);
+			return 0;
+		}
+		off += len + 1;
+	}
+	return -ENOENT;
+}
+
+/* ---- qcow2 -------------------------------------------------------------- */
+
+static uint32_t rd_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t rd_be64(const uint8_t *p)
+{
+	return (uint64_t)rd_be32(p) << 32 | rd_be32(p + 4);
+}
+
+/* qcow2 header: docs/interop/qcow2.txt in QEMU's tree; v2 is 72 bytes, v3 at least 104 */
+int img_qcow2_parse(const void *buf, size_t n, struct img_qcow2_hdr *out)
+{
+	const uint8_t *p = buf;
+	struct img_qcow2_hdr h = { 0 };
+	uint32_t cluster_bits;
+
+	if (n < 72 || memcmp(p, "QFI\xfb", 4))
+		return -EINVAL;
+	h.version = rd_be32(p + 4);
+	if (h.version != 2 && h.version != 3)
+		return -ENOTSUP;
+	h.backing_offset = rd_be64(p + 8);
+	h.backing_size = rd_be32(p + 16);
+	cluster_bits = rd_be32(p + 20);
+	h.size = rd_be64(p + 24);
+	h.crypt_method = rd_be32(p + 32);
+	if (cluster_bits < 9 || cluster_bits > 21)
+		return -EINVAL;
+	/* the name is at most 1023 bytes and must lie inside the first cluster */
+	if (h.backing_size > 1023 ||
+	    (h.backing_offset && (h.backing_offset > (1ull << cluster_bits) ||
+				  h.backing_size > (1ull << cluster_bits) - h.backing_offset)))
+		return -EINVAL;
+	if (h.version == 3) {
+		if (n < 104)
+			return -EINVAL;
+		h.incompatible = rd_be64(p + 72);
+		if (rd_be32(p + 100) < 104)
+			return -EINVAL;
+	}
+	*out = h;
+	return 0;
+}
+
+static int img_read_head(const char *path, uint8_t *buf, size_t n, size_t *got, uint64_t *fsize)
+{
+	struct stat st;
+	size_t have = 0;
+	int fd, rc = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		goto out;
+	}
+	while (have < n) {
+		ssize_t r = pread(fd, buf + have, n - have, (off_t)have);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = -errno;
+			goto out;
+		}
+		if (r == 0)
+			break;
+		have += (size_t)r;
+	}
+	*got = have;
+	*fsize = (uint64_t)st.st_size;
+out:
+	close(fd);
+	return rc;
+}
+
+int img_probe(const char *path, struct img_ref *out)
+{
+	struct img_qcow2_hdr h;
+	struct img_ref r = { 0 };
+	uint8_t head[4096];
+	uint64_t fsize = 0;
+	size_t got = 0;
+	int rc;
+
+	rc = img_read_head(path, head, sizeof(head), &got, &fsize);
+	if (rc) {
+		log_errno(rc, "image %s", path);
+		return rc;
+	}
+	rc = util_snprintf(r.path, sizeof(r.path), "%s", path);
+	if (rc)
+		return rc;
+	if (got >= 4 && !memcmp(head, "QFI\xfb", 4)) {
+		rc = img_qcow2_parse(head, got, &h);
+		if (rc) {
+			log_errno(rc, "image %s: not a usable qcow2 header", path);
+			return rc;
+		}
+		if (h.backing_offset || h.backing_size) {
+			log_err("image %s has a backing file of its own: refused (it could name any "
+				"file on this host); flatten it with qemu-img convert",
+				path);
+			return -EPERM;
+		}
+		if (h.incompatible & IMG_QCOW2_INCOMPAT_DATA_FILE) {
+			log_err("image %s keeps its data in an external file: refused", path);
+			return -EPERM;
+		}
+		if (h.crypt_method) {
+			log_err("image %s is encrypted: not supported", path);
+			return -EPERM;
+		}
+		memcpy(r.format, "qcow2", 6);
+		r.vsize = h.size;
+	} else {
+		memcpy(r.format, "raw", 4);
+		r.vsize = fsize;
+	}
+	if (r.vsize == 0) {
+		log_err("image %s is empty", path);
+		return -EINVAL;
+	}
+	*out = r;
+	return 0;
+}
+
+int img_qcow2_backing(const char *path, char *buf, size_t n)
+{
+	struct img_qcow2_hdr h;
+	uint8_t head[4096];
+	uint64_t fsize = 0;
+	size_t got = 0;
+	int rc;
+
+	rc = img_read_head(path, head, sizeof(head), &got, &fsize);
+	if (rc)
+		return rc;
+	rc = img_qcow2_parse(head, got, &h);
+	if (rc)
+		return rc;
+	if (!h.backing_offset || !h.backing_size) {
+		if (n)
+			buf[0] = '\0';
+		return 0;
+	}
+	if (h.backing_offset + h.backing_size > got)
+		return -EINVAL;
+	if ((size_t)h.backing_size + 1 > n)
+		return -ENAMETOOLONG;
+	memcpy(buf, head + h.backing_offset, h.backing_size);
+	buf[h.backing_size] = '\0';
+	return 0;
+}
+
+/* ---- cache records ------------------------------------------------------ */
+
+static int img_sidecar(char *buf, size_t n, const char *path, const char *ext)
+{
+	return util_snprintf(buf, n, "%s.%s", path, ext);
+}
+
+static int img_mark_verified(const char *path)
+{
+	char side[PATH_MAX], line[96];
+	struct stat st;
+	int rc;
+
+	if (stat(path, &st) < 0)
+		return -errno;
+	rc = img_sidecar(side, sizeof(side), path, "verified");
+	if (!rc)
+		rc = util_snprintf(line, sizeof(line), "%lld %lld %ld\n", (long long)st.st_size,
+				   (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec);
+	if (!rc)
+		rc = util_write_atomic(side, line, strlen(line), 0644);
+	return rc;
+}
+
+static bool img_verified_fresh(const char *path)
+{
+	char side[PATH_MAX], want[96], *got = NULL;
+	struct stat st;
+	bool fresh;
+
+	if (stat(path, &st) < 0 || img_sidecar(side, sizeof(side), path, "verified"))
+		return false;
+	if (util_snprintf(want, sizeof(want), "%lld %lld %ld\n", (long long)st.st_size,
+			  (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec))
+		return false;
+	if (util_read_file(side, 256, &got, NULL))
+		return false;
+	fresh = !strcmp(got, want);
+	free(got);
+	return fresh;
+}
+
+int img_cache_record(const char *path, const char *sha256, const char *source,
+		     const char *fetched)
+{
+	char side[PATH_MAX], text[8192];
+	const char *base = strrchr(path, '/');
+	int rc;
+
+	base = base ? base + 1 : path;
+	rc = img_sidecar(side, sizeof(side), path, "sha256");
+	if (!rc)
+		rc = util_snprintf(text, sizeof(text), "%s  %s\n", sha256, base);
+	if (!rc)
+		rc = util_write_atomic(side, text, strlen(text), 0644);
+	if (rc)
+		return rc;
+	rc = img_sidecar(side, sizeof(side), path, "source");
+	if (!rc)
+		rc = util_snprintf(text, sizeof(text), "source=%s\n%s%s%s", source,
+				   fetched ? "fetched=" : "", fetched ? fetched : "",
+				   fetched ? "\n" : "");
+	if (!rc)
+		rc = util_write_atomic(side, text, strlen(text), 0644);
+	if (rc)
+		return rc;
+	return img_mark_verified(path);
+}
+
+/* read "<hex>" from <path>.sha256; -ENOENT when there is no record */
+static int img_recorded_sha(const char *path, char hex[65])
+{
+	char side[PATH_MAX], *txt = NULL;
+	int rc;
+
+	rc = img_sidecar(side, sizeof(side), path, "sha256");
+	if (rc)
+		return rc;
+	rc = util_read_file(side, 8192, &txt, NULL);
+	if (rc)
+		return rc;
+	rc = img_hex_norm(txt, 64, hex) ? 0 : -EINVAL;
+	free(txt);
+	return rc;
+}
+
+/* "fetched=sha256:HEX" from <path>.source, when that is a sha256 */
+static bool img_recorded_fetched(const char *path, char hex[65])
+{
+	char side[PATH_MAX], *txt = NULL, *p;
+	bool found = false;
+
+	if (img_sidecar(side, sizeof(side), path, "source") || util_read_file(side, 16384, &txt, NULL))
+		return false;
+	p = strstr(txt, "\nfetched=sha256:");
+	if (p && strlen(p + 16) >= 64)
+		found = img_hex_norm(p + 16, 64, hex);
+	free(txt);
+	return found;
+}
+
+static void img_cache_remove(const char *path)
+{
+	static const char *const exts[] = { "sha256", "source", "verified" };
+	char side[PATH_MAX];
+
+	unlink(path);
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(exts); i++)
+		if (!img_sidecar(side, sizeof(side), path, exts[i]))
+			unlink(side);
+}
+
+/*
+ * A cached image is used when its bytes still hash to the recorded value;
+ * hashing is skipped when nothing asks for it (no @want) and the file's
+ * size and mtime are those of the last check.  @want may name the image's
+ * own sha256 or that of the downloaded (compressed) bytes.
+ * Return: 0, -ENOENT (no record), -EBADMSG (changed, or not @want)
+ */
+static int img_cache_check(const char *path, const char *want)
+{
+	char rec[65], got[65], fetched[65];
+	int rc;
+
+	rc = img_recorded_sha(path, rec);
+	if (rc)
+		return rc == -ENOENT ? -ENOENT : rc;
+	if (!want && img_verified_fresh(path))
+		return 0;
+	log_info("verifying %s", path);
+	rc = img_hash_file(path, "sha256", got, sizeof(got));
+	if (rc)
+		return rc;
+	if (strcmp(got, rec)) {
+		log_err("cached image %s changed: sha256 expected %s, got %s (remove it with "
+			"'hutch images rm')",
+			path, rec, got);
+		return -EBADMSG;
+	}
+	if (want && strcmp(want, got) &&
+	    !(img_recorded_fetched(path, fetched) && !strcmp(want, fetched)))
+		return -EBADMSG;
+	return img_mark_verified(path);
+}
+
+/* ---- downloads ---------------------------------------------------------- */
+
+/* https anywhere; http only to this host and only when the tests ask for it */
+static bool img_url_allowed(const char *url)
+{
+	static const char *const local[] = { "http://127.0.0.1/", "http://127.0.0.1:",
+					     "http://localhost/", "http://localhost:" };
+	const char *allow = getenv("HUTCH_ALLOW_HTTP_LOCAL");
+
+	if (!strncmp(url, "https://", 8))
+		return url[8] != '\0' && url[8] != '/';
+	if (!allow || strcmp(allow, "1"))
+		return false;
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(local); i++)
+		if (!strncmp(url, local[i], strlen(local[i])))
+			return true;
+	return false;
+}
+
+struct img_dl {
+	CURL *c;
+	int fd;
+	uint64_t have;  /* bytes in the file before this response */
+	uint64_t got;   /* bytes written from this response */
+	uint64_t cap;
+	long code;
+	bool ranged;    /* Range was asked for */
+	bool cr_ok;     /* Content-Range starts where we asked */
+	bool started;
+	int err;
+	bool progress;
+	uint64_t last_draw;
+	const char *label;
+};
+
+static size_t img_dl_header(char *b, size_t sz, size_t nm, void *opaque)
+{
+	struct img_dl *d = opaque;
+	size_t n = sz * nm;
+	char want[64];
+
+	if (n >= 5 && !strncasecmp(b, "HTTP/", 5)) {
+		d->cr_ok = false; /* a new response (after 1xx or a redirect) */
+		return n;
+	}
+	if (n > 20 && !strncasecmp(b, "Content-Range: bytes ", 21) &&
+	    !util_snprintf(want, sizeof(want), "%llu-", (unsigned long long)d->have) &&
+	    n - 21 >= strlen(want) && !strncmp(b + 21, want, strlen(want)))
+		d->cr_ok = true;
+	return n;
+}
+
+static size_t img_dl_write(char *b, size_t sz, size_t nm, void *opaque)
+{
+	struct img_dl *d = opaque;
+	size_t n = sz * nm;
+	int rc;
+
+	if (!d->started) {
+		d->started = true;
+		curl_easy_getinfo(d->c, CURLINFO_RESPONSE_CODE, &d->code);
+		if (d->code == 206 && !(d->ranged && d->cr_ok)) {
+			d->err = -EPROTO; /* a range we did not ask for */
+			return 0;
+		}
+		if (d->code == 200 && d->have) {
+			/* the server ignored Range: start over */
+			if (ftruncate(d->fd, 0) < 0 || lseek(d->fd, 0, SEEK_SET) < 0) {
+				d->err = -errno;
+				return 0;
+			}
+			d->have = 0;
+		}
+	}
+	if (d->code != 200 && d->code != 206)
+		return n; /* body of a redirect or an error page: dropped */
+	if (d->have + d->got + n > d->cap) {
+		d->err = -EFBIG;
+		return 0;
+	}
+	rc = util_write_all(d->fd, b, n);
+	if (rc) {
+		d->err = rc;
+		return 0;
+	}
+	d->got += n;
+	return n;
+}
+
+static int img_dl_progress(void *opaque, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ut,
+			   curl_off_t un)
+{
+	struct img_dl *d = opaque;
+	uint64_t now = util_monotonic_ms(), total, done;
+	char bar[31];
+	int pct, fill;
+
+	(void)ut;
+	(void)un;
+	if (!d->progress || !d->started || (d->code != 200 && d->code != 206) ||
+	    now - d->last_draw < 200)
+		return 0;
+	d->last_draw = now;
+	done = d->have + (uint64_t)dlnow;
+	total = dltotal > 0 ? d->have + (uint64_t)dltotal : 0;
+	pct = total ? (int)(done * 100 / total) : 0;
+	fill = pct * 30 / 100;
+	memset(bar, '=', (size_t)fill);
+	memset(bar + fill, ' ', (size_t)(30 - fill));
+	bar[30] = '\0';
+	if (total)
+		fprintf(stderr, "\r%s [%s] %3d%% %.1f/%.1f MiB", d->label, bar, pct,
+			(double)done / 1048576.0, (double)total / 1048576.0);
+	else
+		fprintf(stderr, "\r%s %.1f MiB", d->label, (double)done / 1048576.0);
+	return 0;
+}
+
+/*
+ * img_fetch() - download @url into @part, resuming what is there
+ * @resume: keep and continue an existing @part (else start from empty)
+ *
+ * The caller holds the cache lock (img_cache_lock), so no other hutch
+ * writes to @part meanwhile.
+ * Return: 0 with @part complete, or a negative errno (logged); @part is
+ * kept on network errors so that the next attempt resumes.
+ */
+static int img_fetch(const char *url, const char *part, bool resume, bool progress,
+		     const char *label)
+{
+	char cur[4096], errbuf[CURL_ERROR_SIZE], esc[256], range[32];
+	struct img_dl d = { .fd = -1, .cap = img_max_bytes(), .progress = progress, .label = label };
+	bool retried = false;
+	CURL *c = NULL;
+	struct stat st;
+	int rc, hops;
+
+	if (util_snprintf(cur, sizeof(cur), "%s", url))
+		return -ENAMETOOLONG;
+	d.fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (d.fd < 0) {
+		rc = -errno;
+		log_errno(rc, "%s", part);
+		return rc;
+	}
+	if (!resume && ftruncate(d.fd, 0) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	c = curl_easy_init();
+	if (!c) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	d.c = c;
+	for (hops = 0;; hops++) {
+		CURLcode cr;
+
+		if (!img_url_allowed(cur)) {
+			log_err("refusing to download %s: only https:// URLs are allowed",
+				log_escape(esc, sizeof(esc), cur, strlen(cur)));
+			rc = -EPERM;
+			goto out;
+		}
+		if (fstat(d.fd, &st) < 0 || lseek(d.fd, 0, SEEK_END) < 0) {
+			rc = -errno;
+			goto out;
+		}
+		d.have = (uint64_t)st.st_size;
+		d.got = 0;
+		d.code = 0;
+		d.started = false;
+		d.cr_ok = false;
+		d.err = 0;
+		d.ranged = d.have > 0;
+		errbuf[0] = '\0';
+		curl_easy_reset(c);
+		curl_easy_setopt(c, CURLOPT_URL, cur);
+		curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
+		curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(c, CURLOPT_FAILONERROR, 0L);
+		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+		curl_easy_setopt(c, CURLOPT_USERAGENT, "hutch/" HUTCH_VERSION);
+		curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+		curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, img_dl_header);
+		curl_easy_setopt(c, CURLOPT_HEADERDATA, &d);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, img_dl_write);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &d);
+		curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, img_dl_progress);
+		curl_easy_setopt(c, CURLOPT_XFERINFODATA, &d);
+		curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+		/*
+		 * Range by hand, not CURLOPT_RESUME_FROM: a server that ignores
+		 * it answers 200 and the write callback starts the file over.
+		 */
+		if (d.have) {
+			if (util_snprintf(range, sizeof(range), "%llu-",
+					  (unsigned long long)d.have)) {
+				rc = -EINVAL;
+				goto out;
+			}
+			curl_easy_setopt(c, CURLOPT_RANGE, range);
+		}
+		cr = curl_easy_perform(c);
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &d.code);
+		if (d.last_draw) {
+			/* the bar is throttled: finish it with the final count */
+			if (cr == CURLE_OK && (d.code == 200 || d.code == 206))
+				fprintf(stderr, "\r%s [%.30s] 100%% %.1f MiB", label,
+					"==============================",
+					(double)(d.have + d.got) / 1048576.0);
+			fputc('\n', stderr);
+		}
+		d.last_draw = 0;
+		if (cr != CURLE_OK) {
+			if (d.err) {
+				rc = d.err;
+				if (rc == -EPROTO)
+					goto out;
+				if (rc == -EFBIG)
+					log_err("%s: larger than the %llu byte limit", label,
+						(unsigned long long)d.cap);
+				else
+					log_errno(rc, "%s: download", label);
+				goto out;
+			}
+			log_err("%s: download failed: %s", label,
+				errbuf[0] ? errbuf : curl_easy_strerror(cr));
+			rc = -EIO;
+			goto out;
+		}
+		if (d.code >= 300 && d.code < 400) {
+			char *loc = NULL;
+
+			curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &loc);
+			if (!loc || hops >= IMG_MAX_REDIRS) {
+				log_err("%s: too many redirects or no Location", label);
+				rc = -ELOOP;
+				goto out;
+			}
+			if (util_snprintf(cur, sizeof(cur), "%s", loc)) {
+				rc = -ENAMETOOLONG;
+				goto out;
+			}
+			continue;
+		}
+		if (d.code == 416 && d.have && !retried) {
+			/* our partial file is no prefix of what the server has now */
+			retried = true;
+			if (ftruncate(d.fd, 0) < 0) {
+				rc = -errno;
+				goto out;
+			}
+			continue;
+		}
+		if (d.code != 200 && d.code != 206) {
+			log_err("%s: HTTP status %ld from %s", label, d.code,
+				log_escape(esc, sizeof(esc), cur, strlen(cur)));
+			rc = -EIO;
+			goto out;
+		}
+		if (d.code == 206 && !d.cr_ok) {
+			rc = -EPROTO;
+			goto out;
+		}
+		break;
+	}
+	if (fsync(d.fd) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	rc = 0;
+out:
+	if (rc == -EPROTO) {
+		/* resuming cannot work against this server: start over next time */
+		log_err("%s: server answered a range we did not ask for", label);
+		if (ftruncate(d.fd, 0) < 0)
+			log_warno(-errno, "%s", part);
+	}
+	if (c)
+		curl_easy_cleanup(c);
+	close(d.fd);
+	return rc;
+}
+
+/* ---- decompression ------------------------------------------------------ */
+
+enum img_comp { IMG_COMP_NONE, IMG_COMP_XZ, IMG_COMP_ZSTD, IMG_COMP_GZ };
+
+static enum img_comp img_comp_magic(const char *path)
+{
+	uint8_t h[8];
+	uint64_t fsize = 0;
+	size_t got = 0;
+
+	if (img_read_head(path, h, sizeof(h), &got, &fsize))
+		return IMG_COMP_NONE;
+	if (got >= 6 && !memcmp(h, "\xfd" "7zXZ\0", 6))
+		return IMG_COMP_XZ;
+	if (got >= 4 && !memcmp(h, "\x28\xb5\x2f\xfd", 4))
+		return IMG_COMP_ZSTD;
+	if (got >= 2 && h[0] == 0x1f && h[1] == 0x8b)
+		return IMG_COMP_GZ;
+	return IMG_COMP_NONE;
+}
+
+struct img_out {
+	int fd;
+	uint64_t n, cap;
+};
+
+static int img_out_write(struct img_out *o, const void *b, size_t n)
+{
+	if (o->n + n > o->cap)
+		return -EFBIG;
+	o->n += n;
+	return util_write_all(o->fd, b, n);
+}
+
+/* streaming decompression of @in (fd) into @o, whatever the format */
+static int img_inflate(int in, enum img_comp kind, struct img_out *o)
+{
+	static uint8_t ib[1 << 17], ob[1 << 17];
+	lzma_stream xz = LZMA_STREAM_INIT;
+	ZSTD_DStream *zs = NULL;
+	z_stream gz = { 0 };
+	bool eof = false, done = false, in_member = false;
+	size_t zret = 1;
+	int rc = 0;
+
+	switch (kind) {
+	case IMG_COMP_XZ:
+		if (lzma_stream_decoder(&xz, UINT64_MAX, LZMA_CONCATENATED) != LZMA_OK)
+			return -ENOMEM;
+		break;
+	case IMG_COMP_ZSTD:
+		zs = ZSTD_createDStream();
+		if (!zs)
+			return -ENOMEM;
+		break;
+	case IMG_COMP_GZ:
+		if (inflateInit2(&gz, 16 + MAX_WBITS) != Z_OK)
+			return -ENOMEM;
+		break;
+	case IMG_COMP_NONE:
+		return -EINVAL;
+	}
+	while (!done) {
+		ssize_t r = 0;
+
+		if (!eof) {
+			r = read(in, ib, sizeof(ib));
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0) {
+				rc = -errno;
+				break;
+			}
+			if (r == 0)
+				eof = true;
+		}
+		if (kind == IMG_COMP_XZ) {
+			xz.next_in = ib;
+			xz.avail_in = (size_t)r;
+			do {
+				lzma_ret lr;
+
+				xz.next_out = ob;
+				xz.avail_out = sizeof(ob);
+				lr = lzma_code(&xz, eof ? LZMA_FINISH : LZMA_RUN);
+				rc = img_out_write(o, ob, sizeof(ob) - xz.avail_out);
+				if (rc)
+					break;
+				if (lr == LZMA_STREAM_END) {
+					done = true;
+					break;
+				}
+				if (lr != LZMA_OK && lr != LZMA_BUF_ERROR) {
+					rc = -EBADMSG;
+					break;
+				}
+				if (lr == LZMA_BUF_ERROR && eof) {
+					rc = -EBADMSG; /* truncated */
+					break;
+				}
+			} while (xz.avail_in || xz.avail_out == 0);
+		} else if (kind == IMG_COMP_ZSTD) {
+			ZSTD_inBuffer zin = { ib, (size_t)r, 0 };
+
+			/* zret is 0 once a frame is decoded and flushed; an empty call would reset it */
+			while (r > 0) {
+				ZSTD_outBuffer zout = { ob, sizeof(ob), 0 };
+
+				zret = ZSTD_decompressStream(zs, &zout, &zin);
+				if (ZSTD_isError(zret)) {
+					rc = -EBADMSG;
+					break;
+				}
+				rc = img_out_write(o, ob, zout.pos);
+				if (rc)
+					break;
+				if (zin.pos == zin.size && zout.pos < zout.size)
+					break;
+			}
+			if (eof) {
+				done = true;
+				if (!rc && zret != 0)
+					rc = -EBADMSG; /* truncated frame */
+			}
+		} else {
+			if (r > 0) {
+				if (!in_member && inflateReset(&gz) != Z_OK) {
+					rc = -EBADMSG;
+					break;
+				}
+				in_member = true;
+			}
+			gz.next_in = ib;
+			gz.avail_in = (uInt)r;
+			while (in_member) {
+				int zr;
+
+				gz.next_out = ob;
+				gz.avail_out = sizeof(ob);
+				zr = inflate(&gz, Z_NO_FLUSH);
+				if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
+					rc = -EBADMSG;
+					break;
+				}
+				rc = img_out_write(o, ob, sizeof(ob) - gz.avail_out);
+				if (rc)
+					break;
+				if (zr == Z_STREAM_END) {
+					/* another gzip member may follow (RFC 1952 2.2) */
+					in_member = false;
+					if (gz.avail_in) {
+						if (inflateReset(&gz) != Z_OK) {
+							rc = -EBADMSG;
+							break;
+						}
+						in_member = true;
+					}
+					continue;
+				}
+				if (gz.avail_in == 0 && gz.avail_out != 0)
+					break;
+			}
+			if (eof)
+				done = true;
+			if (!rc && eof && (in_member || o->n == 0))
+				rc = -EBADMSG; /* ended inside a member, or nothing at all */
+		}
+		if (rc)
+			break;
+		if (eof && !done) {
+			rc = -EBADMSG;
+			break;
+		}
+	}
+	if (kind == IMG_COMP_XZ)
+		lzma_end(&xz);
+	else if (kind == IMG_COMP_ZSTD)
+		ZSTD_freeDStream(zs);
+	else
+		inflateEnd(&gz);
+	return rc;
+}
+
+/* decompress @src into @dst (through @dst.tmp.<pid> + rename) */
+static int img_decompress(const char *src, const char *dst, enum img_comp kind)
+{
+	struct img_out o = { .fd = -1, .cap = img_max_bytes() };
+	char tmp[PATH_MAX];
+	int in, rc;
+
+	rc = util_snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", dst, (long)getpid());
+	if (rc)
+		return rc;
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return -errno;
+	o.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (o.fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	rc = img_inflate(in, kind, &o);
+	if (!rc && fsync(o.fd) < 0)
+		rc = -errno;
+	if (close(o.fd) < 0 && !rc)
+		rc = -errno;
+	o.fd = -1;
+	if (!rc && rename(tmp, dst) < 0)
+		rc = -errno;
+	if (rc)
+		unlink(tmp);
+out:
+	close(in);
+	return rc;
+}
+
+/* ---- resolve ------------------------------------------------------------ */
+
+static int img_sha256_url(const char *url, char hex[65])
+{
+	return img_hash_buf(url, strlen(url), hex);
+}
+
+/* alias URL, with the scheme and host replaced by $HUTCH_IMAGES_MIRROR */
+static int img_alias_url(const char *url, char *buf, size_t n)
+{
+	const char *mirror = getenv("HUTCH_IMAGES_MIRROR");
+	const char *path;
+
+	if (!mirror || !*mirror)
+		return util_snprintf(buf, n, "%s", url);
+	path = strchr(url + 8, '/');
+	return util_snprintf(buf, n, "%s%s", mirror, path ? path : "/");
+}
+
+static const char *img_basename(const char *url)
+{
+	const char *q = strrchr(url, '/');
+
+	return q ? q + 1 : url;
+}
+
+/*
+ * Fetch @url into the cache, check it (@want_algo/@want_hex from a
+ * checksum file, and/or @sha256 from the user), decompress it, and move it
+ * to @final with its records.  @part is deleted on a mismatch.
+ */
+static int img_download(const char *url, const char *final, const char *want_algo,
+			const char *want_hex, const char *sha256, bool progress, const char *label)
+{
+	char dir[PATH_MAX], part[PATH_MAX], uhex[65], got[IMG_HEX_MAX], got256[65];
+	char fetched[IMG_HEX_MAX + 8];
+	enum img_comp kind;
+	int rc;
+
+	rc = img_cache_dir(dir, sizeof(dir));
+	if (!rc)
+		rc = util_mkdir_p(dir, 0755);
+	if (!rc)
+		rc = img_sha256_url(url, uhex);
+	if (!rc)
+		rc = util_snprintf(part, sizeof(part), "%s/%s.part", dir, uhex);
+	if (rc) {
+		log_errno(rc, "image cache %s", dir);
+		return rc;
+	}
+	log_info("downloading %s", url);
+	rc = img_fetch(url, part, true, progress, label);
+	if (rc)
+		return rc;
+	rc = img_hash_file(part, "sha256", got256, sizeof(got256));
+	if (rc)
+		goto err_part;
+	if (sha256 && strcmp(sha256, got256)) {
+		log_err("%s: sha256 mismatch: expected %s, got %s", url, sha256, got256);
+		rc = -EBADMSG;
+		goto err_part;
+	}
+	memcpy(fetched, "sha256:", 7);
+	memcpy(fetched + 7, got256, sizeof(got256));
+	if (want_algo) {
+		if (strcmp(want_algo, "sha256")) {
+			rc = img_hash_file(part, want_algo, got, sizeof(got));
+			if (rc)
+				goto err_part;
+		} else {
+			memcpy(got, got256, sizeof(got256));
+		}
+		if (strcmp(want_hex, got)) {
+			log_err("%s: %s mismatch: expected %s, got %s", url, want_algo, want_hex, got);
+			rc = -EBADMSG;
+			goto err_part;
+		}
+	}
+	if (!sha256 && !want_algo)
+		log_warn("%s: no image_sha256 given; trusting the TLS connection alone", url);
+	kind = img_comp_magic(part);
+	if (kind != IMG_COMP_NONE) {
+		log_info("decompressing %s", label);
+		rc = img_decompress(part, final, kind);
+		if (rc) {
+			log_errno(rc, "%s: decompression failed", url);
+			goto err_part;
+		}
+		unlink(part);
+	} else if (rename(part, final) < 0) {
+		rc = -errno;
+		goto err_part;
+	}
+	/* the image's own sha256: that of the download unless it was decompressed */
+	rc = kind == IMG_COMP_NONE ? 0 : img_hash_file(final, "sha256", got256, sizeof(got256));
+	if (!rc)
+		rc = img_cache_record(final, got256, url, fetched);
+	if (rc) {
+		img_cache_remove(final);
+		log_errno(rc, "%s: recording it in the cache", final);
+	}
+	return rc;
+
+err_part:
+	unlink(part);
+	return rc;
+}
+
+/* the entry for @alias in its distribution's checksum file */
+static int img_alias_sums(const struct img_alias *a, const char *url, char algo[8], char *hex,
+			  size_t hexsz)
+{
+	char dir[PATH_MAX], tmp[PATH_MAX], uhex[65], sums_url[4096], *txt = NULL;
+	size_t len;
+	int rc;
+
+	rc = img_alias_url(a->sums, sums_url, sizeof(sums_url));
+	if (!rc)
+		rc = img_cache_dir(dir, sizeof(dir));
+	if (!rc)
+		rc = util_mkdir_p(dir, 0755);
+	if (!rc)
+		rc = img_sha256_url(sums_url, uhex);
+	if (!rc)
+		rc = util_snprintf(tmp, sizeof(tmp), "%s/%s.sums", dir, uhex);
+	if (rc)
+		return rc;
+	rc = img_fetch(sums_url, tmp, false, false, img_basename(sums_url));
+	if (!rc)
+		rc = util_read_file(tmp, IMG_SUMS_MAX, &txt, &len);
+	unlink(tmp);
+	if (rc) {
+		log_errno(rc, "%s: checksum file %s", a->name, sums_url);
+		return rc;
+	}
+	rc = img_checksum_find(txt, len, img_basename(url), algo, hex, hexsz);
+	if (rc)
+		log_err("%s: %s has no entry for %s", a->name, sums_url, img_basename(url));
+	free(txt);
+	return rc;
+}
+
+static const struct img_alias *img_alias_find(const char *name)
+{
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(img_aliases); i++)
+		if (!strcmp(img_aliases[i].name, name))
+			return &img_aliases[i];
+	return NULL;
+}
+
+/*
+ * img_cache_lock() - serialise downloads into the cache between hutch
+ * processes (two `hutch up` of the same image), with flock(2) on the cache
+ * directory.  The caller checks the cache again once it holds the lock.
+ * Return: the locked fd (close it to unlock), or a negative errno
+ */
+static int img_cache_lock(void)
+{
+	char dir[PATH_MAX];
+	int fd, rc;
+
+	rc = img_cache_dir(dir, sizeof(dir));
+	if (!rc)
+		rc = util_mkdir_p(dir, 0755);
+	if (rc) {
+		log_errno(rc, "image cache");
+		return rc;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		log_info("waiting for another hutch downloading into %s", dir);
+		if (flock(fd, LOCK_EX) < 0) {
+			rc = -errno;
+			close(fd);
+			return rc;
+		}
+	}
+	return fd;
+}
+
+/*
+ * img_cached() - is @final usable as it is?
+ * @refetch: a cached copy that does not match may be replaced (URLs);
+ *           for aliases a mismatch is an error (it may be a local build)
+ * Return: 0 (use it), -ENOENT (fetch it), or an error (logged)
+ */
+static int img_cached(const char *final, const char *sha256, bool refetch)
+{
+	int rc;
+
+	if (access(final, F_OK) != 0)
+		return -ENOENT;
+	rc = img_cache_check(final, sha256);
+	if (rc == 0 || rc == -ENOENT) /* -ENOENT: no record, a leftover */
+		return rc;
+	if (rc == -EBADMSG && refetch) {
+		log_info("%s: cached copy does not match, fetching again", final);
+		img_cache_remove(final);
+		return -ENOENT;
+	}
+	if (rc == -EBADMSG && sha256)
+		log_err("%s: cached copy does not have sha256 %s", final, sha256);
+	return rc;
+}
+
+static int img_finish(const char *path, struct img_ref *out, bool drop_on_refusal)
+{
+	struct img_ref r;
+	int rc = img_probe(path, &r);
+
+	if (rc) {
+		if (drop_on_refusal)
+			img_cache_remove(path);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+static int img_resolve_alias(const char *name, const struct img_alias *a, const char *sha256,
+			     bool progress, struct img_ref *out)
+{
+	char dir[PATH_MAX], final[PATH_MAX], url[4096], algo[8], hex[IMG_HEX_MAX], file[80];
+	int rc, lock;
+
+	rc = img_cache_dir(dir, sizeof(dir));
+	if (!rc)
+		rc = util_snprintf(file, sizeof(file), "%s.qcow2", name);
+	if (!rc)
+		rc = util_path_join(final, sizeof(final), dir, file);
+	if (rc)
+		return rc;
+	rc = img_cached(final, sha256, false);
+	if (rc != -ENOENT)
+		return rc ? rc : img_finish(final, out, false);
+	if (!a) {
+		log_err("image '%s': not a known alias, not in the cache (try 'hutch images build %s'), "
+			"and no such file",
+			name, name);
+		return -ENOENT;
+	}
+	rc = img_alias_url(a->url, url, sizeof(url));
+	if (rc)
+		return rc;
+	lock = img_cache_lock();
+	if (lock < 0)
+		return lock;
+	rc = img_cached(final, sha256, false); /* another hutch may have fetched it */
+	if (rc != -ENOENT)
+		goto out;
+	rc = img_alias_sums(a, url, algo, hex, sizeof(hex));
+	if (!rc)
+		rc = img_download(url, final, algo, hex, sha256, progress, name);
+out:
+	close(lock);
+	if (rc)
+		return rc;
+	return img_finish(final, out, true);
+}
+
+static int img_resolve_url(const char *url, const char *sha256, bool progress,
+			   struct img_ref *out)
+{
+	static const char *const comp_ext[] = { ".xz", ".zst", ".gz" };
+	char dir[PATH_MAX], final[PATH_MAX], uhex[65], name[128];
+	const char *base = img_basename(url);
+	size_t bl, i;
+	int rc, lock;
+
+	if (!img_url_allowed(url)) {
+		log_err("image URL %s: only https:// is allowed", url);
+		return -EPERM;
+	}
+	rc = img_cache_dir(dir, sizeof(dir));
+	if (!rc)
+		rc = img_sha256_url(url, uhex);
+	if (rc)
+		return rc;
+	/* u-<16 hex>-<basename without query, compression suffix, odd bytes> */
+	memcpy(name, "u-", 2);
+	memcpy(name + 2, uhex, 16);
+	name[18] = '-';
+	for (bl = 0; base[bl] && base[bl] != '?' && base[bl] != '#' && bl < 64; bl++)
+		name[19 + bl] = (isalnum((unsigned char)base[bl]) || base[bl] == '.' ||
+				 base[bl] == '_' || base[bl] == '-') ?
+					base[bl] :
+					'_';
+	name[19 + bl] = '\0';
+	for (i = 0; i < UTIL_ARRAY_SIZE(comp_ext); i++) {
+		size_t el = strlen(comp_ext[i]);
+
+		if (bl > el && !strcmp(name + 19 + bl - el, comp_ext[i]))
+			name[19 + bl - el] = '\0';
+	}
+	if (bl == 0)
+		memcpy(name + 19, "image", 6);
+	rc = util_path_join(final, sizeof(final), dir, name);
+	if (rc)
+		return rc;
+	rc = img_cached(final, sha256, true);
+	if (rc != -ENOENT)
+		return rc ? rc : img_finish(final, out, false);
+	lock = img_cache_lock();
+	if (lock < 0)
+		return lock;
+	rc = img_cached(final, sha256, true);
+	if (rc == -ENOENT)
+		rc = img_download(url, final, NULL, NULL, sha256, progress, base);
+	close(lock);
+	if (rc)
+		return rc;
+	return img_finish(final, out, true);
+}
+
+static int img_resolve_path(const char *spec, const char *sha256, const char *project_dir,
+			    struct img_ref *out)
+{
+	char joined[PATH_MAX], real[PATH_MAX], got[65];
+	int rc;
+
+	if (spec[0] == '/')
+		rc = util_snprintf(joined, sizeof(joined), "%s", spec);
+	else
+		rc = util_path_join(joined, sizeof(joined), project_dir ? project_dir : ".", spec);
+	if (rc)
+		return rc;
+	if (!realpath(joined, real)) {
+		rc = -errno;
+		log_errno(rc, "image %s", joined);
+		return rc;
+	}
+	if (sha256) {
+		rc = img_hash_file(real, "sha256", got, sizeof(got));
+		if (rc) {
+			log_errno(rc, "image %s", real);
+			return rc;
+		}
+		if (strcmp(got, sha256)) {
+			log_err("image %s: sha256 mismatch: expected %s, got %s", real, sha256, got);
+			return -EBADMSG;
+		}
+	}
+	return img_finish(real, out, false);
+}
+
+static bool img_alias_like(const char *s)
+{
+	if (!isalnum((unsigned char)s[0]))
+		return false;
+	for (size_t i = 0; s[i]; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+			return false;
+	return strlen(s) <= 64;
+}
+
+int img_resolve(const char *spec, const char *sha256, const char *project_dir, bool progress,
+		struct img_ref *out)
+{
+	char want[65], local[PATH_MAX];
+	const struct img_alias *a;
+	static bool curl_ready;
+
+	if (!spec || !*spec)
+		return -EINVAL;
+	if (sha256) {
+		if (strlen(sha256) != 64 || !img_hex_norm(sha256, 64, want)) {
+			log_err("image_sha256 must be 64 hex digits");
+			return -EINVAL;
+		}
+		sha256 = want;
+	}
+	if (!curl_ready) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return -ENOMEM;
+		curl_ready = true;
+	}
+	if (!strncmp(spec, "https://", 8) || !strncmp(spec, "http://", 7))
+		return img_resolve_url(spec, sha256, progress, out);
+	if (img_alias_like(spec)) {
+		a = img_alias_find(spec);
+		if (a)
+			return img_resolve_alias(spec, a, sha256, progress, out);
+		/* a name built by `hutch images build`, unless a file of that name is here */
+		if (util_path_join(local, sizeof(local), project_dir ? project_dir : ".", spec) ||
+		    access(local, F_OK) != 0)
+			return img_resolve_alias(spec, NULL, sha256, progress, out);
+	}
+	return img_resolve_path(spec, sha256, project_dir, out);
+}
+
+/* ---- overlays ----------------------------------------------------------- */
+
+int img_overlay_create(const struct img_ref *base, const char *path, unsigned disk_gib)
+{
+	char size[32], *out = NULL;
+	const char *argv[12];
+	size_t n = 0;
+	int rc, st;
+
+	if (strcmp(base->format, "qcow2") && strcmp(base->format, "raw"))
+		return -EINVAL;
+	if (disk_gib && ((uint64_t)disk_gib << 30) < base->vsize) {
+		log_err("disk size %u GiB is smaller than the image (%.1f GiB)", disk_gib,
+			(double)base->vsize / (double)(1ull << 30));
+		return -EINVAL;
+	}
+	/* never clobber a VM's disk */
+	if (access(path, F_OK) == 0) {
+		log_err("%s already exists", path);
+		return -EEXIST;
+	}
+	argv[n++] = "qemu-img";
+	argv[n++] = "create";
+	argv[n++] = "-q";
+	argv[n++] = "-f";
+	argv[n++] = "qcow2";
+	argv[n++] = "-F";
+	argv[n++] = base->format;
+	argv[n++] = "-b";
+	argv[n++] = base->path;
+	argv[n++] = path;
+	if (disk_gib) {
+		rc = util_snprintf(size, sizeof(size), "%uG", disk_gib);
+		if (rc)
+			return rc;
+		argv[n++] = size;
+	}
+	argv[n] = NULL;
+	rc = proc_run(argv, NULL, &out, 4096, &st);
+	if (rc) {
+		log_errno(rc, "qemu-img");
+		return rc == -ENOENT ? -ENOENT : rc;
+	}
+	if (proc_exit_code(st) != 0) {
+		char esc[1024];
+
+		log_err("qemu-img create %s failed: %s", path,
+			log_escape(esc, sizeof(esc), out ? out : "", out ? strlen(out) : 0));
+		unlink(path);
+		rc = -EIO;
+	}
+	free(out);
+	return rc;
+}

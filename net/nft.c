@@ -1,0 +1,1662 @@
+// SPDX-License-Identifier: MIT
+/**
+ * DOC: nft.c - guest isolation in nftables, through libnftnl and libmnl
+ *
+ * Threat model: the guest is hostile and root inside.  It can send any frame
+ * its NIC can carry: any source MAC, any source IP, ARP claiming any address,
+ * IPv6, VLAN tags, packets to any host address (a forged route to
+ * 127.0.0.1 included), to the LAN, to the cloud metadata address, to other
+ * guests.  It must get: DHCP and DNS from the gateway, the internet (NATed),
+ * and only the exceptions its hutch.yaml grants (host_access).
+ *
+ * Where each threat is stopped:
+ *
+ * - bridge family, table `bridge hutch`, chain `pre` (hook prerouting, before
+ *   anything else on the bridge): every frame entering from a tap `ht-*` is
+ *   sent by the verdict map `tap_vm` (tap name -> jump vm-<id>) to its VM's
+ *   chain; a tap without an element is dropped (fail closed: a NIC passes
+ *   nothing before its VM's rules are complete).  vm-<id> drops a source MAC
+ *   other than the VM's, IPv4 with a source other than its lease (except the
+ *   DHCP DISCOVER/REQUEST 0.0.0.0:68 -> 255.255.255.255:67), ARP whose
+ *   sender MAC or IP is not its own (or 0.0.0.0 for RFC 5227 probes), and
+ *   every other ether type (IPv6 unless the VM has ipv6; VLAN tags, ...).
+ *   Chain `fwd` (hook forward) drops frames from one tap to another, beside
+ *   the bridge's own port isolation (set by net/).
+ *
+ * - inet family, table `inet hutch`: at L3 a bridged packet's input device
+ *   is the bridge, not the tap, so VMs are told apart by their source
+ *   address, which the bridge family has already bound to the tap.  Chain
+ *   `input` (from the bridge): established/related, DHCP, then the map
+ *   `in_vm` (source -> jump vmin-<id>: DNS to the gateway and the VM's
+ *   allow-host-port entries), then drop: no new connection to any host
+ *   address on any interface, 127/8 with route_localnet included.  Chain
+ *   `forward` (from the bridge): the map `fwd_vm` (source -> jump vm-<id>:
+ *   allow-lan-host addresses, then drop 10/8, 172.16/12, 192.168/16,
+ *   100.64/10, 169.254/16, 127/8, 224/4, 240/4, 255.255.255.255 and the
+ *   bridge subnet, then accept: the internet); unknown sources dropped;
+ *   towards the bridge only established/related.  Chain `postrouting`
+ *   masquerades the bridge subnet leaving by any other interface.
+ *
+ * Port forwards are not DNAT rules: publishing on 127.0.0.1 by DNAT needs
+ * route_localnet on the bridge, which would let the guest reach the host's
+ * loopback services.  net/fwd.c relays them in userspace instead.
+ *
+ * Every change is one netlink batch (NFNL_MSG_BATCH_BEGIN ... END), so a
+ * VM's chains, rules and map elements appear or fail as a whole; each
+ * message asks for an ACK, every ACK is collected, and an error is reported
+ * with the object it belongs to (the batch's message table maps seq to a
+ * description).  Each rule carries a counter and a comment (shown by `nft
+ * list ruleset` and nft_dump()).
+ *
+ * hutch never flushes or deletes anything but its two tables.  When the host
+ * flushes its ruleset (`nft flush ruleset`, a firewall reload), hutch's
+ * tables vanish with everything else.  The guest is then NOT isolated: the
+ * bridge passes its frames unfiltered and the host's forward policy decides.
+ * nft_base_ensure() re-creates the base and the supervisor re-adds its VM;
+ * with nft_watch_open()/nft_watch_handle() in the supervisor's poll loop the
+ * window is the time from the flush's netlink event to the re-install
+ * (tests/bench/bench-nft.sh: the event is readable ~0.03 ms after the
+ * flush commits, base and VM are back 0.6 ms later); without the watch, it
+ * is the supervisor's polling period.
+ * Hosts that reload firewalls should run `hutch up` after the reload or use
+ * a firewall that leaves foreign tables alone (firewalld, nft -f with
+ * per-table flushes).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
+#include <net/ethernet.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/common.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+#include <libnftnl/udata.h>
+
+#include "net/nft.h"
+#include "src/log.h"
+#include "src/util.h"
+
+#define NFT_TABLE "hutch"
+/* linux/netfilter_bridge.h pulls linux/if.h, which clashes with net/if.h */
+#define HT_BR_PRE_ROUTING 0
+#define HT_BR_FORWARD 2
+#define NB_MAX_MSGS 256
+#define NB_BUF (256 * 1024)
+#define NB_WHAT 96
+
+/* nftables' datatype numbers (nftables src/datatype.h), only for display by `nft list` */
+#define NFT_TYPE_IPADDR 7
+#define NFT_TYPE_IFNAME 41
+
+/* Set ids tie a lookup to a set created in the same batch */
+#define SETID_TAP 1
+#define SETID_IN 2
+#define SETID_FWD 3
+
+static uint32_t nft_seq;
+
+static uint32_t seq_next(void)
+{
+	if (!nft_seq)
+		nft_seq = (uint32_t)time(NULL);
+	return ++nft_seq;
+}
+
+/* ---- sockets ---------------------------------------------------------- */
+
+static struct mnl_socket *nl_open(unsigned groups)
+{
+	struct mnl_socket *nl;
+	int one = 1;
+
+	nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+	if (!nl)
+		return NULL;
+	/* Errors come with the kernel's message, not the request echoed back */
+	mnl_socket_setsockopt(nl, NETLINK_EXT_ACK, &one, sizeof(one));
+	mnl_socket_setsockopt(nl, NETLINK_CAP_ACK, &one, sizeof(one));
+	if (mnl_socket_bind(nl, groups, MNL_SOCKET_AUTOPID) < 0) {
+		int e = errno;
+
+		mnl_socket_close(nl);
+		errno = e;
+		return NULL;
+	}
+	return nl;
+}
+
+/* ---- batches ---------------------------------------------------------- */
+
+/**
+ * struct nb - one nftables transaction being built
+ * @what: description of each message (@seq: its seq), to name the object
+ *        whose ACK carries an error
+ */
+struct nb {
+	char *buf;
+	struct mnl_nlmsg_batch *b;
+	uint32_t seq[NB_MAX_MSGS];
+	uint32_t n;
+	int err;
+	int quiet;	/* an errno the caller expects: not logged */
+	char what[NB_MAX_MSGS][NB_WHAT];
+};
+
+static struct nb *nb_new(void)
+{
+	struct nb *nb = calloc(1, sizeof(*nb));
+
+	if (!nb)
+		return NULL;
+	nb->buf = malloc(NB_BUF);
+	if (!nb->buf) {
+		free(nb);
+		return NULL;
+	}
+	nb->b = mnl_nlmsg_batch_start(nb->buf, NB_BUF);
+	nftnl_batch_begin(mnl_nlmsg_batch_current(nb->b), seq_next());
+	mnl_nlmsg_batch_next(nb->b);
+	return nb;
+}
+
+static void nb_free(struct nb *nb)
+{
+	if (!nb)
+		return;
+	mnl_nlmsg_batch_stop(nb->b);
+	free(nb->buf);
+	free(nb);
+}
+
+/*
+ * nb_hdr() - start the next message, remembering @what for errors.  Returns
+ * NULL (and records -ENOBUFS) when the batch is full; callers then skip the
+ * payload and nb_commit() fails.
+ */
+__attribute__((format(printf, 5, 6)))
+static struct nlmsghdr *nb_hdr(struct nb *nb, uint16_t type, uint16_t family, uint16_t flags,
+			       const char *fmt, ...)
+{
+	struct nlmsghdr *nlh;
+	va_list ap;
+
+	if (nb->err)
+		return NULL;
+	if (nb->n >= NB_MAX_MSGS || NB_BUF - mnl_nlmsg_batch_size(nb->b) < 8192) {
+		nb->err = -ENOBUFS;
+		return NULL;
+	}
+	va_start(ap, fmt);
+	vsnprintf(nb->what[nb->n], NB_WHAT, fmt, ap);	/* a description; may be cut */
+	va_end(ap);
+	nb->seq[nb->n] = seq_next();
+	nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(nb->b), type, family,
+				    flags | NLM_F_ACK, nb->seq[nb->n]);
+	nb->n++;
+	return nlh;
+}
+
+static void nb_done(struct nb *nb)
+{
+	if (!mnl_nlmsg_batch_next(nb->b))
+		nb->err = -ENOBUFS;
+}
+
+static const char *family_name(uint16_t f)
+{
+	return f == NFPROTO_BRIDGE ? "bridge" : "inet";
+}
+
+static int nb_table(struct nb *nb, uint16_t family, uint16_t type)
+{
+	struct nftnl_table *t = nftnl_table_alloc();
+	struct nlmsghdr *nlh;
+
+	if (!t)
+		return nb->err = -ENOMEM;
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, NFT_TABLE);
+	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, family);
+	nlh = nb_hdr(nb, type, family, type == NFT_MSG_NEWTABLE ? NLM_F_CREATE : 0, "%s table %s %s",
+		     type == NFT_MSG_NEWTABLE ? "add" : "delete", family_name(family), NFT_TABLE);
+	if (nlh) {
+		nftnl_table_nlmsg_build_payload(nlh, t);
+		nb_done(nb);
+	}
+	nftnl_table_free(t);
+	return nb->err;
+}
+
+/* A chain: base chain when @hook >= 0 */
+static int nb_chain(struct nb *nb, uint16_t family, uint16_t type, uint16_t flags, const char *name,
+		    int hook, int prio, const char *ctype)
+{
+	struct nftnl_chain *c = nftnl_chain_alloc();
+	struct nlmsghdr *nlh;
+
+	if (!c)
+		return nb->err = -ENOMEM;
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, NFT_TABLE);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, family);
+	if (hook >= 0) {
+		nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, (uint32_t)hook);
+		nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
+		nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, ctype);
+		nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	}
+	nlh = nb_hdr(nb, type, family, flags, "%s chain %s %s %s",
+		     type == NFT_MSG_NEWCHAIN ? "add" : "delete", family_name(family), NFT_TABLE, name);
+	if (nlh) {
+		nftnl_chain_nlmsg_build_payload(nlh, c);
+		nb_done(nb);
+	}
+	nftnl_chain_free(c);
+	return nb->err;
+}
+
+/* Remove every rule of a chain (DELRULE without a handle) */
+static int nb_flush_chain(struct nb *nb, uint16_t family, const char *chain)
+{
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	struct nlmsghdr *nlh;
+
+	if (!r)
+		return nb->err = -ENOMEM;
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, NFT_TABLE);
+	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
+	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, family);
+	nlh = nb_hdr(nb, NFT_MSG_DELRULE, family, 0, "flush chain %s %s %s", family_name(family),
+		     NFT_TABLE, chain);
+	if (nlh) {
+		nftnl_rule_nlmsg_build_payload(nlh, r);
+		nb_done(nb);
+	}
+	nftnl_rule_free(r);
+	return nb->err;
+}
+
+static int nb_set(struct nb *nb, uint16_t family, const char *name, uint32_t id, uint32_t key_type,
+		  uint32_t key_len)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct nftnl_udata_buf *ud;
+	struct nlmsghdr *nlh;
+
+	if (!s)
+		return nb->err = -ENOMEM;
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
+	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, family);
+	nftnl_set_set_u32(s, NFTNL_SET_ID, id);
+	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_MAP);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, key_type);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, key_len);
+	nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
+	ud = nftnl_udata_buf_alloc(64);
+	if (!ud) {
+		nftnl_set_free(s);
+		return nb->err = -ENOMEM;
+	}
+	/* Only for `nft list`: strings are host order, addresses network order (nftables' enum byteorder) */
+	nftnl_udata_put_u32(ud, NFTNL_UDATA_SET_KEYBYTEORDER, key_type == NFT_TYPE_IFNAME ? 1 : 2);
+	nftnl_set_set_data(s, NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud), nftnl_udata_buf_len(ud));
+	nftnl_udata_buf_free(ud);
+	nlh = nb_hdr(nb, NFT_MSG_NEWSET, family, NLM_F_CREATE, "add map %s %s %s", family_name(family),
+		     NFT_TABLE, name);
+	if (nlh) {
+		nftnl_set_nlmsg_build_payload(nlh, s);
+		nb_done(nb);
+	}
+	nftnl_set_free(s);
+	return nb->err;
+}
+
+/* One map element @key -> jump @chain (NEWSETELEM) or its removal (DELSETELEM) */
+static int nb_elem(struct nb *nb, uint16_t family, uint16_t type, const char *set, const void *key,
+		   uint32_t key_len, const char *chain, const char *keytxt)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct nftnl_set_elem *e;
+	struct nlmsghdr *nlh;
+
+	if (!s)
+		return nb->err = -ENOMEM;
+	e = nftnl_set_elem_alloc();
+	if (!e) {
+		nftnl_set_free(s);
+		return nb->err = -ENOMEM;
+	}
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, set);
+	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, family);
+	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, key_len);
+	if (type == NFT_MSG_NEWSETELEM) {
+		nftnl_set_elem_set_u32(e, NFTNL_SET_ELEM_VERDICT, (uint32_t)NFT_JUMP);
+		nftnl_set_elem_set_str(e, NFTNL_SET_ELEM_CHAIN, chain);
+	}
+	nftnl_set_elem_add(s, e);	/* @s owns @e now */
+	nlh = nb_hdr(nb, type, family, type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE | NLM_F_EXCL : 0,
+		     "%s element %s : jump %s in map %s %s %s",
+		     type == NFT_MSG_NEWSETELEM ? "add" : "delete", keytxt, chain, family_name(family),
+		     NFT_TABLE, set);
+	if (nlh) {
+		nftnl_set_elems_nlmsg_build_payload(nlh, s);
+		nb_done(nb);
+	}
+	nftnl_set_free(s);
+	return nb->err;
+}
+
+/* Extended-ACK message text, when the kernel gave one */
+static const char *ack_msg(const struct nlmsghdr *nlh)
+{
+	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *attr;
+	size_t off;
+
+	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
+		return NULL;
+	off = sizeof(*e);
+	if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
+		off += e->msg.nlmsg_len - sizeof(struct nlmsghdr);
+	if (MNL_ALIGN(off) > mnl_nlmsg_get_payload_len(nlh))
+		return NULL;
+	mnl_attr_for_each_payload((const void *)((const char *)e + MNL_ALIGN(off)),
+				  mnl_nlmsg_get_payload_len(nlh) - MNL_ALIGN(off)) {
+		if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG &&
+		    mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0)
+			return mnl_attr_get_str(attr);
+	}
+	return NULL;
+}
+
+/**
+ * nb_commit() - send the batch, collect every ACK
+ * @nb:    the batch (freed by the caller)
+ * @what:  the operation, for messages ("VM abc")
+ *
+ * The kernel handles a batch inside sendmsg(), so every answer is queued
+ * when it returns; a short poll covers the unexpected.  The first error is
+ * logged with the description of the message it answers.
+ *
+ * Return: 0, or the first negative errno the kernel answered
+ */
+static int nb_commit(struct nb *nb, const char *what)
+{
+	struct mnl_socket *nl;
+	char rbuf[MNL_SOCKET_BUFFER_SIZE * 4] __attribute__((aligned(8)));
+	uint32_t acks = 0, portid;
+	int rc = 0, fd;
+
+	if (nb->err) {
+		log_errno(nb->err, "nft: %s: building the batch", what);
+		return nb->err;
+	}
+	nftnl_batch_end(mnl_nlmsg_batch_current(nb->b), seq_next());
+	if (!mnl_nlmsg_batch_next(nb->b))
+		return -ENOBUFS;
+
+	nl = nl_open(0);
+	if (!nl) {
+		rc = -errno;
+		log_errno(rc, "nft: %s: netlink socket", what);
+		return rc;
+	}
+	fd = mnl_socket_get_fd(nl);
+	portid = mnl_socket_get_portid(nl);
+	if (mnl_socket_sendto(nl, mnl_nlmsg_batch_head(nb->b), mnl_nlmsg_batch_size(nb->b)) < 0) {
+		rc = -errno;
+		log_errno(rc, "nft: %s: sending the batch", what);
+		goto out;
+	}
+	while (acks < nb->n) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t len;
+		struct nlmsghdr *nlh;
+
+		len = recv(fd, rbuf, sizeof(rbuf), MSG_DONTWAIT);
+		if (len < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (rc)	/* failed batches need not answer every message */
+				break;
+			if (poll(&p, 1, 5000) <= 0) {
+				rc = -ETIMEDOUT;
+				log_err("nft: %s: %u of %u answers from the kernel", what, acks, nb->n);
+				break;
+			}
+			continue;
+		}
+		if (len < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			log_errno(rc, "nft: %s: reading answers", what);
+			break;
+		}
+		nlh = (struct nlmsghdr *)rbuf;
+		for (size_t n = (size_t)len; mnl_nlmsg_ok(nlh, (int)n); nlh = mnl_nlmsg_next(nlh, (int *)&n)) {
+			const struct nlmsgerr *e;
+			uint32_t i;
+			const char *m;
+
+			if (nlh->nlmsg_pid != portid && nlh->nlmsg_pid != 0)
+				continue;
+			if (nlh->nlmsg_type != NLMSG_ERROR)
+				continue;
+			if (mnl_nlmsg_get_payload_len(nlh) < sizeof(*e))
+				continue;
+			e = mnl_nlmsg_get_payload(nlh);
+			acks++;
+			if (!e->error)
+				continue;
+			for (i = 0; i < nb->n && nb->seq[i] != nlh->nlmsg_seq; i++)
+				;
+			m = ack_msg(nlh);
+			if (!rc)
+				rc = e->error;
+			if (e->error != nb->quiet)
+				log_errno(e->error, "nft: %s: %s%s%s", what,
+				  i < nb->n ? nb->what[i] : "batch", m ? ": " : "", m ? m : "");
+		}
+	}
+out:
+	mnl_socket_close(nl);
+	return rc;
+}
+
+/* ---- rules ------------------------------------------------------------ */
+
+/* A rule under construction; the first allocation failure sticks in @err */
+struct rb {
+	struct nftnl_rule *r;
+	int err;
+};
+
+static void rb_expr(struct rb *b, struct nftnl_expr *e)
+{
+	if (!e) {
+		b->err = -ENOMEM;
+		return;
+	}
+	nftnl_rule_add_expr(b->r, e);
+}
+
+static void x_meta(struct rb *b, uint32_t key)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("meta");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
+	}
+	rb_expr(b, e);
+}
+
+static void x_cmp(struct rb *b, uint32_t op, const void *data, uint32_t len)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("cmp");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+		nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+	}
+	rb_expr(b, e);
+}
+
+static void x_payload(struct rb *b, uint32_t base, uint32_t off, uint32_t len)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("payload");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+	}
+	rb_expr(b, e);
+}
+
+static void x_and(struct rb *b, const void *mask, uint32_t len)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("bitwise");
+	static const uint8_t zero[16];
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len);
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, len);
+	}
+	rb_expr(b, e);
+}
+
+static void x_lookup(struct rb *b, const char *set, uint32_t set_id)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("lookup");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, NFT_REG_VERDICT);
+		nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, set_id);
+	}
+	rb_expr(b, e);
+}
+
+static void x_counter(struct rb *b)
+{
+	rb_expr(b, nftnl_expr_alloc("counter"));
+}
+
+static void x_verdict(struct rb *b, int verdict)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("immediate");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
+	}
+	rb_expr(b, e);
+}
+
+/* Matches; each leaves nothing in the registers that a later one needs */
+static void m_ifname(struct rb *b, uint32_t key, const char *name, bool prefix)
+{
+	x_meta(b, key);
+	/* A prefix ("ht-*") compares without the NUL, a full name with it */
+	x_cmp(b, NFT_CMP_EQ, name, (uint32_t)strlen(name) + (prefix ? 0 : 1));
+}
+
+static void m_u8(struct rb *b, uint32_t meta_key, uint8_t v)
+{
+	x_meta(b, meta_key);
+	x_cmp(b, NFT_CMP_EQ, &v, 1);
+}
+
+static void m_ip4(struct rb *b)
+{
+	m_u8(b, NFT_META_NFPROTO, NFPROTO_IPV4);
+}
+
+/* @off within the IPv4 header (12 saddr, 16 daddr), @prefix bits */
+static void m_addr(struct rb *b, uint32_t off, uint32_t op, struct in_addr a, unsigned prefix)
+{
+	x_payload(b, NFT_PAYLOAD_NETWORK_HEADER, off, 4);
+	if (prefix < 32) {
+		uint32_t mask = prefix ? htonl(~0u << (32 - prefix)) : 0;
+
+		x_and(b, &mask, 4);
+		a.s_addr &= mask;
+	}
+	x_cmp(b, op, &a.s_addr, 4);
+}
+
+static void m_port(struct rb *b, uint8_t proto, uint32_t off, uint16_t port)
+{
+	uint16_t p = htons(port);
+
+	m_u8(b, NFT_META_L4PROTO, proto);
+	x_payload(b, NFT_PAYLOAD_TRANSPORT_HEADER, off, 2);
+	x_cmp(b, NFT_CMP_EQ, &p, 2);
+}
+
+static void m_ether_type(struct rb *b, uint16_t type)
+{
+	uint16_t t = htons(type);
+
+	x_payload(b, NFT_PAYLOAD_LL_HEADER, 12, 2);
+	x_cmp(b, NFT_CMP_EQ, &t, 2);
+}
+
+static void m_ct_state(struct rb *b, uint32_t bits)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("ct");
+	uint32_t zero = 0;
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+	}
+	rb_expr(b, e);
+	x_and(b, &bits, 4);
+	x_cmp(b, NFT_CMP_NEQ, &zero, 4);
+}
+
+static struct rb rb_new(uint16_t family, const char *chain)
+{
+	struct rb b = { .r = nftnl_rule_alloc() };
+
+	if (!b.r) {
+		b.err = -ENOMEM;
+		return b;
+	}
+	nftnl_rule_set_str(b.r, NFTNL_RULE_TABLE, NFT_TABLE);
+	nftnl_rule_set_str(b.r, NFTNL_RULE_CHAIN, chain);
+	nftnl_rule_set_u32(b.r, NFTNL_RULE_FAMILY, family);
+	return b;
+}
+
+/*
+ * rb_add() - finish a rule with a counter and @verdict (or none when < -10,
+ * for rules ending in a lookup or NAT), comment it, append it to the batch.
+ * Frees the rule.
+ */
+static int rb_add(struct nb *nb, struct rb *b, int verdict, const char *comment)
+{
+	struct nftnl_udata_buf *ud;
+	struct nlmsghdr *nlh;
+	uint16_t family;
+	const char *chain;
+
+	if (b->err)
+		goto out;
+	if (verdict > -10) {
+		x_counter(b);
+		x_verdict(b, verdict);
+	}
+	ud = nftnl_udata_buf_alloc(256);
+	if (!ud) {
+		b->err = -ENOMEM;
+		goto out;
+	}
+	if (!nftnl_udata_put_strz(ud, NFTNL_UDATA_RULE_COMMENT, comment)) {
+		nftnl_udata_buf_free(ud);
+		b->err = -ENAMETOOLONG;
+		goto out;
+	}
+	nftnl_rule_set_data(b->r, NFTNL_RULE_USERDATA, nftnl_udata_buf_data(ud), nftnl_udata_buf_len(ud));
+	nftnl_udata_buf_free(ud);
+	family = (uint16_t)nftnl_rule_get_u32(b->r, NFTNL_RULE_FAMILY);
+	chain = nftnl_rule_get_str(b->r, NFTNL_RULE_CHAIN);
+	nlh = nb_hdr(nb, NFT_MSG_NEWRULE, family, NLM_F_CREATE | NLM_F_APPEND, "add rule %s %s %s \"%s\"",
+		     family_name(family), NFT_TABLE, chain, comment);
+	if (nlh) {
+		nftnl_rule_nlmsg_build_payload(nlh, b->r);
+		nb_done(nb);
+	}
+out:
+	if (b->err && !nb->err)
+		nb->err = b->err;
+	nftnl_rule_free(b->r);
+	b->r = NULL;
+	return nb->err;
+}
+
+#define NO_VERDICT (-100)
+
+/* ---- names and checks ------------------------------------------------- */
+
+static bool id_valid(const char *id)
+{
+	size_t n = id ? strlen(id) : 0;
+
+	if (n == 0 || n >= NFT_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= '0' && id[i] <= '9')))
+			return false;
+	return true;
+}
+
+static bool tap_valid(const char *tap)
+{
+	size_t n = strnlen(tap, IFNAMSIZ);
+
+	if (n >= IFNAMSIZ || n <= 3 || strncmp(tap, "ht-", 3) != 0)
+		return false;
+	for (size_t i = 3; i < n; i++)
+		if (!((tap[i] >= 'a' && tap[i] <= 'z') || (tap[i] >= '0' && tap[i] <= '9') || tap[i] == '-'))
+			return false;
+	return true;
+}
+
+static void chain_names(const char *id, char vm[32], char vmin[32])
+{
+	/* id_valid() bounds @id to 15 characters: these cannot truncate */
+	snprintf(vm, 32, "vm-%s", id);
+	snprintf(vmin, 32, "vmin-%s", id);
+}
+
+/* ---- queries ---------------------------------------------------------- */
+
+typedef int (*nft_build_fn)(struct nlmsghdr *nlh, void *arg);
+
+/*
+ * query() - one GET request (dump when @dump) and its answers through @cb.
+ * Return: 0, -ENOENT when the object (or table) does not exist, or a negative errno.
+ */
+static int query(uint16_t type, uint16_t family, bool dump, nft_build_fn build, void *barg,
+		 mnl_cb_t cb, void *data)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE * 4] __attribute__((aligned(8)));
+	struct mnl_socket *nl;
+	struct nlmsghdr *nlh;
+	uint32_t seq = seq_next(), portid;
+	ssize_t len;
+	int rc;
+
+	nl = nl_open(0);
+	if (!nl)
+		return -errno;
+	portid = mnl_socket_get_portid(nl);
+	nlh = nftnl_nlmsg_build_hdr(buf, type, family, dump ? NLM_F_DUMP : NLM_F_ACK, seq);
+	rc = build(nlh, barg);
+	if (rc)
+		goto out;
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	for (;;) {
+		len = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+		if (len < 0) {
+			rc = -errno;
+			break;
+		}
+		rc = mnl_cb_run(buf, (size_t)len, seq, portid, cb, data);
+		if (rc < 0) {
+			rc = -errno;
+			break;
+		}
+		if (rc == MNL_CB_STOP) {
+			rc = 0;
+			break;
+		}
+	}
+out:
+	mnl_socket_close(nl);
+	return rc;
+}
+
+struct chain_q {
+	const char *name;
+};
+
+static int build_chain(struct nlmsghdr *nlh, void *arg)
+{
+	struct chain_q *q = arg;
+	struct nftnl_chain *c = nftnl_chain_alloc();
+
+	if (!c)
+		return -ENOMEM;
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, NFT_TABLE);
+	if (q && q->name)
+		nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, q->name);
+	nftnl_chain_nlmsg_build_payload(nlh, c);
+	nftnl_chain_free(c);
+	return 0;
+}
+
+static int cb_none(const struct nlmsghdr *nlh, void *data)
+{
+	(void)nlh;
+	(void)data;
+	return MNL_CB_OK;
+}
+
+/* 1 when chain @name exists in hutch's table of @family, 0 when not */
+static int chain_exists(uint16_t family, const char *name)
+{
+	struct chain_q q = { .name = name };
+	int rc = query(NFT_MSG_GETCHAIN, family, false, build_chain, &q, cb_none, NULL);
+
+	if (rc == -ENOENT)
+		return 0;
+	return rc < 0 ? rc : 1;
+}
+
+struct list_q {
+	char (*ids)[NFT_ID_MAX];
+	size_t max, n;
+	int err;
+};
+
+static int cb_list(const struct nlmsghdr *nlh, void *data)
+{
+	struct list_q *q = data;
+	struct nftnl_chain *c = nftnl_chain_alloc();
+	const char *table, *name;
+
+	if (!c)
+		return MNL_CB_ERROR;
+	if (nftnl_chain_nlmsg_parse(nlh, c) < 0)
+		goto out;
+	table = nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE);
+	name = nftnl_chain_get_str(c, NFTNL_CHAIN_NAME);
+	if (!table || !name || strcmp(table, NFT_TABLE) || strncmp(name, "vm-", 3) || !id_valid(name + 3))
+		goto out;
+	if (q->n >= q->max)
+		q->err = -ENOSPC;
+	else
+		snprintf(q->ids[q->n++], NFT_ID_MAX, "%s", name + 3);
+out:
+	nftnl_chain_free(c);
+	return MNL_CB_OK;
+}
+
+/**
+ * nft_vm_list() - ids of the VMs whose chain vm-<id> is in `inet hutch`
+ * @ids: array of @max ids, filled
+ * @n:   set to the number found
+ *
+ * Return: 0 (also when hutch's table does not exist: none), -ENOSPC when
+ * more than @max exist (@ids holds the first @max), or a negative errno
+ */
+int nft_vm_list(char (*ids)[NFT_ID_MAX], size_t max, size_t *n)
+{
+	struct list_q q = { .ids = ids, .max = max };
+	int rc;
+
+	rc = query(NFT_MSG_GETCHAIN, NFPROTO_INET, true, build_chain, NULL, cb_list, &q);
+	if (rc == -ENOENT)
+		rc = 0;
+	if (rc)
+		return rc;
+	*n = q.n;
+	return q.err;
+}
+
+/* Elements of a map that jump to one chain, collected for deletion */
+struct elem_q {
+	const char *chain;
+	uint8_t keys[8][IFNAMSIZ];
+	uint32_t key_len[8];
+	size_t n;
+};
+
+static int build_elems(struct nlmsghdr *nlh, void *arg)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+
+	if (!s)
+		return -ENOMEM;
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, arg);
+	nftnl_set_elems_nlmsg_build_payload(nlh, s);
+	nftnl_set_free(s);
+	return 0;
+}
+
+static int cb_elems(const struct nlmsghdr *nlh, void *data)
+{
+	struct elem_q *q = data;
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct nftnl_set_elems_iter *it;
+	struct nftnl_set_elem *e;
+
+	if (!s)
+		return MNL_CB_ERROR;
+	if (nftnl_set_elems_nlmsg_parse(nlh, s) < 0)
+		goto out;
+	it = nftnl_set_elems_iter_create(s);
+	if (!it)
+		goto out;
+	for (e = nftnl_set_elems_iter_next(it); e; e = nftnl_set_elems_iter_next(it)) {
+		const char *chain = nftnl_set_elem_get_str(e, NFTNL_SET_ELEM_CHAIN);
+		uint32_t klen = 0;
+		const void *key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &klen);
+
+		if (!chain || strcmp(chain, q->chain) || !key || klen > IFNAMSIZ || q->n >= 8)
+			continue;
+		memcpy(q->keys[q->n], key, klen);
+		q->key_len[q->n++] = klen;
+	}
+	nftnl_set_elems_iter_destroy(it);
+out:
+	nftnl_set_free(s);
+	return MNL_CB_OK;
+}
+
+static int elems_to(uint16_t family, const char *set, const char *chain, struct elem_q *q)
+{
+	int rc;
+
+	memset(q, 0, sizeof(*q));
+	q->chain = chain;
+	rc = query(NFT_MSG_GETSETELEM, family, true, build_elems, (void *)set, cb_elems, q);
+	return rc == -ENOENT ? 0 : rc;
+}
+
+/* ---- base ------------------------------------------------------------- */
+
+static const struct {
+	uint16_t family;
+	const char *name;
+	int hook;
+	int prio;
+	const char *type;
+} base_chains[] = {
+	/* Before the bridge's other filters, so nothing sees a spoofed frame */
+	{ NFPROTO_BRIDGE, "pre", HT_BR_PRE_ROUTING, -300, "filter" },
+	{ NFPROTO_BRIDGE, "fwd", HT_BR_FORWARD, -200, "filter" },
+	{ NFPROTO_INET, "input", NF_INET_LOCAL_IN, -10, "filter" },
+	{ NFPROTO_INET, "forward", NF_INET_FORWARD, -10, "filter" },
+	{ NFPROTO_INET, "postrouting", NF_INET_POST_ROUTING, 100, "nat" },
+};
+
+static const struct {
+	uint16_t family;
+	const char *name;
+	uint32_t id, key_type, key_len;
+} base_maps[] = {
+	{ NFPROTO_BRIDGE, "tap_vm", SETID_TAP, NFT_TYPE_IFNAME, IFNAMSIZ },
+	{ NFPROTO_INET, "in_vm", SETID_IN, NFT_TYPE_IPADDR, 4 },
+	{ NFPROTO_INET, "fwd_vm", SETID_FWD, NFT_TYPE_IPADDR, 4 },
+};
+
+/*
+ * The base rules.  Base chains are flushed and refilled in the same batch,
+ * so nft_base_ensure() is idempotent and repairs a chain someone edited;
+ * VM chains and map elements are not touched.
+ */
+static void base_rules(struct nb *nb, const char *br, struct in_addr net, uint8_t prefix)
+{
+	struct rb b;
+
+	/* bridge pre: each tap to its VM's chain; unknown taps pass nothing */
+	b = rb_new(NFPROTO_BRIDGE, "pre");
+	x_meta(&b, NFT_META_IIFNAME);
+	x_lookup(&b, "tap_vm", SETID_TAP);
+	rb_add(nb, &b, NO_VERDICT, "tap -> its VM's chain");
+	b = rb_new(NFPROTO_BRIDGE, "pre");
+	m_ifname(&b, NFT_META_IIFNAME, "ht-", true);
+	rb_add(nb, &b, NF_DROP, "drop frames from a tap without rules (fail closed)");
+
+	b = rb_new(NFPROTO_BRIDGE, "fwd");
+	m_ifname(&b, NFT_META_IIFNAME, "ht-", true);
+	m_ifname(&b, NFT_META_OIFNAME, "ht-", true);
+	rb_add(nb, &b, NF_DROP, "drop guest to guest");
+
+	/* inet input: from the bridge, nothing new but DHCP and each VM's grants */
+	b = rb_new(NFPROTO_INET, "input");
+	m_ifname(&b, NFT_META_IIFNAME, br, false);
+	m_ct_state(&b, NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED));
+	rb_add(nb, &b, NF_ACCEPT, "guest: established, related");
+	b = rb_new(NFPROTO_INET, "input");
+	m_ifname(&b, NFT_META_IIFNAME, br, false);
+	m_ip4(&b);
+	m_port(&b, IPPROTO_UDP, 2, 67);
+	rb_add(nb, &b, NF_ACCEPT, "guest: DHCP udp/67");
+	/*
+	 * Neighbour discovery, for VMs with ipv6 (the bridge family drops
+	 * IPv6 of the others): solicitations and advertisements only.  No
+	 * router advertisements (134) or redirects (137): a guest must not
+	 * steer the host's routes.
+	 */
+	for (size_t i = 0; i < 3; i++) {
+		static const uint8_t nd[3] = { 133, 135, 136 };
+		static const char *const nd_name[3] = { "router solicitation", "neighbour solicitation",
+							"neighbour advertisement" };
+		char c[96];
+
+		b = rb_new(NFPROTO_INET, "input");
+		m_ifname(&b, NFT_META_IIFNAME, br, false);
+		m_u8(&b, NFT_META_NFPROTO, NFPROTO_IPV6);
+		m_u8(&b, NFT_META_L4PROTO, IPPROTO_ICMPV6);
+		x_payload(&b, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
+		x_cmp(&b, NFT_CMP_EQ, &nd[i], 1);
+		snprintf(c, sizeof(c), "guest: ICMPv6 %s (ipv6 VMs only reach here)", nd_name[i]);
+		rb_add(nb, &b, NF_ACCEPT, c);
+	}
+	b = rb_new(NFPROTO_INET, "input");
+	m_ifname(&b, NFT_META_IIFNAME, br, false);
+	m_ip4(&b);
+	x_payload(&b, NFT_PAYLOAD_NETWORK_HEADER, 12, 4);
+	x_lookup(&b, "in_vm", SETID_IN);
+	rb_add(nb, &b, NO_VERDICT, "guest: source -> its VM's input chain");
+	b = rb_new(NFPROTO_INET, "input");
+	m_ifname(&b, NFT_META_IIFNAME, br, false);
+	rb_add(nb, &b, NF_DROP, "guest: drop new connections to the host");
+
+	/* inet forward */
+	b = rb_new(NFPROTO_INET, "forward");
+	m_ifname(&b, NFT_META_IIFNAME, br, false);
+	m_ip4(&b);
+	x_payload(&b, NFT_PAYLOAD_NETWORK_HEADER, 12, 4);
+	x_lookup(&b, "fwd_vm", SETID_FWD);
+	rb_add(nb, &b, NO_VERDICT, "guest: source -> its VM's chain");
+	b = rb_new(NFPROTO_INET, "forward");
+	{
+		/* Only VMs with ipv6 get IPv6 past the bridge family; global unicast only */
+		uint8_t mask[16] = { 0xe0 }, want[16] = { 0x20 };
+
+		m_ifname(&b, NFT_META_IIFNAME, br, false);
+		m_u8(&b, NFT_META_NFPROTO, NFPROTO_IPV6);
+		x_payload(&b, NFT_PAYLOAD_NETWORK_HEADER, 24, 16);
+		x_and(&b, mask, 16);
+		x_cmp(&b, NFT_CMP_EQ, want, 16);
+	}
+	rb_add(nb, &b, NF_ACCEPT, "guest: IPv6 to 2000::/3 (ipv6 VMs only reach here)");
+	b = rb_new(NFPROTO_INET, "forward");
+	m_ifname(&b, NFT_META_IIFNAME, br, false);
+	rb_add(nb, &b, NF_DROP, "guest: drop unknown source (fail closed)");
+	b = rb_new(NFPROTO_INET, "forward");
+	m_ifname(&b, NFT_META_OIFNAME, br, false);
+	m_ct_state(&b, NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED));
+	rb_add(nb, &b, NF_ACCEPT, "to guests: established, related");
+	b = rb_new(NFPROTO_INET, "forward");
+	m_ifname(&b, NFT_META_OIFNAME, br, false);
+	rb_add(nb, &b, NF_DROP, "to guests: drop new connections");
+
+	/* NAT */
+	b = rb_new(NFPROTO_INET, "postrouting");
+	m_ip4(&b);
+	m_addr(&b, 12, NFT_CMP_EQ, net, prefix);
+	x_meta(&b, NFT_META_OIFNAME);
+	{
+		char name[IFNAMSIZ] = "";
+
+		snprintf(name, sizeof(name), "%s", br);
+		x_cmp(&b, NFT_CMP_NEQ, name, (uint32_t)strlen(name) + 1);
+	}
+	x_counter(&b);
+	rb_expr(&b, nftnl_expr_alloc("masq"));
+	rb_add(nb, &b, NO_VERDICT, "masquerade the guests' subnet");
+}
+
+/**
+ * nft_base_ensure() - create or repair hutch's tables, maps and base chains
+ * @bridge: the bridge's name (hutch0)
+ * @net:    the bridge subnet, masqueraded when leaving by another interface
+ * @prefix: its prefix length
+ *
+ * One batch: tables, chains and maps are created when missing (existing
+ * ones are kept, with their VM elements), base chains are flushed and
+ * refilled.  After a host flush the VMs must be re-added by the caller
+ * (nft_vm_present() tells which).
+ *
+ * Return: 0, or a negative errno (logged with the failing object)
+ */
+int nft_base_ensure(const char *bridge, struct in_addr net, uint8_t prefix)
+{
+	struct nb *nb;
+	int rc;
+
+	if (!bridge || strnlen(bridge, IFNAMSIZ) >= IFNAMSIZ || !bridge[0] || prefix > 32)
+		return -EINVAL;
+	nb = nb_new();
+	if (!nb)
+		return -ENOMEM;
+	nb_table(nb, NFPROTO_BRIDGE, NFT_MSG_NEWTABLE);
+	nb_table(nb, NFPROTO_INET, NFT_MSG_NEWTABLE);
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(base_maps); i++)
+		nb_set(nb, base_maps[i].family, base_maps[i].name, base_maps[i].id, base_maps[i].key_type,
+		       base_maps[i].key_len);
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(base_chains); i++) {
+		nb_chain(nb, base_chains[i].family, NFT_MSG_NEWCHAIN, NLM_F_CREATE, base_chains[i].name,
+			 base_chains[i].hook, base_chains[i].prio, base_chains[i].type);
+		nb_flush_chain(nb, base_chains[i].family, base_chains[i].name);
+	}
+	base_rules(nb, bridge, net, prefix);
+	rc = nb_commit(nb, "base");
+	nb_free(nb);
+	return rc;
+}
+
+/**
+ * nft_base_present() - whether the tables, maps' chains and base chains exist
+ *
+ * Return: 1, 0 when any is missing, or a negative errno
+ */
+int nft_base_present(void)
+{
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(base_chains); i++) {
+		int rc = chain_exists(base_chains[i].family, base_chains[i].name);
+
+		if (rc <= 0)
+			return rc;
+	}
+	return 1;
+}
+
+static int table_del(uint16_t family)
+{
+	struct nb *nb = nb_new();
+	int rc;
+
+	if (!nb)
+		return -ENOMEM;
+	nb->quiet = -ENOENT;
+	nb_table(nb, family, NFT_MSG_DELTABLE);
+	rc = nb_commit(nb, "remove");
+	nb_free(nb);
+	return rc;
+}
+
+/**
+ * nft_base_remove() - delete `inet hutch` and `bridge hutch` with all they hold
+ *
+ * Return: 0 (also when they did not exist), or a negative errno
+ */
+int nft_base_remove(void)
+{
+	int rc = 0, r;
+
+	for (int i = 0; i < 2; i++) {
+		uint16_t f = i ? NFPROTO_INET : NFPROTO_BRIDGE;
+
+		r = table_del(f);
+		if (r == -ENOENT)
+			r = 0;
+		if (r && !rc)
+			rc = r;
+	}
+	return rc;
+}
+
+/* ---- VMs -------------------------------------------------------------- */
+
+/*
+ * vm_del_msgs() - append to @nb the removal of whatever VM @id has: map
+ * elements first (they reference the chains), then rules, then chains.
+ * Return: number of objects found, or a negative errno.
+ */
+static int vm_del_msgs(struct nb *nb, const char *id)
+{
+	char vm[32], vmin[32];
+	struct elem_q q;
+	int found = 0, rc;
+	static const struct {
+		uint16_t family;
+		const char *set;
+		bool in;
+	} maps[] = {
+		{ NFPROTO_BRIDGE, "tap_vm", false },
+		{ NFPROTO_INET, "in_vm", true },
+		{ NFPROTO_INET, "fwd_vm", false },
+	};
+	static const struct {
+		uint16_t family;
+		bool in;
+	} chains[] = { { NFPROTO_BRIDGE, false }, { NFPROTO_INET, true }, { NFPROTO_INET, false } };
+
+	chain_names(id, vm, vmin);
+	for (size_t m = 0; m < UTIL_ARRAY_SIZE(maps); m++) {
+		rc = elems_to(maps[m].family, maps[m].set, maps[m].in ? vmin : vm, &q);
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < q.n; i++) {
+			char txt[IFNAMSIZ + 1] = "";
+
+			if (q.key_len[i] == 4)
+				inet_ntop(AF_INET, q.keys[i], txt, sizeof(txt));
+			else
+				snprintf(txt, sizeof(txt), "%.*s", (int)q.key_len[i], (char *)q.keys[i]);
+			nb_elem(nb, maps[m].family, NFT_MSG_DELSETELEM, maps[m].set, q.keys[i], q.key_len[i],
+				maps[m].in ? vmin : vm, txt);
+			found++;
+		}
+	}
+	for (size_t c = 0; c < UTIL_ARRAY_SIZE(chains); c++) {
+		const char *name = chains[c].in ? vmin : vm;
+
+		rc = chain_exists(chains[c].family, name);
+		if (rc < 0)
+			return rc;
+		if (!rc)
+			continue;
+		nb_flush_chain(nb, chains[c].family, name);
+		nb_chain(nb, chains[c].family, NFT_MSG_DELCHAIN, 0, name, -1, 0, NULL);
+		found++;
+	}
+	return nb->err ? nb->err : found;
+}
+
+/* Private, special and multicast destinations a guest may not reach */
+static const struct {
+	const char *net;
+	uint8_t prefix;
+	const char *why;
+} forbidden[] = {
+	{ "10.0.0.0", 8, "RFC 1918" },
+	{ "172.16.0.0", 12, "RFC 1918" },
+	{ "192.168.0.0", 16, "RFC 1918" },
+	{ "100.64.0.0", 10, "RFC 6598 shared/CGNAT" },
+	{ "169.254.0.0", 16, "link-local, cloud metadata" },
+	{ "127.0.0.0", 8, "loopback" },
+	{ "224.0.0.0", 4, "multicast" },
+	{ "240.0.0.0", 4, "reserved" },
+	{ "255.255.255.255", 32, "broadcast" },
+	{ "0.0.0.0", 8, "this network" },
+};
+
+static void vm_bridge_rules(struct nb *nb, const struct nft_vm *vm, const char *chain)
+{
+	struct in_addr any = { 0 }, bcast = { .s_addr = INADDR_BROADCAST };
+	static const uint8_t arp_hdr[6] = { 0, 1, 8, 0, 6, 4 };	/* Ethernet, IPv4, 6, 4 */
+	char c[160];
+	struct rb b;
+
+	snprintf(c, sizeof(c), "drop source MAC other than %02x:%02x:%02x:%02x:%02x:%02x", vm->mac[0],
+		 vm->mac[1], vm->mac[2], vm->mac[3], vm->mac[4], vm->mac[5]);
+	b = rb_new(NFPROTO_BRIDGE, chain);
+	x_payload(&b, NFT_PAYLOAD_LL_HEADER, 6, 6);
+	x_cmp(&b, NFT_CMP_NEQ, vm->mac, 6);
+	rb_add(nb, &b, NF_DROP, c);
+
+	/* RFC 2131 4.1: before its lease, a client sends from 0.0.0.0:68 to broadcast:67 */
+	b = rb_new(NFPROTO_BRIDGE, chain);
+	m_ether_type(&b, ETHERTYPE_IP);
+	m_addr(&b, 12, NFT_CMP_EQ, any, 32);
+	m_addr(&b, 16, NFT_CMP_EQ, bcast, 32);
+	m_port(&b, IPPROTO_UDP, 0, 68);
+	m_port(&b, IPPROTO_UDP, 2, 67);
+	rb_add(nb, &b, NF_ACCEPT, "DHCP 0.0.0.0:68 -> 255.255.255.255:67");
+
+	b = rb_new(NFPROTO_BRIDGE, chain);
+	m_ether_type(&b, ETHERTYPE_IP);
+	m_addr(&b, 12, NFT_CMP_NEQ, vm->addr, 32);
+	snprintf(c, sizeof(c), "drop IPv4 source other than %s", inet_ntoa(vm->addr));
+	rb_add(nb, &b, NF_DROP, c);
+	b = rb_new(NFPROTO_BRIDGE, chain);
+	m_ether_type(&b, ETHERTYPE_IP);
+	rb_add(nb, &b, NF_ACCEPT, "IPv4 from its own address");
+
+	/* ARP: only Ethernet/IPv4 ARP, so the sender fields sit where we look */
+	b = rb_new(NFPROTO_BRIDGE, chain);
+	m_ether_type(&b, ETHERTYPE_ARP);
+	x_payload(&b, NFT_PAYLOAD_NETWORK_HEADER, 0, 6);
+	x_cmp(&b, NFT_CMP_NEQ, arp_hdr, 6);
+	rb_add(nb, &b, NF_DROP, "drop ARP other than Ethernet/IPv4");
+	b = rb_new(NFPROTO_BRIDGE, chain);
+	m_ether_type(&b, ETHERTYPE_ARP);
+	x_payload(&b, NFT_PAYLOAD_NETWORK_HEADER, 8, 6);
+	x_cmp(&b, NFT_CMP_NEQ, vm->mac, 6);
+	rb_add(nb, &b, NF_DROP, "drop ARP with another sender MAC");
+	b = rb_new(NFPROTO_BRIDGE, chain);
+	m_ether_type(&b, ETHERTYPE_ARP);
+	m_addr(&b, 14, NFT_CMP_EQ, any, 32);
+	rb_add(nb, &b, NF_ACCEPT, "ARP probe from 0.0.0.0 (RFC 5227)");
+	b = rb_new(NFPROTO_BRIDGE, chain);
+	m_ether_type(&b, ETHERTYPE_ARP);
+	m_addr(&b, 14, NFT_CMP_NEQ, vm->addr, 32);
+	snprintf(c, sizeof(c), "drop ARP with a sender IP other than %s", inet_ntoa(vm->addr));
+	rb_add(nb, &b, NF_DROP, c);
+	b = rb_new(NFPROTO_BRIDGE, chain);
+	m_ether_type(&b, ETHERTYPE_ARP);
+	rb_add(nb, &b, NF_ACCEPT, "ARP of its own address");
+
+	if (vm->ipv6) {
+		b = rb_new(NFPROTO_BRIDGE, chain);
+		m_ether_type(&b, ETHERTYPE_IPV6);
+		rb_add(nb, &b, NF_ACCEPT, "IPv6 (ipv6: true)");
+	}
+	b = rb_new(NFPROTO_BRIDGE, chain);
+	rb_add(nb, &b, NF_DROP, vm->ipv6 ? "drop other ether types" : "drop IPv6 and other ether types");
+}
+
+static void vm_inet_rules(struct nb *nb, const struct nft_vm *vm, const char *chain, const char *chain_in)
+{
+	char c[160], gw[INET_ADDRSTRLEN];
+	struct rb b;
+
+	inet_ntop(AF_INET, &vm->gw, gw, sizeof(gw));
+	if (!vm->isolation) {
+		b = rb_new(NFPROTO_INET, chain_in);
+		rb_add(nb, &b, NF_ACCEPT, "isolation off: host reachable");
+		b = rb_new(NFPROTO_INET, chain);
+		rb_add(nb, &b, NF_ACCEPT, "isolation off: everything reachable");
+		return;
+	}
+	for (int p = 0; p < 2; p++) {
+		b = rb_new(NFPROTO_INET, chain_in);
+		m_ip4(&b);
+		m_addr(&b, 16, NFT_CMP_EQ, vm->gw, 32);
+		m_port(&b, p ? IPPROTO_TCP : IPPROTO_UDP, 2, 53);
+		snprintf(c, sizeof(c), "DNS %s/53 on %s", p ? "tcp" : "udp", gw);
+		rb_add(nb, &b, NF_ACCEPT, c);
+	}
+	for (size_t i = 0; i < vm->n_host_access; i++) {
+		const struct cfg_host_access *h = &vm->host_access[i];
+
+		if (h->kind != CFG_HA_HOST_PORT)
+			continue;
+		b = rb_new(NFPROTO_INET, chain_in);
+		m_ip4(&b);
+		m_addr(&b, 16, NFT_CMP_EQ, vm->gw, 32);
+		m_port(&b, h->proto == CFG_PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP, 2, h->port);
+		snprintf(c, sizeof(c), "allow-host-port %s/%u on %s", h->proto == CFG_PROTO_TCP ? "tcp" : "udp",
+			 h->port, gw);
+		rb_add(nb, &b, NF_ACCEPT, c);
+	}
+
+	for (size_t i = 0; i < vm->n_host_access; i++) {
+		const struct cfg_host_access *h = &vm->host_access[i];
+
+		if (h->kind != CFG_HA_LAN_HOST)
+			continue;
+		b = rb_new(NFPROTO_INET, chain);
+		m_ip4(&b);
+		m_addr(&b, 16, NFT_CMP_EQ, h->addr, 32);
+		snprintf(c, sizeof(c), "allow-lan-host %s", inet_ntoa(h->addr));
+		rb_add(nb, &b, NF_ACCEPT, c);
+	}
+	{
+		struct in_addr net = { .s_addr = vm->addr.s_addr };
+		char a[INET_ADDRSTRLEN];
+
+		if (vm->prefix < 32)
+			net.s_addr &= vm->prefix ? htonl(~0u << (32 - vm->prefix)) : 0;
+		inet_ntop(AF_INET, &net, a, sizeof(a));
+		b = rb_new(NFPROTO_INET, chain);
+		m_ip4(&b);
+		m_addr(&b, 16, NFT_CMP_EQ, net, vm->prefix);
+		snprintf(c, sizeof(c), "drop daddr %s/%u (the bridge subnet: other guests)", a, vm->prefix);
+		rb_add(nb, &b, NF_DROP, c);
+	}
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(forbidden); i++) {
+		struct in_addr a;
+
+		inet_pton(AF_INET, forbidden[i].net, &a);
+		b = rb_new(NFPROTO_INET, chain);
+		m_ip4(&b);
+		m_addr(&b, 16, NFT_CMP_EQ, a, forbidden[i].prefix);
+		snprintf(c, sizeof(c), "drop daddr %s/%u (%s)", forbidden[i].net, forbidden[i].prefix,
+			 forbidden[i].why);
+		rb_add(nb, &b, NF_DROP, c);
+	}
+	b = rb_new(NFPROTO_INET, chain);
+	rb_add(nb, &b, NF_ACCEPT, "internet");
+}
+
+int nft_vm_init(struct nft_vm *out, const char *id, const char *tap, const uint8_t mac[6],
+		struct in_addr addr, struct in_addr gw, uint8_t prefix, const struct cfg_vm *vm)
+{
+	struct nft_vm v = { .addr = addr, .gw = gw, .prefix = prefix, .isolation = true };
+
+	if (!id || !tap || !mac || !vm || !id_valid(id) || strnlen(tap, IFNAMSIZ) >= IFNAMSIZ ||
+	    !tap_valid(tap) || prefix > 32)
+		return -EINVAL;
+	memcpy(v.id, id, strlen(id) + 1);
+	memcpy(v.tap, tap, strlen(tap) + 1);
+	memcpy(v.mac, mac, 6);
+	v.isolation = vm->network.isolation;
+	v.ipv6 = vm->network.ipv6;
+	v.host_access = vm->network.host_access;
+	v.n_host_access = vm->network.n_host_access;
+	v.forward = vm->network.forward;
+	v.n_forward = vm->network.n_forward;
+	*out = v;
+	return 0;
+}
+
+/**
+ * nft_vm_add() - install (or replace) one VM's chains, rules and map elements
+ * @vm: the VM; @vm->tap must be "ht-..." and @vm->id [a-z0-9]{1,15}
+ *
+ * One batch: whatever the VM had is removed and its objects re-created, so
+ * a replace is atomic too; a map key already used by another VM (same tap
+ * or address) fails the whole batch with -EEXIST naming the element.
+ * @vm->forward is not used: forwards are relayed by net/fwd.c.
+ *
+ * Return: 0, or a negative errno; on error nothing of the batch applies
+ */
+int nft_vm_add(const struct nft_vm *vm)
+{
+	char vm_chain[32], in_chain[32], tap[IFNAMSIZ] = { 0 }, what[64], addr[INET_ADDRSTRLEN];
+	struct nb *nb;
+	int rc;
+
+	if (!vm || !id_valid(vm->id) || !tap_valid(vm->tap) || vm->prefix > 32 ||
+	    (vm->n_host_access && !vm->host_access))
+		return -EINVAL;
+	chain_names(vm->id, vm_chain, in_chain);
+	memcpy(tap, vm->tap, strnlen(vm->tap, IFNAMSIZ - 1));
+	inet_ntop(AF_INET, &vm->addr, addr, sizeof(addr));
+	snprintf(what, sizeof(what), "VM %s", vm->id);
+
+	nb = nb_new();
+	if (!nb)
+		return -ENOMEM;
+	rc = vm_del_msgs(nb, vm->id);
+	if (rc < 0)
+		goto out;
+	nb_chain(nb, NFPROTO_BRIDGE, NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_EXCL, vm_chain, -1, 0, NULL);
+	nb_chain(nb, NFPROTO_INET, NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_EXCL, vm_chain, -1, 0, NULL);
+	nb_chain(nb, NFPROTO_INET, NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_EXCL, in_chain, -1, 0, NULL);
+	vm_bridge_rules(nb, vm, vm_chain);
+	vm_inet_rules(nb, vm, vm_chain, in_chain);
+	/* Elements last: the tap passes traffic only once all its rules exist */
+	nb_elem(nb, NFPROTO_BRIDGE, NFT_MSG_NEWSETELEM, "tap_vm", tap, IFNAMSIZ, vm_chain, tap);
+	nb_elem(nb, NFPROTO_INET, NFT_MSG_NEWSETELEM, "in_vm", &vm->addr.s_addr, 4, in_chain, addr);
+	nb_elem(nb, NFPROTO_INET, NFT_MSG_NEWSETELEM, "fwd_vm", &vm->addr.s_addr, 4, vm_chain, addr);
+	rc = nb_commit(nb, what);
+out:
+	nb_free(nb);
+	return rc;
+}
+
+/**
+ * nft_vm_del() - remove VM @id's elements, rules and chains in one batch
+ *
+ * Return: 0 (also when nothing of it exists), or a negative errno
+ */
+int nft_vm_del(const char *id)
+{
+	char what[64];
+	struct nb *nb;
+	int rc;
+
+	if (!id_valid(id))
+		return -EINVAL;
+	snprintf(what, sizeof(what), "VM %s", id);
+	nb = nb_new();
+	if (!nb)
+		return -ENOMEM;
+	rc = vm_del_msgs(nb, id);
+	if (rc > 0)
+		rc = nb_commit(nb, what);
+	nb_free(nb);
+	return rc < 0 ? rc : 0;
+}
+
+/**
+ * nft_vm_present() - whether VM @id's three chains exist
+ *
+ * Return: 1, 0 when any is missing, or a negative errno
+ */
+int nft_vm_present(const char *id)
+{
+	char vm[32], vmin[32];
+	int rc;
+
+	if (!id_valid(id))
+		return -EINVAL;
+	chain_names(id, vm, vmin);
+	rc = chain_exists(NFPROTO_BRIDGE, vm);
+	if (rc > 0)
+		rc = chain_exists(NFPROTO_INET, vm);
+	if (rc > 0)
+		rc = chain_exists(NFPROTO_INET, vmin);
+	return rc;
+}
+
+/* ---- dump ------------------------------------------------------------- */
+
+struct dump_q {
+	FILE *out;
+	const char *vm, *vmin;	/* NULL: every chain */
+	uint16_t family;
+};
+
+static int cb_comment(const struct nftnl_udata *attr, void *data)
+{
+	const char **c = data;
+
+	if (nftnl_udata_type(attr) == NFTNL_UDATA_RULE_COMMENT && nftnl_udata_len(attr) > 0 &&
+	    ((const char *)nftnl_udata_get(attr))[nftnl_udata_len(attr) - 1] == '\0')
+		*c = nftnl_udata_get(attr);
+	return 0;
+}
+
+static int cb_counter(struct nftnl_expr *e, void *data)
+{
+	uint64_t *pk = data;
+	const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+
+	if (name && !strcmp(name, "counter")) {
+		pk[0] = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
+		pk[1] = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_BYTES);
+	}
+	return 0;
+}
+
+static int cb_dump(const struct nlmsghdr *nlh, void *data)
+{
+	struct dump_q *q = data;
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	const char *chain, *table, *comment = NULL;
+	uint64_t ctr[2] = { 0, 0 };
+	const void *ud;
+	uint32_t udlen = 0;
+
+	if (!r)
+		return MNL_CB_ERROR;
+	if (nftnl_rule_nlmsg_parse(nlh, r) < 0)
+		goto out;
+	chain = nftnl_rule_get_str(r, NFTNL_RULE_CHAIN);
+	table = nftnl_rule_get_str(r, NFTNL_RULE_TABLE);
+	if (!chain || !table || strcmp(table, NFT_TABLE))
+		goto out;
+	if (q->vm && strcmp(chain, q->vm) && strcmp(chain, q->vmin))
+		goto out;
+	ud = nftnl_rule_get_data(r, NFTNL_RULE_USERDATA, &udlen);
+	if (ud)
+		nftnl_udata_parse(ud, udlen, cb_comment, &comment);
+	nftnl_expr_foreach(r, cb_counter, ctr);
+	fprintf(q->out, "%-6s %-12s %-60s %8llu pkts %10llu bytes\n", family_name(q->family), chain,
+		comment ? comment : "(rule without comment: not hutch's)", (unsigned long long)ctr[0],
+		(unsigned long long)ctr[1]);
+out:
+	nftnl_rule_free(r);
+	return MNL_CB_OK;
+}
+
+static int build_rules(struct nlmsghdr *nlh, void *arg)
+{
+	struct nftnl_rule *r = nftnl_rule_alloc();
+
+	(void)arg;
+	if (!r)
+		return -ENOMEM;
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, NFT_TABLE);
+	nftnl_rule_nlmsg_build_payload(nlh, r);
+	nftnl_rule_free(r);
+	return 0;
+}
+
+/**
+ * nft_dump() - print the rules in force, one line each: family, chain,
+ * what the rule does (its comment), and its counters
+ * @id:  a VM's chains only, or NULL for all of hutch's
+ * @out: where to print
+ *
+ * Return: 0 (nothing printed when hutch has no tables), or a negative errno
+ */
+int nft_dump(const char *id, FILE *out)
+{
+	char vm[32], vmin[32];
+	struct dump_q q = { .out = out };
+	int rc;
+
+	if (id) {
+		if (!id_valid(id))
+			return -EINVAL;
+		chain_names(id, vm, vmin);
+		q.vm = vm;
+		q.vmin = vmin;
+	}
+	for (int i = 0; i < 2; i++) {
+		q.family = i ? NFPROTO_INET : NFPROTO_BRIDGE;
+		rc = query(NFT_MSG_GETRULE, q.family, true, build_rules, NULL, cb_dump, &q);
+		if (rc && rc != -ENOENT)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- watch ------------------------------------------------------------ */
+
+/**
+ * nft_watch_open() - subscribe to NFNLGRP_NFTABLES, so a flush of the
+ * host's ruleset is noticed within milliseconds
+ *
+ * Return: a non-blocking fd (the caller closes it), or a negative errno
+ */
+int nft_watch_open(void)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	int fd, grp = NFNLGRP_NFTABLES, rc;
+
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_NETFILTER);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &grp, sizeof(grp)) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	/* Lost events are reported as ENOBUFS, which the caller treats as "check now" */
+	return fd;
+}
+
+/**
+ * nft_watch_handle() - read the pending nftables events from @fd
+ *
+ * Return: 1 when an event deleted something in a table named hutch, 0 when
+ * none did, -ENOBUFS when events were lost (check anyway), or a negative errno
+ */
+int nft_watch_handle(int fd)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE] __attribute__((aligned(8)));
+	int hit = 0;
+
+	for (;;) {
+		ssize_t len = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
+		int n;
+
+		if (len < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return hit;
+			return -errno;
+		}
+		for (n = (int)len; mnl_nlmsg_ok(nlh, n); nlh = mnl_nlmsg_next(nlh, &n)) {
+			uint16_t t = NFNL_MSG_TYPE(nlh->nlmsg_type);
+			const struct nlattr *a;
+
+			if (NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_NFTABLES)
+				continue;
+			if (t != NFT_MSG_DELTABLE && t != NFT_MSG_DELCHAIN && t != NFT_MSG_DELRULE &&
+			    t != NFT_MSG_DELSET && t != NFT_MSG_DELSETELEM)
+				continue;
+			if (mnl_nlmsg_get_payload_len(nlh) < sizeof(struct nfgenmsg))
+				continue;
+			/* Attribute 1 is the table name in all of these messages */
+			mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+				if (mnl_attr_get_type(a) == 1 && mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0 &&
+				    !strcmp(mnl_attr_get_str(a), NFT_TABLE))
+					hit = 1;
+			}
+		}
+	}
+}

@@ -1,0 +1,1034 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The supervisor.  Once QEMU runs nothing here may exit early: every error
+ * is logged and the loop goes on until QEMU is gone, because only this
+ * process can tear down what the extensions set up (taps, rules, mounts).
+ */
+#include "src/sv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "qmp/qmp.h"
+#include "src/accel.h"
+#include "src/cfg.h"
+#include "src/ext.h"
+#include "src/log.h"
+#include "src/proc.h"
+#include "src/qemu.h"
+#include "src/state.h"
+#include "src/util.h"
+#include "src/vm.h"
+
+#define SV_MAX_FDS 16		/* fds extensions pass to QEMU */
+#define SV_MAX_WATCH 32
+#define SV_MAX_CONSOLE 8
+#define SV_MAX_CTL 8
+#define SV_CTL_REQ_MAX 4096
+#define SV_QMP_TIMEOUT_MS 5000
+#define SV_QMP_CONNECT_MS 60000	/* TCG on a loaded host starts slowly */
+#define SV_QUIT_GRACE_MS 5000
+#define SV_PORT_TRIES 3
+/*
+ * A power button pressed while the guest is still booting (ACPI not yet
+ * listening) is lost; pressing again every few seconds makes `up` followed
+ * at once by `halt` a clean shutdown instead of a wait for the timeout.
+ */
+#define SV_REPRESS_MS 3000
+
+/* child fd numbers in QEMU */
+#define SV_FD_QMP 3
+#define SV_FD_SERIAL 4
+#define SV_FD_EXT0 5
+
+struct sv_watch {
+	int fd;
+	void (*cb)(struct sv_ctx *c, int fd, void *arg);
+	void *arg;
+};
+
+struct sv_ctl_client {
+	int fd;
+	size_t have;
+	char buf[SV_CTL_REQ_MAX];
+};
+
+enum sv_halt { SV_HALT_NONE, SV_HALT_POWERDOWN, SV_HALT_QUIT, SV_HALT_KILL };
+
+struct sv_core {
+	bool preparing;
+	struct qemu_argv extra;
+	struct proc_fdmap fds[SV_MAX_FDS];
+	size_t n_fds;
+	struct sv_watch watch[SV_MAX_WATCH];
+	size_t n_watch;
+
+	struct qmp *qmp;
+	pid_t qemu_pid;
+	int qemu_pidfd;
+	int serial_fd;
+	int console_lfd;
+	int control_lfd;
+	int sig_fd;
+	int con[SV_MAX_CONSOLE];
+	struct sv_ctl_client *ctl[SV_MAX_CTL];
+
+	int log_fd;
+	off_t log_size;
+	char hist[SV_CONSOLE_HISTORY];
+	size_t hist_len;
+
+	bool shutdown_seen;
+	bool shutdown_guest;
+	enum sv_halt halt;
+	uint64_t halt_deadline;
+	uint64_t halt_repress;
+	bool qemu_exited;
+	int qemu_status;
+};
+
+/* ---- the sv_ctx API for extensions (src/ext.h) ---- */
+
+int sv_qemu_arg(struct sv_ctx *c, const char *arg)
+{
+	struct sv_core *k = c->core;
+
+	if (!k->preparing)
+		return -EPERM;
+	return qemu_argv_add(&k->extra, arg);
+}
+
+int sv_qemu_fd(struct sv_ctx *c, int fd)
+{
+	struct sv_core *k = c->core;
+	int child;
+
+	if (!k->preparing)
+		return -EPERM;
+	if (fd < 0)
+		return -EBADF;
+	if (k->n_fds >= SV_MAX_FDS)
+		return -EMFILE;
+	child = SV_FD_EXT0 + (int)k->n_fds;
+	k->fds[k->n_fds++] = (struct proc_fdmap){ fd, child };
+	return child;
+}
+
+int sv_state_save(struct sv_ctx *c)
+{
+	return state_save(c->vm_dir, c->state);
+}
+
+int sv_watch_fd(struct sv_ctx *c, int fd, void (*cb)(struct sv_ctx *c, int fd, void *arg),
+		void *arg)
+{
+	struct sv_core *k = c->core;
+
+	if (fd < 0 || !cb)
+		return -EINVAL;
+	if (k->n_watch >= SV_MAX_WATCH)
+		return -EMFILE;
+	k->watch[k->n_watch++] = (struct sv_watch){ fd, cb, arg };
+	return 0;
+}
+
+void sv_unwatch_fd(struct sv_ctx *c, int fd)
+{
+	struct sv_core *k = c->core;
+
+	for (size_t i = 0; i < k->n_watch; i++) {
+		if (k->watch[i].fd == fd) {
+			k->watch[i] = k->watch[--k->n_watch];
+			return;
+		}
+	}
+}
+
+/* ---- state ---- */
+
+static void sv_set_status(struct sv_ctx *c, const char *status)
+{
+	const char *old = state_get_str(c->state, "status");
+
+	if (old && !strcmp(old, status))
+		return;
+	json_object_set_new(c->state, "status", json_string(status));
+	if (sv_state_save(c))
+		log_warn("could not save state.json");
+}
+
+/* ---- console ---- */
+
+static int sv_open_console_log(struct sv_ctx *c, struct sv_core *k)
+{
+	char p[PATH_MAX];
+	struct stat sb;
+	int rc = util_path_join(p, sizeof(p), c->vm_dir, "console.log");
+
+	if (rc)
+		return rc;
+	k->log_fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (k->log_fd < 0)
+		return -errno;
+	k->log_size = fstat(k->log_fd, &sb) == 0 ? sb.st_size : 0;
+	return 0;
+}
+
+/* console.log stays bounded: past the cap it becomes console.log.1 */
+static void sv_console_log(struct sv_ctx *c, struct sv_core *k, const char *buf, size_t n)
+{
+	if (k->log_fd >= 0 && k->log_size + (off_t)n > SV_CONSOLE_LOG_MAX) {
+		char a[PATH_MAX], b[PATH_MAX];
+
+		close(k->log_fd);
+		k->log_fd = -1;
+		if (util_path_join(a, sizeof(a), c->vm_dir, "console.log") == 0 &&
+		    util_path_join(b, sizeof(b), c->vm_dir, "console.log.1") == 0 && rename(a, b) < 0)
+			log_warn("rotating console.log: %s", strerror(errno));
+		if (sv_open_console_log(c, k))
+			log_warn("reopening console.log failed");
+		k->log_size = 0;
+	}
+	if (k->log_fd >= 0 && util_write_all(k->log_fd, buf, n) == 0)
+		k->log_size += (off_t)n;
+}
+
+static void sv_hist_add(struct sv_core *k, const char *buf, size_t n)
+{
+	if (n > SV_CONSOLE_HISTORY) {
+		buf += n - SV_CONSOLE_HISTORY;
+		n = SV_CONSOLE_HISTORY;
+	}
+	if (k->hist_len + n > SV_CONSOLE_HISTORY) {
+		size_t drop = k->hist_len + n - SV_CONSOLE_HISTORY;
+
+		memmove(k->hist, k->hist + drop, k->hist_len - drop);
+		k->hist_len -= drop;
+	}
+	memcpy(k->hist + k->hist_len, buf, n);
+	k->hist_len += n;
+}
+
+static void sv_con_close(struct sv_core *k, size_t i)
+{
+	close(k->con[i]);
+	k->con[i] = -1;
+}
+
+/*
+ * A client that does not read loses output rather than stalling the
+ * supervisor (and with it the guest's serial port): sends never block.
+ */
+static void sv_con_send(struct sv_core *k, size_t i, const char *buf, size_t n)
+{
+	ssize_t w = send(k->con[i], buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+	if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		sv_con_close(k, i);
+}
+
+static void sv_serial_read(struct sv_ctx *c, struct sv_core *k)
+{
+	char buf[4096];
+	ssize_t r = read(k->serial_fd, buf, sizeof(buf));
+
+	if (r <= 0) {
+		if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+			close(k->serial_fd);	/* QEMU is going away; pidfd tells */
+			k->serial_fd = -1;
+		}
+		return;
+	}
+	sv_console_log(c, k, buf, (size_t)r);
+	sv_hist_add(k, buf, (size_t)r);
+	for (size_t i = 0; i < SV_MAX_CONSOLE; i++)
+		if (k->con[i] >= 0)
+			sv_con_send(k, i, buf, (size_t)r);
+}
+
+static void sv_console_accept(struct sv_core *k)
+{
+	int fd = accept4(k->console_lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (fd < 0)
+		return;
+	for (size_t i = 0; i < SV_MAX_CONSOLE; i++) {
+		if (k->con[i] < 0) {
+			k->con[i] = fd;
+			if (k->hist_len)
+				sv_con_send(k, i, k->hist, k->hist_len);
+			return;
+		}
+	}
+	(void)!write(fd, "hutch: too many console clients\r\n", 34);
+	close(fd);
+}
+
+/* client keystrokes go to the guest's serial port */
+static void sv_console_input(struct sv_core *k, size_t i)
+{
+	char buf[1024];
+	ssize_t r = read(k->con[i], buf, sizeof(buf));
+
+	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+		sv_con_close(k, i);
+		return;
+	}
+	if (r > 0 && k->serial_fd >= 0 && util_write_all(k->serial_fd, buf, (size_t)r))
+		log_warn("console input dropped");
+}
+
+/* ---- QMP ---- */
+
+static void sv_qmp_event(struct qmp *q, const struct qmp_event *ev, void *opaque)
+{
+	struct sv_ctx *c = opaque;
+	struct sv_core *k = c->core;
+
+	(void)q;
+	switch (ev->kind) {
+	case QMP_EV_SHUTDOWN: {
+		json_t *g = json_object_get(ev->data, "guest");
+
+		k->shutdown_seen = true;
+		k->shutdown_guest = json_is_true(g);
+		log_info("QEMU shutting down (%s)", k->shutdown_guest ? "guest" : "host");
+		break;
+	}
+	case QMP_EV_STOP:
+		if (!k->shutdown_seen)
+			sv_set_status(c, "paused");
+		break;
+	case QMP_EV_RESUME:
+		sv_set_status(c, "running");
+		break;
+	case QMP_EV_POWERDOWN:
+		log_info("ACPI power-down delivered to the guest");
+		break;
+	case QMP_EV_GUEST_PANICKED:
+		log_warn("the guest reported a kernel panic");
+		break;
+	case QMP_EV_OTHER:
+	case QMP_EV_RESET:
+	case QMP_EV_SUSPEND:
+	case QMP_EV_WAKEUP:
+	case QMP_EV_WATCHDOG:
+	case QMP_EV_BLOCK_IO_ERROR:
+	case QMP_EV_DEVICE_DELETED:
+		break;
+	}
+}
+
+static void sv_qmp_drop(struct sv_core *k)
+{
+	qmp_close(k->qmp);
+	k->qmp = NULL;
+}
+
+/* ---- halt: powerdown, then quit, then SIGKILL ---- */
+
+static void sv_halt_step(struct sv_ctx *c, struct sv_core *k, enum sv_halt to, unsigned ms)
+{
+	int rc = -ENOTCONN;
+
+	if (k->qemu_exited || to <= k->halt)
+		return;
+	k->halt = to;
+	k->halt_deadline = util_monotonic_ms() + ms;
+	switch (to) {
+	case SV_HALT_POWERDOWN:
+		if (k->qmp)
+			rc = qmp_system_powerdown(k->qmp, SV_QMP_TIMEOUT_MS);
+		k->halt_repress = util_monotonic_ms() + SV_REPRESS_MS;
+		if (rc == 0)
+			return;
+		log_warno(rc, "system_powerdown");
+		/* fall through to quit */
+		k->halt = SV_HALT_QUIT;
+		k->halt_deadline = util_monotonic_ms() + SV_QUIT_GRACE_MS;
+		/* fallthrough */
+	case SV_HALT_QUIT:
+		if (k->qmp)
+			rc = qmp_quit(k->qmp, SV_QMP_TIMEOUT_MS);
+		if (rc == 0)
+			return;
+		log_warno(rc, "quit");
+		k->halt = SV_HALT_KILL;
+		/* fallthrough */
+	case SV_HALT_KILL:
+		log_warn("killing QEMU %d", (int)k->qemu_pid);
+		kill(k->qemu_pid, SIGKILL);
+		k->halt_deadline = UINT64_MAX;
+		break;
+	case SV_HALT_NONE:
+		break;
+	}
+	(void)c;
+}
+
+static void sv_halt_timer(struct sv_ctx *c, struct sv_core *k)
+{
+	uint64_t now = util_monotonic_ms();
+
+	if (k->halt == SV_HALT_POWERDOWN && !k->qemu_exited && now < k->halt_deadline &&
+	    now >= k->halt_repress) {
+		k->halt_repress = now + SV_REPRESS_MS;
+		if (k->qmp && !k->shutdown_seen)
+			(void)qmp_system_powerdown(k->qmp, SV_QMP_TIMEOUT_MS);
+	}
+	if (k->halt == SV_HALT_NONE || k->qemu_exited || now < k->halt_deadline)
+		return;
+	if (k->halt == SV_HALT_POWERDOWN) {
+		log_info("guest did not power off in time; quitting QEMU");
+		sv_halt_step(c, k, SV_HALT_QUIT, SV_QUIT_GRACE_MS);
+	} else if (k->halt == SV_HALT_QUIT) {
+		sv_halt_step(c, k, SV_HALT_KILL, 0);
+	}
+}
+
+/* ---- control socket ---- */
+
+static void sv_ctl_close(struct sv_core *k, size_t i)
+{
+	close(k->ctl[i]->fd);
+	free(k->ctl[i]);
+	k->ctl[i] = NULL;
+}
+
+static json_t *sv_ctl_handle(struct sv_ctx *c, struct sv_core *k, json_t *req)
+{
+	const char *cmd = state_get_str(req, "cmd");
+	long long tmo = state_get_int(req, "timeout", (long long)c->vm->timeouts.shutdown);
+	char name[64];
+	enum qmp_runstate rs;
+	int rc;
+
+	if (!cmd)
+		return json_pack("{s:b, s:s}", "ok", 0, "error", "no cmd");
+	if (!strcmp(cmd, "status")) {
+		json_t *r = json_pack("{s:b, s:s}", "ok", 1, "status",
+				      state_get_str(c->state, "status") ?: "unknown");
+
+		if (k->qmp && qmp_query_status(k->qmp, &rs, name, sizeof(name), SV_QMP_TIMEOUT_MS) == 0)
+			json_object_set_new(r, "qmp", json_string(name));
+		return r;
+	}
+	if (!strcmp(cmd, "halt")) {
+		if (tmo < 0 || tmo > 86400)
+			tmo = c->vm->timeouts.shutdown;
+		log_info("halt requested (timeout %llds)", tmo);
+		sv_halt_step(c, k, SV_HALT_POWERDOWN, (unsigned)tmo * 1000);
+		return json_pack("{s:b}", "ok", 1);
+	}
+	if (!strcmp(cmd, "quit")) {
+		sv_halt_step(c, k, SV_HALT_QUIT, SV_QUIT_GRACE_MS);
+		return json_pack("{s:b}", "ok", 1);
+	}
+	if (!strcmp(cmd, "suspend") || !strcmp(cmd, "resume")) {
+		bool stop = !strcmp(cmd, "suspend");
+
+		if (!k->qmp)
+			return json_pack("{s:b, s:s}", "ok", 0, "error", "no QMP connection");
+		rc = stop ? qmp_stop(k->qmp, SV_QMP_TIMEOUT_MS) : qmp_cont(k->qmp, SV_QMP_TIMEOUT_MS);
+		if (rc)
+			return json_pack("{s:b, s:s}", "ok", 0, "error", strerror(-rc));
+		/* the STOP/RESUME event may lag: the CLI reads state right after */
+		sv_set_status(c, stop ? "paused" : "running");
+		return json_pack("{s:b}", "ok", 1);
+	}
+	return json_pack("{s:b, s:s}", "ok", 0, "error", "unknown cmd");
+}
+
+static void sv_ctl_read(struct sv_ctx *c, struct sv_core *k, size_t i)
+{
+	struct sv_ctl_client *cl = k->ctl[i];
+	ssize_t r = read(cl->fd, cl->buf + cl->have, sizeof(cl->buf) - cl->have);
+	json_t *req, *resp;
+	char *nl, *out;
+
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (r <= 0) {
+		sv_ctl_close(k, i);
+		return;
+	}
+	cl->have += (size_t)r;
+	nl = memchr(cl->buf, '\n', cl->have);
+	if (!nl) {
+		if (cl->have == sizeof(cl->buf))
+			sv_ctl_close(k, i);	/* over the bound: not a client of ours */
+		return;
+	}
+	req = json_loadb(cl->buf, (size_t)(nl - cl->buf), 0, NULL);
+	resp = json_is_object(req) ? sv_ctl_handle(c, k, req)
+				   : json_pack("{s:b, s:s}", "ok", 0, "error", "bad request");
+	json_decref(req);
+	out = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
+	json_decref(resp);
+	if (out) {
+		/* the reply is small and the socket fresh: a short blocking write is fine */
+		util_set_nonblock(cl->fd, false);
+		if (util_write_all(cl->fd, out, strlen(out)) == 0)
+			(void)util_write_all(cl->fd, "\n", 1);
+		free(out);
+	}
+	sv_ctl_close(k, i);
+}
+
+static void sv_ctl_accept(struct sv_core *k)
+{
+	int fd = accept4(k->control_lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (fd < 0)
+		return;
+	for (size_t i = 0; i < SV_MAX_CTL; i++) {
+		if (!k->ctl[i]) {
+			k->ctl[i] = calloc(1, sizeof(*k->ctl[i]));
+			if (!k->ctl[i])
+				break;
+			k->ctl[i]->fd = fd;
+			return;
+		}
+	}
+	close(fd);
+}
+
+/* ---- sockets ---- */
+
+static int sv_listen(const char *vm_dir, const char *name, int *fdp)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	mode_t old;
+	int fd, rc;
+
+	rc = vm_sock_path(vm_dir, name, sa.sun_path, sizeof(sa.sun_path));
+	if (rc)
+		return rc;
+	unlink(sa.sun_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	/* 0600 from the start: no window where another user could connect */
+	old = umask(0177);
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+	umask(old);
+	if (!rc && listen(fd, 8) < 0)
+		rc = -errno;
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	*fdp = fd;
+	return 0;
+}
+
+static void sv_unlink(const char *vm_dir, const char *name)
+{
+	char p[PATH_MAX];
+
+	if (util_path_join(p, sizeof(p), vm_dir, name) == 0)
+		unlink(p);
+}
+
+/* ---- QEMU ---- */
+
+static bool sv_qemu_probe_sandbox(void)
+{
+	static const char *const argv[] = { "qemu-system-x86_64", "-sandbox", "help", NULL };
+	char *out = NULL;
+	int st;
+	bool ok;
+
+	/* a QEMU built without seccomp rejects -sandbox outright */
+	if (proc_run(argv, NULL, &out, 4096, &st))
+		return false;
+	ok = proc_exit_code(st) == 0 || (out && strstr(out, "sandbox") && !strstr(out, "nvalid option"));
+	free(out);
+	return ok;
+}
+
+/*
+ * Whether this QEMU has -sandbox: asking it costs a QEMU start (~40 ms), so
+ * the answer is kept in the data directory, keyed by the binary's identity.
+ */
+static bool sv_qemu_has_sandbox(void)
+{
+	char exe[PATH_MAX], data[PATH_MAX], path[PATH_MAX], key[PATH_MAX + 64], *cached = NULL;
+	struct stat sb;
+	bool ok;
+
+	if (proc_find_exe("qemu-system-x86_64", NULL, exe, sizeof(exe)) || stat(exe, &sb) ||
+	    util_data_dir(data, sizeof(data)) || util_path_join(path, sizeof(path), data, "qemu-sandbox") ||
+	    util_snprintf(key, sizeof(key), "%s %lld %lld %lld ", exe, (long long)sb.st_ino,
+			  (long long)sb.st_size, (long long)sb.st_mtime))
+		return sv_qemu_probe_sandbox();
+	if (util_read_file(path, sizeof(key) + 8, &cached, NULL) == 0 &&
+	    !strncmp(cached, key, strlen(key))) {
+		ok = cached[strlen(key)] == '1';
+		free(cached);
+		return ok;
+	}
+	free(cached);
+	ok = sv_qemu_probe_sandbox();
+	if (strlen(key) + 2 < sizeof(key)) {
+		strcat(key, ok ? "1\n" : "0\n");
+		(void)util_write_atomic(path, key, strlen(key), 0600);
+	}
+	return ok;
+}
+
+/*
+ * Spawn QEMU and complete the QMP handshake.  On failure QEMU is reaped and
+ * *@early_exit says whether it died by itself (worth a retry with another
+ * port in user mode).
+ */
+static int sv_spawn_qemu(struct sv_ctx *c, struct sv_core *k, const struct qemu_argv *argv,
+			 bool *early_exit)
+{
+	struct proc_fdmap fds[3 + 2 + SV_MAX_FDS];
+	struct proc_opts o = { .argv = (const char *const *)argv->v, .envp = proc_default_env(),
+			       .fds = fds, .want_pidfd = true, .pdeathsig = SIGKILL };
+	int qsp[2] = { -1, -1 }, ssp[2] = { -1, -1 }, rc, st;
+	size_t n = 0;
+
+	*early_exit = false;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qsp) < 0)
+		return -errno;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ssp) < 0) {
+		rc = -errno;
+		goto err_qsp;
+	}
+	/* QEMU's own messages go to supervisor.log, beside ours */
+	fds[n++] = (struct proc_fdmap){ STDOUT_FILENO, STDOUT_FILENO };
+	fds[n++] = (struct proc_fdmap){ STDERR_FILENO, STDERR_FILENO };
+	fds[n++] = (struct proc_fdmap){ qsp[1], SV_FD_QMP };
+	fds[n++] = (struct proc_fdmap){ ssp[1], SV_FD_SERIAL };
+	for (size_t i = 0; i < k->n_fds; i++)
+		fds[n++] = k->fds[i];
+	o.n_fds = n;
+	rc = proc_spawn(&o, &k->qemu_pid, &k->qemu_pidfd);
+	close(qsp[1]);
+	close(ssp[1]);
+	qsp[1] = ssp[1] = -1;
+	if (rc) {
+		log_errno(rc, "starting qemu-system-x86_64");
+		goto err_ssp;
+	}
+	rc = qmp_open_fd(qsp[0], SV_QMP_CONNECT_MS, &k->qmp);
+	if (rc) {
+		log_errno(rc, "QMP handshake with QEMU");
+		*early_exit = waitpid(k->qemu_pid, &st, WNOHANG) == k->qemu_pid;
+		if (!*early_exit) {
+			kill(k->qemu_pid, SIGKILL);
+			proc_wait(k->qemu_pid, &st);
+		}
+		close(k->qemu_pidfd);
+		k->qemu_pidfd = -1;
+		goto err_ssp;
+	}
+	qsp[0] = -1;	/* owned by k->qmp now */
+	k->serial_fd = ssp[0];
+	util_set_nonblock(k->serial_fd, true);
+	qmp_set_event_cb(k->qmp, sv_qmp_event, c);
+	return 0;
+
+err_ssp:
+	close(ssp[0]);
+err_qsp:
+	if (qsp[0] >= 0)
+		close(qsp[0]);
+	return rc;
+}
+
+/* every extension that prepared, torn down in reverse order */
+static void sv_teardown(struct sv_ctx *c, const struct sv_ext *const *ext, void **priv, size_t n)
+{
+	while (n-- > 0)
+		if (ext[n]->teardown)
+			ext[n]->teardown(c, priv[n]);
+}
+
+/* ---- the loop ---- */
+
+enum { SV_P_PID, SV_P_SIG, SV_P_QMP, SV_P_SERIAL, SV_P_CONL, SV_P_CTLL, SV_P_FIXED };
+
+static void sv_loop(struct sv_ctx *c, struct sv_core *k)
+{
+	struct pollfd p[SV_P_FIXED + SV_MAX_CONSOLE + SV_MAX_CTL + SV_MAX_WATCH];
+
+	while (!k->qemu_exited) {
+		size_t n = SV_P_FIXED, con0, ctl0, w0, nw;
+		uint64_t now = util_monotonic_ms();
+		int tmo = -1, r;
+
+		p[SV_P_PID] = (struct pollfd){ .fd = k->qemu_pidfd, .events = POLLIN };
+		p[SV_P_SIG] = (struct pollfd){ .fd = k->sig_fd, .events = POLLIN };
+		p[SV_P_QMP] = (struct pollfd){ .fd = k->qmp ? qmp_fd(k->qmp) : -1, .events = POLLIN };
+		p[SV_P_SERIAL] = (struct pollfd){ .fd = k->serial_fd, .events = POLLIN };
+		p[SV_P_CONL] = (struct pollfd){ .fd = k->console_lfd, .events = POLLIN };
+		p[SV_P_CTLL] = (struct pollfd){ .fd = k->control_lfd, .events = POLLIN };
+		con0 = n;
+		for (size_t i = 0; i < SV_MAX_CONSOLE; i++)
+			p[n++] = (struct pollfd){ .fd = k->con[i], .events = POLLIN };
+		ctl0 = n;
+		for (size_t i = 0; i < SV_MAX_CTL; i++)
+			p[n++] = (struct pollfd){ .fd = k->ctl[i] ? k->ctl[i]->fd : -1, .events = POLLIN };
+		w0 = n;
+		nw = k->n_watch;
+		for (size_t i = 0; i < nw; i++)
+			p[n++] = (struct pollfd){ .fd = k->watch[i].fd, .events = POLLIN };
+		if (k->halt != SV_HALT_NONE && k->halt_deadline != UINT64_MAX) {
+			uint64_t next = k->halt_deadline;
+
+			if (k->halt == SV_HALT_POWERDOWN && k->halt_repress < next)
+				next = k->halt_repress;
+			tmo = next > now ? (int)(next - now) : 0;
+		}
+		r = poll(p, n, tmo);
+		if (r < 0) {
+			if (errno != EINTR)
+				log_warn("poll: %s", strerror(errno));
+			continue;
+		}
+		if (p[SV_P_SIG].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			if (read(k->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+				log_info("signal %u: halting the VM", si.ssi_signo);
+				sv_halt_step(c, k, SV_HALT_POWERDOWN, c->vm->timeouts.shutdown * 1000U);
+			}
+		}
+		if (k->qmp && (p[SV_P_QMP].revents & (POLLIN | POLLHUP | POLLERR))) {
+			int rc = qmp_process(k->qmp);
+
+			if (rc) {
+				if (rc != -ECONNRESET)
+					log_warno(rc, "QMP connection broken");
+				sv_qmp_drop(k);
+			}
+		}
+		if (k->serial_fd >= 0 && (p[SV_P_SERIAL].revents & (POLLIN | POLLHUP | POLLERR)))
+			sv_serial_read(c, k);
+		if (p[SV_P_CONL].revents & POLLIN)
+			sv_console_accept(k);
+		if (p[SV_P_CTLL].revents & POLLIN)
+			sv_ctl_accept(k);
+		for (size_t i = 0; i < SV_MAX_CONSOLE; i++)
+			if (k->con[i] >= 0 && p[con0 + i].fd == k->con[i] &&
+			    (p[con0 + i].revents & (POLLIN | POLLHUP | POLLERR)))
+				sv_console_input(k, i);
+		for (size_t i = 0; i < SV_MAX_CTL; i++)
+			if (k->ctl[i] && p[ctl0 + i].fd == k->ctl[i]->fd &&
+			    (p[ctl0 + i].revents & (POLLIN | POLLHUP | POLLERR)))
+				sv_ctl_read(c, k, i);
+		/* callbacks may unwatch: match by fd, not by index */
+		for (size_t i = 0; i < nw; i++) {
+			if (!(p[w0 + i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			for (size_t j = 0; j < k->n_watch; j++) {
+				if (k->watch[j].fd == p[w0 + i].fd) {
+					k->watch[j].cb(c, k->watch[j].fd, k->watch[j].arg);
+					break;
+				}
+			}
+		}
+		if (p[SV_P_PID].revents & POLLIN) {
+			if (proc_wait(k->qemu_pid, &k->qemu_status) == 0)
+				k->qemu_exited = true;
+		}
+		sv_halt_timer(c, k);
+	}
+	/* events and console bytes QEMU sent before it went away */
+	if (k->qmp)
+		(void)qmp_process(k->qmp);
+	while (k->serial_fd >= 0) {
+		struct pollfd sp = { .fd = k->serial_fd, .events = POLLIN };
+
+		if (poll(&sp, 1, 0) <= 0)
+			break;
+		sv_serial_read(c, k);
+	}
+}
+
+static void sv_finish_state(struct sv_ctx *c, struct sv_core *k)
+{
+	const char *status = "stopped", *reason;
+	int st = k->qemu_status;
+
+	if (k->shutdown_seen)
+		reason = k->shutdown_guest ? "guest-shutdown" : "host-quit";
+	else if (k->halt == SV_HALT_KILL)
+		reason = "killed";
+	else if (k->halt != SV_HALT_NONE && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		reason = "host-quit";
+	else {
+		status = "crashed";
+		reason = WIFSIGNALED(st) ? "killed" : "crashed";
+	}
+	log_info("QEMU exited (%s%d): %s, %s", WIFSIGNALED(st) ? "signal " : "status ",
+		 WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st), status, reason);
+	json_object_set_new(c->state, "status", json_string(status));
+	json_object_set_new(c->state, "exit_reason", json_string(reason));
+	json_object_set_new(c->state, "stopped_at", json_integer((json_int_t)time(NULL)));
+}
+
+static int sv_signals(int *fdp)
+{
+	sigset_t set;
+	int fd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	*fdp = fd;
+	return 0;
+}
+
+static int sv_write_pidfile(const char *vm_dir)
+{
+	char p[PATH_MAX], buf[32];
+	int rc = util_path_join(p, sizeof(p), vm_dir, "supervisor.pid");
+
+	if (!rc)
+		rc = util_snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	return rc ? rc : util_write_atomic(p, buf, strlen(buf), 0600);
+}
+
+/* load state.json and the VM's config, as `up` recorded them */
+static int sv_load(const char *vm_dir, json_t **stp, struct cfg **cfgp, const struct cfg_vm **vmp)
+{
+	struct cfg_error e = { { 0 } };
+	const char *proj, *name;
+	char path[PATH_MAX];
+	int rc;
+
+	rc = state_load(vm_dir, stp);
+	if (rc) {
+		log_errno(rc, "%s/state.json", vm_dir);
+		return rc;
+	}
+	proj = state_get_str(*stp, "project");
+	name = state_get_str(*stp, "name");
+	if (!proj || !name || !util_name_valid(name)) {
+		log_err("%s/state.json: no project or name", vm_dir);
+		return -EINVAL;
+	}
+	log_set_vm(name);
+	rc = util_path_join(path, sizeof(path), proj, "hutch.yaml");
+	if (!rc)
+		rc = cfg_load(path, cfgp, &e);
+	if (rc) {
+		log_err("%s", e.msg[0] ? e.msg : "cannot load hutch.yaml");
+		return rc;
+	}
+	*vmp = cfg_find_vm(*cfgp, name);
+	if (!*vmp) {
+		log_err("%s: no VM named %s", path, name);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* argv of QEMU for this start: the core's part, then the extensions' part */
+static int sv_build(struct sv_ctx *c, struct sv_core *k, struct qemu_argv *a, uint16_t port,
+		    bool sandbox)
+{
+	char disk[PATH_MAX], seed[PATH_MAX];
+	struct qemu_params p = { .vm = c->vm, .qmp_fd = SV_FD_QMP, .serial_fd = SV_FD_SERIAL,
+				 .ssh_port = port, .sandbox = sandbox,
+				 .mac = state_get_str(c->state, "mac") };
+	static const char *const ovmf[] = { "/usr/share/OVMF/OVMF_CODE_4M.fd",
+					    "/usr/share/OVMF/OVMF_CODE.fd" };
+	int rc;
+
+	if (accel_parse(state_get_str(c->state, "accel"), &p.accel))
+		p.accel = ACCEL_TCG;
+	if (!p.mac)
+		return -EINVAL;
+	if (util_path_join(disk, sizeof(disk), c->vm_dir, "disk.qcow2") == 0 && access(disk, F_OK) == 0)
+		p.disk = disk;
+	if (util_path_join(seed, sizeof(seed), c->vm_dir, "seed.iso") == 0 && access(seed, F_OK) == 0)
+		p.seed = seed;
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(ovmf) && !p.uefi_code; i++)
+		if (access(ovmf[i], R_OK) == 0)
+			p.uefi_code = ovmf[i];
+	rc = qemu_build_argv(&p, a);
+	for (size_t i = 0; !rc && i < k->extra.n; i++)
+		rc = qemu_argv_add(a, k->extra.v[i]);
+	return rc;
+}
+
+int sv_run(const char *vm_dir)
+{
+	const struct sv_ext *const *ext = ext_sv_list();
+	struct sv_core k = { .qemu_pidfd = -1, .serial_fd = -1, .console_lfd = -1,
+			     .control_lfd = -1, .sig_fd = -1, .log_fd = -1 };
+	struct sv_ctx c = { .vm_dir = vm_dir, .uid = getuid(), .gid = getgid(), .core = &k };
+	void *priv[16] = { 0 };
+	struct qemu_argv argv = { 0 };
+	const struct cfg_vm *vm = NULL;
+	struct cfg *cfg = NULL;
+	size_t n_ext = 0, prepared = 0;
+	uint16_t port = 0;
+	bool sandbox, early;
+	int rc;
+
+	uint64_t t_start = util_monotonic_ms(), t_spawn = 0;
+
+	log_init("hutch-supervisor", LOG_LVL_INFO);
+	for (size_t i = 0; i < SV_MAX_CONSOLE; i++)
+		k.con[i] = -1;
+	while (ext[n_ext] && n_ext < UTIL_ARRAY_SIZE(priv))
+		n_ext++;
+	rc = sv_load(vm_dir, &c.state, &cfg, &vm);
+	if (rc)
+		goto out_nostate;
+	c.vm = vm;
+	c.project_dir = cfg->dir;
+	json_object_set_new(c.state, "supervisor_pid", json_integer(getpid()));
+	json_object_del(c.state, "qemu_pid");
+	json_object_del(c.state, "exit_reason");
+	json_object_del(c.state, "error");
+	if ((rc = sv_write_pidfile(vm_dir)) || (rc = sv_state_save(&c))) {
+		log_errno(rc, "writing state");
+		goto out;
+	}
+	if ((rc = sv_signals(&k.sig_fd)) || (rc = sv_open_console_log(&c, &k)) ||
+	    (rc = sv_listen(vm_dir, "console.sock", &k.console_lfd)) ||
+	    (rc = sv_listen(vm_dir, "control.sock", &k.control_lfd))) {
+		log_errno(rc, "supervisor set-up");
+		goto out;
+	}
+	k.preparing = true;
+	for (prepared = 0; prepared < n_ext; prepared++) {
+		if (!ext[prepared]->prepare)
+			continue;
+		rc = ext[prepared]->prepare(&c, &priv[prepared]);
+		if (rc) {
+			log_errno(rc, "%s: prepare", ext[prepared]->name);
+			goto out_teardown;
+		}
+	}
+	k.preparing = false;
+	sandbox = sv_qemu_has_sandbox();
+	for (int attempt = 0;; attempt++) {
+		if (vm->network.mode == CFG_NET_USER) {
+			rc = qemu_free_port(&port);
+			if (rc) {
+				log_errno(rc, "no free port for SSH forwarding");
+				goto out_teardown;
+			}
+			json_object_set_new(c.state, "ssh", json_pack("{s:s, s:i}", "host", "127.0.0.1",
+								       "port", (int)port));
+		}
+		qemu_argv_free(&argv);
+		rc = sv_build(&c, &k, &argv, port, sandbox);
+		if (rc) {
+			log_errno(rc, "building QEMU's command line");
+			goto out_teardown;
+		}
+		json_object_set_new(c.state, "qemu_argv", qemu_argv_json(&argv));
+		t_spawn = util_monotonic_ms();
+		rc = sv_spawn_qemu(&c, &k, &argv, &early);
+		/* in user mode another program may have taken the port meanwhile */
+		if (rc && early && vm->network.mode == CFG_NET_USER && attempt + 1 < SV_PORT_TRIES)
+			continue;
+		break;
+	}
+	if (rc)
+		goto out_teardown;
+	json_object_set_new(c.state, "qemu_pid", json_integer(k.qemu_pid));
+	/* CLOCK_MONOTONIC ms, for tests/bench/bench-vm.sh: where start-up time goes */
+	json_object_set_new(c.state, "timing",
+			    json_pack("{s:I, s:I, s:I}", "supervisor_start", (json_int_t)t_start,
+				      "qemu_spawn", (json_int_t)t_spawn, "qmp_ready",
+				      (json_int_t)util_monotonic_ms()));
+	json_object_set_new(c.state, "started_at", json_integer((json_int_t)time(NULL)));
+	for (size_t i = 0; i < n_ext; i++) {
+		if (!ext[i]->started)
+			continue;
+		rc = ext[i]->started(&c, priv[i]);
+		if (rc) {
+			log_errno(rc, "%s: started", ext[i]->name);
+			sv_halt_step(&c, &k, SV_HALT_QUIT, SV_QUIT_GRACE_MS);
+			break;
+		}
+	}
+	if (!rc)
+		json_object_set_new(c.state, "status", json_string("running"));
+	if (sv_state_save(&c))
+		log_warn("could not save state.json");
+	log_info("QEMU %d running", (int)k.qemu_pid);
+	sv_loop(&c, &k);
+	sv_finish_state(&c, &k);
+	rc = 0;
+	goto out_teardown_ok;
+
+out_teardown:
+	json_object_set_new(c.state, "status", json_string("crashed"));
+	json_object_set_new(c.state, "exit_reason", json_string("crashed"));
+	json_object_set_new(c.state, "error", json_string(strerror(-rc)));
+out_teardown_ok:
+	k.preparing = false;
+	sv_teardown(&c, ext, priv, prepared);
+out:
+	sv_qmp_drop(&k);
+	if (k.qemu_pidfd >= 0)
+		close(k.qemu_pidfd);
+	if (k.serial_fd >= 0)
+		close(k.serial_fd);
+	for (size_t i = 0; i < SV_MAX_CONSOLE; i++)
+		if (k.con[i] >= 0)
+			sv_con_close(&k, i);
+	for (size_t i = 0; i < SV_MAX_CTL; i++)
+		if (k.ctl[i])
+			sv_ctl_close(&k, i);
+	if (k.console_lfd >= 0)
+		close(k.console_lfd);
+	if (k.control_lfd >= 0)
+		close(k.control_lfd);
+	if (k.log_fd >= 0)
+		close(k.log_fd);
+	if (k.sig_fd >= 0)
+		close(k.sig_fd);
+	sv_unlink(vm_dir, "console.sock");
+	sv_unlink(vm_dir, "control.sock");
+	if (rc) {
+		const char *s = state_get_str(c.state, "status");
+
+		if (!s || strcmp(s, "crashed")) {
+			json_object_set_new(c.state, "status", json_string("crashed"));
+			json_object_set_new(c.state, "exit_reason", json_string("crashed"));
+		}
+	}
+	json_object_del(c.state, "supervisor_pid");
+	json_object_del(c.state, "qemu_pid");
+	if (sv_state_save(&c))
+		log_warn("could not save state.json");
+	sv_unlink(vm_dir, "supervisor.pid");
+	qemu_argv_free(&argv);
+	qemu_argv_free(&k.extra);
+out_nostate:
+	json_decref(c.state);
+	cfg_free(cfg);
+	return rc ? EXIT_ERR : EXIT_OK;
+}

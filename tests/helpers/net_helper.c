@@ -1,0 +1,511 @@
+// SPDX-License-Identifier: MIT
+/*
+ * net_helper CMD...: drives net/ for tests/net/ and tests/bench/, always
+ * inside a network namespace the test created.
+ *   bridge BR CIDR            create/configure bridge (net_bridge_ensure)
+ *   attach PORT BR            enslave + isolate + up an existing link
+ *   tap ID BR                 create tap ht-ID on BR, print "ready ht-ID", hold it until stdin closes
+ *   isolated PORT             print 1 or 0
+ *   list PREFIX [MASTER]      print matching link names
+ *   del NAME | release BR     delete a link | delete BR if no ht-* port is left (prints 1/0)
+ *   serve PORT BR CIDR MAC ADDR NAME   DHCP for MAC on PORT + DNS on the gateway, until SIGTERM;
+ *                             prints "ack ADDR" on each ACK
+ *   probe IF MAC N            N DISCOVERs out of IF, prints OFFER latency in microseconds
+ *   sv VMDIR NAME teardown|die   the net extension in a fake supervisor, the test acting as
+ *                             QEMU on the tap fd: DISCOVER, REQUEST, prints "lease IP", then
+ *                             tears down or _exit()s like a kill -9
+ *   gc VMDIR | inspect VMDIR  the extension's gc / inspect from state.json
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "net/dhcp.h"
+#include "net/dns.h"
+#include "net/net.h"
+#include "net/nl.h"
+#include "net/tap.h"
+#include "src/ext.h"
+#include "src/log.h"
+#include "src/util.h"
+
+extern const struct sv_ext net_sv_ext;
+
+static volatile sig_atomic_t stop;
+
+static void on_sig(int s)
+{
+	(void)s;
+	stop = 1;
+}
+
+static int fail(int rc, const char *what)
+{
+	fprintf(stderr, "net_helper: %s: %s\n", what, strerror(rc < 0 ? -rc : rc));
+	return 1;
+}
+
+/* a client frame (Ethernet/IP/UDP/BOOTP) of DHCP @type from @mac */
+static size_t client_frame(uint8_t *f, const uint8_t *mac, uint8_t type, uint32_t xid,
+			   struct in_addr req, struct in_addr srv)
+{
+	uint8_t *ip = f + 14, *udp = ip + 20, *bp = udp + 8, *o = bp + 240;
+	size_t ol = 0, bplen, n;
+
+	memset(f, 0, 600);
+	memset(f, 0xff, 6);
+	memcpy(f + 6, mac, 6);
+	f[12] = 0x08;
+	o[ol++] = 53;
+	o[ol++] = 1;
+	o[ol++] = type;
+	if (req.s_addr) {
+		o[ol++] = 50;
+		o[ol++] = 4;
+		memcpy(o + ol, &req, 4);
+		ol += 4;
+	}
+	if (srv.s_addr) {
+		o[ol++] = 54;
+		o[ol++] = 4;
+		memcpy(o + ol, &srv, 4);
+		ol += 4;
+	}
+	o[ol++] = 255;
+	bplen = 300;
+	n = 14 + 20 + 8 + bplen;
+	ip[0] = 0x45;
+	ip[2] = (uint8_t)((20 + 8 + bplen) >> 8);
+	ip[3] = (uint8_t)(20 + 8 + bplen);
+	ip[8] = 64;
+	ip[9] = 17;
+	memset(ip + 16, 0xff, 4);
+	udp[1] = 68;
+	udp[3] = 67;
+	udp[4] = (uint8_t)((8 + bplen) >> 8);
+	udp[5] = (uint8_t)(8 + bplen);
+	bp[0] = 1;
+	bp[1] = 1;
+	bp[2] = 6;
+	memcpy(bp + 4, &xid, 4);
+	memcpy(bp + 28, mac, 6);
+	bp[236] = 99;
+	bp[237] = 130;
+	bp[238] = 83;
+	bp[239] = 99;
+	return n;
+}
+
+/* the DHCP type and yiaddr of a server reply frame for @xid, or -1 */
+static int reply_info(const uint8_t *f, size_t n, uint32_t xid, struct in_addr *yi)
+{
+	const uint8_t *bp = f + 14 + 20 + 8, *v;
+	uint8_t len;
+
+	if (n < 14 + 20 + 8 + 240 || f[12] != 0x08 || f[13] != 0 || f[14 + 9] != 17 ||
+	    f[14 + 20 + 3] != 68 || memcmp(bp + 4, &xid, 4))
+		return -1;
+	v = dhcp_opt_find(bp + 240, n - (14 + 20 + 8 + 240), 53, &len);
+	if (!v || len != 1)
+		return -1;
+	memcpy(yi, bp + 16, 4);
+	return *v;
+}
+
+static int cmd_serve(char **av)
+{
+	struct net_conf nc = { 0 };
+	struct dhcp_lease l = { .lease_s = 3600, .mtu = 1500 };
+	struct sockaddr_in up[DNS_UPSTREAM_MAX];
+	struct dns_fwd *dns = NULL;
+	size_t n_up = 0;
+	int ifindex, fd, rc, brix;
+	const char *rp = getenv("HUTCH_RESOLV_CONF");
+
+	if ((rc = net_subnet_parse(av[2], &nc)))
+		return fail(rc, "subnet");
+	if ((rc = net_mac_parse(av[3], l.mac)))
+		return fail(rc, "mac");
+	if (inet_pton(AF_INET, av[4], &l.addr) != 1)
+		return fail(EINVAL, "addr");
+	util_snprintf(l.hostname, sizeof(l.hostname), "%s", av[5]);
+	l.gw = nc.gw;
+	l.prefix = nc.prefix;
+	if ((rc = nl_link_get(av[0], &ifindex, NULL)) || (rc = nl_link_get(av[1], &brix, l.srv_mac)))
+		return fail(rc, "link");
+	fd = dhcp_open(ifindex);
+	if (fd < 0)
+		return fail(fd, "dhcp_open");
+	if (rp && dns_resolv_load(rp, up, DNS_UPSTREAM_MAX, &n_up) == 0) {
+		struct sockaddr_in lsn = { .sin_family = AF_INET, .sin_port = htons(53), .sin_addr = nc.gw };
+
+		if ((rc = dns_fwd_open(&lsn, nc.net, nc.prefix, up, n_up, &dns)))
+			return fail(rc, "dns_fwd_open");
+	}
+	printf("serving\n");
+	fflush(stdout);
+	while (!stop) {
+		struct pollfd p[3] = { { .fd = fd, .events = POLLIN },
+				       { .fd = dns ? dns_fwd_client_fd(dns) : -1, .events = POLLIN },
+				       { .fd = dns ? dns_fwd_upstream_fd(dns) : -1, .events = POLLIN } };
+		enum dhcp_event ev;
+
+		if (poll(p, 3, 500) < 0)
+			continue;
+		if (p[0].revents) {
+			dhcp_input(fd, ifindex, &l, &ev);
+			if (ev == DHCP_EV_ACK) {
+				printf("ack %s\n", av[4]);
+				fflush(stdout);
+			}
+		}
+		if (p[1].revents)
+			dns_fwd_on_client(dns);
+		if (p[2].revents)
+			dns_fwd_on_upstream(dns);
+	}
+	dns_fwd_close(dns);
+	close(fd);
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static int cmd_probe(char **av)
+{
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_IP) };
+	uint8_t mac[6], f[1600];
+	struct in_addr none = { 0 }, yi;
+	long n;
+	uint64_t *lat;
+	size_t got = 0;
+	int fd, rc;
+
+	if ((rc = nl_link_get(av[0], &sll.sll_ifindex, NULL)) || (rc = net_mac_parse(av[1], mac)) ||
+	    (rc = util_parse_long(av[2], 1, 100000, &n)))
+		return fail(rc ? rc : EINVAL, "args");
+	lat = calloc((size_t)n, sizeof(*lat));
+	fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_IP));
+	if (fd < 0 || !lat || bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0)
+		return fail(errno, "packet socket");
+	for (long i = 0; i < n; i++) {
+		uint32_t xid = (uint32_t)(0x1000 + i);
+		size_t fl = client_frame(f, mac, 1, xid, none, none);
+		uint64_t t0 = now_us();
+
+		sll.sll_halen = 6;
+		memset(sll.sll_addr, 0xff, 6);
+		if (sendto(fd, f, fl, 0, (struct sockaddr *)&sll, sizeof(sll)) < 0)
+			return fail(errno, "send");
+		for (;;) {
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			ssize_t r;
+
+			if (poll(&p, 1, 2000) <= 0)
+				break;
+			r = recv(fd, f, sizeof(f), 0);
+			if (r > 0 && reply_info(f, (size_t)r, xid, &yi) == 2) {
+				lat[got++] = now_us() - t0;
+				break;
+			}
+		}
+	}
+	if (!got) {
+		printf("no offer\n");
+		return 1;
+	}
+	qsort(lat, got, sizeof(*lat), cmp_u64);
+	printf("offers %zu/%ld min_us %llu median_us %llu p99_us %llu max_us %llu\n", got, n,
+	       (unsigned long long)lat[0], (unsigned long long)lat[got / 2],
+	       (unsigned long long)lat[got * 99 / 100], (unsigned long long)lat[got - 1]);
+	free(lat);
+	return 0;
+}
+
+/* ---- a fake supervisor: just enough of the core's sv_* for net_sv_ext ---- */
+
+struct watch {
+	int fd;
+	void (*cb)(struct sv_ctx *c, int fd, void *arg);
+	void *arg;
+};
+static struct watch watches[8];
+static int qemu_fd = -1;
+
+int sv_qemu_arg(struct sv_ctx *c, const char *arg)
+{
+	(void)c;
+	printf("qemu-arg %s\n", arg);
+	return 0;
+}
+
+int sv_qemu_fd(struct sv_ctx *c, int fd)
+{
+	(void)c;
+	qemu_fd = fd;
+	return 3;
+}
+
+int sv_state_save(struct sv_ctx *c)
+{
+	char path[4096], *s;
+	int rc;
+
+	if ((rc = util_path_join(path, sizeof(path), c->vm_dir, "state.json")))
+		return rc;
+	s = json_dumps(c->state, JSON_INDENT(2));
+	if (!s)
+		return -ENOMEM;
+	rc = util_write_atomic(path, s, strlen(s), 0600);
+	free(s);
+	return rc;
+}
+
+int sv_watch_fd(struct sv_ctx *c, int fd, void (*cb)(struct sv_ctx *c, int fd, void *arg), void *arg)
+{
+	(void)c;
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(watches); i++)
+		if (!watches[i].cb) {
+			watches[i] = (struct watch){ fd, cb, arg };
+			return 0;
+		}
+	return -ENOSPC;
+}
+
+void sv_unwatch_fd(struct sv_ctx *c, int fd)
+{
+	(void)c;
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(watches); i++)
+		if (watches[i].cb && watches[i].fd == fd)
+			watches[i].cb = NULL;
+}
+
+/* run the watched fds; return a reply frame from the tap (minus the vnet header) for @xid */
+static int pump_until_reply(struct sv_ctx *c, uint32_t xid, struct in_addr *yi)
+{
+	uint8_t f[2048];
+	uint64_t end = util_monotonic_ms() + 10000;
+
+	while (util_monotonic_ms() < end) {
+		struct pollfd p[UTIL_ARRAY_SIZE(watches) + 1];
+		size_t n = 0;
+
+		p[n++] = (struct pollfd){ .fd = qemu_fd, .events = POLLIN };
+		for (size_t i = 0; i < UTIL_ARRAY_SIZE(watches); i++)
+			p[n++] = (struct pollfd){ .fd = watches[i].cb ? watches[i].fd : -1, .events = POLLIN };
+		if (poll(p, n, 200) <= 0)
+			continue;
+		for (size_t i = 1; i < n; i++)
+			if (p[i].revents && watches[i - 1].cb)
+				watches[i - 1].cb(c, watches[i - 1].fd, watches[i - 1].arg);
+		if (p[0].revents) {
+			ssize_t r = read(qemu_fd, f, sizeof(f));
+			int t;
+
+			/* IFF_VNET_HDR: a 10-byte virtio_net_hdr precedes each frame */
+			if (r > 10 && (t = reply_info(f + 10, (size_t)r - 10, xid, yi)) > 0)
+				return t;
+		}
+	}
+	return -1;
+}
+
+static int load_state(const char *dir, json_t **st)
+{
+	char path[4096], *buf;
+	size_t len;
+	int rc;
+
+	if ((rc = util_path_join(path, sizeof(path), dir, "state.json")))
+		return rc;
+	if ((rc = util_read_file(path, 1 << 20, &buf, &len)))
+		return rc;
+	*st = json_loadb(buf, len, 0, NULL);
+	free(buf);
+	return *st ? 0 : -EINVAL;
+}
+
+static int cmd_sv(char **av)
+{
+	struct cfg_vm vm = { .network = { .mode = CFG_NET_NAT, .isolation = true },
+			     .timeouts = { .boot = 30 } };
+	struct sv_ctx c = { .vm = &vm, .vm_dir = av[0], .uid = 0, .gid = 0 };
+	uint8_t f[600], vf[610] = { 0 };
+	struct in_addr none = { 0 }, yi, gw;
+	const char *mac_s;
+	uint8_t mac[6];
+	void *priv = NULL;
+	uint32_t xid = 0x4242;
+	size_t n;
+	int rc, t;
+
+	util_snprintf(vm.name, sizeof(vm.name), "%s", av[1]);
+	util_mkdir_p(av[0], 0700);
+	if (load_state(av[0], &c.state))
+		c.state = json_object();
+	json_object_set_new(c.state, "name", json_string(vm.name));
+	json_object_set_new(c.state, "supervisor_pid", json_integer(getpid()));
+	rc = net_sv_ext.prepare(&c, &priv);
+	if (rc)
+		return fail(rc, "prepare");
+	printf("prepared\n");
+	fflush(stdout);
+	mac_s = json_string_value(json_object_get(c.state, "mac"));
+	if (!mac_s || net_mac_parse(mac_s, mac))
+		return fail(EINVAL, "mac in state");
+	/* the guest: DISCOVER, then REQUEST what was offered, through the tap fd like QEMU */
+	n = client_frame(f, mac, 1, xid, none, none);
+	memcpy(vf + 10, f, n);
+	if (write(qemu_fd, vf, n + 10) < 0)
+		return fail(errno, "tap write");
+	t = pump_until_reply(&c, xid, &yi);
+	printf("offer %s\n", t == 2 ? inet_ntoa(yi) : "none");
+	inet_pton(AF_INET, json_string_value(json_object_get(json_object_get(c.state, "net"), "gateway")), &gw);
+	n = client_frame(f, mac, 3, ++xid, yi, gw);
+	memcpy(vf + 10, f, n);
+	if (write(qemu_fd, vf, n + 10) < 0)
+		return fail(errno, "tap write");
+	t = pump_until_reply(&c, xid, &yi);
+	printf("lease %s\n", t == 5 ? inet_ntoa(yi) : "none");
+	fflush(stdout);
+	if (!strcmp(av[2], "hold")) {
+		/* keep the VM "running" until stdin closes, serving DHCP/DNS */
+		signal(SIGTERM, on_sig);
+		while (!stop) {
+			struct pollfd p[UTIL_ARRAY_SIZE(watches) + 1];
+			size_t k = 0;
+
+			p[k++] = (struct pollfd){ .fd = 0, .events = POLLIN };
+			for (size_t i = 0; i < UTIL_ARRAY_SIZE(watches); i++)
+				p[k++] = (struct pollfd){ .fd = watches[i].cb ? watches[i].fd : -1, .events = POLLIN };
+			if (poll(p, k, 500) <= 0)
+				continue;
+			if (p[0].revents) {
+				char b[64];
+
+				if (read(0, b, sizeof(b)) <= 0)
+					break;
+			}
+			for (size_t i = 1; i < k; i++)
+				if (p[i].revents && watches[i - 1].cb)
+					watches[i - 1].cb(&c, watches[i - 1].fd, watches[i - 1].arg);
+		}
+	} else if (!strcmp(av[2], "die")) {
+		_exit(0);	/* like kill -9: no teardown, the kernel closes our fds */
+	}
+	close(qemu_fd);	/* QEMU exits */
+	net_sv_ext.teardown(&c, priv);
+	printf("down\n");
+	json_decref(c.state);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int rc;
+	const char *cmd = argc > 1 ? argv[1] : "";
+
+	log_init("net_helper", LOG_LVL_INFO);
+	signal(SIGTERM, on_sig);
+	signal(SIGINT, on_sig);
+	if (!strcmp(cmd, "bridge") && argc == 4) {
+		struct net_conf nc = { 0 };
+
+		if ((rc = net_subnet_parse(argv[3], &nc)))
+			return fail(rc, "subnet");
+		util_snprintf(nc.bridge, sizeof(nc.bridge), "%s", argv[2]);
+		rc = net_bridge_ensure(&nc, false);
+		return rc ? fail(rc, "bridge") : 0;
+	}
+	if (!strcmp(cmd, "attach") && argc == 4) {
+		if ((rc = net_port_attach(argv[2], argv[3], false)) || (rc = nl_link_up(argv[2])))
+			return fail(rc, "attach");
+		return 0;
+	}
+	if (!strcmp(cmd, "tap") && argc == 4) {
+		char name[IFNAMSIZ], b[64];
+		int fd;
+
+		if ((rc = tap_name(argv[2], name, sizeof(name))) || (rc = tap_open(name, 0, 0, &fd)))
+			return fail(rc, "tap");
+		if ((rc = net_port_attach(name, argv[3], false)) || (rc = nl_link_up(name)))
+			return fail(rc, "attach");
+		printf("ready %s\n", name);
+		fflush(stdout);
+		while (read(0, b, sizeof(b)) > 0)
+			;
+		close(fd);
+		return 0;
+	}
+	if (!strcmp(cmd, "isolated") && argc == 3) {
+		bool on;
+
+		if ((rc = nl_brport_isolated(argv[2], &on)))
+			return fail(rc, "isolated");
+		printf("%d\n", on);
+		return 0;
+	}
+	if (!strcmp(cmd, "list") && argc >= 3) {
+		char names[64][IFNAMSIZ];
+		size_t n;
+
+		if ((rc = nl_link_list(argv[2], argc > 3 ? argv[3] : NULL, names, 64, &n)))
+			return fail(rc, "list");
+		for (size_t i = 0; i < n && i < 64; i++)
+			printf("%s\n", names[i]);
+		return 0;
+	}
+	if (!strcmp(cmd, "del") && argc == 3) {
+		rc = nl_link_del(argv[2]);
+		return rc ? fail(rc, "del") : 0;
+	}
+	if (!strcmp(cmd, "release") && argc == 3) {
+		rc = net_bridge_release(argv[2]);
+		if (rc < 0)
+			return fail(rc, "release");
+		printf("%d\n", rc);
+		return 0;
+	}
+	if (!strcmp(cmd, "serve") && argc == 8)
+		return cmd_serve(argv + 2);
+	if (!strcmp(cmd, "probe") && argc == 5)
+		return cmd_probe(argv + 2);
+	if (!strcmp(cmd, "sv") && argc == 5)
+		return cmd_sv(argv + 2);
+	if ((!strcmp(cmd, "gc") || !strcmp(cmd, "inspect")) && argc == 3) {
+		json_t *st;
+
+		if ((rc = load_state(argv[2], &st)))
+			return fail(rc, "state");
+		if (!strcmp(cmd, "gc"))
+			rc = net_sv_ext.gc(argv[2], st);
+		else
+			rc = net_sv_ext.inspect(argv[2], st, stdout, NULL);
+		json_decref(st);
+		return rc ? fail(rc, cmd) : 0;
+	}
+	fprintf(stderr, "usage: see the comment at the top of tests/helpers/net_helper.c\n");
+	return 2;
+}

@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: MIT
+/*
+ * t_share: the mountinfo parser, tags, fstab lines, the project-path check,
+ * and (as root, with virtiofsd and mkfs.ext4) the supervisor extension's
+ * whole life: prepare (image mounted nosymfollow, virtiofsd listening,
+ * QEMU's arguments, state "shares"), teardown (all gone), and gc after a
+ * "crash" (prepare without teardown) from state.json alone.
+ *
+ * The core's sv_qemu_arg()/sv_state_save() are stood in for here; share_sv.c
+ * references them weakly, so these strong definitions are the ones used.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "share/share.h"
+#include "src/ext.h"
+#include "src/log.h"
+#include "src/util.h"
+#include "tests/unit/tap.h"
+
+extern const struct sv_ext share_sv_ext;
+extern const struct up_ext share_up_ext;
+
+static char qemu_args[8192];
+static int n_saves;
+
+int sv_qemu_arg(struct sv_ctx *c, const char *arg)
+{
+	(void)c;
+	strcat(qemu_args, arg);
+	strcat(qemu_args, " ");
+	return 0;
+}
+
+int sv_state_save(struct sv_ctx *c)
+{
+	(void)c;
+	n_saves++;
+	return 0;
+}
+
+static void test_parser(void)
+{
+	struct share_mntent e;
+	const char *l1 = "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue";
+	const char *l2 = "43 27 7:0 / /tmp/a\\040b rw,nosuid,nodev,relatime,nosymfollow - ext4 /dev/loop0 rw\n";
+	const char *many =
+		"1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
+		"garbage line\n"
+		"50 1 7:3 / /w rw,nosuid - ext4 /dev/loop3 rw\n"
+		"51 50 7:4 / /w rw,nosuid,nodev,nosymfollow shared:3 master:2 - ext4 /dev/loop4 rw\n";
+
+	ok(share_mountinfo_parse_line(l1, strlen(l1), &e) == 0, "proc(5) example parses");
+	is_int(e.mnt_id, 36, "mount id");
+	is_int(e.parent_id, 35, "parent id");
+	is_int(e.dev_major, 98, "major");
+	is_int(e.dev_minor, 0, "minor");
+	ok(strcmp(e.root, "/mnt1") == 0 && strcmp(e.mountpoint, "/mnt2") == 0, "root, mount point");
+	ok(strcmp(e.fstype, "ext3") == 0 && strcmp(e.source, "/dev/root") == 0, "fstype, source");
+	ok(strcmp(e.super_opts, "rw,errors=continue") == 0, "super options");
+	ok(share_mountinfo_parse_line(l2, strlen(l2), &e) == 0, "line with newline and \\040");
+	ok(strcmp(e.mountpoint, "/tmp/a b") == 0, "octal escape decoded");
+	ok(share_mnt_has_opt(e.mnt_opts, "nosymfollow") && share_mnt_has_opt(e.mnt_opts, "nodev") &&
+		   !share_mnt_has_opt(e.mnt_opts, "nosym") && !share_mnt_has_opt(e.mnt_opts, "ro"),
+	   "options matched whole");
+
+	ok(share_mountinfo_parse_line("36 35 98:0 /a /b rw", 19, &e) < 0, "no separator: refused");
+	ok(share_mountinfo_parse_line("36 35 98:0 /a /b rw - ext4 x", 28, &e) < 0,
+	   "missing super options: refused");
+	ok(share_mountinfo_parse_line("36 35 98:0 /a /b rw - ext4 x rw extra", 37, &e) < 0,
+	   "trailing field: refused");
+	ok(share_mountinfo_parse_line("99999999999 35 98:0 /a /b rw - e x rw", 37, &e) < 0,
+	   "overflowing number: refused");
+	ok(share_mountinfo_parse_line("1 2 3:4 /a\\000 /b rw - e x rw", 29, &e) < 0,
+	   "escaped NUL: refused");
+	ok(share_mountinfo_parse_line("1 2 3:4 /a  /b rw - e x rw", 26, &e) < 0, "empty field: refused");
+	ok(share_mountinfo_parse_line("", 0, &e) < 0, "empty line: refused");
+	{
+		char big[8000];
+
+		memset(big, 'a', sizeof(big));
+		memcpy(big, "1 2 3:4 /", 9);
+		ok(share_mountinfo_parse_line(big, sizeof(big), &e) < 0, "over-long field: refused");
+	}
+
+	ok(share_mountinfo_find(many, strlen(many), "/w", &e) == 0, "find /w");
+	is_int(e.mnt_id, 51, "the topmost mount on /w wins");
+	ok(share_mountinfo_find(many, strlen(many), "/x", &e) == -ENOENT, "nothing on /x");
+	ok(share_mountinfo_find(many, strlen(many), "/", &e) == 0 && e.mnt_id == 1, "root found");
+}
+
+static void test_tags_fstab(void)
+{
+	struct cfg_share sh[2] = {
+		{ .host = "/p/workspace", .guest = "/workspace", .tag = "workspace", .size_gib = 1,
+		  .isolation = true },
+		{ .host = "/p/data", .guest = "/srv/data", .tag = "data-1", .isolation = false },
+	};
+	struct cfg_vm vm = { .shares = sh, .n_shares = 2 };
+	char *out = NULL, img[PATH_MAX];
+
+	ok(share_tag_valid("workspace") && share_tag_valid("a.b_c-D9"), "plain tags valid");
+	ok(!share_tag_valid("") && !share_tag_valid("a,b") && !share_tag_valid("a b") &&
+		   !share_tag_valid("a=b") && !share_tag_valid("0123456789012345678901234567890123456"),
+	   "empty, comma, blank, '=', 37 bytes: invalid");
+	ok(share_fstab_lines(&vm, &out) == 0, "fstab lines");
+	ok(out && strcmp(out, "workspace /workspace virtiofs defaults,nofail 0 0\n"
+			      "data-1 /srv/data virtiofs defaults,nofail 0 0\n") == 0,
+	   "one line per share: TAG GUEST virtiofs defaults,nofail 0 0");
+	free(out);
+	sh[1].guest = "/srv/my data";
+	ok(share_fstab_lines(&vm, &out) == -EINVAL, "a blank in the guest path is refused");
+	ok(share_image_path(&sh[0], img, sizeof(img)) == 0 && strcmp(img, "/p/workspace.img") == 0,
+	   "image is <folder>.img");
+}
+
+static void test_paths(const char *tmp)
+{
+	char proj[PATH_MAX], inside[PATH_MAX];
+	struct cfg_share s = { .isolation = true, .tag = "t" };
+
+	util_snprintf(proj, sizeof(proj), "%s/proj", tmp);
+	util_snprintf(inside, sizeof(inside), "%s/proj/ws", tmp);
+	mkdir(proj, 0755);
+	s.host = inside;
+	ok(share_check_paths(&s, proj) == 0, "a folder inside the project is fine");
+	s.host = proj;
+	ok(share_check_paths(&s, proj) == -EPERM, "the project dir itself is refused");
+	s.host = (char *)tmp;
+	ok(share_check_paths(&s, proj) == -EPERM, "an ancestor of the project is refused");
+	s.host = "/";
+	ok(share_check_paths(&s, proj) == -EPERM, "/ is refused");
+}
+
+static bool pid_alive(pid_t pid)
+{
+	char p[64], *b = NULL, *rp;
+	bool alive;
+
+	snprintf(p, sizeof(p), "/proc/%ld/stat", (long)pid);
+	if (util_read_file(p, 4096, &b, NULL) < 0)
+		return false;
+	rp = strrchr(b, ')');
+	alive = rp && rp[2] != 'Z' && rp[2] != 'X';
+	free(b);
+	return alive;
+}
+
+static void test_sv(const char *tmp)
+{
+	char proj[PATH_MAX], vmdir[PATH_MAX], host[PATH_MAX], host2[PATH_MAX], img[PATH_MAX],
+		exe[PATH_MAX], f[PATH_MAX + 16];
+	struct cfg_share sh[2];
+	struct cfg_vm vm = { .memory_mib = 256 };
+	struct cli cli = { 0 };
+	const struct cfg vmcfg = { 0 };
+	struct up_ctx u = { .cli = &cli, .cfg = &vmcfg, .vm = &vm };
+	struct sv_ctx c = { .vm = &vm, .uid = 0, .gid = 0 };
+	void *priv = NULL;
+	json_t *e;
+	pid_t p0, p1;
+	struct stat st;
+
+	if (geteuid() != 0 || share_virtiofsd_find(exe, sizeof(exe)) < 0 ||
+	    access("/dev/loop-control", R_OK | W_OK) < 0) {
+		ok(1, "# SKIP supervisor extension: needs root, virtiofsd, /dev/loop-control");
+		return;
+	}
+	util_snprintf(proj, sizeof(proj), "%s/proj", tmp);
+	util_snprintf(vmdir, sizeof(vmdir), "%s/vm", tmp);
+	util_snprintf(host, sizeof(host), "%s/proj/workspace", tmp);
+	util_snprintf(host2, sizeof(host2), "%s/proj/plain", tmp);
+	util_snprintf(img, sizeof(img), "%s/proj/workspace.img", tmp);
+	mkdir(proj, 0755);
+	mkdir(vmdir, 0700);
+	sh[0] = (struct cfg_share){ .host = host, .guest = "/workspace", .tag = "workspace",
+				    .size_gib = 1, .isolation = true };
+	sh[1] = (struct cfg_share){ .host = host2, .guest = "/plain", .tag = "plain",
+				    .isolation = false };
+	vm.shares = sh;
+	vm.n_shares = 2;
+	c.project_dir = proj;
+	c.vm_dir = vmdir;
+	c.state = json_object();
+	util_snprintf(cli.dir, sizeof(cli.dir), "%s", proj);
+
+	ok(share_sv_ext.prepare(&c, &priv) == -ENOENT, "prepare refuses a missing image");
+	ok(json_array_size(json_object_get(c.state, "shares")) == 1 &&
+		   share_verify(img, host, NULL) == -ENOENT,
+	   "and leaves nothing mounted");
+	ok(share_up_ext.before_up(&u) == 0, "before_up creates the image (first use)");
+	ok(stat(img, &st) == 0 && st.st_size == (off_t)1 << 30 &&
+		   (long long)st.st_blocks * 512 < 128LL << 20,
+	   "image is 1 GiB and sparse (%lld KiB used)", (long long)st.st_blocks / 2);
+
+	qemu_args[0] = '\0';
+	ok(share_sv_ext.prepare(&c, &priv) == 0 && priv, "prepare with an image and a plain folder");
+	ok(share_verify(img, host, NULL) == 0, "image mounted on the folder with our flags");
+	ok(strstr(qemu_args, "-object memory-backend-memfd,id=hutch-mem,size=256M,share=on "
+			     "-numa node,memdev=hutch-mem ") == qemu_args,
+	   "one shared memory backend, sized as the VM's memory");
+	ok(strstr(qemu_args, "-device vhost-user-fs-pci,chardev=hutch-vfs0,tag=workspace") &&
+		   strstr(qemu_args, "-device vhost-user-fs-pci,chardev=hutch-vfs1,tag=plain") &&
+		   strstr(qemu_args, "/vm/vfs-workspace.sock "),
+	   "a vhost-user-fs device and socket chardev per share");
+	e = json_array_get(json_object_get(c.state, "shares"), 0);
+	p0 = (pid_t)json_integer_value(json_object_get(e, "virtiofsd_pid"));
+	p1 = (pid_t)json_integer_value(json_object_get(json_array_get(json_object_get(c.state, "shares"), 1),
+						      "virtiofsd_pid"));
+	ok(json_is_true(json_object_get(e, "mounted")) &&
+		   json_integer_value(json_object_get(e, "loop")) >= 0 && p0 > 1 && p1 > 1 &&
+		   pid_alive(p0) && pid_alive(p1),
+	   "state records the mount, loop and running virtiofsd pids");
+	util_snprintf(f, sizeof(f), "%s/vm/vfs-workspace.sock", tmp);
+	ok(share_pid_is_virtiofsd(p0, f) && !share_pid_is_virtiofsd(p1, f) &&
+		   !share_pid_is_virtiofsd(getpid(), f),
+	   "pid check matches only the virtiofsd on that socket");
+	ok(n_saves > 0, "state saved");
+	{
+		char *txt = NULL;
+		size_t tl = 0;
+		FILE *m = open_memstream(&txt, &tl);
+
+		share_sv_ext.inspect(vmdir, c.state, m, NULL);
+		fclose(m);
+		ok(txt && strstr(txt, "share workspace:") && strstr(txt, "(mounted nosymfollow") &&
+			   strstr(txt, "virtiofsd running"),
+		   "inspect lists the shares");
+		free(txt);
+	}
+	share_sv_ext.teardown(&c, priv);
+	ok(share_verify(img, host, NULL) == -ENOENT, "teardown unmounts");
+	ok(!pid_alive(p0) && !pid_alive(p1), "teardown stops both virtiofsd");
+	ok(json_integer_value(json_object_get(e, "virtiofsd_pid")) == 0 &&
+		   json_is_false(json_object_get(e, "mounted")),
+	   "and records it");
+
+	/* crash: prepare, then no teardown; gc from a copy of state.json */
+	priv = NULL;
+	ok(share_sv_ext.prepare(&c, &priv) == 0, "prepare again (image reused)");
+	{
+		json_t *saved = json_deep_copy(c.state);
+
+		e = json_array_get(json_object_get(c.state, "shares"), 0);
+		p0 = (pid_t)json_integer_value(json_object_get(e, "virtiofsd_pid"));
+		ok(share_sv_ext.gc(vmdir, saved) == 0, "gc from state alone");
+		ok(share_verify(img, host, NULL) == -ENOENT, "gc unmounted the image");
+		ok(!pid_alive(p0), "gc stopped virtiofsd");
+		json_decref(saved);
+	}
+	free(priv);	/* what teardown would have freed; its processes are gone */
+	ok(stat(img, &st) == 0, "the image survives all of it");
+	json_decref(c.state);
+}
+
+int main(void)
+{
+	char tmp[] = "/tmp/t_share.XXXXXX";
+
+	log_init("t_share", LOG_LVL_WARN);
+	if (!mkdtemp(tmp)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	test_parser();
+	test_tags_fstab();
+	test_paths(tmp);
+	test_sv(tmp);
+	util_rm_rf(tmp);
+	return tap_done();
+}
