@@ -429,6 +429,11 @@ CMD_DECL(up)
 		goto out;
 	}
 	log_info("starting %s (%s)", s.name, accel_name(accel));
+	/* QEMU's user-mode stack maps 10.0.2.2 to the host's loopback: nothing
+	 * on the host side can filter that, so isolation needs mode nat */
+	if (s.vm->network.mode == CFG_NET_USER && s.vm->network.isolation)
+		log_warn("network mode user does not isolate the guest: it can reach services "
+			 "on the host's 127.0.0.1 through 10.0.2.2 (use mode nat for isolation)");
 	rc = up_spawn_supervisor(s.dir, &svpid, &pidfd);
 	if (rc) {
 		log_errno(rc, "starting the supervisor");
