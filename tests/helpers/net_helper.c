@@ -254,24 +254,10 @@ static int cmd_probe(char **av)
 
 /*
  * ---- a fake supervisor: just enough of the core's sv_* for net_sv_ext ----
- *
- * These strong definitions must keep the archive's src/sv.o out of the link
- * (it defines the same names).  net/net_sv.o also references up_state_reload
- * and up_vm_alive (its up_ext), which live in src/cmd_vm.o, which references
- * sv_run in src/sv.o: so they are defined here too, and nothing pulls either
- * object in.
+ * These strong definitions keep the archive's src/sv.o out of the link (it
+ * defines the same names); net_sv.o's up_* references resolve to src/vm.o,
+ * which does not pull the supervisor in.
  */
-int up_state_reload(struct up_ctx *u)
-{
-	(void)u;
-	return -ENOSYS;
-}
-
-bool up_vm_alive(struct up_ctx *u)
-{
-	(void)u;
-	return false;
-}
 
 struct watch {
 	int fd;
