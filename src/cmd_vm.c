@@ -267,8 +267,10 @@ out:
 static const char *const *up_sv_env(void)
 {
 	static const char *env[64];
+	/* at most 7: env[] keeps 8 slots for these and the NULL */
 	static const char *const keep[] = { "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR",
-					    "HUTCH_TEST_KVM", NULL };
+					    "HUTCH_TEST_KVM", "HUTCH_BRIDGE", "HUTCH_SUBNET",
+					    "HUTCH_RESOLV_CONF", NULL };
 	const char *const *d = proc_default_env();
 	size_t n = 0;
 
