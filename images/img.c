@@ -190,8 +190,8 @@ out:
 	return rc;
 }
 
-/* @s is exactly @len hex digits; copied lower-case into @out */
-static bool img_hex_norm(const char *s, size_t len, char *out)
+/* the @len bytes at @s are hex digits; copied lower-case into @out (NUL-terminated) */
+static bool img_hex_copy(const char *s, size_t len, char *out)
 {
 	for (size_t i = 0; i < len; i++) {
 		if (!isxdigit((unsigned char)s[i]))
@@ -199,6 +199,17 @@ static bool img_hex_norm(const char *s, size_t len, char *out)
 		out[i] = (char)tolower((unsigned char)s[i]);
 	}
 	out[len] = '\0';
+	return true;
+}
+
+/*
+ * @s, a NUL-terminated string, starts with exactly @len hex digits (the
+ * byte after them is read, so never use this on a slice of a buffer)
+ */
+static bool img_hex_norm(const char *s, size_t len, char *out)
+{
+	if (!img_hex_copy(s, len, out))
+		return false;
 	return s[len] == '\0' || !isxdigit((unsigned char)s[len]);
 }
 
@@ -218,7 +229,8 @@ static int img_sums_line(const char *p, size_t len, const char *fname, char algo
 		hl = is512 ? 128 : 64;
 		if (len != 8 + fl + 4 + hl || memcmp(p + 8, fname, fl) || memcmp(p + 8 + fl, ") = ", 4))
 			return -ENOENT;
-		if (!img_hex_norm(p + 8 + fl + 4, hl, hex))
+		/* a slice of the file: the length was checked exactly above */
+		if (!img_hex_copy(p + 8 + fl + 4, hl, hex))
 			return -ENOENT;
 		memcpy(algo, is512 ? "sha512" : "sha256", 7);
 		return 0;
