@@ -10,7 +10,9 @@ VERSION := 0.1.0
 
 PKGS    := jansson yaml-0.1 libcurl libmnl libnftnl libcap libcrypto zlib liblzma libzstd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+# libcurl and libcrypto: headers only, dlopen()ed on first use (src/lazy.h)
+LAZY_PKGS  := libcurl libcrypto
+PKG_LIBS   := $(shell pkg-config --libs $(filter-out $(LAZY_PKGS),$(PKGS)))
 
 CFLAGS  ?= -O2 -g
 WARN    := -std=c17 -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \

@@ -34,6 +34,7 @@
  */
 #include "images/img.h"
 
+#include "src/lazy.h"
 #include "src/log.h"
 #include "src/proc.h"
 #include "src/util.h"
@@ -133,9 +134,13 @@ static void img_hex(const unsigned char *d, unsigned n, char *hex)
 static int img_hash_buf(const void *buf, size_t n, char hex[65])
 {
 	unsigned char d[EVP_MAX_MD_SIZE];
+	const struct lazy_crypto *cr;
 	unsigned dl = 0;
+	int rc = lazy_crypto(&cr);
 
-	if (!EVP_Digest(buf, n, d, &dl, EVP_sha256(), NULL))
+	if (rc)
+		return rc;
+	if (!cr->digest(buf, n, d, &dl, cr->sha256(), NULL))
 		return -EIO;
 	img_hex(d, dl, hex);
 	return 0;
@@ -143,23 +148,29 @@ static int img_hash_buf(const void *buf, size_t n, char hex[65])
 
 int img_hash_file(const char *path, const char *algo, char *hex, size_t hexsz)
 {
-	const EVP_MD *md = !strcmp(algo, "sha256") ? EVP_sha256() :
-			   !strcmp(algo, "sha512") ? EVP_sha512() : NULL;
 	unsigned char d[EVP_MAX_MD_SIZE];
 	static unsigned char buf[1 << 20];
-	EVP_MD_CTX *ctx;
+	const struct lazy_crypto *cr;
+	EVP_MD_CTX *ctx = NULL;
+	const EVP_MD *md;
 	unsigned dl = 0;
-	int fd, rc = 0;
+	int fd, rc;
 
+	if (strcmp(algo, "sha256") && strcmp(algo, "sha512"))
+		return -EINVAL;
+	rc = lazy_crypto(&cr);
+	if (rc)
+		return rc;
+	md = !strcmp(algo, "sha256") ? cr->sha256() : cr->sha512();
 	if (!md)
 		return -EINVAL;
-	if (hexsz < (size_t)EVP_MD_get_size(md) * 2 + 1)
+	if (hexsz < (size_t)cr->md_get_size(md) * 2 + 1)
 		return -ENAMETOOLONG;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	ctx = EVP_MD_CTX_new();
-	if (!ctx || !EVP_DigestInit_ex(ctx, md, NULL)) {
+	ctx = cr->md_ctx_new();
+	if (!ctx || !cr->digest_init_ex(ctx, md, NULL)) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -174,18 +185,18 @@ int img_hash_file(const char *path, const char *algo, char *hex, size_t hexsz)
 		}
 		if (r == 0)
 			break;
-		if (!EVP_DigestUpdate(ctx, buf, (size_t)r)) {
+		if (!cr->digest_update(ctx, buf, (size_t)r)) {
 			rc = -EIO;
 			goto out;
 		}
 	}
-	if (!EVP_DigestFinal_ex(ctx, d, &dl)) {
+	if (!cr->digest_final_ex(ctx, d, &dl)) {
 		rc = -EIO;
 		goto out;
 	}
 	img_hex(d, dl, hex);
 out:
-	EVP_MD_CTX_free(ctx);
+	cr->md_ctx_free(ctx);
 	close(fd);
 	return rc;
 }
@@ -607,6 +618,7 @@ static bool img_url_allowed(const char *url)
 }
 
 struct img_dl {
+	const struct lazy_curl *cu;
 	CURL *c;
 	int fd;
 	uint64_t have;  /* bytes in the file before this response */
@@ -647,7 +659,7 @@ static size_t img_dl_write(char *b, size_t sz, size_t nm, void *opaque)
 
 	if (!d->started) {
 		d->started = true;
-		curl_easy_getinfo(d->c, CURLINFO_RESPONSE_CODE, &d->code);
+		d->cu->easy_getinfo(d->c, CURLINFO_RESPONSE_CODE, &d->code);
 		if (d->code == 206 && !(d->ranged && d->cr_ok)) {
 			d->err = -EPROTO; /* a range we did not ask for */
 			return 0;
@@ -720,12 +732,17 @@ static int img_fetch(const char *url, const char *part, bool resume, bool progre
 	char cur[4096], errbuf[CURL_ERROR_SIZE], esc[256], range[32];
 	struct img_dl d = { .fd = -1, .cap = img_max_bytes(), .progress = progress, .label = label };
 	bool retried = false;
+	const struct lazy_curl *cu;
 	CURL *c = NULL;
 	struct stat st;
 	int rc, hops;
 
 	if (util_snprintf(cur, sizeof(cur), "%s", url))
 		return -ENAMETOOLONG;
+	rc = lazy_curl(&cu);
+	if (rc)
+		return rc;
+	d.cu = cu;
 	d.fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (d.fd < 0) {
 		rc = -errno;
@@ -736,7 +753,7 @@ static int img_fetch(const char *url, const char *part, bool resume, bool progre
 		rc = -errno;
 		goto out;
 	}
-	c = curl_easy_init();
+	c = cu->easy_init();
 	if (!c) {
 		rc = -ENOMEM;
 		goto out;
@@ -763,24 +780,24 @@ static int img_fetch(const char *url, const char *part, bool resume, bool progre
 		d.err = 0;
 		d.ranged = d.have > 0;
 		errbuf[0] = '\0';
-		curl_easy_reset(c);
-		curl_easy_setopt(c, CURLOPT_URL, cur);
-		curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
-		curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(c, CURLOPT_FAILONERROR, 0L);
-		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
-		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
-		curl_easy_setopt(c, CURLOPT_USERAGENT, "hutch/" HUTCH_VERSION);
-		curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-		curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, img_dl_header);
-		curl_easy_setopt(c, CURLOPT_HEADERDATA, &d);
-		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, img_dl_write);
-		curl_easy_setopt(c, CURLOPT_WRITEDATA, &d);
-		curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, img_dl_progress);
-		curl_easy_setopt(c, CURLOPT_XFERINFODATA, &d);
-		curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+		cu->easy_reset(c);
+		cu->easy_setopt(c, CURLOPT_URL, cur);
+		cu->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
+		cu->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+		cu->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+		cu->easy_setopt(c, CURLOPT_FAILONERROR, 0L);
+		cu->easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
+		cu->easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		cu->easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+		cu->easy_setopt(c, CURLOPT_USERAGENT, "hutch/" HUTCH_VERSION);
+		cu->easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+		cu->easy_setopt(c, CURLOPT_HEADERFUNCTION, img_dl_header);
+		cu->easy_setopt(c, CURLOPT_HEADERDATA, &d);
+		cu->easy_setopt(c, CURLOPT_WRITEFUNCTION, img_dl_write);
+		cu->easy_setopt(c, CURLOPT_WRITEDATA, &d);
+		cu->easy_setopt(c, CURLOPT_XFERINFOFUNCTION, img_dl_progress);
+		cu->easy_setopt(c, CURLOPT_XFERINFODATA, &d);
+		cu->easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 		/*
 		 * Range by hand, not CURLOPT_RESUME_FROM: a server that ignores
 		 * it answers 200 and the write callback starts the file over.
@@ -791,10 +808,10 @@ static int img_fetch(const char *url, const char *part, bool resume, bool progre
 				rc = -EINVAL;
 				goto out;
 			}
-			curl_easy_setopt(c, CURLOPT_RANGE, range);
+			cu->easy_setopt(c, CURLOPT_RANGE, range);
 		}
-		cr = curl_easy_perform(c);
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &d.code);
+		cr = cu->easy_perform(c);
+		cu->easy_getinfo(c, CURLINFO_RESPONSE_CODE, &d.code);
 		if (d.last_draw) {
 			/* the bar is throttled: finish it with the final count */
 			if (cr == CURLE_OK && (d.code == 200 || d.code == 206))
@@ -817,14 +834,14 @@ static int img_fetch(const char *url, const char *part, bool resume, bool progre
 				goto out;
 			}
 			log_err("%s: download failed: %s", label,
-				errbuf[0] ? errbuf : curl_easy_strerror(cr));
+				errbuf[0] ? errbuf : cu->easy_strerror(cr));
 			rc = -EIO;
 			goto out;
 		}
 		if (d.code >= 300 && d.code < 400) {
 			char *loc = NULL;
 
-			curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &loc);
+			cu->easy_getinfo(c, CURLINFO_REDIRECT_URL, &loc);
 			if (!loc || hops >= IMG_MAX_REDIRS) {
 				log_err("%s: too many redirects or no Location", label);
 				rc = -ELOOP;
@@ -870,7 +887,7 @@ out:
 			log_warno(-errno, "%s", part);
 	}
 	if (c)
-		curl_easy_cleanup(c);
+		cu->easy_cleanup(c);
 	close(d.fd);
 	return rc;
 }
@@ -1453,7 +1470,6 @@ int img_resolve(const char *spec, const char *sha256, const char *project_dir, b
 {
 	char want[65], local[PATH_MAX];
 	const struct img_alias *a;
-	static bool curl_ready;
 
 	if (!spec || !*spec)
 		return -EINVAL;
@@ -1463,11 +1479,6 @@ int img_resolve(const char *spec, const char *sha256, const char *project_dir, b
 			return -EINVAL;
 		}
 		sha256 = want;
-	}
-	if (!curl_ready) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			return -ENOMEM;
-		curl_ready = true;
 	}
 	if (!strncmp(spec, "https://", 8) || !strncmp(spec, "http://", 7))
 		return img_resolve_url(spec, sha256, progress, out);

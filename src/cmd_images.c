@@ -181,7 +181,7 @@ static int images_pull(struct cli *cli, int argc, char **argv)
 	if (rc == -EINVAL && sha && strlen(sha) != 64)
 		return EXIT_USAGE;
 	if (rc)
-		return EXIT_ERR;
+		return rc == -ELIBACC ? EXIT_NODEP : EXIT_ERR; /* libcurl/libcrypto missing */
 	if (cli->json) {
 		json_t *o = json_pack("{s:s, s:s, s:I}", "path", ref.path, "format", ref.format,
 				      "vsize", (json_int_t)ref.vsize);

@@ -388,7 +388,7 @@ CMD_DECL(up)
 		rc = up_create(&u, &s);
 		if (rc) {
 			util_rm_rf(s.dir);
-			ret = rc == -EINVAL ? EXIT_USAGE : EXIT_ERR;
+			ret = rc == -EINVAL ? EXIT_USAGE : rc == -ELIBACC ? EXIT_NODEP : EXIT_ERR;
 			goto out;
 		}
 	}

@@ -2,6 +2,11 @@
 # Networking figures, in namespaces of our own (net-bn-*):
 #  - DHCPDISCOVER -> OFFER latency through a bridge port (target: < 1 ms)
 #  - RSS of a process running the net extension (bridge, tap, DHCP, DNS)
+# VmRSS counts every shared library page mapped; Pss shares them out among
+# the processes that map them, Private_* is what this process alone costs.
+mem_of() {
+	echo "$(grep -E 'VmRSS|VmHWM' "/proc/$1/status" | tr -s ' \t' ' ' | tr '\n' ' ')$(grep -E '^(Pss|Private_Clean|Private_Dirty):' "/proc/$1/smaps_rollup" | tr -s ' \t' ' ' | tr '\n' ' ')"
+}
 cd "$(dirname "$0")/../.." || exit 1
 H=build/tests/net_helper
 [ "$(id -u)" -eq 0 ] || { echo "bench-net: needs root, skipped"; exit 0; }
@@ -38,7 +43,7 @@ pid=$!
 PIDS+=($pid)
 exec 7>"$TMP/hold"
 for _ in $(seq 100); do grep -q '^lease' "$TMP/sv.out" && break; sleep 0.1; done
-echo "net extension process (bridge+tap+DHCP+DNS, after a lease): $(grep -E 'VmRSS|VmHWM' /proc/$pid/status | tr -s ' \t' ' ' | tr '\n' ' ')"
+echo "net extension process (bridge+tap+DHCP+DNS, after a lease): $(mem_of "$pid")"
 exec 7>&-
 wait "$pid" 2>/dev/null
 
@@ -67,7 +72,7 @@ if ip netns exec "$NS" env HUTCH_RESOLV_CONF="$TMP/resolv.conf" timeout 300 ./hu
 	t1=$(date +%s.%N)
 	sp=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["supervisor_pid"])' "$XDG_DATA_HOME/hutch/vms/netbench/state.json")
 	echo "hutch up to DHCP lease (tiny guest, TCG): $(python3 -c "print(round($t1-$t0,2))") s"
-	echo "supervisor with networking (bridge+tap+DHCP+DNS+rules): $(grep -E 'VmRSS|VmHWM' /proc/$sp/status | tr -s ' \t' ' ' | tr '\n' ' ')"
+	echo "supervisor with networking (bridge+tap+DHCP+DNS+rules): $(mem_of "$sp")"
 	ip netns exec "$NS" timeout 120 ./hutch -C "$TMP/p" halt 2>/dev/null
 else
 	echo "supervisor RSS: hutch up failed"

@@ -26,7 +26,7 @@ import json, os, socket, statistics, subprocess, sys, time
 
 hutch, proj, vmdir, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 ms = lambda: time.clock_gettime(time.CLOCK_MONOTONIC) * 1000.0
-rows = {k: [] for k in ("sv", "spawn", "qmp", "up", "alone", "rss", "anon")}
+rows = {k: [] for k in ("sv", "spawn", "qmp", "up", "alone", "rss", "anon", "pss", "pdirty")}
 for i in range(runs):
     t0 = ms()
     subprocess.run([hutch, "-q", "-C", proj, "up"], check=True)
@@ -41,6 +41,10 @@ for i in range(runs):
         kv = dict(l.split(":", 1) for l in f if ":" in l)
     rows["rss"].append(int(kv["VmRSS"].split()[0]))
     rows["anon"].append(int(kv["RssAnon"].split()[0]))
+    with open("/proc/%d/smaps_rollup" % st["supervisor_pid"]) as f:
+        sm = dict(l.split(":", 1) for l in list(f)[1:] if ":" in l)  # line 1: the range
+    rows["pss"].append(int(sm["Pss"].split()[0]))
+    rows["pdirty"].append(int(sm["Private_Dirty"].split()[0]))
     argv = st["qemu_argv"]
     subprocess.run([hutch, "-q", "-C", proj, "halt"], check=True)
     # QEMU alone: the same argv, QMP and serial on our own socketpairs
@@ -76,4 +80,6 @@ print("  supervisor overhead          %7.1f ms  (QMP ready via hutch - QEMU alon
       % (med["qmp"] - med["alone"]))
 print("  supervisor RSS               %7d KiB  (of which private/anon %d KiB; the rest shared libraries)"
       % (med["rss"], med["anon"]))
+print("  supervisor Pss               %7d KiB  (shared pages divided among their users; Private_Dirty %d KiB)"
+      % (med["pss"], med["pdirty"]))
 EOF
