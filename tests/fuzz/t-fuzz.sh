@@ -12,7 +12,7 @@ for f in build/fuzz/fuzz_*; do
 	n=$(basename "$f")
 	mkdir -p "build/fuzz/corpus-$n"
 	seeds="tests/fuzz/corpus/$n"; [ -d "$seeds" ] || seeds=
-	if "$f" -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=1024 \
+	if "$f" -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=1024 -artifact_prefix="build/fuzz/$n-" \
 		"build/fuzz/corpus-$n" $seeds >"build/fuzz/$n.log" 2>&1; then
 		ok "$n: no crash in ${secs}s ($(grep -o 'Done [0-9]* runs' "build/fuzz/$n.log"))"
 	else
