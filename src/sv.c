@@ -900,7 +900,7 @@ int sv_run(const char *vm_dir)
 	log_init("hutch-supervisor", LOG_LVL_INFO);
 	for (size_t i = 0; i < SV_MAX_CONSOLE; i++)
 		k.con[i] = -1;
-	while (ext[n_ext] && n_ext < UTIL_ARRAY_SIZE(priv))
+	while (n_ext < UTIL_ARRAY_SIZE(priv) && ext[n_ext])
 		n_ext++;
 	rc = sv_load(vm_dir, &c.state, &cfg, &vm);
 	if (rc)
