@@ -29,6 +29,7 @@
 
 #include "net/dhcp.h"
 #include "net/dns.h"
+#include "net/fwd.h"
 #include "net/net.h"
 #include "net/nft.h"
 #include "net/nl.h"
@@ -39,6 +40,7 @@
 #include "src/util.h"
 
 #define NET_LEASE_S 3600
+
 
 int net_mac_parse(const char *s, uint8_t mac[6])
 {
@@ -256,6 +258,9 @@ struct net_priv {
 	int dhcp_fd;
 	struct dhcp_lease lease;
 	struct dns_fwd *dns;
+	struct fwd *fwd;
+	int watch_fd;
+	struct nft_vm nv;
 	bool leased;
 	bool rules;
 };
@@ -372,6 +377,87 @@ static void net_dns_stop(struct net_priv *p)
 	p->dns = NULL;
 }
 
+static void net_on_fwd(struct sv_ctx *c, int fd, void *arg)
+{
+	(void)c;
+	(void)fd;
+	fwd_dispatch(arg);
+}
+
+/*
+ * Someone changed nftables (`nft flush ruleset`, a firewall reload): put
+ * hutch's base chains and this VM's chains back.  Our own changes wake us
+ * too; then both lookups say "present" and nothing happens.
+ */
+static void net_on_nft_event(struct sv_ctx *c, int fd, void *arg)
+{
+	struct net_priv *p = arg;
+	int rc;
+
+	(void)c;
+	if (nft_watch_handle(fd) == 0)
+		return;
+	if (nft_base_present() != 1) {
+		log_warn("nftables: hutch's base rules were removed; restoring them");
+		rc = nft_base_ensure(p->nc.bridge, p->nc.net, p->nc.prefix);
+		if (rc)
+			log_errno(rc, "nftables: restoring the base rules");
+	}
+	if (nft_vm_present(p->id) != 1) {
+		log_warn("nftables: the rules of %s were removed; restoring them", p->id);
+		rc = nft_vm_add(&p->nv);
+		if (rc)
+			log_errno(rc, "nftables: restoring the rules of %s", p->id);
+	}
+}
+
+/* rule repair (nft watch) and port forwards (net/fwd.h) */
+static int net_extras_start(struct net_priv *p)
+{
+	const struct cfg_vm *vm = p->c->vm;
+	int rc;
+
+	rc = nft_watch_open();
+	if (rc < 0) {
+		/* repair is a second line of defence; the VM still runs with its rules */
+		log_warno(rc, "nftables: cannot watch for rule changes");
+	} else {
+		p->watch_fd = rc;
+		if ((rc = sv_watch_fd(p->c, p->watch_fd, net_on_nft_event, p))) {
+			close(p->watch_fd);
+			p->watch_fd = -1;
+			return rc;
+		}
+	}
+	if (vm->network.n_forward == 0)
+		return 0;
+	rc = fwd_start(vm->network.forward, vm->network.n_forward, p->lease.addr, &p->fwd);
+	if (rc) {
+		log_errno(rc, "net: port forwards");
+		return rc;
+	}
+	rc = sv_watch_fd(p->c, fwd_epoll_fd(p->fwd), net_on_fwd, p->fwd);
+	if (rc) {
+		fwd_stop(p->fwd);
+		p->fwd = NULL;
+	}
+	return rc;
+}
+
+static void net_extras_stop(struct net_priv *p)
+{
+	if (p->fwd) {
+		sv_unwatch_fd(p->c, fwd_epoll_fd(p->fwd));
+		fwd_stop(p->fwd);
+		p->fwd = NULL;
+	}
+	if (p->watch_fd >= 0) {
+		sv_unwatch_fd(p->c, p->watch_fd);
+		close(p->watch_fd);
+		p->watch_fd = -1;
+	}
+}
+
 /* the MAC the core chose ("mac"), or a new one recorded in state */
 static int net_vm_mac(json_t *state, uint8_t mac[6])
 {
@@ -408,7 +494,7 @@ static int net_prepare(struct sv_ctx *c, void **privp)
 	if (!p)
 		return -ENOMEM;
 	p->c = c;
-	p->tap_fd = p->dhcp_fd = -1;
+	p->tap_fd = p->dhcp_fd = p->watch_fd = -1;
 	if ((rc = net_conf_get(&p->nc)))
 		goto err_free;
 	if ((rc = net_vms_dir(c->vm_dir, vms, sizeof(vms), &self)))
@@ -479,23 +565,15 @@ static int net_prepare(struct sv_ctx *c, void **privp)
 		log_errno(rc, "net: attaching %s to %s", p->tap, p->nc.bridge);
 		goto err_tap;
 	}
-	{
-		struct nft_vm nv = { .addr = p->lease.addr, .gw = p->nc.gw, .prefix = p->nc.prefix,
-				     .isolation = vm->network.isolation, .ipv6 = vm->network.ipv6,
-				     .host_access = vm->network.host_access,
-				     .n_host_access = vm->network.n_host_access,
-				     .forward = vm->network.forward,
-				     .n_forward = vm->network.n_forward };
-
-		memcpy(nv.id, p->id, strlen(p->id) + 1);
-		memcpy(nv.tap, p->tap, strlen(p->tap) + 1);
-		memcpy(nv.mac, p->lease.mac, 6);
-		if ((rc = nft_vm_add(&nv))) {
-			log_errno(rc, "net: installing the VM's nftables rules; not starting it");
-			goto err_tap;
-		}
-		p->rules = true;
+	rc = nft_vm_init(&p->nv, p->id, p->tap, p->lease.mac, p->lease.addr, p->nc.gw, p->nc.prefix,
+			 vm);
+	if (rc)
+		goto err_tap;
+	if ((rc = nft_vm_add(&p->nv))) {
+		log_errno(rc, "net: installing the VM's nftables rules; not starting it");
+		goto err_tap;
 	}
+	p->rules = true;
 	if ((rc = nl_link_up(p->tap)))
 		goto err_rules;
 	if ((rc = nl_link_get(p->tap, &p->tap_ifindex, NULL)) ||
@@ -522,6 +600,8 @@ static int net_prepare(struct sv_ctx *c, void **privp)
 		log_errno(rc, "net: DNS forwarder on %s:53", g);
 		goto err_watch;
 	}
+	if ((rc = net_extras_start(p)))
+		goto err_dns;
 
 	qfd = sv_qemu_fd(c, p->tap_fd);
 	if (qfd < 0) {
@@ -538,6 +618,7 @@ static int net_prepare(struct sv_ctx *c, void **privp)
 	return 0;
 
 err_dns:
+	net_extras_stop(p);
 	net_dns_stop(p);
 err_watch:
 	sv_unwatch_fd(c, p->dhcp_fd);
@@ -571,6 +652,7 @@ static void net_teardown(struct sv_ctx *c, void *priv)
 
 	if (!p)
 		return;
+	net_extras_stop(p);
 	net_dns_stop(p);
 	if (p->dhcp_fd >= 0) {
 		sv_unwatch_fd(c, p->dhcp_fd);

@@ -391,9 +391,10 @@ static void cb_host_keys(struct ci_buf *b, const char *priv, const char *pub)
 {
 	const char *l = priv, *nl;
 
-	/* Only our host key may exist: delete the image's keys and let
-	 * cloud-init generate none, so what answers is what we pinned. */
-	cb_str(b, "ssh_deletekeys: true\nssh_genkeytypes: []\nssh_keys:\n  ed25519_private: |\n");
+	/* Only our host key may exist: delete the image's keys, and ask for
+	 * ed25519 alone, which cloud-init then does not generate because ours
+	 * is already written ("[]" would be the same but fails its schema). */
+	cb_str(b, "ssh_deletekeys: true\nssh_genkeytypes: [ed25519]\nssh_keys:\n  ed25519_private: |\n");
 	while (*l) {
 		nl = strchr(l, '\n');
 		if (!nl)

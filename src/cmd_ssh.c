@@ -193,11 +193,17 @@ int cmd_provision(struct cli *cli, int argc, char **argv)
 	}
 	rc = ssh_verb_init(cli, name, true, &v);
 	if (rc == EXIT_OK) {
-		int prc = prov_playbook(v.vm, cli->dir, v.vm_dir, v.state, NULL, NULL);
+		char pb[PATH_MAX];
+		int prc;
 
-		if (prc == -ENOENT && access("playbook.yml", F_OK) < 0)
-			log_err("no playbook.yml in %s", cli->dir);
-		rc = prc < 0 ? EXIT_ERR : EXIT_OK;
+		if (util_path_join(pb, sizeof(pb), cli->dir, "playbook.yml") < 0 ||
+		    access(pb, R_OK) < 0) {
+			log_err("no readable playbook.yml in %s", cli->dir);
+			rc = EXIT_ERR;
+		} else {
+			prc = prov_playbook(v.vm, cli->dir, v.vm_dir, v.state, NULL, NULL);
+			rc = prc < 0 ? EXIT_ERR : EXIT_OK;
+		}
 	}
 	ssh_verb_done(&v);
 	return rc;

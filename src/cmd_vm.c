@@ -267,8 +267,10 @@ out:
 static const char *const *up_sv_env(void)
 {
 	static const char *env[64];
+	/* at most 7: env[] keeps 8 slots for these and the NULL */
 	static const char *const keep[] = { "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR",
-					    "HUTCH_TEST_KVM", NULL };
+					    "HUTCH_TEST_KVM", "HUTCH_BRIDGE", "HUTCH_SUBNET",
+					    "HUTCH_RESOLV_CONF", NULL };
 	const char *const *d = proc_default_env();
 	size_t n = 0;
 
@@ -429,6 +431,11 @@ CMD_DECL(up)
 		goto out;
 	}
 	log_info("starting %s (%s)", s.name, accel_name(accel));
+	/* QEMU's user-mode stack maps 10.0.2.2 to the host's loopback: nothing
+	 * on the host side can filter that, so isolation needs mode nat */
+	if (s.vm->network.mode == CFG_NET_USER && s.vm->network.isolation)
+		log_warn("network mode user does not isolate the guest: it can reach services "
+			 "on the host's 127.0.0.1 through 10.0.2.2 (use mode nat for isolation)");
 	rc = up_spawn_supervisor(s.dir, &svpid, &pidfd);
 	if (rc) {
 		log_errno(rc, "starting the supervisor");

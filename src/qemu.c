@@ -101,6 +101,9 @@ static int qemu_user_netdev(const struct qemu_params *p, char **out)
 		fprintf(f, ",hostfwd=%s:127.0.0.1:%u-:%u", w->proto == CFG_PROTO_UDP ? "udp" : "tcp",
 			w->host_port, w->guest_port);
 	}
+	/* network.ipv6: false holds in user mode too: slirp offers IPv6 by default */
+	if (!vm->network.ipv6)
+		fprintf(f, ",ipv6=off");
 	if (fclose(f)) {
 		free(s);
 		return -ENOMEM;

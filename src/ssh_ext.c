@@ -296,8 +296,8 @@ static int ssh_ext_wait_ssh(struct up_ctx *u, struct ssh_conn *c)
 		struct timespec now;
 
 		/* for tests/bench/bench-e2e.sh: hutch's own share of `up` */
-		clock_gettime(CLOCK_REALTIME, &now);
-		log_debug("ssh: first answer at realtime %lld.%03ld", (long long)now.tv_sec,
+		clock_gettime(CLOCK_BOOTTIME, &now);	/* the clock of /proc/uptime */
+		log_debug("ssh: first answer at boottime %lld.%03ld", (long long)now.tv_sec,
 			  now.tv_nsec / 1000000);
 	}
 	log_info("SSH ready on %s after %.1fs", u->vm->name,
@@ -327,6 +327,14 @@ static int ssh_ext_wait_cloud_init(struct up_ctx *u, struct ssh_conn *c)
 		fprintf(stderr, "waiting for cloud-init...");
 	rc = prov_run(argv, NULL, NULL, fd, u->vm->timeouts.cloud_init, ssh_ext_alive, u, &code);
 	ssh_ext_progress(u, NULL, start, true);
+	if (rc == 0 && code != 0 && code != 2) {
+		/* say which module failed, in the log shown below */
+		const char *lcmd[] = { "cloud-init", "status", "--long", NULL };
+		int lcode;
+
+		if (ssh_argv(c, true, lcmd, argv, SSH_ARGV_MAX) == 0)
+			(void)prov_run(argv, NULL, NULL, fd, 60, ssh_ext_alive, u, &lcode);
+	}
 	close(fd);
 	if (rc == -ETIMEDOUT) {
 		log_err("cloud-init on %s did not finish within %us (timeouts.cloud_init)",
@@ -341,8 +349,7 @@ static int ssh_ext_wait_cloud_init(struct up_ctx *u, struct ssh_conn *c)
 		return 0;
 	}
 	if (code != 0) {
-		log_err("cloud-init on %s reported an error (exit status %d); see `hutch ssh -- "
-			"cloud-init status --long`:", u->vm->name, code);
+		log_err("cloud-init on %s reported an error (exit status %d):", u->vm->name, code);
 		util_print_tail(log, 10, stderr, "  ");
 		return -ECANCELED;
 	}

@@ -41,3 +41,34 @@ for _ in $(seq 100); do grep -q '^lease' "$TMP/sv.out" && break; sleep 0.1; done
 echo "net extension process (bridge+tap+DHCP+DNS, after a lease): $(grep -E 'VmRSS|VmHWM' /proc/$pid/status | tr -s ' \t' ' ' | tr '\n' ' ')"
 exec 7>&-
 wait "$pid" 2>/dev/null
+
+# The real supervisor with networking on, when this build has `hutch up` (tiny guest, mode nat)
+if ./hutch -C / up 2>&1 | grep -q 'not implemented'; then
+	echo "supervisor RSS with networking: skipped ('hutch up' not in this build)"
+	exit 0
+fi
+source tests/lib/tap.sh >/dev/null
+source tests/lib/guest.sh
+guest_tiny_build >/dev/null || { echo "supervisor RSS: tiny guest does not build"; exit 0; }
+export XDG_DATA_HOME=$TMP/data XDG_CACHE_HOME=$TMP/cache
+mkdir -p "$TMP/p"
+cat >"$TMP/p/hutch.yaml" <<Y
+name: netbench
+cpus: 1
+memory: 256
+accel: tcg
+kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet hutch.net=dhcp"}
+network: {mode: nat}
+timeouts: {boot: 180, shutdown: 45}
+Y
+printf '#cloud-config\n' >"$TMP/p/cloud-init.yml"
+t0=$(date +%s.%N)
+if ip netns exec "$NS" env HUTCH_RESOLV_CONF="$TMP/resolv.conf" timeout 300 ./hutch -C "$TMP/p" up 2>/dev/null; then
+	t1=$(date +%s.%N)
+	sp=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["supervisor_pid"])' "$XDG_DATA_HOME/hutch/vms/netbench/state.json")
+	echo "hutch up to DHCP lease (tiny guest, TCG): $(python3 -c "print(round($t1-$t0,2))") s"
+	echo "supervisor with networking (bridge+tap+DHCP+DNS+rules): $(grep -E 'VmRSS|VmHWM' /proc/$sp/status | tr -s ' \t' ' ' | tr '\n' ' ')"
+	ip netns exec "$NS" timeout 120 ./hutch -C "$TMP/p" halt 2>/dev/null
+else
+	echo "supervisor RSS: hutch up failed"
+fi

@@ -8,6 +8,7 @@
 # namespace of ours.  HOME and the XDG dirs are a scratch dir, so
 # ~/.ssh/hutch is a throwaway test key.
 #   E2E_IMAGE=path   use this qcow2 instead of `make debian-image`
+#   E2E_ACCEL=tcg    accel of the guests (tcg: KVM is not usable on the CI machines)
 source "$(dirname "$0")/../lib/tap.sh"
 cd "$HUTCH_SRC" || exit 1
 MODES=${E2E_MODES:-user nat}
@@ -115,6 +116,19 @@ Y
 }
 check "hutch pubkey creates the managed key" "$HUTCH" pubkey
 is "managed key has the comment hutch" "$(awk '{print $3}' "$HOME/.ssh/hutch.pub" 2>/dev/null)" "hutch"
+# a key with the comment "hutch" that is not ~/.ssh/hutch.pub fails up early
+mkdir -p "$T/proj-badkey"
+printf 'name: badkey\nkernel: {path: /bin/true}\nnetwork: {mode: user}\n' >"$T/proj-badkey/hutch.yaml"
+ssh-keygen -q -t ed25519 -N '' -C hutch -f "$T/notmanaged"
+printf '#cloud-config\nusers:\n  - name: dev\n    ssh_authorized_keys:\n      - %s\n' "$(cat "$T/notmanaged.pub")" >"$T/proj-badkey/cloud-init.yml"
+out=$("$HUTCH" -C "$T/proj-badkey" up 2>&1); rc=$?
+if [ "$rc" -ne 0 ] && [[ $out == *"comment 'hutch' that is not"* ]]; then
+	ok "up refuses a 'hutch' key in cloud-init.yml that is not ~/.ssh/hutch.pub"
+else
+	fail "up refuses a 'hutch' key in cloud-init.yml that is not ~/.ssh/hutch.pub"; diag "rc=$rc $out"
+fi
+rm -rf "$T/proj-badkey"
+
 local_sshd
 
 IMAGE=${E2E_IMAGE:-}
@@ -156,6 +170,7 @@ run_mode() {
 name: $name
 image: $IMAGE
 cpus: 2
+accel: ${E2E_ACCEL:-tcg}
 memory: 1024
 network:
   mode: $mode
@@ -191,7 +206,8 @@ Y
 	if "${H[@]}" up >"$T/up-$mode.log" 2>&1; then
 		ok "$mode: up ($(( $(date +%s) - t0 ))s)"
 	else
-		fail "$mode: up"; tail -30 "$T/up-$mode.log" | sed 's/^/#   /'
+		fail "$mode: up"; grep -v '^  ' "$T/up-$mode.log" | tail -15 | sed 's/^/#   /'
+		tail -15 "$T/up-$mode.log" | sed 's/^/#   /'
 		"${H[@]}" destroy >/dev/null 2>&1
 		return
 	fi
@@ -212,8 +228,14 @@ Y
 	is "$mode: logged in as tester" "$out" "tester"
 
 	# the guest serves exactly the host key hutch generated and pinned
-	out=$("${H[@]}" ssh -- cat /etc/ssh/ssh_host_ed25519_key.pub </dev/null 2>/dev/null | awk '{print $2}')
-	is "$mode: guest host key is the pinned one" "$out" "$(awk '{print $2}' "$vmd/ssh/host_ed25519.pub")"
+	local th tp
+	if [ -n "$(state "$name" ssh.host)" ]; then
+		th=$(state "$name" ssh.host) tp=$(state "$name" ssh.port)
+	else
+		th=$(state "$name" net.ip) tp=22
+	fi
+	out=$("${NSX[@]}" ssh-keyscan -t ed25519 -p "$tp" "$th" 2>/dev/null | awk '{print $3}')
+	is "$mode: the key sshd presents is the pinned one" "$out" "$(awk '{print $2}' "$vmd/ssh/host_ed25519.pub")"
 	out=$("${H[@]}" ssh -- 'ls /etc/ssh/ | grep -c "^ssh_host_.*_key$"' </dev/null 2>/dev/null)
 	is "$mode: no other host keys in the guest" "$out" "1"
 

@@ -14,6 +14,12 @@
  *   sv VMDIR NAME teardown|die   the net extension in a fake supervisor, the test acting as
  *                             QEMU on the tap fd: DISCOVER, REQUEST, prints "lease IP", then
  *                             tears down or _exit()s like a kill -9
+ *   vm VMDIR NAME KERNEL INITRD   a minimal supervisor: the net extension + a real
+ *                             qemu-system-x86_64 (TCG) booting KERNEL/INITRD with
+ *                             hutch.net=dhcp, console on VMDIR/console.sock (+ .log);
+ *                             writes qemu_pid to state; tears down when QEMU exits
+ *                             or on SIGTERM (QEMU killed first); NET_HELPER_FORWARD=H:G
+ *                             adds the forward tcp/H:G
  *   gc VMDIR | inspect VMDIR  the extension's gc / inspect from state.json
  */
 #include <arpa/inet.h>
@@ -26,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +43,7 @@
 #include "net/tap.h"
 #include "src/ext.h"
 #include "src/log.h"
+#include "src/proc.h"
 #include "src/util.h"
 
 extern const struct sv_ext net_sv_ext;
@@ -244,7 +252,12 @@ static int cmd_probe(char **av)
 	return 0;
 }
 
-/* ---- a fake supervisor: just enough of the core's sv_* for net_sv_ext ---- */
+/*
+ * ---- a fake supervisor: just enough of the core's sv_* for net_sv_ext ----
+ * These strong definitions keep the archive's src/sv.o out of the link (it
+ * defines the same names); net_sv.o's up_* references resolve to src/vm.o,
+ * which does not pull the supervisor in.
+ */
 
 struct watch {
 	int fd;
@@ -254,10 +267,15 @@ struct watch {
 static struct watch watches[8];
 static int qemu_fd = -1;
 
+static char *qemu_args[16];
+static size_t n_qemu_args;
+
 int sv_qemu_arg(struct sv_ctx *c, const char *arg)
 {
 	(void)c;
 	printf("qemu-arg %s\n", arg);
+	if (n_qemu_args < UTIL_ARRAY_SIZE(qemu_args))
+		qemu_args[n_qemu_args++] = strdup(arg);
 	return 0;
 }
 
@@ -422,6 +440,91 @@ static int cmd_sv(char **av)
 	return 0;
 }
 
+static int cmd_vm(char **av)
+{
+	struct cfg_vm vm = { .network = { .mode = CFG_NET_NAT, .isolation = true },
+			     .timeouts = { .boot = 300 } };
+	struct sv_ctx c = { .vm = &vm, .vm_dir = av[0], .uid = 0, .gid = 0 };
+	char append[256], chardev[4096 + 128], con[4096];
+	const char *argv[48];
+	struct proc_fdmap fds[1];
+	struct proc_opts o = { .argv = argv, .fds = fds, .n_fds = 1, .want_pidfd = true };
+	void *priv = NULL;
+	pid_t pid;
+	int pidfd, rc, st;
+	size_t n = 0;
+
+	struct cfg_forward fw = { .proto = CFG_PROTO_TCP };
+	const char *fe = getenv("NET_HELPER_FORWARD");	/* "HOSTPORT:GUESTPORT", tcp */
+	unsigned int hp, gp;
+
+	if (fe && sscanf(fe, "%u:%u", &hp, &gp) == 2 && hp && hp < 65536 && gp && gp < 65536) {
+		fw.host_port = (uint16_t)hp;
+		fw.guest_port = (uint16_t)gp;
+		vm.network.forward = &fw;
+		vm.network.n_forward = 1;
+	}
+	util_snprintf(vm.name, sizeof(vm.name), "%s", av[1]);
+	util_mkdir_p(av[0], 0700);
+	if (load_state(av[0], &c.state))
+		c.state = json_object();
+	json_object_set_new(c.state, "name", json_string(vm.name));
+	json_object_set_new(c.state, "supervisor_pid", json_integer(getpid()));
+	rc = net_sv_ext.prepare(&c, &priv);
+	if (rc)
+		return fail(rc, "prepare");
+	util_snprintf(append, sizeof(append), "console=ttyS0 quiet hutch.net=dhcp hutch.hostname=%s", vm.name);
+	util_path_join(con, sizeof(con), av[0], "console.sock");
+	util_snprintf(chardev, sizeof(chardev), "socket,id=con,path=%s,server=on,wait=off,logfile=%s.log", con, con);
+	argv[n++] = "qemu-system-x86_64";
+	argv[n++] = "-accel"; argv[n++] = "tcg";
+	argv[n++] = "-M"; argv[n++] = "q35";
+	argv[n++] = "-m"; argv[n++] = "256";
+	argv[n++] = "-display"; argv[n++] = "none";
+	argv[n++] = "-no-user-config"; argv[n++] = "-nodefaults";
+	argv[n++] = "-kernel"; argv[n++] = av[2];
+	argv[n++] = "-initrd"; argv[n++] = av[3];
+	argv[n++] = "-append"; argv[n++] = append;
+	argv[n++] = "-chardev"; argv[n++] = chardev;
+	argv[n++] = "-serial"; argv[n++] = "chardev:con";
+	for (size_t i = 0; i < n_qemu_args; i++)
+		argv[n++] = qemu_args[i];
+	argv[n] = NULL;
+	fds[0] = (struct proc_fdmap){ qemu_fd, 3 };
+	o.envp = proc_default_env();
+	rc = proc_spawn(&o, &pid, &pidfd);
+	if (rc) {
+		net_sv_ext.teardown(&c, priv);
+		return fail(rc, "qemu");
+	}
+	json_object_set_new(c.state, "qemu_pid", json_integer(pid));
+	sv_state_save(&c);
+	printf("qemu %d\n", (int)pid);
+	fflush(stdout);
+	while (!stop) {
+		struct pollfd p[UTIL_ARRAY_SIZE(watches) + 1];
+		size_t k = 0;
+
+		p[k++] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
+		for (size_t i = 0; i < UTIL_ARRAY_SIZE(watches); i++)
+			p[k++] = (struct pollfd){ .fd = watches[i].cb ? watches[i].fd : -1, .events = POLLIN };
+		if (poll(p, k, 500) <= 0)
+			continue;
+		if (p[0].revents)
+			break;
+		for (size_t i = 1; i < k; i++)
+			if (p[i].revents && watches[i - 1].cb)
+				watches[i - 1].cb(&c, watches[i - 1].fd, watches[i - 1].arg);
+	}
+	kill(pid, SIGKILL);
+	proc_wait(pid, &st);
+	close(pidfd);
+	net_sv_ext.teardown(&c, priv);
+	printf("down\n");
+	json_decref(c.state);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int rc;
@@ -492,6 +595,8 @@ int main(int argc, char **argv)
 		return cmd_serve(argv + 2);
 	if (!strcmp(cmd, "probe") && argc == 5)
 		return cmd_probe(argv + 2);
+	if (!strcmp(cmd, "vm") && argc == 6)
+		return cmd_vm(argv + 2);
 	if (!strcmp(cmd, "sv") && argc == 5)
 		return cmd_sv(argv + 2);
 	if ((!strcmp(cmd, "gc") || !strcmp(cmd, "inspect")) && argc == 3) {

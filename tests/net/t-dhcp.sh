@@ -39,11 +39,11 @@ done
 
 # upstream DNS for the forwarder, in the host namespace
 printf 'nameserver 127.0.0.1\n' >"$TMP/resolv.conf"
-ins python3 "$DNSD" 127.0.0.1 53 hutch.test=203.0.113.7 >"$TMP/dnsd.log" 2>&1 &
+ip netns exec "$S" python3 "$DNSD" 127.0.0.1 53 hutch.test=203.0.113.7 >"$TMP/dnsd.log" 2>&1 &
 PIDS+=($!)
-ins env HUTCH_RESOLV_CONF="$TMP/resolv.conf" "$H" serve vp1 hb0 10.77.0.1/24 $MAC1 10.77.0.2 guest-one >"$TMP/serve1.log" 2>&1 &
+ip netns exec "$S" env HUTCH_RESOLV_CONF="$TMP/resolv.conf" "$H" serve vp1 hb0 10.77.0.1/24 $MAC1 10.77.0.2 guest-one >"$TMP/serve1.log" 2>&1 &
 PIDS+=($!)
-ins env HUTCH_RESOLV_CONF="$TMP/resolv.conf" "$H" serve vp2 hb0 10.77.0.1/24 $MAC2 10.77.0.3 guest-two >"$TMP/serve2.log" 2>&1 &
+ip netns exec "$S" env HUTCH_RESOLV_CONF="$TMP/resolv.conf" "$H" serve vp2 hb0 10.77.0.1/24 $MAC2 10.77.0.3 guest-two >"$TMP/serve2.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 50); do
 	grep -q serving "$TMP/serve1.log" && grep -q serving "$TMP/serve2.log" && grep -q ready "$TMP/dnsd.log" && break

@@ -38,7 +38,7 @@ is "IPv4 forwarding on" "$(ins cat /proc/sys/net/ipv4/ip_forward)" "1"
 
 # --- a tap held by a process ---
 mkfifo "$TMP/hold"
-ins "$H" tap tst1 hb0 <"$TMP/hold" >"$TMP/tap.out" 2>&1 &
+ip netns exec "$NS" "$H" tap tst1 hb0 <"$TMP/hold" >"$TMP/tap.out" 2>&1 &
 PIDS+=($!)
 exec 7>"$TMP/hold"
 for _ in $(seq 50); do grep -q ready "$TMP/tap.out" && break; sleep 0.1; done
@@ -71,11 +71,11 @@ is "address reserved in state" "$addr_a" '"addr": "10.77.0.2"'
 
 # --- two VMs at once: different addresses; the bridge outlives the first ---
 mkfifo "$TMP/ha" "$TMP/hb"
-ins "$H" sv "$TMP/vms/a" a hold <"$TMP/ha" >"$TMP/a.out" 2>&1 &
+ip netns exec "$NS" env HUTCH_BRIDGE=hb0 HUTCH_RESOLV_CONF="$TMP/resolv.conf" "$H" sv "$TMP/vms/a" a hold <"$TMP/ha" >"$TMP/a.out" 2>&1 &
 PIDS+=($!); pa=$!
 exec 8>"$TMP/ha"
 for _ in $(seq 100); do grep -q '^lease' "$TMP/a.out" && break; sleep 0.1; done
-ins "$H" sv "$TMP/vms/b" b hold <"$TMP/hb" >"$TMP/b.out" 2>&1 8>&- &
+ip netns exec "$NS" env HUTCH_BRIDGE=hb0 HUTCH_RESOLV_CONF="$TMP/resolv.conf" "$H" sv "$TMP/vms/b" b hold <"$TMP/hb" >"$TMP/b.out" 2>&1 8>&- &
 PIDS+=($!); pb=$!
 exec 9>"$TMP/hb"
 for _ in $(seq 100); do grep -q '^lease' "$TMP/b.out" && break; sleep 0.1; done

@@ -90,7 +90,7 @@ int main(void)
 	ok(strstr(doc, "  - name: alice\n") != NULL, "default user");
 	ok(strstr(doc, "NOPASSWD:ALL") != NULL, "passwordless sudo");
 	ok(strstr(doc, "\"" KEY_A " hutch\"") != NULL, "managed key authorized");
-	ok(strstr(doc, "ssh_deletekeys: true\nssh_genkeytypes: []\n") != NULL, "image host keys deleted, none generated");
+	ok(strstr(doc, "ssh_deletekeys: true\nssh_genkeytypes: [ed25519]\n") != NULL, "image host keys deleted, none generated");
 	ok(strstr(doc, "  ed25519_private: |\n    -----BEGIN OPENSSH PRIVATE KEY-----\n    b3Bl") != NULL, "host private key as block scalar");
 	ok(strstr(doc, "  ed25519_public: \"" HOST_PUB "\"") != NULL, "host public key");
 	ok(strstr(doc, "  - [\"workspace\", \"/workspace\", \"virtiofs\", \"defaults,nofail\", \"0\", \"0\"]") != NULL, "share mount entry");
@@ -165,7 +165,7 @@ int main(void)
 			"assert u['users'][0]['ssh_authorized_keys'] == [sys.argv[2]], u\n"
 			"assert h['ssh_keys']['ed25519_private'].startswith('-----BEGIN OPENSSH PRIVATE KEY-----\\n'), h\n"
 			"assert h['ssh_keys']['ed25519_public'] == sys.argv[3]\n"
-			"assert h['ssh_deletekeys'] is True and h['ssh_genkeytypes'] == []\n"
+			"assert h['ssh_deletekeys'] is True and h['ssh_genkeytypes'] == ['ed25519']\n"
 			"assert h['merge_how'][0] == {'name': 'list', 'settings': ['append']}\n"
 			"assert h['mounts'][1] == ['data', '/srv/my \"data\"', 'virtiofs', 'defaults,nofail', '0', '0'], h\n"
 			"print('valid')\n";

@@ -94,7 +94,8 @@ int main(void)
 	is_int(qemu_build_argv(&p, &a), 0, "build argv (mode user)");
 	ok(has_pair(&a, "-netdev",
 		    "user,id=n0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=tcp:127.0.0.1:8080-:80,"
-		    "hostfwd=udp:127.0.0.1:5353-:53"), "user netdev: SSH and forwards on 127.0.0.1 only");
+		    "hostfwd=udp:127.0.0.1:5353-:53,ipv6=off"),
+	   "user netdev: SSH and forwards on 127.0.0.1 only, no IPv6");
 	ok(has_pair(&a, "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:01:02:03"),
 	   "virtio-net with the VM's MAC");
 	ok(has_pair(&a, "-drive", "file=/vms/a,,readonly=off/disk.qcow2,if=virtio,format=qcow2,discard=unmap"),
