@@ -695,10 +695,11 @@ CMD_DECL(status)
 		json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		putchar('\n');
 	} else {
-		const char *k;
-		json_t *v;
+		/* plain iteration, not json_object_foreach: cppcheck cannot expand it */
+		for (void *it = json_object_iter(o); it; it = json_object_iter_next(o, it)) {
+			const char *k = json_object_iter_key(it);
+			json_t *v = json_object_iter_value(it);
 
-		json_object_foreach(o, k, v) {
 			if (json_is_string(v))
 				printf("%-12s %s\n", k, json_string_value(v));
 			else if (json_is_integer(v))
@@ -746,14 +747,14 @@ CMD_DECL(list)
 		json_dumpf(arr, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		putchar('\n');
 	} else {
-		size_t i;
-		json_t *o;
-
 		if (json_array_size(arr))
 			printf("%-24s %-10s %-6s %s\n", "NAME", "STATUS", "ACCEL", "PROJECT");
-		json_array_foreach(arr, i, o)
+		for (size_t i = 0; i < json_array_size(arr); i++) {
+			json_t *o = json_array_get(arr, i);
+
 			printf("%-24s %-10s %-6s %s\n", state_get_str(o, "name"), state_get_str(o, "status"),
 			       state_get_str(o, "accel") ?: "-", state_get_str(o, "project") ?: "-");
+		}
 	}
 	json_decref(arr);
 	return EXIT_OK;
@@ -1006,16 +1007,13 @@ CMD_DECL(inspect)
 		json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		putchar('\n');
 	} else {
-		size_t i;
-		json_t *a;
-
 		printf("name:        %s\nstatus:      %s\n", s.name, state_get_str(o, "status"));
 		if (state_get_str(o, "qmp_status"))
 			printf("qmp status:  %s\n", state_get_str(o, "qmp_status"));
 		if (json_is_array(argvj)) {
 			printf("qemu argv:  ");
-			json_array_foreach(argvj, i, a) {
-				const char *v = json_string_value(a);
+			for (size_t i = 0; i < json_array_size(argvj); i++) {
+				const char *v = json_string_value(json_array_get(argvj, i));
 
 				if (!v)
 					continue;

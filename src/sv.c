@@ -408,17 +408,15 @@ static void sv_ctl_close(struct sv_core *k, size_t i)
 	k->ctl[i] = NULL;
 }
 
-static json_t *sv_ctl_handle(struct sv_ctx *c, struct sv_core *k, json_t *req)
+static json_t *sv_ctl_handle(struct sv_ctx *c, struct sv_core *k, enum vm_ctl_cmd cmd,
+			     long tmo)
 {
-	const char *cmd = state_get_str(req, "cmd");
-	long long tmo = state_get_int(req, "timeout", (long long)c->vm->timeouts.shutdown);
 	char name[64];
 	enum qmp_runstate rs;
 	int rc;
 
-	if (!cmd)
-		return json_pack("{s:b, s:s}", "ok", 0, "error", "no cmd");
-	if (!strcmp(cmd, "status")) {
+	switch (cmd) {
+	case VM_CTL_STATUS: {
 		json_t *r = json_pack("{s:b, s:s}", "ok", 1, "status",
 				      state_get_str(c->state, "status") ?: "unknown");
 
@@ -426,10 +424,10 @@ static json_t *sv_ctl_handle(struct sv_ctx *c, struct sv_core *k, json_t *req)
 			json_object_set_new(r, "qmp", json_string(name));
 		return r;
 	}
-	if (!strcmp(cmd, "halt")) {
-		if (tmo < 0 || tmo > 86400)
-			tmo = c->vm->timeouts.shutdown;
-		log_info("halt requested (timeout %llds)", tmo);
+	case VM_CTL_HALT:
+		if (tmo < 0)
+			tmo = (long)c->vm->timeouts.shutdown;
+		log_info("halt requested (timeout %lds)", tmo);
 		/* a paused guest cannot see the power button */
 		if (k->qmp && !k->shutdown_seen && qmp_query_status(k->qmp, &rs, name, sizeof(name),
 								     SV_QMP_TIMEOUT_MS) == 0 &&
@@ -437,21 +435,19 @@ static json_t *sv_ctl_handle(struct sv_ctx *c, struct sv_core *k, json_t *req)
 			log_warn("could not resume the paused guest before powering it down");
 		sv_halt_step(c, k, SV_HALT_POWERDOWN, (unsigned)tmo * 1000);
 		return json_pack("{s:b}", "ok", 1);
-	}
-	if (!strcmp(cmd, "quit")) {
+	case VM_CTL_QUIT:
 		sv_halt_step(c, k, SV_HALT_QUIT, SV_QUIT_GRACE_MS);
 		return json_pack("{s:b}", "ok", 1);
-	}
-	if (!strcmp(cmd, "suspend") || !strcmp(cmd, "resume")) {
-		bool stop = !strcmp(cmd, "suspend");
-
+	case VM_CTL_SUSPEND:
+	case VM_CTL_RESUME:
 		if (!k->qmp)
 			return json_pack("{s:b, s:s}", "ok", 0, "error", "no QMP connection");
-		rc = stop ? qmp_stop(k->qmp, SV_QMP_TIMEOUT_MS) : qmp_cont(k->qmp, SV_QMP_TIMEOUT_MS);
+		rc = cmd == VM_CTL_SUSPEND ? qmp_stop(k->qmp, SV_QMP_TIMEOUT_MS)
+					   : qmp_cont(k->qmp, SV_QMP_TIMEOUT_MS);
 		if (rc)
 			return json_pack("{s:b, s:s}", "ok", 0, "error", strerror(-rc));
 		/* the STOP/RESUME event may lag: the CLI reads state right after */
-		sv_set_status(c, stop ? "paused" : "running");
+		sv_set_status(c, cmd == VM_CTL_SUSPEND ? "paused" : "running");
 		return json_pack("{s:b}", "ok", 1);
 	}
 	return json_pack("{s:b, s:s}", "ok", 0, "error", "unknown cmd");
@@ -461,8 +457,10 @@ static void sv_ctl_read(struct sv_ctx *c, struct sv_core *k, size_t i)
 {
 	struct sv_ctl_client *cl = k->ctl[i];
 	ssize_t r = read(cl->fd, cl->buf + cl->have, sizeof(cl->buf) - cl->have);
-	json_t *req, *resp;
+	enum vm_ctl_cmd cmd;
+	json_t *resp;
 	char *nl, *out;
+	long tmo;
 
 	if (r < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -477,10 +475,10 @@ static void sv_ctl_read(struct sv_ctx *c, struct sv_core *k, size_t i)
 			sv_ctl_close(k, i);	/* over the bound: not a client of ours */
 		return;
 	}
-	req = json_loadb(cl->buf, (size_t)(nl - cl->buf), 0, NULL);
-	resp = json_is_object(req) ? sv_ctl_handle(c, k, req)
-				   : json_pack("{s:b, s:s}", "ok", 0, "error", "bad request");
-	json_decref(req);
+	if (vm_ctl_parse(cl->buf, (size_t)(nl - cl->buf), &cmd, &tmo) == 0)
+		resp = sv_ctl_handle(c, k, cmd, tmo);
+	else
+		resp = json_pack("{s:b, s:s}", "ok", 0, "error", "bad request");
 	out = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
 	json_decref(resp);
 	if (out) {
@@ -902,7 +900,7 @@ int sv_run(const char *vm_dir)
 	log_init("hutch-supervisor", LOG_LVL_INFO);
 	for (size_t i = 0; i < SV_MAX_CONSOLE; i++)
 		k.con[i] = -1;
-	while (ext[n_ext] && n_ext < UTIL_ARRAY_SIZE(priv))
+	while (n_ext < UTIL_ARRAY_SIZE(priv) && ext[n_ext])
 		n_ext++;
 	rc = sv_load(vm_dir, &c.state, &cfg, &vm);
 	if (rc)

@@ -156,6 +156,40 @@ int vm_gc(const char *vm_dir, json_t *st)
 	return rc ? rc : r;
 }
 
+int vm_ctl_parse(const char *line, size_t n, enum vm_ctl_cmd *cmd, long *timeout_s)
+{
+	static const struct {
+		const char *name;
+		enum vm_ctl_cmd cmd;
+	} cmds[] = {
+		{ "status", VM_CTL_STATUS }, { "halt", VM_CTL_HALT }, { "quit", VM_CTL_QUIT },
+		{ "suspend", VM_CTL_SUSPEND }, { "resume", VM_CTL_RESUME },
+	};
+	json_t *req, *t;
+	const char *name;
+	int rc = -EPROTO;
+
+	if (n > VM_CTL_LINE_MAX)
+		return -E2BIG;
+	req = json_loadb(line, n, JSON_REJECT_DUPLICATES, NULL);
+	name = json_is_object(req) ? state_get_str(req, "cmd") : NULL;
+	for (size_t i = 0; name && i < UTIL_ARRAY_SIZE(cmds); i++) {
+		if (strcmp(name, cmds[i].name))
+			continue;
+		t = json_object_get(req, "timeout");
+		if (t && !json_is_integer(t))
+			break;
+		*timeout_s = t && json_integer_value(t) >= 0 && json_integer_value(t) <= 86400
+				     ? (long)json_integer_value(t)
+				     : -1;
+		*cmd = cmds[i].cmd;
+		rc = 0;
+		break;
+	}
+	json_decref(req);
+	return rc;
+}
+
 int vm_sock_path(const char *vm_dir, const char *name, char *buf, size_t n)
 {
 	struct sockaddr_un sa;

@@ -62,6 +62,20 @@ int vm_control(const char *vm_dir, json_t *req, json_t **resp, int timeout_ms);
  */
 int vm_wait_pid_gone(pid_t pid, int timeout_ms);
 
+/** enum vm_ctl_cmd - what a control request asks for */
+enum vm_ctl_cmd { VM_CTL_STATUS, VM_CTL_HALT, VM_CTL_QUIT, VM_CTL_SUSPEND, VM_CTL_RESUME };
+
+/**
+ * vm_ctl_parse() - one control request line (its '\n' excluded)
+ * @line:      the bytes a client sent (untrusted: any user process that can
+ *             reach control.sock, which is 0600, but still)
+ * @n:         their length, at most VM_CTL_LINE_MAX
+ * @cmd:       set to the command
+ * @timeout_s: set to "timeout" when present and in 0..86400, else -1
+ * Return: 0, -E2BIG over the bound, -EPROTO for anything else
+ */
+int vm_ctl_parse(const char *line, size_t n, enum vm_ctl_cmd *cmd, long *timeout_s);
+
 /** vm_sock_path() - <@vm_dir>/@name checked against sun_path's size */
 int vm_sock_path(const char *vm_dir, const char *name, char *buf, size_t n);
 

@@ -11,7 +11,7 @@ guest_tiny_build || { echo "bench-vm: tiny guest does not build"; exit 1; }
 RUNS=${RUNS:-5}
 T=$(mktemp -d /tmp/hutch-bench-vm.XXXXXX)
 trap '"$HUTCH" -C "$T/p" destroy >/dev/null 2>&1; rm -rf "$T"' EXIT
-export XDG_DATA_HOME=$T/data XDG_CACHE_HOME=$T/cache
+export XDG_DATA_HOME=$T/data XDG_CACHE_HOME=$T/cache HOME=$T
 mkdir -p "$T/p"
 cat >"$T/p/hutch.yaml" <<EOT
 name: bench-vm
@@ -21,6 +21,7 @@ accel: tcg
 kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet"}
 network: {mode: none}
 EOT
+printf '#cloud-config\n' >"$T/p/cloud-init.yml"	# no SSH key: up does not wait for SSH
 python3 - "$HUTCH" "$T/p" "$XDG_DATA_HOME/hutch/vms/bench-vm" "$RUNS" <<'EOF'
 import json, os, socket, statistics, subprocess, sys, time
 

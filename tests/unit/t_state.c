@@ -57,7 +57,12 @@ int main(void)
 	json_object_set_new(st, "huge", json_string(big));
 	is_int(state_save(dir, st), -EFBIG, "saving more than the cap is refused");
 	free(big);
-	is_int(state_save(dir, json_array()), -EINVAL, "saving a non-object is refused");
+	{
+		json_t *arr = json_array();
+
+		is_int(state_save(dir, arr), -EINVAL, "saving a non-object is refused");
+		json_decref(arr);
+	}
 	json_decref(st);
 
 	util_rm_rf(dir);

@@ -125,6 +125,31 @@ int main(void)
 	kill(srv, SIGKILL);
 	waitpid(srv, &status, 0);
 
+	/* control requests */
+	{
+		enum vm_ctl_cmd cmd = VM_CTL_STATUS;
+		long tmo = 0;
+		const char *r;
+
+		r = "{\"cmd\":\"halt\",\"timeout\":30}";
+		ok(vm_ctl_parse(r, strlen(r), &cmd, &tmo) == 0 && cmd == VM_CTL_HALT && tmo == 30,
+		   "halt with a timeout");
+		r = "{\"cmd\":\"suspend\"}";
+		ok(vm_ctl_parse(r, strlen(r), &cmd, &tmo) == 0 && cmd == VM_CTL_SUSPEND && tmo == -1,
+		   "suspend, no timeout: -1");
+		r = "{\"cmd\":\"halt\",\"timeout\":999999}";
+		ok(vm_ctl_parse(r, strlen(r), &cmd, &tmo) == 0 && tmo == -1, "timeout out of range: default");
+		r = "{\"cmd\":\"halt\",\"timeout\":\"5\"}";
+		is_int(vm_ctl_parse(r, strlen(r), &cmd, &tmo), -EPROTO, "timeout not a number: refused");
+		r = "{\"cmd\":\"reboot\"}";
+		is_int(vm_ctl_parse(r, strlen(r), &cmd, &tmo), -EPROTO, "unknown command: refused");
+		r = "{\"cmd\":\"quit\",\"cmd\":\"status\"}";
+		is_int(vm_ctl_parse(r, strlen(r), &cmd, &tmo), -EPROTO, "duplicate keys: refused");
+		r = "[\"halt\"]";
+		is_int(vm_ctl_parse(r, strlen(r), &cmd, &tmo), -EPROTO, "not an object: refused");
+		is_int(vm_ctl_parse("{}", VM_CTL_LINE_MAX + 1, &cmd, &tmo), -E2BIG, "over the bound: -E2BIG");
+	}
+
 	util_rm_rf(dir);
 	return tap_done();
 }

@@ -106,6 +106,19 @@ grep -q CON42SOLE <<<"$out" && ok "console: input reaches the guest, output stre
 H logs | grep -q 'hutch-tiny: ready' && ok "logs shows the guest's console (console.log)" || fail "logs"
 H logs --supervisor | grep -q 'running' && ok "logs --supervisor" || fail "logs --supervisor"
 
+# --- console.log stays bounded: 1.1 MB of guest output rotates it once
+python3 "$GUESTSH_PY" --timeout 120 "$V/console.sock" \
+	'head -c 1100000 /dev/zero | tr "\0" x >/dev/ttyS0; echo' >/dev/null 2>&1
+a=$(stat -c %s "$V/console.log" 2>/dev/null || echo 0)
+b=$(stat -c %s "$V/console.log.1" 2>/dev/null || echo 0)
+[ "$b" -gt 0 ] && [ "$a" -le 1048576 ] && [ "$b" -le 1048576 ] &&
+	ok "console.log rotated at 1 MiB, one old file kept ($a + $b bytes)" ||
+	fail "console.log rotated at 1 MiB ($a + $b bytes)"
+timeout 3 "$HUTCH" -C "$T/p" logs -f >"$T/follow" 2>/dev/null
+rc=$?
+[ "$rc" -eq 124 ] && [ -s "$T/follow" ] && ok "logs -f prints and keeps following" ||
+	fail "logs -f (rc $rc)"
+
 # --- inspect
 out=$(H inspect)
 grep -q -- "-accel $(js .accel)" <<<"$out" && grep -q 'qmp status: *running' <<<"$out" &&
