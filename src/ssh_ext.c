@@ -370,6 +370,11 @@ static int ssh_ext_wait(struct up_ctx *u)
 	free(text);
 	if (rc < 0)
 		return rc;
+	if (u->vm->network.mode == CFG_NET_NONE) {
+		free(info);
+		log_info("network mode none: not waiting for SSH");
+		return 0;
+	}
 	if (!info && u->vm->kernel.path) {
 		/* a direct kernel boot (test rig) without cloud-init.yml: its
 		 * initramfs runs no cloud-init, so there is no SSH to wait for */
