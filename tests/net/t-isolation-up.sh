@@ -13,9 +13,11 @@
 # The host is made attacker-friendly (route_localnet=1 and IPv6 on the
 # bridge, broadcast echo answered): the rules must hold anyway.
 # Then: forward tcp/8080:80 reaches A from the host's 127.0.0.1 only,
-# `hutch inspect` lists A's rules, halting A removes its rules and not B's,
+# `hutch inspect` lists A's rules, halting A removes its rules and not B's
+# and keeps the gateway's MAC (B keeps working),
 # `nft flush ruleset` is repaired by B's supervisor, kill -9 of B's
 # supervisor + `hutch gc` leaves no table, tap or bridge.
+# The counters of hutch's drop rules show the attempts reached them.
 # The matrix (attempt | expected | got) is printed as "# " lines.
 set -u
 source "$(dirname "$0")/../lib/tap.sh"
@@ -161,6 +163,7 @@ is "control: B reaches the internet, not the LAN nor the host" "$(bnet)" "net en
 # probes inside A, in parallel; each prints "P KEY RESULT"
 PROBES='p() { r=$(nc -w 4 $1 $2 </dev/null 2>/dev/null | head -n1); echo "P $1:$2 ${r:-none}"; }
 q() { if ping -c 2 -W 3 $1 2>/dev/null | grep -q "bytes from"; then echo "P ping:$1 reply"; else echo "P ping:$1 none"; fi; }
+ap() { if arping -c 2 -w 3 -I eth0 -s $1 '"$GW"' 2>/dev/null | grep -q "Received [1-9]"; then echo "P arp:$1 reply"; else echo "P arp:$1 none"; fi; }
 q6() { r=$(ping6 -c 2 -W 3 $1 2>/dev/null | grep "bytes from" | grep -v "${2:-@}" | head -n1); echo "P ping6:$1 ${r:+reply}${r:-none}"; }'
 run_probes() {	# run_probes "FN ARGS" ... -> $T/g.out
 	local cmd="$PROBES"$'\n' t
@@ -182,7 +185,7 @@ P=("p $GW 8081" "p $GW 80" "p $GW 9090" "p 203.0.113.1 80" "p 203.0.113.1 8081"
 	"p 192.168.77.1 80" "p 169.254.169.254 80" "p 192.168.77.10 80" "p 192.168.77.50 80"
 	"p 10.99.0.10 80" "p 172.16.0.10 80" "p 100.64.0.10 80" "p $B 80" "p 203.0.113.10 80"
 	"q $GW" "q $B" "q $BCAST" "q 224.0.0.1" "q 203.0.113.10"
-	"q6 ff02::1%eth0 ${ALL6:-@}")
+	"q6 ff02::1%eth0 ${ALL6:-@}" "ap $A")
 [ -n "$HLL" ] && P+=("q6 $HLL%eth0")
 [ -n "$BLL" ] && P+=("q6 $BLL%eth0")
 run_probes "${P[@]}"
@@ -205,6 +208,7 @@ row none "ping:$B" "ping VM B"
 row none "ping:$BCAST" "ping broadcast $BCAST"
 row none "ping:224.0.0.1" "ping multicast 224.0.0.1"
 row reply ping:203.0.113.10 "ping the internet 203.0.113.10"
+row reply "arp:$A" "ARP request to the gateway from its own address"
 row none "ping6:ff02::1%eth0" "IPv6: ping6 ff02::1 (all nodes)"
 if [ -n "$HLL" ]; then row none "ping6:$HLL%eth0" "IPv6: ping6 the host's link-local"; else skip "IPv6 to the host's link-local" "the bridge got no link-local address"; fi
 if [ -n "$BLL" ]; then row none "ping6:$BLL%eth0" "IPv6: ping6 VM B's link-local"; else skip "IPv6 to VM B's link-local" "VM B has no link-local address"; fi
@@ -225,15 +229,19 @@ ga "ip route del 127.0.0.1/32; ip route add local 127.0.0.0/8 dev lo table local
 
 # 3. spoofed source IP: VM B's address, then a free one
 spoof_ip() {	# addr
-	ga "ip addr flush dev eth0; ip addr add $1/24 dev eth0; ip route add default via $GW" >/dev/null 2>&1
-	run_probes "p 203.0.113.10 80" "p $GW 8081" "p 192.168.77.50 80"
+	# a static neighbour entry for the gateway: IPv4 frames leave even though
+	# the guest's ARP from the spoofed address is dropped
+	ga "ip addr flush dev eth0; ip addr add $1/24 dev eth0; ip route add default via $GW; arp -i eth0 -s $GW $GWMAC" >/dev/null 2>&1
+	run_probes "p 203.0.113.10 80" "p $GW 8081" "p 192.168.77.50 80" "ap $1"
+	row none "arp:$1" "spoofed IP $1: ARP request to the gateway"
 	row none 203.0.113.10:80 "spoofed IP $1: internet"
 	row none "$GW:8081" "spoofed IP $1: host gateway:8081"
 	row none 192.168.77.50:80 "spoofed IP $1: allowed LAN host"
 }
+GWMAC=$(hn cat "/sys/class/net/$BR/address")
 spoof_ip "$B"
 spoof_ip "${GW%.*}.99"
-ga "ip addr flush dev eth0; ip addr add $A/24 dev eth0; ip route add default via $GW" >/dev/null 2>&1
+ga "ip addr flush dev eth0; ip addr add $A/24 dev eth0; ip route add default via $GW; arp -i eth0 -d $GW" >/dev/null 2>&1
 # 4. spoofed MAC
 MACA=$(ga 'cat /sys/class/net/eth0/address' 2>/dev/null | tr -d '\r')
 ga 'ip link set eth0 down; ip link set eth0 address 52:54:00:66:66:66; ip link set eth0 up; ip route add default via '"$GW"' 2>/dev/null; true' >/dev/null 2>&1
@@ -246,6 +254,19 @@ row net 203.0.113.10:80 "own MAC and IP again: internet"
 spoofed=$(grep -c -E "^tcp (${B//./\\.}|${GW%.*}\.99) " "$T/net.log" "$T/host.log" "$T/lan.log" | awk -F: '{s += $2} END {print s + 0}')
 is "no listener logged a connection from a spoofed source" "$spoofed" 0
 is "after A's spoofing: B reaches the internet, not the LAN nor the host" "$(bnet)" "net end "
+
+# the attempts reached hutch's rules and were dropped there (not lost elsewhere)
+cnt() {	# cnt FAMILY CHAIN COMMENT-PREFIX: packets counted by that rule
+	hn nft list chain "$1" hutch "$2" 2>/dev/null | grep -F "comment \"$3" | sed -n 's/.*counter packets \([0-9]*\).*/\1/p' | head -n1
+}
+for r in "bridge vm-$ida|drop source MAC other than" "bridge vm-$ida|drop IPv4 source other than" \
+	"bridge vm-$ida|drop ARP with a sender IP other than" \
+	"bridge vm-$ida|drop IPv6 and other ether types" "inet vm-$ida|drop daddr 192.168.0.0/16" \
+	"inet vm-$ida|drop daddr 169.254.0.0/16" "inet input|guest: drop new connections to the host"; do
+	c=$(cnt ${r%%|*} "${r#*|}")
+	[ "${c:-0}" -gt 0 ] && ok "nft counter > 0: ${r%%|*} \"${r#*|}\" ($c packets)" ||
+		fail "nft counter > 0: ${r%%|*} \"${r#*|}\" (got '${c:-}')"
+done
 
 diag "matrix from inside VM A, root (attempt | expected | got):"
 for m in "${MATRIX[@]}"; do diag "  $m"; done
@@ -270,6 +291,8 @@ grep -q "vm-$ida" <<<"$ins" && ok "hutch inspect lists A's rules (vm-$ida)" ||
 grep -q "vm-$idb" <<<"$ins" && fail "hutch inspect of A does not list B's rules" || ok "hutch inspect of A does not list B's rules"
 rules=$(hn nft list ruleset 2>/dev/null)
 grep -q "chain vm-$ida" <<<"$rules" && grep -q "chain vm-$idb" <<<"$rules" && ok "nft: both VMs have chains" || fail "nft: both VMs have chains"
+grep -qE 'iifname "ht-\*" .*drop comment "drop frames from a tap without rules' <<<"$rules" &&
+	ok "nft: a tap without its VM's rules passes nothing (fail closed)" || fail "nft: a tap without its VM's rules passes nothing (fail closed)"
 brmac() { hn cat "/sys/class/net/$BR/address" 2>/dev/null; }
 mac0=$(brmac)
 check "hutch halt A" hn timeout 120 "$HUTCH" -C "$T/isoa" halt
