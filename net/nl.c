@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -236,18 +237,30 @@ int nl_link_get(const char *name, int *ifindex, uint8_t mac[6])
 	return 0;
 }
 
+/*
+ * The bridge gets a MAC of its own (random, locally administered): without
+ * one, the kernel gives the bridge the lowest MAC of its ports, so halting
+ * the VM whose tap had it changes the gateway's MAC under the other VMs,
+ * whose ARP entries then point nowhere until they expire (their traffic
+ * stops for tens of seconds).  A MAC set at creation is never recalculated.
+ */
 int nl_bridge_add(const char *name)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE], what[64];
 	struct ifinfomsg *ifi;
 	struct nlmsghdr *nlh;
 	struct nlattr *li, *data;
+	uint8_t mac[6];
 	int rc;
 
 	if ((rc = nl_name_ok(name)))
 		return rc;
+	if (getrandom(mac, sizeof(mac), 0) != (ssize_t)sizeof(mac))
+		return -errno;
+	mac[0] = (uint8_t)((mac[0] & 0xfe) | 0x02);	/* unicast, locally administered */
 	nlh = nl_link_msg(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, AF_UNSPEC, &ifi);
 	mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+	mnl_attr_put(nlh, IFLA_ADDRESS, sizeof(mac), mac);
 	li = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
 	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "bridge");
 	data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
