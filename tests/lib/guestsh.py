@@ -73,6 +73,12 @@ class Console:
         data = self.sock.recv(65536)
         if not data:
             die("console closed (guest gone?)", 125)
+        # busybox's line editor asks the terminal where the cursor is
+        # (ESC[6n) after a long line; nobody answers on a serial console and
+        # it can stall input, so answer like a terminal would
+        tail = self.buf[-3:] + data
+        for _ in range(tail.count(b"\x1b[6n")):
+            self.sock.sendall(b"\x1b[1;1R")
         self.buf += data
         if os.environ.get("GUESTSH_DEBUG"):
             sys.stderr.buffer.write(data)
