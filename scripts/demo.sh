@@ -17,8 +17,11 @@ make -j"$(nproc)" hutch
 HUTCH=$SRC/hutch
 
 if ! "$HUTCH" images list 2>/dev/null | grep -qw 'debian-12'; then
-	step "no cached debian-12 image: building one from Debian packages (several minutes)"
-	"$HUTCH" images build debian-12
+	step "no cached debian-12 image: downloading the official one"
+	if ! "$HUTCH" images pull debian-12; then
+		step "no download possible: building debian-12 from Debian packages (several minutes)"
+		"$HUTCH" images build debian-12
+	fi
 fi
 
 WORK=$(mktemp -d /tmp/hutch-demo.XXXXXX)
