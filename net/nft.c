@@ -88,6 +88,7 @@
 #include <libnftnl/udata.h>
 
 #include "net/nft.h"
+#include "net/nl.h"
 #include "src/log.h"
 #include "src/util.h"
 
@@ -362,29 +363,6 @@ static int nb_elem(struct nb *nb, uint16_t family, uint16_t type, const char *se
 	return nb->err;
 }
 
-/* Extended-ACK message text, when the kernel gave one */
-static const char *ack_msg(const struct nlmsghdr *nlh)
-{
-	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
-	const struct nlattr *attr;
-	size_t off;
-
-	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
-		return NULL;
-	off = sizeof(*e);
-	if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
-		off += e->msg.nlmsg_len - sizeof(struct nlmsghdr);
-	if (MNL_ALIGN(off) > mnl_nlmsg_get_payload_len(nlh))
-		return NULL;
-	mnl_attr_for_each_payload((const void *)((const char *)e + MNL_ALIGN(off)),
-				  mnl_nlmsg_get_payload_len(nlh) - MNL_ALIGN(off)) {
-		if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG &&
-		    mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0)
-			return mnl_attr_get_str(attr);
-	}
-	return NULL;
-}
-
 /**
  * nb_commit() - send the batch, collect every ACK
  * @nb:    the batch (freed by the caller)
@@ -465,7 +443,7 @@ static int nb_commit(struct nb *nb, const char *what)
 				continue;
 			for (i = 0; i < nb->n && nb->seq[i] != nlh->nlmsg_seq; i++)
 				;
-			m = ack_msg(nlh);
+			m = nl_ack_msg(nlh);
 			if (!rc)
 				rc = e->error;
 			if (e->error != nb->quiet)

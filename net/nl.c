@@ -34,22 +34,25 @@ static unsigned int nl_seq_next;
 /* reply parser: called for every message that is not an error/ack/done */
 typedef int (*nl_data_cb)(const struct nlmsghdr *nlh, void *data);
 
-/* The extended-ack message of an NLMSG_ERROR, or NULL (bounded by the message length). */
-static const char *nl_ext_msg(const struct nlmsghdr *nlh)
+const char *nl_ack_msg(const struct nlmsghdr *nlh)
 {
 	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+	size_t len = mnl_nlmsg_get_payload_len(nlh), off;
 	const struct nlattr *attr;
-	size_t off;
 
-	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
+	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS) || len < sizeof(*e))
 		return NULL;
 	off = sizeof(*e);
 	/* without NETLINK_CAP_ACK the original request follows the error */
-	if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
+	if (!(nlh->nlmsg_flags & NLM_F_CAPPED)) {
+		if (e->msg.nlmsg_len < sizeof(struct nlmsghdr))
+			return NULL;
 		off += e->msg.nlmsg_len - sizeof(struct nlmsghdr);
-	if (mnl_nlmsg_get_payload_len(nlh) < off)
+	}
+	off = MNL_ALIGN(off);
+	if (off > len)
 		return NULL;
-	mnl_attr_for_each_payload((const void *)((const char *)e + off), mnl_nlmsg_get_payload_len(nlh) - off) {
+	mnl_attr_for_each_payload((const void *)((const char *)e + off), len - off) {
 		if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG &&
 		    mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0)
 			return mnl_attr_get_str(attr);
@@ -119,7 +122,7 @@ static int nl_talk(struct nlmsghdr *nlh, const char *what, nl_data_cb cb, void *
 					rc = -EBADMSG;
 				} else if (e->error) {
 					rc = e->error < 0 ? e->error : -e->error;
-					msg = nl_ext_msg(m);
+					msg = nl_ack_msg(m);
 					if (!quiet_err)
 						log_msg(LOG_LVL_ERR, rc, "netlink: %s%s%s", what,
 							msg ? ": " : "", msg ? msg : "");

@@ -18,6 +18,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct nlmsghdr;
+/**
+ * nl_ack_msg() - the kernel's extended-ack text in an NLMSG_ERROR, or NULL
+ * @nlh: the error message (bounds taken from its own length)
+ *
+ * Shared by the link code and the nftables batches: both ask for extended
+ * acks, so a failure can name the kernel's reason.
+ */
+const char *nl_ack_msg(const struct nlmsghdr *nlh);
+
 /** nl_link_get() - ifindex (and MAC, when @mac) of @name; -ENODEV if absent */
 int nl_link_get(const char *name, int *ifindex, uint8_t mac[6]);
 /** nl_bridge_add() - create bridge @name (STP off); -EEXIST if it exists */
