@@ -102,7 +102,7 @@ struct sv_core {
 
 /* ---- the sv_ctx API for extensions (src/ext.h) ---- */
 
-int sv_qemu_arg(struct sv_ctx *c, const char *arg)
+static int sv_host_qemu_arg(struct sv_ctx *c, const char *arg)
 {
 	struct sv_core *k = c->core;
 
@@ -111,7 +111,7 @@ int sv_qemu_arg(struct sv_ctx *c, const char *arg)
 	return qemu_argv_add(&k->extra, arg);
 }
 
-int sv_qemu_fd(struct sv_ctx *c, int fd)
+static int sv_host_qemu_fd(struct sv_ctx *c, int fd)
 {
 	struct sv_core *k = c->core;
 	int child;
@@ -127,13 +127,8 @@ int sv_qemu_fd(struct sv_ctx *c, int fd)
 	return child;
 }
 
-int sv_state_save(struct sv_ctx *c)
-{
-	return state_save(c->vm_dir, c->state);
-}
-
-int sv_watch_fd(struct sv_ctx *c, int fd, void (*cb)(struct sv_ctx *c, int fd, void *arg),
-		void *arg)
+static int sv_host_watch_fd(struct sv_ctx *c, int fd,
+			    void (*cb)(struct sv_ctx *c, int fd, void *arg), void *arg)
 {
 	struct sv_core *k = c->core;
 
@@ -145,7 +140,7 @@ int sv_watch_fd(struct sv_ctx *c, int fd, void (*cb)(struct sv_ctx *c, int fd, v
 	return 0;
 }
 
-void sv_unwatch_fd(struct sv_ctx *c, int fd)
+static void sv_host_unwatch_fd(struct sv_ctx *c, int fd)
 {
 	struct sv_core *k = c->core;
 
@@ -156,6 +151,13 @@ void sv_unwatch_fd(struct sv_ctx *c, int fd)
 		}
 	}
 }
+
+static const struct sv_host sv_host = {
+	.qemu_arg = sv_host_qemu_arg,
+	.qemu_fd = sv_host_qemu_fd,
+	.watch_fd = sv_host_watch_fd,
+	.unwatch_fd = sv_host_unwatch_fd,
+};
 
 /* ---- state ---- */
 
@@ -885,7 +887,8 @@ int sv_run(const char *vm_dir)
 	const struct sv_ext *const *ext = ext_sv_list();
 	struct sv_core k = { .qemu_pidfd = -1, .serial_fd = -1, .console_lfd = -1,
 			     .control_lfd = -1, .sig_fd = -1, .log_fd = -1 };
-	struct sv_ctx c = { .vm_dir = vm_dir, .uid = getuid(), .gid = getgid(), .core = &k };
+	struct sv_ctx c = { .vm_dir = vm_dir, .uid = getuid(), .gid = getgid(), .host = &sv_host,
+			    .core = &k };
 	void *priv[16] = { 0 };
 	struct qemu_argv argv = { 0 };
 	const struct cfg_vm *vm = NULL;
