@@ -337,6 +337,21 @@ int vm_ctl_parse(const char *line, size_t n, enum vm_ctl_cmd *cmd, long *timeout
 	return rc;
 }
 
+int vm_ctl_feed(char *buf, size_t cap, size_t *have, const char *in, size_t n, size_t *len)
+{
+	size_t take = n < cap - *have ? n : cap - *have;
+	char *nl;
+
+	memcpy(buf + *have, in, take);
+	*have += take;
+	nl = memchr(buf, '\n', *have);
+	if (nl) {
+		*len = (size_t)(nl - buf);
+		return 1;
+	}
+	return *have >= cap ? -E2BIG : 0;
+}
+
 int vm_sock_path(const char *vm_dir, const char *name, char *buf, size_t n)
 {
 	struct sockaddr_un sa;

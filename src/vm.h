@@ -150,6 +150,20 @@ int vm_stop(struct vm_target *t, struct up_ctx *u, const char *trigger);
 /** vm_print_tails() - the ends of supervisor.log and console.log on stderr (escaped) */
 void vm_print_tails(const char *vm_dir);
 
+/**
+ * vm_ctl_feed() - a control client's framing: take @n bytes it sent into
+ * its line buffer
+ * @buf, @cap: the client's buffer (at most VM_CTL_LINE_MAX)
+ * @have:      bytes in @buf so far; updated
+ * @in, @n:    what was read (untrusted: any split, any bytes)
+ * @len:       set to the length of the complete line at @buf's start
+ *             (its '\n' excluded) when the return is 1
+ * Return: 1 a line is complete (bytes after it are dropped: one request
+ * per connection), 0 more is needed, -E2BIG the buffer filled without a
+ * newline (the client is not one of ours: close it)
+ */
+int vm_ctl_feed(char *buf, size_t cap, size_t *have, const char *in, size_t n, size_t *len);
+
 /** vm_sock_path() - <@vm_dir>/@name checked against sun_path's size */
 int vm_sock_path(const char *vm_dir, const char *name, char *buf, size_t n);
 
