@@ -128,7 +128,7 @@ const struct cmd_entry cmd_mount_entry = {
 		"\n"
 		"Example:\n"
 		"  hutch mount && cp -r src workspace/ && hutch unmount\n",
-	.flags = CMD_F_VM | CMD_F_CFG | CMD_F_LOCK | CMD_F_NAME_IF_VM,
+	.flags = CMD_F_VM | CMD_F_CFG | CMD_F_CREATE | CMD_F_LOCK | CMD_F_NAME_IF_VM,
 	.fn = cmd_mount,
 };
 
@@ -141,6 +141,6 @@ const struct cmd_entry cmd_unmount_entry = {
 		"\n"
 		"Example:\n"
 		"  hutch unmount workspace\n",
-	.flags = CMD_F_VM | CMD_F_CFG | CMD_F_LOCK | CMD_F_NAME_IF_VM,
+	.flags = CMD_F_VM | CMD_F_CFG | CMD_F_CREATE | CMD_F_LOCK | CMD_F_NAME_IF_VM,
 	.fn = cmd_unmount,
 };
