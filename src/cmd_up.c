@@ -221,7 +221,7 @@ static int up_prepare(struct up_ctx *u, struct vm_target *t)
 {
 	int rc;
 
-	u->created = !t->state;
+	u->created = !u->state;
 	if (u->created) {
 		rc = up_create(u);
 		if (rc) {
