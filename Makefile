@@ -3,6 +3,10 @@
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
 DATADIR ?= $(PREFIX)/share/hutch
+MANDIR  ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 DESTDIR ?=
 CC      ?= cc
 CLANG   ?= clang
@@ -38,7 +42,11 @@ HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=$(B)/tests/%)
 
 .PHONY: all check unit fuzz fuzz-run bench demo install uninstall clean asan analyze format deps
 
-all: hutch
+all: hutch hutch.1
+
+# the man page comes from the verb table (src/cmd.c), like `hutch help VERB`
+hutch.1: hutch
+	./hutch __man > $@.tmp && mv $@.tmp $@
 
 hutch: $(B)/src/main.o $(LIB_OBJ)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
@@ -85,7 +93,7 @@ fuzz-run: fuzz
 	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(B)/fuzz/corpus-$$n $$seeds >$(B)/fuzz/$$n.log 2>&1 \
 	    || { tail -40 $(B)/fuzz/$$n.log; exit 1; }; done
 
-check: hutch unit
+check: hutch hutch.1 unit
 	bash tests/run
 
 bench: hutch unit
@@ -106,20 +114,26 @@ analyze:
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
-install: hutch
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/recipes
+install: hutch hutch.1
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/recipes $(DESTDIR)$(MANDIR)/man1 \
+	  $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
 	install -m 0755 hutch $(DESTDIR)$(BINDIR)/hutch
+	install -m 0644 hutch.1 $(DESTDIR)$(MANDIR)/man1/hutch.1
+	./hutch completion bash > $(DESTDIR)$(BASHCOMPDIR)/hutch
+	./hutch completion zsh > $(DESTDIR)$(ZSHCOMPDIR)/_hutch
+	./hutch completion fish > $(DESTDIR)$(FISHCOMPDIR)/hutch.fish
 	if [ -d images/recipes ]; then cp -r images/recipes/. $(DESTDIR)$(DATADIR)/recipes/; fi
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/hutch
+	rm -f $(DESTDIR)$(BINDIR)/hutch $(DESTDIR)$(MANDIR)/man1/hutch.1 \
+	  $(DESTDIR)$(BASHCOMPDIR)/hutch $(DESTDIR)$(ZSHCOMPDIR)/_hutch $(DESTDIR)$(FISHCOMPDIR)/hutch.fish
 	rm -rf $(DESTDIR)$(DATADIR)
 
 deps:
 	bash scripts/install-deps.sh
 
 clean:
-	rm -rf $(B) build-asan hutch
+	rm -rf $(B) build-asan hutch hutch.1
 
 -include $(LIB_OBJ:.o=.d) $(B)/src/main.d
 

@@ -1266,8 +1266,8 @@ static const struct img_alias *img_alias_find(const char *name)
  */
 static int img_cache_lock(void)
 {
-	char dir[PATH_MAX];
-	int fd, rc;
+	char dir[PATH_MAX], msg[PATH_MAX + 64];
+	int rc;
 
 	rc = img_cache_dir(dir, sizeof(dir));
 	if (!rc)
@@ -1276,18 +1276,9 @@ static int img_cache_lock(void)
 		log_errno(rc, "image cache");
 		return rc;
 	}
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		log_info("waiting for another hutch downloading into %s", dir);
-		if (flock(fd, LOCK_EX) < 0) {
-			rc = -errno;
-			close(fd);
-			return rc;
-		}
-	}
-	return fd;
+	if (util_snprintf(msg, sizeof(msg), "waiting for another hutch downloading into %s", dir))
+		msg[0] = 0;
+	return util_flock(dir, true, msg[0] ? msg : NULL);
 }
 
 /*

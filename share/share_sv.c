@@ -27,13 +27,6 @@
 #include "src/log.h"
 #include "src/util.h"
 
-/*
- * The core defines these; weak so that share/ links (unit tests, a build
- * before the supervisor exists) and fails cleanly at run time without them.
- */
-#pragma weak sv_qemu_arg
-#pragma weak sv_state_save
-
 struct share_run {
 	pid_t vfs_pid;
 	bool mounted;
@@ -64,20 +57,6 @@ static int share_qemu_escape(char *dst, size_t n, const char *src)
 		return -ENAMETOOLONG;
 	dst[o] = '\0';
 	return 0;
-}
-
-static int share_save(struct sv_ctx *c)
-{
-	if (!sv_state_save)
-		return -ENOSYS;
-	return sv_state_save(c);
-}
-
-static int share_arg(struct sv_ctx *c, const char *a)
-{
-	if (!sv_qemu_arg)
-		return -ENOSYS;
-	return sv_qemu_arg(c, a);
 }
 
 static int share_paths_for(const struct sv_ctx *c, const struct cfg_share *s,
@@ -128,7 +107,7 @@ static void share_teardown(struct sv_ctx *c, void *priv)
 			json_object_set_new(r->st, "mounted", json_boolean(r->mounted));
 		}
 	}
-	share_save(c);
+	sv_state_save(c);
 	free(p);
 }
 
@@ -185,7 +164,7 @@ static int share_prepare(struct sv_ctx *c, void **privp)
 			}
 			/* recorded before mounting, so a crash in between is still gc'd */
 			json_object_set_new(r->st, "mounted", json_true());
-			share_save(c);
+			sv_state_save(c);
 			rc = share_mount(r->img, s->host, c->uid, c->gid, &r->loop);
 			if (rc < 0) {
 				json_object_set_new(r->st, "mounted", json_false());
@@ -206,27 +185,27 @@ static int share_prepare(struct sv_ctx *c, void **privp)
 			goto err;
 		}
 		json_object_set_new(r->st, "virtiofsd_pid", json_integer(r->vfs_pid));
-		share_save(c);
+		sv_state_save(c);
 	}
 
 	/* vhost-user needs guest RAM QEMU can share with virtiofsd: one backend for all */
 	if ((rc = util_snprintf(arg, sizeof(arg),
 				"memory-backend-memfd,id=hutch-mem,size=%uM,share=on",
 				vm->memory_mib)) < 0 ||
-	    (rc = share_arg(c, "-object")) < 0 || (rc = share_arg(c, arg)) < 0 ||
-	    (rc = share_arg(c, "-numa")) < 0 || (rc = share_arg(c, "node,memdev=hutch-mem")) < 0)
+	    (rc = sv_qemu_arg(c, "-object")) < 0 || (rc = sv_qemu_arg(c, arg)) < 0 ||
+	    (rc = sv_qemu_arg(c, "-numa")) < 0 || (rc = sv_qemu_arg(c, "node,memdev=hutch-mem")) < 0)
 		goto err;
 	for (size_t i = 0; i < vm->n_shares; i++) {
 		if ((rc = share_qemu_escape(esc, sizeof(esc), p->r[i].sock)) < 0 ||
 		    (rc = util_snprintf(arg, sizeof(arg), "socket,id=hutch-vfs%zu,path=%s", i, esc)) < 0 ||
-		    (rc = share_arg(c, "-chardev")) < 0 || (rc = share_arg(c, arg)) < 0 ||
+		    (rc = sv_qemu_arg(c, "-chardev")) < 0 || (rc = sv_qemu_arg(c, arg)) < 0 ||
 		    (rc = util_snprintf(arg, sizeof(arg),
 					"vhost-user-fs-pci,chardev=hutch-vfs%zu,tag=%s", i,
 					vm->shares[i].tag)) < 0 ||
-		    (rc = share_arg(c, "-device")) < 0 || (rc = share_arg(c, arg)) < 0)
+		    (rc = sv_qemu_arg(c, "-device")) < 0 || (rc = sv_qemu_arg(c, arg)) < 0)
 			goto err;
 	}
-	if ((rc = share_save(c)) < 0)
+	if ((rc = sv_state_save(c)) < 0)
 		goto err;
 	*privp = p;
 	return 0;

@@ -15,7 +15,7 @@
 #include "src/log.h"
 #include "src/util.h"
 
-int cmd_check_config(struct cli *cli, int argc, char **argv)
+static int cmd_check_config(struct cli *cli, struct vm_target *t, int argc, char **argv)
 {
 	char def[4200];
 	const char *path = NULL;
@@ -25,6 +25,7 @@ int cmd_check_config(struct cli *cli, int argc, char **argv)
 	json_t *j = NULL;
 	int i, rc;
 
+	(void)t;
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json")) {
 			json = true;
@@ -73,3 +74,17 @@ int cmd_check_config(struct cli *cli, int argc, char **argv)
 	}
 	return EXIT_OK;
 }
+
+const struct cmd_entry cmd_check_config_entry = {
+	.name = "check-config",
+	.usage = "[FILE]",
+	.summary = "validate hutch.yaml and print the resolved config",
+	.help = "Loads hutch.yaml (or FILE) exactly as 'hutch up' would and prints the result:\n"
+		"defaults filled in, paths absolute. Errors name file:line:column, with a \"did\n"
+		"you mean\" for misspelt keys, and exit 2. Nothing is started or changed.\n"
+		"\n"
+		"Examples:\n"
+		"  hutch check-config\n"
+		"  hutch check-config --json other/hutch.yaml\n",
+	.fn = cmd_check_config,
+};

@@ -427,11 +427,12 @@ out:
 	return code;
 }
 
-int cmd_images(struct cli *cli, int argc, char **argv)
+static int cmd_images(struct cli *cli, struct vm_target *t, int argc, char **argv)
 {
 	const char *sub;
 	int i, j;
 
+	(void)t;
 	/* --json is also taken after the verb: `hutch images list --json` */
 	for (i = j = 0; i < argc; i++) {
 		if (i > 0 && !strcmp(argv[i], "--json"))
@@ -462,3 +463,27 @@ int cmd_images(struct cli *cli, int argc, char **argv)
 	images_usage();
 	return EXIT_USAGE;
 }
+
+static const char *const images_valopts[] = { "--sha256", NULL };
+
+const struct cmd_entry cmd_images_entry = {
+	.name = "images",
+	.usage = "[list | pull NAME|URL [--sha256 HEX] | rm NAME | build NAME [--force]]",
+	.summary = "manage the base image cache (--json)",
+	.help = "Base images are downloaded once into $XDG_CACHE_HOME/hutch/images, verified\n"
+		"(sha256 or sha512 from the distribution's checksum file, or image_sha256), and\n"
+		"never modified: each VM's disk is a copy-on-write overlay over one.\n"
+		"\n"
+		"  list               cached images, their size and where they came from\n"
+		"  pull NAME|URL      download and verify (aliases: debian-12, debian-13,\n"
+		"                     ubuntu-24.04, fedora, arch; or an https URL)\n"
+		"  rm NAME            remove a cached image\n"
+		"  build NAME         make an image from Debian packages (debootstrap) for hosts\n"
+		"                     without internet, cached under NAME (--force: again)\n"
+		"\n"
+		"Examples:\n"
+		"  hutch images pull debian-12\n"
+		"  hutch images build debian-12\n",
+	.valopts = images_valopts,
+	.fn = cmd_images,
+};

@@ -22,83 +22,15 @@
 #include "src/log.h"
 #include "src/state.h"
 #include "src/util.h"
+#include "src/vm.h"
 
-/* the config module's; weak so this file links in builds without it */
-#pragma weak cfg_load
-#pragma weak cfg_free
-#pragma weak cfg_find_vm
-
-/*
- * Does a supervisor run for @name?  state.json is read directly (bounded,
- * type-checked) and the pid is checked to be alive, so a stale "running"
- * left by a crash does not block `hutch mount` (gc cleans that up).
- */
-static bool share_vm_running(const char *name)
+static int share_cmd(struct cli *cli, struct vm_target *t, int argc, char **argv, bool do_mount)
 {
-	char dir[PATH_MAX], path[PATH_MAX + 16], *buf = NULL;
-	const char *status;
-	json_int_t pid;
-	json_t *st;
-	size_t n;
-	bool running = false;
-
-	if (util_vm_dir(name, dir, sizeof(dir)) < 0 ||
-	    util_path_join(path, sizeof(path), dir, "state.json") < 0 ||
-	    util_read_file(path, STATE_MAX_BYTES, &buf, &n) < 0)
-		return false;
-	st = json_loadb(buf, n, 0, NULL);
-	free(buf);
-	if (!json_is_object(st)) {
-		json_decref(st);
-		return false;
-	}
-	status = json_string_value(json_object_get(st, "status"));
-	pid = json_integer_value(json_object_get(st, "supervisor_pid"));
-	if (status && (strcmp(status, "starting") == 0 || strcmp(status, "running") == 0 ||
-		       strcmp(status, "paused") == 0) &&
-	    pid > 1 && pid <= INT_MAX && (kill((pid_t)pid, 0) == 0 || errno == EPERM))
-		running = true;
-	json_decref(st);
-	return running;
-}
-
-static int share_cmd(struct cli *cli, int argc, char **argv, bool do_mount)
-{
-	char path[PATH_MAX + 16], img[PATH_MAX];
-	const struct cfg_vm *vm = NULL;
-	struct cfg_error ce = { { 0 } };
-	struct cfg *c = NULL;
+	char img[PATH_MAX];
+	const struct cfg_vm *vm = t->vm;
+	const struct cfg *c = t->cfg;
 	int i = 1, rc, ret = EXIT_OK;
 
-	if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
-		printf("usage: hutch %s [NAME] [TAG...]\n", argv[0]);
-		return EXIT_OK;
-	}
-	if (!cfg_load || !cfg_find_vm) {
-		log_err("%s: this build of hutch cannot read hutch.yaml", argv[0]);
-		return EXIT_ERR;
-	}
-	if (util_path_join(path, sizeof(path), cli->dir, "hutch.yaml") < 0)
-		return EXIT_USAGE;
-	rc = cfg_load(path, &c, &ce);
-	if (rc < 0) {
-		log_err("%s", ce.msg[0] ? ce.msg : "cannot load hutch.yaml");
-		return rc == -EINVAL ? EXIT_USAGE : EXIT_ERR;
-	}
-	if (argc > 1 && argv[1][0] != '-') {
-		for (size_t k = 0; k < c->n_vms; k++)
-			if (strcmp(c->vms[k].name, argv[1]) == 0)
-				vm = &c->vms[k];
-		if (vm)
-			i = 2;
-	}
-	if (!vm)
-		vm = cfg_find_vm(c, NULL);
-	if (!vm) {
-		log_err("no VM in %s", path);
-		ret = EXIT_USAGE;
-		goto out;
-	}
 	for (int a = i; a < argc; a++) {
 		bool known = false;
 
@@ -106,15 +38,14 @@ static int share_cmd(struct cli *cli, int argc, char **argv, bool do_mount)
 			known |= vm->shares[k].tag && strcmp(vm->shares[k].tag, argv[a]) == 0;
 		if (!known) {
 			log_err("VM %s has no shared folder with tag '%s'", vm->name, argv[a]);
-			ret = EXIT_USAGE;
-			goto out;
+			return EXIT_USAGE;
 		}
 	}
-	if (share_vm_running(vm->name)) {
+	/* checked under the VM lock: no `up` can be starting it meanwhile */
+	if (t->alive) {
 		log_err("VM %s is running: its shared folders belong to it until 'hutch halt'",
 			vm->name);
-		ret = EXIT_ERR;
-		goto out;
+		return EXIT_ERR;
 	}
 	if (vm->n_shares == 0 && !cli->quiet)
 		log_info("VM %s has no shared folders", vm->name);
@@ -172,18 +103,44 @@ static int share_cmd(struct cli *cli, int argc, char **argv, bool do_mount)
 			}
 		}
 	}
-out:
-	if (cfg_free)
-		cfg_free(c);
 	return ret;
 }
 
-int cmd_mount(struct cli *cli, int argc, char **argv)
+static int cmd_mount(struct cli *cli, struct vm_target *t, int argc, char **argv)
 {
-	return share_cmd(cli, argc, argv, true);
+	return share_cmd(cli, t, argc, argv, true);
 }
 
-int cmd_unmount(struct cli *cli, int argc, char **argv)
+static int cmd_unmount(struct cli *cli, struct vm_target *t, int argc, char **argv)
 {
-	return share_cmd(cli, argc, argv, false);
+	return share_cmd(cli, t, argc, argv, false);
 }
+
+const struct cmd_entry cmd_mount_entry = {
+	.name = "mount",
+	.usage = "[NAME] [TAG...]",
+	.summary = "mount the shared folders' images on the host",
+	.help = "While the VM is halted, mounts the image of each isolated shared folder (or\n"
+		"of the folders TAG names) on its folder, nosymfollow,nodev,nosuid, as the\n"
+		"supervisor does while the VM runs, so you can fill it before the first up or\n"
+		"look into it afterwards. A missing image is created. Folders with\n"
+		"'isolation: false' are the folder itself: nothing to do.\n"
+		"\n"
+		"Example:\n"
+		"  hutch mount && cp -r src workspace/ && hutch unmount\n",
+	.flags = CMD_F_VM | CMD_F_CFG | CMD_F_CREATE | CMD_F_LOCK | CMD_F_NAME_IF_VM,
+	.fn = cmd_mount,
+};
+
+const struct cmd_entry cmd_unmount_entry = {
+	.name = "unmount",
+	.usage = "[NAME] [TAG...]",
+	.summary = "unmount them",
+	.help = "Unmounts what 'hutch mount' mounted (only mounts of hutch's own images: a\n"
+		"folder mounted from anything else is left alone). Refused while the VM runs.\n"
+		"\n"
+		"Example:\n"
+		"  hutch unmount workspace\n",
+	.flags = CMD_F_VM | CMD_F_CFG | CMD_F_CREATE | CMD_F_LOCK | CMD_F_NAME_IF_VM,
+	.fn = cmd_unmount,
+};

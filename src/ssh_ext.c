@@ -24,21 +24,14 @@
 #include "src/ssh_ext.h"
 #include "src/util.h"
 
-/* The core's helpers: weak, so this module links before the core lands. */
-extern int up_state_reload(struct up_ctx *u) __attribute__((weak));
-extern bool up_vm_alive(struct up_ctx *u) __attribute__((weak));
-
 static bool ssh_ext_alive(void *arg)
 {
-	struct up_ctx *u = arg;
-
-	return !up_vm_alive || up_vm_alive(u);
+	return up_vm_alive(arg);
 }
 
 static void ssh_ext_reload(struct up_ctx *u)
 {
-	if (up_state_reload)
-		(void)up_state_reload(u);
+	(void)up_state_reload(u);
 }
 
 /* The guest's address for HUTCH_VM_IP: the lease, when there is one. */
@@ -358,11 +351,11 @@ static int ssh_ext_wait_cloud_init(struct up_ctx *u, struct ssh_conn *c)
 	return 0;
 }
 
-static int ssh_ext_wait(struct up_ctx *u)
+/* Is there an SSH server with our key to wait for?  1 yes, 0 no, or an error. */
+static int ssh_ext_expects_ssh(struct up_ctx *u)
 {
-	char *text = NULL, playbook[PATH_MAX];
 	struct ci_info *info = NULL;
-	struct ssh_conn *c;
+	char *text = NULL;
 	size_t len;
 	int rc;
 
@@ -370,23 +363,31 @@ static int ssh_ext_wait(struct up_ctx *u)
 	free(text);
 	if (rc < 0)
 		return rc;
+	rc = 1;
 	if (u->vm->network.mode == CFG_NET_NONE) {
-		free(info);
 		log_info("network mode none: not waiting for SSH");
-		return 0;
-	}
-	if (!info && u->vm->kernel.path) {
+		rc = 0;
+	} else if (!info && u->vm->kernel.path) {
 		/* a direct kernel boot (test rig) without cloud-init.yml: its
 		 * initramfs runs no cloud-init, so there is no SSH to wait for */
 		log_info("direct kernel boot without cloud-init.yml: not waiting for SSH");
-		return 0;
-	}
-	if (info && !info->has_keys) {
+		rc = 0;
+	} else if (info && !info->has_keys) {
 		log_info("cloud-init.yml gives the guest no SSH key: not waiting for SSH");
-		free(info);
-		return 0;
+		rc = 0;
 	}
 	free(info);
+	return rc;
+}
+
+int ssh_ext_wait_for(struct up_ctx *u, bool cloud_init)
+{
+	struct ssh_conn *c;
+	int rc;
+
+	rc = ssh_ext_expects_ssh(u);
+	if (rc <= 0)
+		return rc ? rc : -ENOTSUP;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
@@ -398,18 +399,33 @@ static int ssh_ext_wait(struct up_ctx *u)
 	rc = ssh_ext_wait_ssh(u, c);
 	if (rc < 0)
 		goto out;
-	if (u->vm->cloud_init_wait) {
+	up_phase(u, "ssh-ready", NULL, NULL);
+	if (cloud_init) {
 		rc = ssh_ext_wait_cloud_init(u, c);
-		if (rc < 0)
-			goto out;
+		if (rc == 0)
+			up_phase(u, "cloud-init-done", NULL, NULL);
 	}
-	rc = util_path_join(playbook, sizeof(playbook), u->cfg->dir, "playbook.yml");
-	if (rc < 0)
-		goto out;
-	if (u->created && access(playbook, F_OK) == 0)
-		rc = prov_playbook(u->vm, u->cfg->dir, u->vm_dir, u->state, ssh_ext_alive, u);
 out:
 	free(c);
+	return rc;
+}
+
+static int ssh_ext_wait(struct up_ctx *u)
+{
+	char playbook[PATH_MAX];
+	int rc;
+
+	rc = ssh_ext_wait_for(u, u->vm->cloud_init_wait);
+	if (rc == -ENOTSUP)
+		return 0;
+	if (rc < 0)
+		return rc;
+	rc = util_path_join(playbook, sizeof(playbook), u->cfg->dir, "playbook.yml");
+	if (rc < 0 || !u->created || access(playbook, F_OK))
+		return rc;
+	rc = prov_playbook(u->vm, u->cfg->dir, u->vm_dir, u->state, ssh_ext_alive, u);
+	if (rc == 0)
+		up_phase(u, "provisioned", NULL, NULL);
 	return rc;
 }
 
@@ -421,13 +437,8 @@ static int ssh_ext_after_up(struct up_ctx *u)
 	switch (u->vm->autoconnect) {
 	case CFG_AUTO_SSH:
 		return ssh_exec(u->vm, u->cfg->dir, u->vm_dir, u->state, NULL);
-	case CFG_AUTO_CONSOLE: {
-		char verb[] = "console", name[CFG_NAME_MAX + 1];
-		char *argv[] = { verb, name, NULL };
-
-		memcpy(name, u->vm->name, sizeof(name));
-		return cmd_console(u->cli, 2, argv) == 0 ? 0 : -EIO;
-	}
+	case CFG_AUTO_CONSOLE:
+		return cmd_console_attach(u->vm_dir, u->vm->name) == 0 ? 0 : -EIO;
 	case CFG_AUTO_NONE:
 		break;
 	}

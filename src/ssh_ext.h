@@ -6,6 +6,7 @@
  * and the pieces the ssh verbs share with it.
  */
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "src/ci.h"
@@ -20,6 +21,15 @@ extern const struct up_ext ssh_up_ext;
  * @info:       set to its ci_parse() (NULL when there is none); the caller frees
  */
 int ssh_ext_ci_load(const char *project_dir, char **text, size_t *len, struct ci_info **info);
+
+/**
+ * ssh_ext_wait_for() - wait until the VM answers SSH with its pinned host
+ * key (timeouts.ssh), then, with @cloud_init, until `cloud-init status
+ * --wait` says done (timeouts.cloud_init); stops early when the VM dies
+ * Return: 0, -ENOTSUP when the guest has no SSH to wait for (mode none, no
+ * key in cloud-init.yml), -ETIMEDOUT, -ESRCH (the VM stopped), or an errno
+ */
+int ssh_ext_wait_for(struct up_ctx *u, bool cloud_init);
 
 /**
  * ssh_exec() - replace this process with ssh to the VM (pinned host key)

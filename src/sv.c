@@ -60,8 +60,16 @@ struct sv_watch {
 	void *arg;
 };
 
+/*
+ * A control client.  While @pending, its reply waits for QEMU's answer to
+ * an asynchronous QMP command and it is not read from; the reply callback
+ * writes and closes it.
+ */
 struct sv_ctl_client {
 	int fd;
+	bool pending;
+	enum vm_ctl_cmd cmd;
+	struct sv_ctx *c;
 	size_t have;
 	char buf[SV_CTL_REQ_MAX];
 };
@@ -102,7 +110,7 @@ struct sv_core {
 
 /* ---- the sv_ctx API for extensions (src/ext.h) ---- */
 
-int sv_qemu_arg(struct sv_ctx *c, const char *arg)
+static int sv_host_qemu_arg(struct sv_ctx *c, const char *arg)
 {
 	struct sv_core *k = c->core;
 
@@ -111,7 +119,7 @@ int sv_qemu_arg(struct sv_ctx *c, const char *arg)
 	return qemu_argv_add(&k->extra, arg);
 }
 
-int sv_qemu_fd(struct sv_ctx *c, int fd)
+static int sv_host_qemu_fd(struct sv_ctx *c, int fd)
 {
 	struct sv_core *k = c->core;
 	int child;
@@ -127,13 +135,8 @@ int sv_qemu_fd(struct sv_ctx *c, int fd)
 	return child;
 }
 
-int sv_state_save(struct sv_ctx *c)
-{
-	return state_save(c->vm_dir, c->state);
-}
-
-int sv_watch_fd(struct sv_ctx *c, int fd, void (*cb)(struct sv_ctx *c, int fd, void *arg),
-		void *arg)
+static int sv_host_watch_fd(struct sv_ctx *c, int fd,
+			    void (*cb)(struct sv_ctx *c, int fd, void *arg), void *arg)
 {
 	struct sv_core *k = c->core;
 
@@ -145,7 +148,7 @@ int sv_watch_fd(struct sv_ctx *c, int fd, void (*cb)(struct sv_ctx *c, int fd, v
 	return 0;
 }
 
-void sv_unwatch_fd(struct sv_ctx *c, int fd)
+static void sv_host_unwatch_fd(struct sv_ctx *c, int fd)
 {
 	struct sv_core *k = c->core;
 
@@ -156,6 +159,13 @@ void sv_unwatch_fd(struct sv_ctx *c, int fd)
 		}
 	}
 }
+
+static const struct sv_host sv_host = {
+	.qemu_arg = sv_host_qemu_arg,
+	.qemu_fd = sv_host_qemu_fd,
+	.watch_fd = sv_host_watch_fd,
+	.unwatch_fd = sv_host_unwatch_fd,
+};
 
 /* ---- state ---- */
 
@@ -273,7 +283,11 @@ static void sv_console_accept(struct sv_core *k)
 			return;
 		}
 	}
-	(void)!write(fd, "hutch: too many console clients\r\n", 34);
+	{
+		static const char msg[] = "hutch: too many console clients\r\n";
+
+		(void)!write(fd, msg, sizeof(msg) - 1);
+	}
 	close(fd);
 }
 
@@ -332,51 +346,80 @@ static void sv_qmp_event(struct qmp *q, const struct qmp_event *ev, void *opaque
 	}
 }
 
+/* closing fires the pending callbacks (-ECONNRESET): they must see no QMP */
 static void sv_qmp_drop(struct sv_core *k)
 {
-	qmp_close(k->qmp);
+	struct qmp *q = k->qmp;
+
 	k->qmp = NULL;
+	qmp_close(q);
+}
+
+/*
+ * Every QMP command of the running supervisor is asynchronous: a
+ * synchronous one would stall DHCP, DNS and the console for as long as
+ * QEMU takes to answer (up to SV_QMP_TIMEOUT_MS).
+ */
+static int sv_qmp_async(struct sv_core *k, const char *cmd, qmp_reply_cb cb, void *opaque)
+{
+	if (!k->qmp)
+		return -ENOTCONN;
+	return qmp_command_async(k->qmp, cmd, NULL, SV_QMP_TIMEOUT_MS, cb, opaque);
 }
 
 /* ---- halt: powerdown, then quit, then SIGKILL ---- */
 
+static void sv_halt_step(struct sv_ctx *c, struct sv_core *k, enum sv_halt to, unsigned ms);
+
+/* system_powerdown or quit failed: the next, harder step */
+static void sv_halt_failed(struct qmp *q, int rc, json_t *ret, void *opaque)
+{
+	struct sv_ctx *c = opaque;
+	struct sv_core *k = c->core;
+
+	(void)q;
+	(void)ret;
+	if (!rc || k->qemu_exited)
+		return;
+	if (k->halt == SV_HALT_POWERDOWN) {
+		log_warno(rc, "system_powerdown");
+		sv_halt_step(c, k, SV_HALT_QUIT, SV_QUIT_GRACE_MS);
+	} else if (k->halt == SV_HALT_QUIT) {
+		log_warno(rc, "quit");
+		sv_halt_step(c, k, SV_HALT_KILL, 0);
+	}
+}
+
 static void sv_halt_step(struct sv_ctx *c, struct sv_core *k, enum sv_halt to, unsigned ms)
 {
-	int rc = -ENOTCONN;
-
 	if (k->qemu_exited || to <= k->halt)
 		return;
 	k->halt = to;
 	k->halt_deadline = util_monotonic_ms() + ms;
 	switch (to) {
 	case SV_HALT_POWERDOWN:
-		if (k->qmp)
-			rc = qmp_system_powerdown(k->qmp, SV_QMP_TIMEOUT_MS);
+		/* a paused guest cannot see the power button: continue it first
+		 * (QMP runs commands in order; cont on a running guest is harmless) */
+		if (!strcmp(state_get_str(c->state, "status") ?: "", "paused"))
+			(void)sv_qmp_async(k, "cont", NULL, NULL);
 		k->halt_repress = util_monotonic_ms() + SV_REPRESS_MS;
-		if (rc == 0)
+		if (sv_qmp_async(k, "system_powerdown", sv_halt_failed, c) == 0)
 			return;
-		log_warno(rc, "system_powerdown");
-		/* fall through to quit */
-		k->halt = SV_HALT_QUIT;
-		k->halt_deadline = util_monotonic_ms() + SV_QUIT_GRACE_MS;
-		/* fallthrough */
+		sv_halt_step(c, k, SV_HALT_QUIT, SV_QUIT_GRACE_MS);
+		return;
 	case SV_HALT_QUIT:
-		if (k->qmp)
-			rc = qmp_quit(k->qmp, SV_QMP_TIMEOUT_MS);
-		if (rc == 0)
+		if (sv_qmp_async(k, "quit", sv_halt_failed, c) == 0)
 			return;
-		log_warno(rc, "quit");
-		k->halt = SV_HALT_KILL;
-		/* fallthrough */
+		sv_halt_step(c, k, SV_HALT_KILL, 0);
+		return;
 	case SV_HALT_KILL:
 		log_warn("killing QEMU %d", (int)k->qemu_pid);
 		kill(k->qemu_pid, SIGKILL);
 		k->halt_deadline = UINT64_MAX;
-		break;
+		return;
 	case SV_HALT_NONE:
-		break;
+		return;
 	}
-	(void)c;
 }
 
 static void sv_halt_timer(struct sv_ctx *c, struct sv_core *k)
@@ -386,8 +429,8 @@ static void sv_halt_timer(struct sv_ctx *c, struct sv_core *k)
 	if (k->halt == SV_HALT_POWERDOWN && !k->qemu_exited && now < k->halt_deadline &&
 	    now >= k->halt_repress) {
 		k->halt_repress = now + SV_REPRESS_MS;
-		if (k->qmp && !k->shutdown_seen)
-			(void)qmp_system_powerdown(k->qmp, SV_QMP_TIMEOUT_MS);
+		if (!k->shutdown_seen)
+			(void)sv_qmp_async(k, "system_powerdown", NULL, NULL);
 	}
 	if (k->halt == SV_HALT_NONE || k->qemu_exited || now < k->halt_deadline)
 		return;
@@ -408,78 +451,11 @@ static void sv_ctl_close(struct sv_core *k, size_t i)
 	k->ctl[i] = NULL;
 }
 
-static json_t *sv_ctl_handle(struct sv_ctx *c, struct sv_core *k, enum vm_ctl_cmd cmd,
-			     long tmo)
+/* write @resp (stolen) as one line to @cl and close it */
+static void sv_ctl_reply(struct sv_core *k, struct sv_ctl_client *cl, json_t *resp)
 {
-	char name[64];
-	enum qmp_runstate rs;
-	int rc;
+	char *out = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
 
-	switch (cmd) {
-	case VM_CTL_STATUS: {
-		json_t *r = json_pack("{s:b, s:s}", "ok", 1, "status",
-				      state_get_str(c->state, "status") ?: "unknown");
-
-		if (k->qmp && qmp_query_status(k->qmp, &rs, name, sizeof(name), SV_QMP_TIMEOUT_MS) == 0)
-			json_object_set_new(r, "qmp", json_string(name));
-		return r;
-	}
-	case VM_CTL_HALT:
-		if (tmo < 0)
-			tmo = (long)c->vm->timeouts.shutdown;
-		log_info("halt requested (timeout %lds)", tmo);
-		/* a paused guest cannot see the power button */
-		if (k->qmp && !k->shutdown_seen && qmp_query_status(k->qmp, &rs, name, sizeof(name),
-								     SV_QMP_TIMEOUT_MS) == 0 &&
-		    rs == QMP_RS_PAUSED && qmp_cont(k->qmp, SV_QMP_TIMEOUT_MS))
-			log_warn("could not resume the paused guest before powering it down");
-		sv_halt_step(c, k, SV_HALT_POWERDOWN, (unsigned)tmo * 1000);
-		return json_pack("{s:b}", "ok", 1);
-	case VM_CTL_QUIT:
-		sv_halt_step(c, k, SV_HALT_QUIT, SV_QUIT_GRACE_MS);
-		return json_pack("{s:b}", "ok", 1);
-	case VM_CTL_SUSPEND:
-	case VM_CTL_RESUME:
-		if (!k->qmp)
-			return json_pack("{s:b, s:s}", "ok", 0, "error", "no QMP connection");
-		rc = cmd == VM_CTL_SUSPEND ? qmp_stop(k->qmp, SV_QMP_TIMEOUT_MS)
-					   : qmp_cont(k->qmp, SV_QMP_TIMEOUT_MS);
-		if (rc)
-			return json_pack("{s:b, s:s}", "ok", 0, "error", strerror(-rc));
-		/* the STOP/RESUME event may lag: the CLI reads state right after */
-		sv_set_status(c, cmd == VM_CTL_SUSPEND ? "paused" : "running");
-		return json_pack("{s:b}", "ok", 1);
-	}
-	return json_pack("{s:b, s:s}", "ok", 0, "error", "unknown cmd");
-}
-
-static void sv_ctl_read(struct sv_ctx *c, struct sv_core *k, size_t i)
-{
-	struct sv_ctl_client *cl = k->ctl[i];
-	ssize_t r = read(cl->fd, cl->buf + cl->have, sizeof(cl->buf) - cl->have);
-	enum vm_ctl_cmd cmd;
-	json_t *resp;
-	char *nl, *out;
-	long tmo;
-
-	if (r < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (r <= 0) {
-		sv_ctl_close(k, i);
-		return;
-	}
-	cl->have += (size_t)r;
-	nl = memchr(cl->buf, '\n', cl->have);
-	if (!nl) {
-		if (cl->have == sizeof(cl->buf))
-			sv_ctl_close(k, i);	/* over the bound: not a client of ours */
-		return;
-	}
-	if (vm_ctl_parse(cl->buf, (size_t)(nl - cl->buf), &cmd, &tmo) == 0)
-		resp = sv_ctl_handle(c, k, cmd, tmo);
-	else
-		resp = json_pack("{s:b, s:s}", "ok", 0, "error", "bad request");
-	out = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
 	json_decref(resp);
 	if (out) {
 		/* the reply is small and the socket fresh: a short blocking write is fine */
@@ -488,7 +464,107 @@ static void sv_ctl_read(struct sv_ctx *c, struct sv_core *k, size_t i)
 			(void)util_write_all(cl->fd, "\n", 1);
 		free(out);
 	}
-	sv_ctl_close(k, i);
+	for (size_t i = 0; i < SV_MAX_CTL; i++)
+		if (k->ctl[i] == cl)
+			sv_ctl_close(k, i);
+}
+
+static json_t *sv_ctl_error(int rc)
+{
+	return json_pack("{s:b, s:s}", "ok", 0, "error", strerror(rc < 0 ? -rc : rc));
+}
+
+/* QEMU answered the QMP command a control request waited for */
+static void sv_ctl_qmp_done(struct qmp *q, int rc, json_t *ret, void *opaque)
+{
+	struct sv_ctl_client *cl = opaque;
+	struct sv_ctx *c = cl->c;
+	struct sv_core *k = c->core;
+	json_t *r;
+
+	(void)q;
+	if (cl->cmd == VM_CTL_STATUS) {
+		const char *st = json_string_value(json_object_get(ret, "status"));
+
+		r = json_pack("{s:b, s:s}", "ok", 1, "status",
+			      state_get_str(c->state, "status") ?: "unknown");
+		if (r && !rc && st)
+			json_object_set_new(r, "qmp", json_string(st));
+	} else if (rc) {
+		r = sv_ctl_error(rc);
+	} else {
+		/* the STOP/RESUME event may lag: the CLI reads state right after */
+		sv_set_status(c, cl->cmd == VM_CTL_SUSPEND ? "paused" : "running");
+		r = json_pack("{s:b}", "ok", 1);
+	}
+	sv_ctl_reply(k, cl, r);
+}
+
+/* the reply now, or NULL when it waits for QEMU (sv_ctl_qmp_done()) */
+static json_t *sv_ctl_handle(struct sv_ctx *c, struct sv_core *k, struct sv_ctl_client *cl,
+			     long tmo)
+{
+	static const char *const qmp_cmd[] = {
+		[VM_CTL_STATUS] = "query-status", [VM_CTL_SUSPEND] = "stop",
+		[VM_CTL_RESUME] = "cont",
+	};
+	int rc;
+
+	switch (cl->cmd) {
+	case VM_CTL_HALT:
+		if (tmo < 0)
+			tmo = (long)c->vm->timeouts.shutdown;
+		log_info("halt requested (timeout %lds)", tmo);
+		sv_halt_step(c, k, SV_HALT_POWERDOWN, (unsigned)tmo * 1000);
+		return json_pack("{s:b}", "ok", 1);
+	case VM_CTL_QUIT:
+		sv_halt_step(c, k, SV_HALT_QUIT, SV_QUIT_GRACE_MS);
+		return json_pack("{s:b}", "ok", 1);
+	case VM_CTL_STATUS:
+	case VM_CTL_SUSPEND:
+	case VM_CTL_RESUME:
+		rc = sv_qmp_async(k, qmp_cmd[cl->cmd], sv_ctl_qmp_done, cl);
+		if (rc == 0) {
+			cl->pending = true;
+			return NULL;
+		}
+		if (cl->cmd != VM_CTL_STATUS)
+			return sv_ctl_error(rc);
+		return json_pack("{s:b, s:s}", "ok", 1, "status",
+				 state_get_str(c->state, "status") ?: "unknown");
+	}
+	return json_pack("{s:b, s:s}", "ok", 0, "error", "unknown cmd");
+}
+
+static void sv_ctl_read(struct sv_ctx *c, struct sv_core *k, size_t i)
+{
+	struct sv_ctl_client *cl = k->ctl[i];
+	char in[SV_CTL_REQ_MAX];
+	ssize_t r = read(cl->fd, in, sizeof(in));
+	json_t *resp;
+	size_t len;
+	long tmo;
+	int rc;
+
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (r <= 0) {
+		sv_ctl_close(k, i);
+		return;
+	}
+	rc = vm_ctl_feed(cl->buf, sizeof(cl->buf), &cl->have, in, (size_t)r, &len);
+	if (rc <= 0) {
+		if (rc < 0)
+			sv_ctl_close(k, i);	/* over the bound: not a client of ours */
+		return;
+	}
+	cl->c = c;
+	if (vm_ctl_parse(cl->buf, len, &cl->cmd, &tmo) == 0)
+		resp = sv_ctl_handle(c, k, cl, tmo);
+	else
+		resp = json_pack("{s:b, s:s}", "ok", 0, "error", "bad request");
+	if (!cl->pending)
+		sv_ctl_reply(k, cl, resp);
 }
 
 static void sv_ctl_accept(struct sv_core *k)
@@ -688,7 +764,8 @@ static void sv_loop(struct sv_ctx *c, struct sv_core *k)
 			p[n++] = (struct pollfd){ .fd = k->con[i], .events = POLLIN };
 		ctl0 = n;
 		for (size_t i = 0; i < SV_MAX_CTL; i++)
-			p[n++] = (struct pollfd){ .fd = k->ctl[i] ? k->ctl[i]->fd : -1, .events = POLLIN };
+			p[n++] = (struct pollfd){ .fd = k->ctl[i] && !k->ctl[i]->pending ? k->ctl[i]->fd : -1,
+						  .events = POLLIN };
 		w0 = n;
 		nw = k->n_watch;
 		for (size_t i = 0; i < nw; i++)
@@ -700,6 +777,9 @@ static void sv_loop(struct sv_ctx *c, struct sv_core *k)
 				next = k->halt_repress;
 			tmo = next > now ? (int)(next - now) : 0;
 		}
+		if (k->qmp && qmp_async_next_ms(k->qmp) >= 0 &&
+		    (tmo < 0 || qmp_async_next_ms(k->qmp) < tmo))
+			tmo = qmp_async_next_ms(k->qmp);
 		r = poll(p, n, tmo);
 		if (r < 0) {
 			if (errno != EINTR)
@@ -734,7 +814,7 @@ static void sv_loop(struct sv_ctx *c, struct sv_core *k)
 			    (p[con0 + i].revents & (POLLIN | POLLHUP | POLLERR)))
 				sv_console_input(k, i);
 		for (size_t i = 0; i < SV_MAX_CTL; i++)
-			if (k->ctl[i] && p[ctl0 + i].fd == k->ctl[i]->fd &&
+			if (k->ctl[i] && !k->ctl[i]->pending && p[ctl0 + i].fd == k->ctl[i]->fd &&
 			    (p[ctl0 + i].revents & (POLLIN | POLLHUP | POLLERR)))
 				sv_ctl_read(c, k, i);
 		/* callbacks may unwatch: match by fd, not by index */
@@ -749,9 +829,18 @@ static void sv_loop(struct sv_ctx *c, struct sv_core *k)
 			}
 		}
 		if (p[SV_P_PID].revents & POLLIN) {
-			if (proc_wait(k->qemu_pid, &k->qemu_status) == 0)
-				k->qemu_exited = true;
+			int rc = proc_wait(k->qemu_pid, &k->qemu_status);
+
+			/* the pidfd stays readable: without a status, QEMU is
+			 * gone all the same, and polling on would only spin */
+			if (rc) {
+				log_warno(rc, "waiting for QEMU %d", (int)k->qemu_pid);
+				k->qemu_status = W_EXITCODE(255, 0);
+			}
+			k->qemu_exited = true;
 		}
+		if (k->qmp)
+			qmp_async_expire(k->qmp);
 		sv_halt_timer(c, k);
 	}
 	/* events and console bytes QEMU sent before it went away */
@@ -885,7 +974,8 @@ int sv_run(const char *vm_dir)
 	const struct sv_ext *const *ext = ext_sv_list();
 	struct sv_core k = { .qemu_pidfd = -1, .serial_fd = -1, .console_lfd = -1,
 			     .control_lfd = -1, .sig_fd = -1, .log_fd = -1 };
-	struct sv_ctx c = { .vm_dir = vm_dir, .uid = getuid(), .gid = getgid(), .core = &k };
+	struct sv_ctx c = { .vm_dir = vm_dir, .uid = getuid(), .gid = getgid(), .host = &sv_host,
+			    .core = &k };
 	void *priv[16] = { 0 };
 	struct qemu_argv argv = { 0 };
 	const struct cfg_vm *vm = NULL;

@@ -270,7 +270,7 @@ static int qemu_fd = -1;
 static char *qemu_args[16];
 static size_t n_qemu_args;
 
-int sv_qemu_arg(struct sv_ctx *c, const char *arg)
+static int nh_qemu_arg(struct sv_ctx *c, const char *arg)
 {
 	(void)c;
 	printf("qemu-arg %s\n", arg);
@@ -279,29 +279,15 @@ int sv_qemu_arg(struct sv_ctx *c, const char *arg)
 	return 0;
 }
 
-int sv_qemu_fd(struct sv_ctx *c, int fd)
+static int nh_qemu_fd(struct sv_ctx *c, int fd)
 {
 	(void)c;
 	qemu_fd = fd;
 	return 3;
 }
 
-int sv_state_save(struct sv_ctx *c)
-{
-	char path[4096], *s;
-	int rc;
-
-	if ((rc = util_path_join(path, sizeof(path), c->vm_dir, "state.json")))
-		return rc;
-	s = json_dumps(c->state, JSON_INDENT(2));
-	if (!s)
-		return -ENOMEM;
-	rc = util_write_atomic(path, s, strlen(s), 0600);
-	free(s);
-	return rc;
-}
-
-int sv_watch_fd(struct sv_ctx *c, int fd, void (*cb)(struct sv_ctx *c, int fd, void *arg), void *arg)
+static int nh_watch_fd(struct sv_ctx *c, int fd, void (*cb)(struct sv_ctx *c, int fd, void *arg),
+		       void *arg)
 {
 	(void)c;
 	for (size_t i = 0; i < UTIL_ARRAY_SIZE(watches); i++)
@@ -312,13 +298,21 @@ int sv_watch_fd(struct sv_ctx *c, int fd, void (*cb)(struct sv_ctx *c, int fd, v
 	return -ENOSPC;
 }
 
-void sv_unwatch_fd(struct sv_ctx *c, int fd)
+static void nh_unwatch_fd(struct sv_ctx *c, int fd)
 {
 	(void)c;
 	for (size_t i = 0; i < UTIL_ARRAY_SIZE(watches); i++)
 		if (watches[i].cb && watches[i].fd == fd)
 			watches[i].cb = NULL;
 }
+
+/* this program hosts the net extension in place of the supervisor */
+static const struct sv_host nh_host = {
+	.qemu_arg = nh_qemu_arg,
+	.qemu_fd = nh_qemu_fd,
+	.watch_fd = nh_watch_fd,
+	.unwatch_fd = nh_unwatch_fd,
+};
 
 /* run the watched fds; return a reply frame from the tap (minus the vnet header) for @xid */
 static int pump_until_reply(struct sv_ctx *c, uint32_t xid, struct in_addr *yi)
@@ -369,7 +363,7 @@ static int cmd_sv(char **av)
 {
 	struct cfg_vm vm = { .network = { .mode = CFG_NET_NAT, .isolation = true },
 			     .timeouts = { .boot = 30 } };
-	struct sv_ctx c = { .vm = &vm, .vm_dir = av[0], .uid = 0, .gid = 0 };
+	struct sv_ctx c = { .vm = &vm, .vm_dir = av[0], .uid = 0, .gid = 0, .host = &nh_host };
 	uint8_t f[600], vf[610] = { 0 };
 	struct in_addr none = { 0 }, yi, gw;
 	const char *mac_s;
@@ -444,7 +438,7 @@ static int cmd_vm(char **av)
 {
 	struct cfg_vm vm = { .network = { .mode = CFG_NET_NAT, .isolation = true },
 			     .timeouts = { .boot = 300 } };
-	struct sv_ctx c = { .vm = &vm, .vm_dir = av[0], .uid = 0, .gid = 0 };
+	struct sv_ctx c = { .vm = &vm, .vm_dir = av[0], .uid = 0, .gid = 0, .host = &nh_host };
 	char append[256], chardev[4096 + 128], con[4096];
 	const char *argv[48];
 	struct proc_fdmap fds[1];
