@@ -28,6 +28,7 @@
 
 #include "images/img.h"
 #include "images/iso.h"
+#include "share/share.h"
 #include "src/accel.h"
 #include "src/cfg.h"
 #include "src/cmd.h"
@@ -649,6 +650,7 @@ static json_t *vm_summary(const char *vm_dir, const char *name, json_t *st)
 	const char *status = st ? vm_effective_status(vm_dir, st) : "not-created";
 	json_t *o = json_pack("{s:s, s:s}", "name", name, "status", status);
 	json_t *net = st ? json_object_get(st, "net") : NULL, *ssh = st ? json_object_get(st, "ssh") : NULL;
+	json_t *shares;
 	const char *keys[] = { "accel", "project", "exit_reason", "mac" };
 	bool active = !strcmp(status, "running") || !strcmp(status, "paused") ||
 		      !strcmp(status, "starting");
@@ -671,6 +673,9 @@ static json_t *vm_summary(const char *vm_dir, const char *name, json_t *st)
 			json_object_set_new(o, "ip", json_string("127.0.0.1"));
 		if (state_get_int(ssh, "port", 0) > 0)
 			json_object_set_new(o, "ssh_port", json_integer(state_get_int(ssh, "port", 0)));
+		/* a share whose virtiofsd died is "broken" (share_status()) */
+		if ((shares = share_status(st)))
+			json_object_set_new(o, "shares", shares);
 	}
 	return o;
 }
@@ -704,6 +709,8 @@ CMD_DECL(status)
 				printf("%-12s %s\n", k, json_string_value(v));
 			else if (json_is_integer(v))
 				printf("%-12s %lld\n", k, (long long)json_integer_value(v));
+			else if (!strcmp(k, "shares"))
+				share_status_print(stdout, v);
 		}
 	}
 	json_decref(o);

@@ -157,6 +157,17 @@ void sv_unwatch_fd(struct sv_ctx *c, int fd)
 	}
 }
 
+bool sv_vm_running(struct sv_ctx *c)
+{
+	struct sv_core *k = c->core;
+	struct pollfd p = { .fd = k->qemu_pidfd, .events = POLLIN };
+
+	if (k->qemu_exited || k->halt != SV_HALT_NONE || k->shutdown_seen || k->qemu_pidfd < 0)
+		return false;
+	/* QEMU may have exited in this very poll round, its pidfd not read yet */
+	return poll(&p, 1, 0) == 0;
+}
+
 /* ---- state ---- */
 
 static void sv_set_status(struct sv_ctx *c, const char *status)

@@ -13,6 +13,7 @@ fi
 [ -x "$TOOL" ] || { fail "build/tests/share_tool missing (make unit)"; done_testing; exit 1; }
 
 T=$(mktemp -d /tmp/share-host.XXXXXX)
+export XDG_DATA_HOME=$T/data	# provenance records of the images made here
 cleanup() {
 	for m in "$T/ws" "$T/busy" "$T/ws2"; do
 		while grep -q " $m " /proc/self/mountinfo 2>/dev/null; do umount -l "$m" || break; done
@@ -123,23 +124,24 @@ is "the loop device goes with the last copy" "$(losetup -j "$img" 2>/dev/null)" 
 
 # --- a folder mounted from elsewhere is refused and left alone
 mkdir -p "$T/busy"
+"$TOOL" create "$T/busy.img" 1 >/dev/null 2>&1
 mount -t tmpfs -o size=1m hutch-share-test "$T/busy"
-check_fails "a folder that is already a mount point is refused" "$TOOL" mount "$img" "$T/busy"
+check_fails "a folder that is already a mount point is refused" "$TOOL" mount "$T/busy.img" "$T/busy"
 is "the foreign mount is untouched" "$(mnt_fs "$T/busy")" tmpfs
 check_fails "unmount refuses a mount that is not ours" "$TOOL" unmount "$img" "$T/busy"
 is "still mounted" "$(mnt_fs "$T/busy")" tmpfs
 umount "$T/busy"
 
 # --- another image mounted on the folder is not ours either
-"$TOOL" create "$T/other.img" 1 >/dev/null 2>&1
-"$TOOL" mount "$T/other.img" "$T/ws2" >/dev/null
-check_fails "the folder holding another image is refused" "$TOOL" mount "$img" "$T/ws2"
+"$TOOL" create "$T/ws2.img" 1 >/dev/null 2>&1
+"$TOOL" mount "$T/ws2.img" "$T/ws2" >/dev/null
+check_fails "an image is mounted only on its own folder (IMG = DIR.img)" "$TOOL" mount "$img" "$T/ws2"
 check_fails "verify tells the images apart" "$TOOL" verify "$img" "$T/ws2"
-"$TOOL" unmount "$T/other.img" "$T/ws2"
+"$TOOL" unmount "$T/ws2.img" "$T/ws2"
 
 # --- a folder reached through a symlinked parent (/home -> /usr/home) works
 ln -s "$T" "$T/alias"
-check "mount through a symlinked parent" "$TOOL" mount "$img" "$T/alias/ws"
+check "mount through a symlinked parent" "$TOOL" mount "$T/alias/ws.img" "$T/alias/ws"
 is "mounted under the canonical name" "$(mnt_fs "$ws")" ext4
 check "verify through the alias" "$TOOL" verify "$img" "$T/alias/ws"
 check "unmount through the alias" "$TOOL" unmount "$img" "$T/alias/ws"
@@ -147,7 +149,8 @@ check_fails "unmounted" grep -q " $ws " /proc/self/mountinfo
 
 # --- a symlinked folder is refused (mount(2) would follow it)
 ln -s "$T/busy" "$T/link"
-check_fails "a folder that is a symlink is refused" "$TOOL" mount "$img" "$T/link"
+"$TOOL" create "$T/link.img" 1 >/dev/null 2>&1
+check_fails "a folder that is a symlink is refused" "$TOOL" mount "$T/link.img" "$T/link"
 check_fails "and nothing got mounted through it" grep -q " $T/busy " /proc/self/mountinfo
 
 # --- virtiofsd
