@@ -12,6 +12,8 @@
  *   share_tool unmount IMG DIR
  *   share_tool vfs-start DIR SOCK    start virtiofsd, print its pid
  *   share_tool sb-uuid FILE          the ext4 UUID as share_sb_uuid() reads it
+ * With SHARE_TOOL_UID=N in the environment, mount/unmount/create act for
+ * uid (and gid) N, as a privileged helper acting for that user would.
  *   share_tool vfs-stop PID
  *   share_tool is-vfs PID SOCK       exit 0 when PID is a virtiofsd on SOCK
  */
@@ -19,6 +21,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -49,6 +52,12 @@ int main(int argc, char **argv)
 	log_init("share_tool", LOG_LVL_INFO);
 	if (share_record_dir(recdir, sizeof(recdir)) < 0)
 		return 1;
+	if (getenv("SHARE_TOOL_UID")) {
+		if (util_parse_long(getenv("SHARE_TOOL_UID"), 0, INT_MAX, &v) < 0)
+			return 2;
+		req.uid = (uid_t)v;
+		req.gid = (gid_t)v;
+	}
 	if (argc == 4 && strcmp(argv[1], "create") == 0) {
 		if (util_parse_long(argv[3], 1, 65536, &v) == 0 &&
 		    (rc = req_for(argv[2], NULL, dir, sizeof(dir))) == 0) {
@@ -64,7 +73,7 @@ int main(int argc, char **argv)
 	} else if (argc == 4 && strcmp(argv[1], "verify") == 0) {
 		rc = share_verify(argv[2], argv[3], NULL);
 	} else if (argc == 4 && strcmp(argv[1], "unmount") == 0) {
-		rc = share_unmount(argv[2], argv[3], getuid());
+		rc = share_unmount(argv[2], argv[3], req.uid);
 	} else if (argc == 3 && strcmp(argv[1], "sb-uuid") == 0) {
 		uint8_t sb[1024], uuid[16];
 		FILE *f = fopen(argv[2], "rb");

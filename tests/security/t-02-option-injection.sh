@@ -53,7 +53,8 @@ else fail "backslash: exit $rc"; diag "$out"; fi
 
 # the sink itself: share_virtiofsd_start() refuses, whatever its caller checked
 TOOL=$HUTCH_SRC/build/tests/share_tool
-if [ -x "$TOOL" ] && { command -v virtiofsd || ls /usr/libexec/virtiofsd /usr/lib/qemu/virtiofsd; } >/dev/null 2>&1; then
+if [ -x "$TOOL" ] && { command -v virtiofsd >/dev/null || [ -x /usr/libexec/virtiofsd ] ||
+	[ -x /usr/lib/qemu/virtiofsd ]; }; then
 	mkdir -p "$T/w,source=" 2>/dev/null
 	out=$("$TOOL" vfs-start "$T/w,source=/etc" "$T/vfs.sock" 2>&1); rc=$?
 	if [ "$rc" != 0 ] && [[ $out == *"virtiofsd's options"* ]]; then ok "virtiofsd is never started on \"w,source=/etc\""

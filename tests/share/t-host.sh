@@ -15,7 +15,7 @@ fi
 T=$(mktemp -d /tmp/share-host.XXXXXX)
 export XDG_DATA_HOME=$T/data	# provenance records of the images made here
 cleanup() {
-	for m in "$T/ws" "$T/busy" "$T/ws2"; do
+	for m in "$T/ws" "$T/busy" "$T/ws2" "$T/theirs" "$T/mine"; do
 		while grep -q " $m " /proc/self/mountinfo 2>/dev/null; do umount -l "$m" || break; done
 	done
 	[ -n "${VPID:-}" ] && kill "$VPID" 2>/dev/null
@@ -152,6 +152,31 @@ ln -s "$T/busy" "$T/link"
 "$TOOL" create "$T/link.img" 1 >/dev/null 2>&1
 check_fails "a folder that is a symlink is refused" "$TOOL" mount "$T/link.img" "$T/link"
 check_fails "and nothing got mounted through it" grep -q " $T/busy " /proc/self/mountinfo
+
+# --- the mount primitive's checks, for a privileged caller acting for a user
+mknod "$T/dev.img" b 7 0
+mkdir -p "$T/dev"
+out=$("$TOOL" mount "$T/dev.img" "$T/dev" 2>&1)
+if [ $? != 0 ] && [[ $out == *"not a regular file"* ]]; then ok "an image that is a device node is refused (never opened)"
+else fail "device node as image: $out"; fi
+"$TOOL" create "$T/theirs.img" 1 >/dev/null 2>&1
+mkdir -p "$T/theirs"
+chown 65534 "$T/theirs"
+out=$("$TOOL" mount "$T/theirs.img" "$T/theirs" 2>&1)
+if [ $? != 0 ] && [[ $out == *"belongs to uid 65534"* ]]; then ok "a folder of another user is refused"
+else fail "folder of another user: $out"; fi
+check_fails "nothing mounted on it" grep -q " $T/theirs " /proc/self/mountinfo
+chown 0 "$T/theirs"
+"$TOOL" create "$T/theirs.img" 1 >/dev/null 2>&1
+check "the same folder, the caller's own: mounted" "$TOOL" mount "$T/theirs.img" "$T/theirs"
+out=$(SHARE_TOOL_UID=65534 "$TOOL" unmount "$T/theirs.img" "$T/theirs" 2>&1)
+if [ $? != 0 ] && grep -q " $T/theirs " /proc/self/mountinfo; then ok "unmount acting for another uid is refused"
+else fail "unmount for another uid: $out"; fi
+"$TOOL" unmount "$T/theirs.img" "$T/theirs"
+"$TOOL" create "$T/mine.img" 1 >/dev/null 2>&1
+out=$(SHARE_TOOL_UID=65534 "$TOOL" mount "$T/mine.img" "$T/mine" 2>&1)
+if [ $? != 0 ] && [[ $out == *"belongs to uid 0, not to 65534"* ]]; then
+	ok "mount acting for another uid refuses an image that is not theirs"; else fail "mount for another uid: $out"; fi
 
 # --- virtiofsd
 if VPID=$("$TOOL" vfs-start "$T/busy" "$T/vfs.sock" 2>"$T/vfs.err"); then
