@@ -336,7 +336,7 @@ static void share_at_close(struct share_at *at)
 
 /*
  * Open the image @at->imgbase for @flags, after checking what it is through
- * an O_PATH fd: a regular file of @uid with a single link.  Only then is it
+ * an O_PATH fd: a regular file of @uid (any owner for root) with one link.  Only then is it
  * opened for real, through /proc/self/fd, so a device node or a FIFO put
  * there is never opened (as root, opening a device can have effects).
  * Return: the fd (CLOEXEC), or a negative errno (logged)
@@ -357,7 +357,7 @@ static int share_open_image(const struct share_at *at, uid_t uid, int flags, str
 	rc = -EPERM;
 	if (!S_ISREG(st->st_mode))
 		log_err("%s is not a regular file (a symlink or a device?)", at->img);
-	else if (st->st_uid != uid)
+	else if (uid != 0 && st->st_uid != uid)
 		log_err("%s belongs to uid %u, not to %u", at->img, (unsigned)st->st_uid, (unsigned)uid);
 	else if (st->st_nlink != 1)
 		log_err("%s has other hard links; refusing it", at->img);
@@ -727,7 +727,7 @@ static int share_loop_find(const struct stat *st)
 
 /*
  * Open (creating it if missing) the folder @at->base as the mount point:
- * a directory of @uid, not a mount point, and empty, because mounting over
+ * a directory of @uid (any owner for root), not a mount point, and empty, because mounting over
  * files hides them from the user while the VM runs (and a share pointed at
  * a full folder would look like data loss).
  * Return: an O_RDONLY|O_DIRECTORY fd, or a negative errno (logged)
@@ -760,7 +760,7 @@ static int share_open_folder(const struct share_at *at, uid_t uid, gid_t gid)
 	if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &sx) < 0) {
 		rc = -errno;
 		log_errno(rc, "%s", at->dir);
-	} else if (sx.stx_uid != uid) {
+	} else if (uid != 0 && sx.stx_uid != uid) {
 		log_err("%s belongs to uid %u, not to %u", at->dir, (unsigned)sx.stx_uid, (unsigned)uid);
 	} else if ((sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
 		   (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT)) {

@@ -173,7 +173,10 @@ int share_rec_parse(const char *buf, size_t n, struct share_img_rec *r);
  * @dir:      the folder, absolute; its image is "<dir>.img", in the same parent
  * @uid, @gid: the caller.  The image and the folder must belong to @uid; a
  *            folder or image created here is made theirs.  A privileged
- *            caller passes the unprivileged requester's ids (SO_PEERCRED).
+ *            caller passes the unprivileged requester's ids (SO_PEERCRED),
+ *            never 0: uid 0 is root acting for itself (`sudo hutch up` in
+ *            a user's project), for which any owner is accepted (the
+ *            provenance record still decides which images are mounted).
  * @size_gib: share_image_create() only: the image's size (1..65536)
  * @recdir:   provenance records (share_record_dir() for the user's own
  *            hutch; the helper's own directory for the helper)

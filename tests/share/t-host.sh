@@ -159,24 +159,28 @@ mkdir -p "$T/dev"
 out=$("$TOOL" mount "$T/dev.img" "$T/dev" 2>&1)
 if [ $? != 0 ] && [[ $out == *"not a regular file"* ]]; then ok "an image that is a device node is refused (never opened)"
 else fail "device node as image: $out"; fi
-"$TOOL" create "$T/theirs.img" 1 >/dev/null 2>&1
+# acting for uid 65534, as the helper would for an unprivileged user
+U=65534
+SHARE_TOOL_UID=$U "$TOOL" create "$T/theirs.img" 1 >/dev/null 2>&1
+is "an image made for a user is theirs" "$(stat -c %u "$T/theirs.img")" $U
 mkdir -p "$T/theirs"
-chown 65534 "$T/theirs"
-out=$("$TOOL" mount "$T/theirs.img" "$T/theirs" 2>&1)
-if [ $? != 0 ] && [[ $out == *"belongs to uid 65534"* ]]; then ok "a folder of another user is refused"
+out=$(SHARE_TOOL_UID=$U "$TOOL" mount "$T/theirs.img" "$T/theirs" 2>&1)
+if [ $? != 0 ] && [[ $out == *"belongs to uid 0, not to $U"* ]]; then ok "a folder that is not the user's is refused"
 else fail "folder of another user: $out"; fi
 check_fails "nothing mounted on it" grep -q " $T/theirs " /proc/self/mountinfo
-chown 0 "$T/theirs"
-"$TOOL" create "$T/theirs.img" 1 >/dev/null 2>&1
-check "the same folder, the caller's own: mounted" "$TOOL" mount "$T/theirs.img" "$T/theirs"
-out=$(SHARE_TOOL_UID=65534 "$TOOL" unmount "$T/theirs.img" "$T/theirs" 2>&1)
-if [ $? != 0 ] && grep -q " $T/theirs " /proc/self/mountinfo; then ok "unmount acting for another uid is refused"
+check_fails "the image made for that failed first mount is gone" test -e "$T/theirs.img"
+chown $U "$T/theirs"
+SHARE_TOOL_UID=$U "$TOOL" create "$T/theirs.img" 1 >/dev/null 2>&1
+check "the user's own folder and image: mounted" env SHARE_TOOL_UID=$U "$TOOL" mount "$T/theirs.img" "$T/theirs"
+out=$(SHARE_TOOL_UID=1000 "$TOOL" unmount "$T/theirs.img" "$T/theirs" 2>&1)
+if [ $? != 0 ] && grep -q " $T/theirs " /proc/self/mountinfo; then ok "unmount acting for another user is refused"
 else fail "unmount for another uid: $out"; fi
-"$TOOL" unmount "$T/theirs.img" "$T/theirs"
+check "unmount acting for the user" env SHARE_TOOL_UID=$U "$TOOL" unmount "$T/theirs.img" "$T/theirs"
 "$TOOL" create "$T/mine.img" 1 >/dev/null 2>&1
-out=$(SHARE_TOOL_UID=65534 "$TOOL" mount "$T/mine.img" "$T/mine" 2>&1)
-if [ $? != 0 ] && [[ $out == *"belongs to uid 0, not to 65534"* ]]; then
-	ok "mount acting for another uid refuses an image that is not theirs"; else fail "mount for another uid: $out"; fi
+out=$(SHARE_TOOL_UID=$U "$TOOL" mount "$T/mine.img" "$T/mine" 2>&1)
+if [ $? != 0 ] && [[ $out == *"belongs to uid 0, not to $U"* ]]; then
+	ok "an image that is not the user's is refused"; else fail "mount of another's image: $out"; fi
+check_fails "nothing mounted on it" grep -q " $T/mine " /proc/self/mountinfo
 
 # --- virtiofsd
 if VPID=$("$TOOL" vfs-start "$T/busy" "$T/vfs.sock" 2>"$T/vfs.err"); then

@@ -79,8 +79,10 @@ is "data kept across restarts" "$(cat "$WS/up.txt" 2>&1)" via-up
 # virtiofsd dies under a running VM (issue 14.6): the share is marked broken
 qpid=$(python3 -c "import json; print(json.load(open('$V/state.json'))['qemu_pid'])" 2>/dev/null)
 check "status shows the share ok while virtiofsd runs" bash -c "'$HUTCH' -C '$P' status | grep -q 'share  *workspace: ok'"
+t0=$(date +%s%N)
 kill -9 "$vpid"
-for _ in $(seq 300); do [ "$(state_share broken)" = True ] && break; sleep 0.2; done
+for _ in $(seq 3000); do [ "$(state_share broken)" = True ] && break; sleep 0.02; done
+diag "virtiofsd death seen in state.json after $((($(date +%s%N) - t0) / 1000000)) ms"
 is "state.json: the share is broken" "$(state_share broken)" True
 is "with the reason" "$(state_share reason)" "virtiofsd exited: killed by signal 9"
 is "and no virtiofsd pid" "$(state_share virtiofsd_pid)" 0
