@@ -234,7 +234,7 @@ static int share_image_identify(int fd, struct share_img_rec *id)
 static int share_image_ours(int fd, const char *img, const char *recdir,
 			    struct share_img_rec *rec)
 {
-	struct share_img_rec id, r;
+	struct share_img_rec id = { 0 }, r = { 0 };
 	int rc;
 
 	rc = share_image_identify(fd, &id);
@@ -446,7 +446,7 @@ static int share_mkfs(int fd, uid_t uid, gid_t gid, const char *img)
 static int share_image_make(const struct share_at *at, const struct share_req *r)
 {
 	uint64_t need = (uint64_t)r->size_gib << 30, avail;
-	struct share_img_rec rec;
+	struct share_img_rec rec = { 0 };
 	struct statvfs sv;
 	char tmp[NAME_MAX + 1];
 	int fd, rc;
@@ -502,7 +502,7 @@ err_unlink:
 
 int share_image_create(const struct share_req *r, bool *created)
 {
-	struct share_img_rec rec;
+	struct share_img_rec rec = { 0 };
 	struct share_at at;
 	struct stat st;
 	int fd, rc;
@@ -699,7 +699,7 @@ static int share_loop_find(const struct stat *st)
 	if (!dir)
 		return -errno;
 	while ((d = readdir(dir))) {
-		struct loop_info64 li;
+		struct loop_info64 li = { 0 };
 		char dev[300];
 		long nr;
 		int fd;
@@ -900,7 +900,7 @@ err_loop:
 static void share_image_discard(const struct share_at *at, const struct stat *st,
 				const char *recdir, const struct share_img_rec *rec)
 {
-	struct stat now;
+	struct stat now = { 0 };
 
 	if (fstatat(at->pfd, at->imgbase, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
 	    now.st_ino == st->st_ino && now.st_dev == st->st_dev &&
@@ -913,8 +913,8 @@ static void share_image_discard(const struct share_at *at, const struct stat *st
 /* share_mount() once the folder holds nothing of ours: check, then mount */
 static int share_mount_new(const struct share_at *at, const struct share_req *r, int *loopnr)
 {
-	struct share_img_rec rec;
-	struct stat st;
+	struct share_img_rec rec = { 0 };
+	struct stat st = { 0 };
 	int imgfd, dfd, rc;
 
 	imgfd = share_open_image(at, r->uid, O_RDWR, &st);
@@ -993,7 +993,7 @@ int share_unmount(const char *img, const char *dir_in, uid_t uid)
 
 		rc = share_verify(img, dir, &nr);
 		if (rc == -EPERM)
-			rc = 0;	/* ours without the flags: still ours to remove */
+			;	/* ours without the flags: still ours to remove */
 		else if (rc == -ENOENT)
 			return 0;
 		else if (rc == -EBUSY)
