@@ -118,6 +118,14 @@ check_fails "the image made for it is gone" test -e "$IMG"
 is "and so is its record" "$(ls "$REC" | wc -l)" "$n_rec"
 is "the folder's file is untouched" "$(cat "$WS/notes.txt")" mine
 check_fails "nothing mounted" mounted "$WS"
+# the same through `up`: the CLI makes the image, the supervisor's mount fails
+out=$(h up 2>&1); rc=$?
+if [ "$rc" != 0 ]; then ok "up over a non-empty folder fails (exit $rc)"
+else fail "up over a non-empty folder started"; h halt >/dev/null 2>&1; fi
+check_fails "the image up made for it is gone" test -e "$IMG"
+is "and so is its record" "$(ls "$REC" | wc -l)" "$n_rec"
+check_fails "nothing mounted" mounted "$WS"
+h destroy >/dev/null 2>&1
 rm -f "$WS/notes.txt"
 
 # --- the size is capped by the file system's free space (statvfs)
