@@ -83,7 +83,9 @@ is "image file size did not grow" "$(stat -c %s "$img")" 1073741824
 alloc=$(( $(stat -c %b "$img") * $(stat -c %B "$img") ))
 if [ "$alloc" -le $((1 << 30)) ]; then ok "host blocks used by the image <= 1 GiB ($((alloc >> 20)) MiB)"; else fail "image uses $alloc bytes"; fi
 after=$(df -k --output=avail "$T" | tail -1)
-if [ $((before - after)) -le $((1100 * 1024)) ]; then ok "host disk use grew by at most the cap"; else fail "host disk shrank by $((before - after)) KiB"; fi
+# df sees every writer on the machine (a shared CI host): the image's own
+# blocks above are the exact measure, this is context only
+diag "free space on the host's disk changed by $(((before - after) >> 10)) MiB meanwhile"
 rm -f "$ws/fill"
 
 # --- unmount
