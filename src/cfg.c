@@ -1166,6 +1166,11 @@ static int parse_share(struct ld *ld, const struct ynode *m, struct cfg_share *s
 	}
 	if (!host)
 		return ld_err(ld, m, "shared_folders: missing 'host' (the folder to share)");
+	/* virtiofsd gets it as "-o source=PATH": a ',' would add options (share_path_opt_safe) */
+	if (strpbrk(sh->host, ",\\"))
+		return ld_err(ld, host, "shared_folders.host: '%s' holds ',' or '\\', which would "
+					"split virtiofsd's options; rename the folder",
+			      esc(b, sizeof(b), host->str));
 	if (path_contains(sh->host, ld->dir))
 		return ld_err(ld, host, "shared_folders.host: '%s' is the project directory or contains "
 					"it; the guest must not reach hutch.yaml and hooks/ (share a "

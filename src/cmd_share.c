@@ -8,6 +8,8 @@
  * like the supervisor does; `unmount` undoes it.  While the VM runs the
  * supervisor owns the mount, so both refuse.  Without TAGs, every share of
  * the VM; a share with `isolation: false` is the folder itself: nothing to do.
+ * An image hutch did not make, or one of another user, is refused with exit
+ * 77 (share.h, DOC: share images); so is a folder outside the project.
  */
 #include <errno.h>
 #include <limits.h>
@@ -24,13 +26,40 @@
 #include "src/util.h"
 #include "src/vm.h"
 
+/* `hutch mount` for one isolated share: create its image if missing, mount it */
+static int share_cmd_mount(const struct cli *cli, const struct cfg_share *s, const char *recdir)
+{
+	struct share_req req = { .dir = s->host, .uid = getuid(), .gid = getgid(),
+				 .size_gib = s->size_gib, .recdir = recdir };
+	int rc, loop;
+
+	if ((rc = share_check_paths(s, cli->dir)) < 0)
+		return rc == -EPERM ? EXIT_NOPERM : EXIT_USAGE;
+	if (geteuid() != 0) {
+		log_err("mounting %s needs root (see 'hutch setup')", s->host);
+		return EXIT_NOSETUP;
+	}
+	rc = share_image_create(&req, NULL);
+	if (rc == 0)
+		rc = share_mount(&req, &loop);
+	if (rc < 0) {
+		log_errno(rc, "share %s: cannot mount its image on %s", s->tag, s->host);
+		return rc == -EPERM ? EXIT_NOPERM : EXIT_ERR;
+	}
+	if (!cli->quiet)
+		log_info("share %s: %s.img mounted on %s (nosymfollow,nodev,nosuid)", s->tag, s->host,
+			 s->host);
+	return EXIT_OK;
+}
+
 static int share_cmd(struct cli *cli, struct vm_target *t, int argc, char **argv, bool do_mount)
 {
-	char img[PATH_MAX];
+	char img[PATH_MAX], recdir[PATH_MAX];
 	const struct cfg_vm *vm = t->vm;
-	const struct cfg *c = t->cfg;
 	int i = 1, rc, ret = EXIT_OK;
 
+	if (share_record_dir(recdir, sizeof(recdir)) < 0)
+		return EXIT_USAGE;
 	for (int a = i; a < argc; a++) {
 		bool known = false;
 
@@ -52,8 +81,7 @@ static int share_cmd(struct cli *cli, struct vm_target *t, int argc, char **argv
 
 	for (size_t k = 0; k < vm->n_shares; k++) {
 		const struct cfg_share *s = &vm->shares[k];
-		bool want = i >= argc, created = false;
-		int loop;
+		bool want = i >= argc;
 
 		for (int a = i; a < argc; a++)
 			want |= strcmp(s->tag, argv[a]) == 0;
@@ -69,29 +97,19 @@ static int share_cmd(struct cli *cli, struct vm_target *t, int argc, char **argv
 			continue;
 		}
 		if (do_mount) {
-			if ((rc = share_check_paths(s, c->dir)) < 0) {
-				ret = EXIT_USAGE;
-				continue;
-			}
-			if (geteuid() != 0) {
-				log_err("mounting %s needs root (see 'hutch setup')", img);
-				ret = EXIT_NOSETUP;
+			rc = share_cmd_mount(cli, s, recdir);
+			if (rc == EXIT_NOSETUP) {
+				ret = rc;
 				break;
 			}
-			rc = share_image_create(img, s->size_gib, getuid(), getgid(), &created);
-			if (rc == 0)
-				rc = share_mount(img, s->host, getuid(), getgid(), &loop);
-			if (rc < 0) {
-				log_errno(rc, "share %s: cannot mount %s on %s", s->tag, img, s->host);
-				ret = EXIT_ERR;
-				continue;
-			}
-			if (!cli->quiet)
-				log_info("share %s: %s mounted on %s (nosymfollow,nodev,nosuid)", s->tag,
-					 img, s->host);
+			if (rc != EXIT_OK)
+				ret = rc;
 		} else {
-			rc = share_unmount(img, s->host);
-			if (rc == -EBUSY) {
+			rc = share_unmount(img, s->host, getuid());
+			if (rc == -EPERM) {
+				log_err("share %s: %s is not yours; not touching it", s->tag, img);
+				ret = EXIT_NOPERM;
+			} else if (rc == -EBUSY) {
 				log_err("share %s: %s is mounted from something else; not touching it",
 					s->tag, s->host);
 				ret = EXIT_ERR;
@@ -105,7 +123,6 @@ static int share_cmd(struct cli *cli, struct vm_target *t, int argc, char **argv
 	}
 	return ret;
 }
-
 static int cmd_mount(struct cli *cli, struct vm_target *t, int argc, char **argv)
 {
 	return share_cmd(cli, t, argc, argv, true);

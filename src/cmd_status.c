@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "share/share.h"
 #include "src/cmd.h"
 #include "src/ext.h"
 #include "src/log.h"
@@ -37,6 +38,7 @@ static json_t *vm_summary(const char *vm_dir, const char *name, json_t *st)
 	json_t *o = json_pack("{s:s, s:s}", "name", name, "status", status);
 	json_t *net = st ? json_object_get(st, "net") : NULL, *ssh = st ? json_object_get(st, "ssh") : NULL;
 	static const char *const keys[] = { "project", "accel", "exit_reason", "mac" };
+	json_t *shares;
 	long long t;
 
 	if (!st || !o)
@@ -57,6 +59,10 @@ static json_t *vm_summary(const char *vm_dir, const char *name, json_t *st)
 		json_object_set_new(o, "ip", json_string("127.0.0.1"));
 	if (state_get_int(ssh, "port", 0) > 0)
 		json_object_set_new(o, "ssh_port", json_integer(state_get_int(ssh, "port", 0)));
+	/* a share whose virtiofsd died is "broken" (share_status()) */
+	shares = share_status(st);
+	if (shares)
+		json_object_set_new(o, "shares", shares);
 	return o;
 }
 
@@ -76,6 +82,8 @@ static void print_kv(json_t *o)
 			printf("%-14s %lld\n", k, (long long)json_integer_value(v));
 		else if (json_is_boolean(v))
 			printf("%-14s %s\n", k, json_is_true(v) ? "yes" : "no");
+		else if (!strcmp(k, "shares"))
+			share_status_print(stdout, v);
 	}
 }
 

@@ -61,3 +61,9 @@ void sv_unwatch_fd(struct sv_ctx *c, int fd)
 {
 	c->host->unwatch_fd(c, fd);
 }
+
+bool sv_vm_running(struct sv_ctx *c)
+{
+	/* a host without QEMU (a test driver) has nothing that could stop */
+	return c->host->vm_running ? c->host->vm_running(c) : true;
+}

@@ -49,6 +49,7 @@ struct sv_host {
 	int (*watch_fd)(struct sv_ctx *c, int fd, void (*cb)(struct sv_ctx *c, int fd, void *arg),
 			void *arg);
 	void (*unwatch_fd)(struct sv_ctx *c, int fd);
+	bool (*vm_running)(struct sv_ctx *c);
 };
 
 /**
@@ -90,6 +91,14 @@ int sv_state_save(struct sv_ctx *c);
 int sv_watch_fd(struct sv_ctx *c, int fd, void (*cb)(struct sv_ctx *c, int fd, void *arg),
 		void *arg);
 void sv_unwatch_fd(struct sv_ctx *c, int fd);
+/**
+ * sv_vm_running() - QEMU runs and nobody asked it to stop
+ *
+ * For watchers of helper processes: a helper that dies while this is true
+ * failed; one that dies when it is false (halt, guest power-off, QEMU
+ * gone) went with the VM, e.g. virtiofsd exits when QEMU closes its socket.
+ */
+bool sv_vm_running(struct sv_ctx *c);
 
 /** struct sv_ext - a module's part of the supervisor; any member may be NULL */
 struct sv_ext {

@@ -61,25 +61,31 @@ void qemu_argv_free(struct qemu_argv *a)
 	*a = (struct qemu_argv){ 0 };
 }
 
-/*
- * QEMU's option parser splits on ',' and ",," escapes a literal comma, so a
- * path holding a comma could otherwise inject options ("x,readonly=off").
- */
+char *qemu_opt_escape(const char *s)
+{
+	size_t n = strlen(s), j = 0;
+	char *esc = malloc(2 * n + 1);
+
+	if (!esc)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		esc[j++] = s[i];
+		if (s[i] == ',')
+			esc[j++] = ',';
+	}
+	esc[j] = 0;
+	return esc;
+}
+
+/* "PREFIX<path>SUFFIX" with @path escaped: a comma in it cannot start an option */
 static int qemu_add_path(struct qemu_argv *a, const char *prefix, const char *path,
 			 const char *suffix)
 {
-	size_t n = strlen(path), j = 0;
-	char *esc = malloc(2 * n + 1);
+	char *esc = qemu_opt_escape(path);
 	int rc;
 
 	if (!esc)
 		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		esc[j++] = path[i];
-		if (path[i] == ',')
-			esc[j++] = ',';
-	}
-	esc[j] = 0;
 	rc = qemu_argv_addf(a, "%s%s%s", prefix, esc, suffix);
 	free(esc);
 	return rc;

@@ -29,6 +29,17 @@ int qemu_argv_addf(struct qemu_argv *a, const char *fmt, ...) __attribute__((for
 void qemu_argv_free(struct qemu_argv *a);
 
 /**
+ * qemu_opt_escape() - @s as one value inside QEMU's comma-separated options
+ *
+ * QEMU's option parser splits on ',' and reads ",," as a literal comma, so
+ * doubling every comma is the whole escape: a path such as
+ * "/d,readonly=off" stays one value instead of adding an option.  Every
+ * path that goes into -drive, -chardev or -netdev goes through this.
+ * Return: a malloc'd string, or NULL (ENOMEM)
+ */
+char *qemu_opt_escape(const char *s);
+
+/**
  * struct qemu_params - what the argv is built from
  * @vm:        the VM's config
  * @accel:     chosen accelerator

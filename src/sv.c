@@ -160,11 +160,23 @@ static void sv_host_unwatch_fd(struct sv_ctx *c, int fd)
 	}
 }
 
+static bool sv_host_vm_running(struct sv_ctx *c)
+{
+	struct sv_core *k = c->core;
+	struct pollfd p = { .fd = k->qemu_pidfd, .events = POLLIN };
+
+	if (k->qemu_exited || k->halt != SV_HALT_NONE || k->shutdown_seen || k->qemu_pidfd < 0)
+		return false;
+	/* QEMU may have exited in this very poll round, its pidfd not read yet */
+	return poll(&p, 1, 0) == 0;
+}
+
 static const struct sv_host sv_host = {
 	.qemu_arg = sv_host_qemu_arg,
 	.qemu_fd = sv_host_qemu_fd,
 	.watch_fd = sv_host_watch_fd,
 	.unwatch_fd = sv_host_unwatch_fd,
+	.vm_running = sv_host_vm_running,
 };
 
 /* ---- state ---- */

@@ -32,6 +32,8 @@ sg_boot() {
 	SG_DIR=$1
 	local gib=$2
 	SG_WS=$SG_DIR/ws SG_IMG=$SG_DIR/ws.img SG_SOCK=$SG_DIR/vfs.sock
+	# the image's provenance record goes beside it unless the caller chose a data dir
+	export XDG_DATA_HOME=${XDG_DATA_HOME:-$SG_DIR/data}
 	"$SG_TOOL" create "$SG_IMG" "$gib" >/dev/null 2>&1 || return 1
 	"$SG_TOOL" mount "$SG_IMG" "$SG_WS" >/dev/null || return 1
 	SG_VPID=$("$SG_TOOL" vfs-start "$SG_WS" "$SG_SOCK") || return 1
