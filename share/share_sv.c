@@ -19,12 +19,15 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "share/share.h"
 #include "src/ext.h"
 #include "src/log.h"
+#include "src/proc.h"
 #include "src/util.h"
 
 /*
@@ -36,6 +39,7 @@
 
 struct share_run {
 	pid_t vfs_pid;
+	int qemu_fd;		/* our end of the vhost-user connection, for QEMU */
 	bool mounted;
 	int loop;
 	char img[PATH_MAX];
@@ -47,24 +51,6 @@ struct share_priv {
 	size_t n;
 	struct share_run r[];
 };
-
-/* QEMU's option parser: a ',' inside a value is written ",," */
-static int share_qemu_escape(char *dst, size_t n, const char *src)
-{
-	size_t o = 0;
-
-	for (; *src; src++) {
-		if (o + 3 > n)
-			return -ENAMETOOLONG;
-		if (*src == ',')
-			dst[o++] = ',';
-		dst[o++] = *src;
-	}
-	if (o >= n)
-		return -ENAMETOOLONG;
-	dst[o] = '\0';
-	return 0;
-}
 
 static int share_save(struct sv_ctx *c)
 {
@@ -96,6 +82,53 @@ static int share_paths_for(const struct sv_ctx *c, const struct cfg_share *s,
 	return rc;
 }
 
+/*
+ * virtiofsd as the unprivileged user (share_virtiofsd_start_fd()): we bind
+ * and listen on the socket ourselves (0600, in the VM's directory), connect
+ * to it at once (that end goes to QEMU as "-chardev socket,fd="), hand the
+ * listening end to virtiofsd, and unlink the path: nobody else can connect,
+ * and neither program needs to reach the VM's directory.
+ */
+static int share_vfs_start(const char *exe, const char *dir,
+			   struct share_run *r, const char *log)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct proc_user u;
+	int lfd = -1, cfd = -1, rc;
+	mode_t old;
+
+	if ((rc = proc_user_resolve(&u)) < 0)
+		return rc;
+	if ((rc = util_snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", r->sock)) < 0)
+		return rc;
+	if (unlink(r->sock) < 0 && errno != ENOENT)
+		return -errno;
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || cfd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	old = umask(0177);
+	rc = bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+	umask(old);
+	if (rc == 0 && (listen(lfd, 1) < 0 || connect(cfd, (struct sockaddr *)&sa, sizeof(sa)) < 0))
+		rc = -errno;
+	unlink(r->sock);
+	if (rc == 0)
+		rc = share_virtiofsd_start_fd(exe, dir, lfd, r->sock, log, &u, &r->vfs_pid);
+	if (rc == 0) {
+		r->qemu_fd = cfd;
+		cfd = -1;
+	}
+out:
+	if (lfd >= 0)
+		close(lfd);
+	if (cfd >= 0)
+		close(cfd);
+	return rc;
+}
+
 static void share_teardown(struct sv_ctx *c, void *priv)
 {
 	struct share_priv *p = priv;
@@ -107,6 +140,10 @@ static void share_teardown(struct sv_ctx *c, void *priv)
 		const struct cfg_share *s = &c->vm->shares[i];
 		int rc;
 
+		if (r->qemu_fd >= 0) {
+			close(r->qemu_fd);
+			r->qemu_fd = -1;
+		}
 		if (r->vfs_pid > 0) {
 			rc = share_virtiofsd_stop(r->vfs_pid, 3000, true);
 			if (rc < 0)
@@ -135,7 +172,7 @@ static void share_teardown(struct sv_ctx *c, void *priv)
 static int share_prepare(struct sv_ctx *c, void **privp)
 {
 	const struct cfg_vm *vm = c->vm;
-	char exe[PATH_MAX], arg[PATH_MAX + 128], esc[2 * PATH_MAX];
+	char exe[PATH_MAX], arg[PATH_MAX + 128];
 	struct share_priv *p;
 	json_t *arr;
 	int rc;
@@ -161,6 +198,7 @@ static int share_prepare(struct sv_ctx *c, void **privp)
 		char log[PATH_MAX];
 
 		r->loop = -1;
+		r->qemu_fd = -1;
 		if ((rc = share_paths_for(c, s, r)) < 0 ||
 		    (rc = share_check_paths(s, c->project_dir)) < 0)
 			goto err;
@@ -193,6 +231,10 @@ static int share_prepare(struct sv_ctx *c, void **privp)
 			}
 			r->mounted = true;
 			json_object_set_new(r->st, "loop", json_integer(r->loop));
+			/* an image made by an older hutch as root: hand its root to virtiofsd's user */
+			if (geteuid() == 0 && stat(s->host, &st) == 0 && st.st_uid == 0 &&
+			    c->uid != 0 && chown(s->host, c->uid, c->gid) < 0)
+				log_warno(-errno, "chown %s", s->host);
 		} else if (mkdir(s->host, 0755) == 0) {
 			if (geteuid() == 0 && chown(s->host, c->uid, c->gid) < 0)
 				log_warno(-errno, "chown %s", s->host);
@@ -200,7 +242,7 @@ static int share_prepare(struct sv_ctx *c, void **privp)
 
 		if ((rc = util_snprintf(log, sizeof(log), "%s/vfs-%s.log", c->vm_dir, s->tag)) < 0)
 			goto err;
-		rc = share_virtiofsd_start(exe, s->host, r->sock, log, true, &r->vfs_pid);
+		rc = share_vfs_start(exe, s->host, r, log);
 		if (rc < 0) {
 			log_errno(rc, "share %s: cannot start virtiofsd", s->tag);
 			goto err;
@@ -217,8 +259,10 @@ static int share_prepare(struct sv_ctx *c, void **privp)
 	    (rc = share_arg(c, "-numa")) < 0 || (rc = share_arg(c, "node,memdev=hutch-mem")) < 0)
 		goto err;
 	for (size_t i = 0; i < vm->n_shares; i++) {
-		if ((rc = share_qemu_escape(esc, sizeof(esc), p->r[i].sock)) < 0 ||
-		    (rc = util_snprintf(arg, sizeof(arg), "socket,id=hutch-vfs%zu,path=%s", i, esc)) < 0 ||
+		int qfd = sv_qemu_fd(c, p->r[i].qemu_fd);
+
+		if ((rc = qfd) < 0 ||
+		    (rc = util_snprintf(arg, sizeof(arg), "socket,id=hutch-vfs%zu,fd=%d", i, qfd)) < 0 ||
 		    (rc = share_arg(c, "-chardev")) < 0 || (rc = share_arg(c, arg)) < 0 ||
 		    (rc = util_snprintf(arg, sizeof(arg),
 					"vhost-user-fs-pci,chardev=hutch-vfs%zu,tag=%s", i,
@@ -340,6 +384,7 @@ static int share_before_up(struct up_ctx *u)
 {
 	for (size_t i = 0; i < u->vm->n_shares; i++) {
 		const struct cfg_share *s = &u->vm->shares[i];
+		struct proc_user pu;
 		char img[PATH_MAX];
 		int rc;
 
@@ -351,8 +396,10 @@ static int share_before_up(struct up_ctx *u)
 			return rc;
 		if (!s->isolation)
 			continue;
-		if ((rc = share_image_path(s, img, sizeof(img))) < 0 ||
-		    (rc = share_image_create(img, s->size_gib, getuid(), getgid(), NULL)) < 0) {
+		/* owned by who runs virtiofsd (src/proc.h): root's would be read-only to it */
+		if ((rc = proc_user_resolve(&pu)) < 0 ||
+		    (rc = share_image_path(s, img, sizeof(img))) < 0 ||
+		    (rc = share_image_create(img, s->size_gib, pu.uid, pu.gid, NULL)) < 0) {
 			log_errno(rc, "share %s: cannot create %s", s->tag, img);
 			return rc;
 		}

@@ -189,10 +189,21 @@ static int proc_rlimits(const struct proc_sandbox *sb)
 	if (sb->nofile) {
 		if (getrlimit(RLIMIT_NOFILE, &r) < 0)
 			return -errno;
-		/* lowering is always allowed; raising the hard limit only as root */
+		/*
+		 * Lowering is always allowed; raising the hard limit needs
+		 * CAP_SYS_RESOURCE, which even root may lack (containers): then
+		 * the current hard limit is the bound.
+		 */
+		rlim_t hard = r.rlim_max;
+
 		r.rlim_cur = r.rlim_max = sb->nofile;
-		if (setrlimit(RLIMIT_NOFILE, &r) < 0)
-			return -errno;
+		if (setrlimit(RLIMIT_NOFILE, &r) < 0) {
+			if (errno != EPERM || hard == RLIM_INFINITY || sb->nofile < hard)
+				return -errno;
+			r.rlim_cur = r.rlim_max = hard;
+			if (setrlimit(RLIMIT_NOFILE, &r) < 0)
+				return -errno;
+		}
 	}
 	if (sb->no_core) {
 		r = (struct rlimit){ 0, 0 };
@@ -226,8 +237,13 @@ static int proc_confine(const struct proc_sandbox *sb, enum proc_step *step)
 			if (cap_get_bound(v) > 0 && cap_drop_bound(v) < 0)
 				return -errno;
 	}
+	/*
+	 * A user namespace's root may not change its groups (setgroups is
+	 * denied there for an unprivileged mapping), and QEMU 7.2's virtiofsd
+	 * insists on dropping them: it gets none.
+	 */
 	*step = PROC_STEP_IDS;
-	if (priv && (setgroups(u->n_groups, u->groups) < 0 || setresgid(u->gid, u->gid, u->gid) < 0 ||
+	if (priv && (setgroups(sb->userns_root ? 0 : u->n_groups, u->groups) < 0 || setresgid(u->gid, u->gid, u->gid) < 0 ||
 		     setresuid(u->uid, u->uid, u->uid) < 0))
 		return -errno;
 	if (priv && (getuid() != u->uid || geteuid() != u->uid || getegid() != u->gid))
