@@ -24,8 +24,10 @@ int hook_run(const char *project_dir, const char *hook, const char *vm_name, con
 	const char *env[HOOK_ENV_MAX], *argv[2];
 	const char *const *base = proc_default_env();
 	struct proc_fdmap fds[] = { { 2, 1 }, { 2, 2 } };
+	struct proc_user u;
+	struct proc_sandbox psb;
 	struct proc_opts o = { .argv = argv, .envp = env, .fds = fds, .n_fds = 2,
-			       .cwd = project_dir };
+			       .cwd = project_dir, .sb = &psb };
 	struct stat sb;
 	size_t n = 0;
 	pid_t pid;
@@ -59,6 +61,10 @@ int hook_run(const char *project_dir, const char *hook, const char *vm_name, con
 	argv[0] = path;
 	argv[1] = NULL;
 
+	/* the project's code runs as the user (under sudo SUDO_UID), never as root */
+	if ((rc = proc_user_resolve(&u)) < 0)
+		return rc;
+	proc_sandbox_user(&psb, &u);
 	log_info("running hooks/%s", hook);
 	fflush(stderr);
 	rc = proc_spawn(&o, &pid, NULL);
