@@ -39,6 +39,7 @@
 #include "src/sv.h"
 #include "src/util.h"
 #include "src/vm.h"
+#include "src/vmfd.h"
 
 /*
  * Referenced by tests/helpers/fake_ext.c: a program linked from libhutch.a
@@ -1001,6 +1002,8 @@ CMD_DECL(inspect)
 		json_decref(req);
 	}
 	if (cli->json) {
+		/* who runs what: uid and capabilities of supervisor, QEMU, virtiofsd */
+		vmfd_inspect_rights(st, NULL, o);
 		for (size_t i = 0; ext[i]; i++)
 			if (ext[i]->inspect && (rc = ext[i]->inspect(s.dir, st, NULL, o)))
 				log_warno(rc, "%s: inspect", ext[i]->name);
@@ -1024,6 +1027,7 @@ CMD_DECL(inspect)
 			}
 			putchar('\n');
 		}
+		vmfd_inspect_rights(st, stdout, NULL);
 		fflush(stdout);
 		for (size_t j = 0; ext[j]; j++)
 			if (ext[j]->inspect && (rc = ext[j]->inspect(s.dir, st, stdout, NULL)))

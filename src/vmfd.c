@@ -8,12 +8,14 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "images/img.h"
+#include "share/share.h"
 #include "src/log.h"
 #include "src/util.h"
 
@@ -199,4 +201,77 @@ void vmfd_close(struct vmfd *v)
 	for (size_t i = 0; i < v->n; i++)
 		close(v->fd[i]);
 	v->n = 0;
+}
+
+/* /proc/@pid/comm starts with @want (comm is cut at 15 bytes) */
+static bool vmfd_comm_is(pid_t pid, const char *want)
+{
+	char path[64], *buf = NULL;
+	bool ok;
+
+	if (util_snprintf(path, sizeof(path), "/proc/%ld/comm", (long)pid) < 0 ||
+	    util_read_file(path, 256, &buf, NULL) < 0)
+		return false;
+	ok = strncmp(buf, want, strlen(want) < 15 ? strlen(want) : 15) == 0;
+	free(buf);
+	return ok;
+}
+
+static void vmfd_right(const char *role, json_int_t jpid, const char *comm, FILE *out,
+		       json_t *arr)
+{
+	struct proc_status st;
+	char eff[24], bnd[24];
+	pid_t pid = (pid_t)jpid;
+
+	if (jpid <= 1 || jpid > INT_MAX || !vmfd_comm_is(pid, comm) ||
+	    proc_status_read(pid, &st) < 0 ||
+	    util_snprintf(eff, sizeof(eff), "%016llx", st.cap_eff) < 0 ||
+	    util_snprintf(bnd, sizeof(bnd), "%016llx", st.cap_bnd) < 0)
+		return;
+	if (out)
+		fprintf(out, "process:     %-22s pid %-7ld uid %-6u CapEff %s CapBnd %s%s\n", role,
+			(long)pid, (unsigned)st.uid, eff, bnd, st.no_new_privs ? " no_new_privs" : "");
+	if (arr)
+		json_array_append_new(arr, json_pack("{s:s, s:I, s:I, s:s, s:s, s:b}", "role", role,
+						     "pid", (json_int_t)pid, "uid", (json_int_t)st.uid,
+						     "cap_eff", eff, "cap_bnd", bnd, "no_new_privs",
+						     st.no_new_privs));
+}
+
+void vmfd_inspect_rights(json_t *state, FILE *out, json_t *json)
+{
+	json_t *arr = json ? json_array() : NULL, *shares = json_object_get(state, "shares"), *e;
+	size_t i;
+
+	vmfd_right("supervisor", json_integer_value(json_object_get(state, "supervisor_pid")),
+		   "hutch", out, arr);
+	vmfd_right("qemu", json_integer_value(json_object_get(state, "qemu_pid")), "qemu-system",
+		   out, arr);
+	json_array_foreach(shares, i, e) {
+		json_int_t pid = json_integer_value(json_object_get(e, "virtiofsd_pid"));
+		const char *tag = json_string_value(json_object_get(e, "tag"));
+		char role[64], path[64], *kids = NULL;
+
+		if (!tag || !share_tag_valid(tag) ||
+		    util_snprintf(role, sizeof(role), "virtiofsd %s", tag) < 0)
+			continue;
+		vmfd_right(role, pid, "virtiofsd", out, arr);
+		/* its sandboxed server is a child in a pid namespace of its own */
+		if (pid > 1 && pid <= INT_MAX &&
+		    util_snprintf(path, sizeof(path), "/proc/%lld/task/%lld/children", (long long)pid,
+				  (long long)pid) == 0 &&
+		    util_read_file(path, 4096, &kids, NULL) == 0) {
+			long kid;
+			char *tok, *save = NULL;
+
+			if (util_snprintf(role, sizeof(role), "virtiofsd %s (sandbox)", tag) == 0)
+				for (tok = strtok_r(kids, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))
+					if (util_parse_long(tok, 2, INT_MAX, &kid) == 0)
+						vmfd_right(role, kid, "virtiofsd", out, arr);
+		}
+		free(kids);
+	}
+	if (json)
+		json_object_set_new(json, "processes", arr);
 }

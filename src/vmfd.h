@@ -28,7 +28,9 @@
  * read-only mount namespace.  The sockets were fds already (QMP, serial,
  * tap; vhost-user for shares, see share/share_sv.c).
  */
+#include <jansson.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "src/cfg.h"
 #include "src/proc.h"
@@ -78,3 +80,13 @@ void vmfd_close(struct vmfd *v);
 bool vmfd_readable_by(const struct proc_user *u, uid_t uid, gid_t gid, mode_t mode);
 
 #endif
+
+/**
+ * vmfd_inspect_rights() - `hutch inspect`: uid and capabilities of the VM's
+ * processes (supervisor, QEMU, each share's virtiofsd and its sandboxed
+ * child), read from /proc/<pid>/status
+ * @state: state.json (pids; a pid whose name does not match is skipped)
+ * @out:   text lines here, or NULL
+ * @json:  or a "processes" array set here, or NULL
+ */
+void vmfd_inspect_rights(json_t *state, FILE *out, json_t *json);
