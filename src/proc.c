@@ -497,8 +497,9 @@ int proc_run(const char *const *argv, const char *const *envp, char **out, size_
 const char *const *proc_default_env(void)
 {
 	static char path[512], home[512], user[128], lang[64], term[128], tmpdir[512];
-	static const char *env[8];
-	const char *v;
+	static char sudo_uid[32], sudo_gid[32];
+	static const char *env[10];
+	const char *v, *v2;
 	size_t n = 0;
 
 	if (env[0])
@@ -517,6 +518,16 @@ const char *const *proc_default_env(void)
 		env[n++] = tmpdir;
 	if (util_snprintf(lang, sizeof(lang), "LANG=C.UTF-8") == 0)
 		env[n++] = lang;
+	/*
+	 * Root under sudo: the supervisor (started with this environment) must
+	 * know the invoking user too, to run QEMU and virtiofsd as that user.
+	 */
+	if (geteuid() == 0 && (v = getenv("SUDO_UID")) && (v2 = getenv("SUDO_GID")) &&
+	    util_snprintf(sudo_uid, sizeof(sudo_uid), "SUDO_UID=%s", v) == 0 &&
+	    util_snprintf(sudo_gid, sizeof(sudo_gid), "SUDO_GID=%s", v2) == 0) {
+		env[n++] = sudo_uid;
+		env[n++] = sudo_gid;
+	}
 	env[n] = NULL;
 	return env;
 }
