@@ -20,7 +20,7 @@
 int hook_run(const char *project_dir, const char *hook, const char *vm_name, const char *vm_dir,
 	     const char *trigger, const char *ip)
 {
-	char path[PATH_MAX], e_name[64], e_dir[PATH_MAX + 16], e_hook[32], e_trig[32], e_ip[64];
+	char path[PATH_MAX], rel[64], e_name[64], e_dir[PATH_MAX + 16], e_hook[32], e_trig[32], e_ip[64];
 	const char *env[HOOK_ENV_MAX], *argv[2];
 	const char *const *base = proc_default_env();
 	struct proc_fdmap fds[] = { { 2, 1 }, { 2, 2 } };
@@ -58,7 +58,14 @@ int hook_run(const char *project_dir, const char *hook, const char *vm_name, con
 		env[n++] = e_ip;
 	}
 	env[n] = NULL;
-	argv[0] = path;
+	/*
+	 * Relative to the project dir, which is the child's cwd (entered before
+	 * it drops to the user): the user need not be able to walk the path
+	 * above the project, only the project itself.
+	 */
+	if ((rc = util_snprintf(rel, sizeof(rel), "hooks/%s", hook)) < 0)
+		return rc;
+	argv[0] = rel;
 	argv[1] = NULL;
 
 	/* the project's code runs as the user (under sudo SUDO_UID), never as root */
