@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "share/share.h"
 #include "src/log.h"
 #include "src/util.h"
 
@@ -109,12 +110,73 @@ static int proc_write_str(const char *path, const char *s)
  * that may not walk to it (root's 0700 home) still gets exactly that one.
  * The bind comes after the read-only pass, so it stays writable.
  */
+/* what QEMU may still see in its read-only view: the system, devices, proc and sys */
+static bool proc_mount_kept(const char *mp)
+{
+	static const char *const keep[] = { "/dev", "/proc", "/sys", "/usr", "/lib", "/lib32",
+					    "/lib64", "/libx32", "/bin", "/sbin", "/etc" };
+
+	if (!strcmp(mp, "/"))
+		return true;
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(keep); i++) {
+		size_t l = strlen(keep[i]);
+
+		if (!strncmp(mp, keep[i], l) && (mp[l] == '\0' || mp[l] == '/'))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Detach every other mount from the copy the new namespace got: /home,
+ * /tmp, and above all other VMs' share images, whose loop devices would
+ * otherwise stay attached (and their folders stay busy) for as long as this
+ * QEMU lives.  Deepest first: mountinfo lists parents before children.
+ */
+static int proc_mountns_prune(void)
+{
+	struct share_mntent *e = malloc(sizeof(*e));
+	char *buf = NULL, *mps[256];
+	size_t n = 0, off = 0, nmp = 0;
+	int rc;
+
+	if (!e)
+		return -ENOMEM;
+	rc = util_read_file("/proc/self/mountinfo", 16u << 20, &buf, &n);
+	while (rc == 0 && off < n) {
+		const char *line = buf + off, *nl = memchr(line, '\n', n - off);
+		size_t ll = nl ? (size_t)(nl - line) : n - off;
+
+		off += ll + 1;
+		if (share_mountinfo_parse_line(line, ll, e) < 0 || proc_mount_kept(e->mountpoint))
+			continue;
+		if (nmp == UTIL_ARRAY_SIZE(mps) || !(mps[nmp] = strdup(e->mountpoint))) {
+			rc = -E2BIG;
+			break;
+		}
+		nmp++;
+	}
+	while (nmp-- > 0) {
+		/* EINVAL: went with a parent already */
+		if (rc == 0 && umount2(mps[nmp], MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+			rc = -errno;
+		free(mps[nmp]);
+	}
+	free(buf);
+	free(e);
+	return rc;
+}
+
 static int proc_mountns(const struct proc_sandbox *sb)
 {
+	int rc;
+
 	struct proc_mount_attr ma = { .attr_set = PROC_MOUNT_ATTR_RDONLY };
 
 	if (unshare(CLONE_NEWNS) < 0 || mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return -errno;
+	if (sb->mount_ro && (rc = proc_mountns_prune()) < 0)
+		return rc;
 	if (sb->mount_ro &&
 	    syscall(SYS_mount_setattr, AT_FDCWD, "/", AT_RECURSIVE, &ma, sizeof(ma)) < 0)
 		return -errno;

@@ -72,8 +72,10 @@ int proc_user_resolve(struct proc_user *u);
  * @nofile:       RLIMIT_NOFILE, soft and hard (0: unchanged)
  * @no_core:      RLIMIT_CORE 0: guest memory never lands in a core file
  * @mount_ro:     a private mount namespace in which every mount is read-only
- *                (only when switching from root: it costs nothing there; a
- *                normal user would need a user namespace for it)
+ *                and only the system's are left (/, /usr, /etc, /dev, /proc,
+ *                /sys...; other VMs' share images and /home, /tmp go); only
+ *                when switching from root: it costs nothing there, a normal
+ *                user would need a user namespace for it
  * @bind_src:     in a private mount namespace, bind this directory over
  *                @bind_dst, so that a child that cannot walk the path to it
  *                (root's 0700 dirs) still gets that one directory (root only)

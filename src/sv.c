@@ -858,6 +858,20 @@ static int sv_load(const char *vm_dir, json_t **stp, struct cfg **cfgp, const st
 	return 0;
 }
 
+/* who QEMU and virtiofsd run as (never root); the tap, share images and folders are theirs */
+static int sv_resolve_user(struct sv_ctx *c, struct sv_core *k)
+{
+	int rc = proc_user_resolve(&k->user);
+
+	if (rc) {
+		log_errno(rc, "no unprivileged user to run QEMU as");
+		return rc;
+	}
+	c->uid = k->user.uid;
+	c->gid = k->user.gid;
+	return 0;
+}
+
 /*
  * Open disk, seed, kernel and initrd for QEMU (src/vmfd.h); their fds go
  * after the extensions' and their "-add-fd" options into the extra argv.
@@ -942,14 +956,8 @@ int sv_run(const char *vm_dir)
 	rc = sv_load(vm_dir, &c.state, &cfg, &vm);
 	if (rc)
 		goto out_nostate;
-	rc = proc_user_resolve(&k.user);
-	if (rc) {
-		log_errno(rc, "no unprivileged user to run QEMU as");
+	if ((rc = sv_resolve_user(&c, &k)))
 		goto out_nostate;
-	}
-	/* the tap, share images and folders belong to QEMU's and virtiofsd's user */
-	c.uid = k.user.uid;
-	c.gid = k.user.gid;
 	c.vm = vm;
 	c.project_dir = cfg->dir;
 	json_object_set_new(c.state, "supervisor_pid", json_integer(getpid()));

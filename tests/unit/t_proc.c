@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include "src/proc.h"
@@ -102,6 +103,21 @@ int main(void)
 	is_int(run_sb(wr, &sb, out, sizeof(out), &code), 0, "mount namespace child runs");
 	ok(!root || !strcmp(out, "ro\n"), "root's children see a read-only filesystem: %s", out);
 	unlink("/var/tmp/hutch-t-proc.x");
+	if (root) {
+		/* a mount of someone else's (another VM's share image) is not in QEMU's view */
+		char dir[] = "/tmp/t_proc.XXXXXX", cmd[256];
+		const char *const gr[] = { "sh", "-c", cmd, NULL };
+
+		if (mkdtemp(dir) && mount("t_proc", dir, "tmpfs", 0, "size=1m") == 0) {
+			snprintf(cmd, sizeof(cmd), "grep -c ' %s ' /proc/self/mountinfo", dir);
+			is_int(run_sb(gr, &sb, out, sizeof(out), &code), 0, "mount listing child runs");
+			ok(!strcmp(out, "0\n"), "a host mount outside the system dirs is detached: %s", out);
+			umount2(dir, MNT_DETACH);
+		} else {
+			ok(0, "test mount");
+		}
+		rmdir(dir);
+	}
 
 	/* a step that cannot take fails the spawn instead of running unconfined */
 	if (root) {
