@@ -30,20 +30,23 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "share/share.h"
 #include "src/ext.h"
 #include "src/log.h"
-#include "src/qemu.h"
+#include "src/proc.h"
 #include "src/util.h"
 
 struct share_run {
 	const struct cfg_share *s;
 	pid_t vfs_pid;
 	int pidfd;		/* virtiofsd's, watched by the supervisor's loop; -1 */
+	int qemu_fd;		/* our end of the vhost-user connection, for QEMU; -1 */
 	bool mounted;
 	int loop;
 	char img[PATH_MAX];
@@ -133,6 +136,54 @@ static void share_vfs_exited(struct sv_ctx *c, int fd, void *arg)
 		log_warn("could not save state.json");
 }
 
+/*
+ * virtiofsd as the unprivileged user (share_virtiofsd_start_fd()): we bind
+ * and listen on the socket ourselves (0600, in the VM's directory), connect
+ * to it at once (that end goes to QEMU as "-chardev socket,fd="), hand the
+ * listening end to virtiofsd, and unlink the path: nobody else can connect,
+ * and neither program needs to reach the VM's directory.
+ */
+static int share_vfs_start(const char *exe, const char *dir,
+			   struct share_run *r, const char *log)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct proc_user u;
+	int lfd = -1, cfd = -1, rc;
+	mode_t old;
+
+	if ((rc = proc_user_resolve(&u)) < 0)
+		return rc;
+	if ((rc = util_snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", r->sock)) < 0)
+		return rc;
+	if (unlink(r->sock) < 0 && errno != ENOENT)
+		return -errno;
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || cfd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	old = umask(0177);
+	rc = bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+	umask(old);
+	if (rc == 0 && (listen(lfd, 1) < 0 || connect(cfd, (struct sockaddr *)&sa, sizeof(sa)) < 0))
+		rc = -errno;
+	unlink(r->sock);
+	if (rc == 0)
+		rc = share_virtiofsd_start_fd(exe, dir, lfd, r->sock, log, &u, &r->vfs_pid,
+					      &r->pidfd);
+	if (rc == 0) {
+		r->qemu_fd = cfd;
+		cfd = -1;
+	}
+out:
+	if (lfd >= 0)
+		close(lfd);
+	if (cfd >= 0)
+		close(cfd);
+	return rc;
+}
+
 static void share_teardown(struct sv_ctx *c, void *priv)
 {
 	struct share_priv *p = priv;
@@ -148,6 +199,10 @@ static void share_teardown(struct sv_ctx *c, void *priv)
 			sv_unwatch_fd(c, r->pidfd);
 			close(r->pidfd);
 			r->pidfd = -1;
+		}
+		if (r->qemu_fd >= 0) {
+			close(r->qemu_fd);
+			r->qemu_fd = -1;
 		}
 		if (r->vfs_pid > 0) {
 			rc = share_virtiofsd_stop(r->vfs_pid, 3000, true);
@@ -219,7 +274,7 @@ static int share_prepare_one(struct sv_ctx *c, struct share_run *r, json_t *arr,
 	}
 	if ((rc = util_snprintf(log, sizeof(log), "%s/vfs-%s.log", c->vm_dir, s->tag)) < 0)
 		return rc;
-	rc = share_virtiofsd_start(exe, s->host, r->sock, log, true, &r->vfs_pid, &r->pidfd);
+	rc = share_vfs_start(exe, s->host, r, log);
 	if (rc < 0) {
 		log_errno(rc, "share %s: cannot start virtiofsd", s->tag);
 		return rc;
@@ -247,14 +302,12 @@ static int share_qemu_args(struct sv_ctx *c, const struct share_priv *p)
 	    (rc = sv_qemu_arg(c, "-numa")) < 0 || (rc = sv_qemu_arg(c, "node,memdev=hutch-mem")) < 0)
 		return rc;
 	for (size_t i = 0; i < p->n; i++) {
-		/* the socket lives in the VM dir, whose path may hold a comma: ",," */
-		char *esc = qemu_opt_escape(p->r[i].sock);
+		/* QEMU gets its end of virtiofsd's socket as an fd: no path to reach */
+		int qfd = sv_qemu_fd(c, p->r[i].qemu_fd);
 
-		if (!esc)
-			return -ENOMEM;
-		rc = util_snprintf(arg, sizeof(arg), "socket,id=hutch-vfs%zu,path=%s", i, esc);
-		free(esc);
-		if (rc < 0 || (rc = sv_qemu_arg(c, "-chardev")) < 0 || (rc = sv_qemu_arg(c, arg)) < 0 ||
+		if ((rc = qfd) < 0 ||
+		    (rc = util_snprintf(arg, sizeof(arg), "socket,id=hutch-vfs%zu,fd=%d", i, qfd)) < 0 ||
+		    (rc = sv_qemu_arg(c, "-chardev")) < 0 || (rc = sv_qemu_arg(c, arg)) < 0 ||
 		    (rc = util_snprintf(arg, sizeof(arg), "vhost-user-fs-pci,chardev=hutch-vfs%zu,tag=%s",
 					i, p->r[i].s->tag)) < 0 ||
 		    (rc = sv_qemu_arg(c, "-device")) < 0 || (rc = sv_qemu_arg(c, arg)) < 0)
@@ -290,7 +343,7 @@ static int share_prepare(struct sv_ctx *c, void **privp)
 	for (size_t i = 0; i < vm->n_shares; i++) {
 		struct share_run *r = &p->r[i];
 
-		*r = (struct share_run){ .s = &vm->shares[i], .pidfd = -1, .loop = -1 };
+		*r = (struct share_run){ .s = &vm->shares[i], .pidfd = -1, .qemu_fd = -1, .loop = -1 };
 		p->n = i + 1;
 		if ((rc = share_prepare_one(c, r, arr, exe, recdir)) < 0)
 			goto err;

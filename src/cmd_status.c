@@ -22,6 +22,7 @@
 #include "src/state.h"
 #include "src/util.h"
 #include "src/vm.h"
+#include "src/vmfd.h"
 
 /* ---- status / list ---- */
 
@@ -262,6 +263,8 @@ static int cmd_inspect(struct cli *cli, struct vm_target *t, int argc, char **ar
 		json_decref(resp);
 	}
 	if (cli->json) {
+		/* who runs what: uid and capabilities of supervisor, QEMU, virtiofsd */
+		vmfd_inspect_rights(t->state, NULL, o);
 		for (size_t i = 0; ext[i]; i++)
 			if (ext[i]->inspect && (rc = ext[i]->inspect(t->dir, t->state, NULL, o)))
 				log_warno(rc, "%s: inspect", ext[i]->name);
@@ -272,6 +275,7 @@ static int cmd_inspect(struct cli *cli, struct vm_target *t, int argc, char **ar
 		printf("qmp status:  %s\n", state_get_str(o, "qmp_status"));
 	if (json_is_array(argvj))
 		inspect_argv(argvj);
+	vmfd_inspect_rights(t->state, stdout, NULL);
 	fflush(stdout);
 	for (size_t j = 0; ext[j]; j++)
 		if (ext[j]->inspect && (rc = ext[j]->inspect(t->dir, t->state, stdout, NULL)))

@@ -35,12 +35,14 @@ static void prov_kill(pid_t pid, int pidfd)
 	proc_wait(pid, &status);
 }
 
-int prov_run(const char *const *argv, const char *const *envp, const char *cwd, int out_fd,
-	     unsigned timeout_s, bool (*alive)(void *), void *arg, int *code)
+static int prov_run_sb(const char *const *argv, const char *const *envp, const char *cwd,
+		       int out_fd, unsigned timeout_s, bool (*alive)(void *), void *arg, int *code,
+		       const struct proc_sandbox *sb)
 {
 	struct proc_fdmap fds[] = { { out_fd, 1 }, { out_fd, 2 } };
 	struct proc_opts o = { .argv = argv, .envp = envp, .fds = fds,
-			       .n_fds = out_fd >= 0 ? 2 : 0, .cwd = cwd, .want_pidfd = true };
+			       .n_fds = out_fd >= 0 ? 2 : 0, .cwd = cwd, .want_pidfd = true,
+			       .sb = sb };
 	uint64_t deadline = timeout_s ? util_monotonic_ms() + (uint64_t)timeout_s * 1000 : 0;
 	pid_t pid;
 	int pidfd, rc, status;
@@ -76,6 +78,58 @@ int prov_run(const char *const *argv, const char *const *envp, const char *cwd, 
 	}
 	close(pidfd);
 	return rc;
+}
+
+int prov_run(const char *const *argv, const char *const *envp, const char *cwd, int out_fd,
+	     unsigned timeout_s, bool (*alive)(void *), void *arg, int *code)
+{
+	return prov_run_sb(argv, envp, cwd, out_fd, timeout_s, alive, arg, code, NULL);
+}
+
+/* copy @src to @dir/@name, 0600, owned by @u (for ansible-playbook running as @u) */
+static int prov_copy_for(const char *src, const char *dir, const char *name,
+			 const struct proc_user *u, char *out, size_t n)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int rc;
+
+	if ((rc = util_path_join(out, n, dir, name)) < 0 ||
+	    (rc = util_read_file(src, 1 << 20, &buf, &len)) < 0)
+		return rc;
+	rc = util_write_atomic(out, buf, len, 0600);
+	free(buf);
+	if (rc == 0 && chown(out, u->uid, u->gid) < 0)
+		rc = -errno;
+	return rc;
+}
+
+/*
+ * ansible-playbook runs as the user (src/proc.h), who may not read the VM's
+ * directory (root's, 0700) nor root's managed key: give it a private
+ * directory of its own with copies of the key and the pinned known_hosts
+ * (the inventory is written there too), removed when the run ends.  The
+ * project itself must be readable by the user, as for hooks.
+ */
+static int prov_stage(struct ssh_conn *c, const struct proc_user *u, char *dir, size_t n)
+{
+	char key[PATH_MAX], kh[PATH_MAX];
+	int rc;
+
+	if ((rc = util_snprintf(dir, n, "/tmp/hutch-ansible.XXXXXX")) < 0)
+		return rc;
+	if (!mkdtemp(dir))
+		return -errno;
+	if (chown(dir, u->uid, u->gid) < 0 ||
+	    (rc = prov_copy_for(c->key, dir, "key", u, key, sizeof(key))) < 0 ||
+	    (rc = prov_copy_for(c->known_hosts, dir, "known_hosts", u, kh, sizeof(kh))) < 0) {
+		rc = rc < 0 ? rc : -errno;
+		util_rm_rf(dir);
+		return rc;
+	}
+	memcpy(c->key, key, sizeof(c->key));
+	memcpy(c->known_hosts, kh, sizeof(c->known_hosts));
+	return 0;
 }
 
 int prov_log_open(const char *vm_dir)
@@ -136,7 +190,10 @@ static int prov_inventory(struct ssh_conn *c, const char *path)
 int prov_playbook(const struct cfg_vm *vm, const char *project_dir, const char *vm_dir,
 		  json_t *state, bool (*alive)(void *), void *arg)
 {
-	char playbook[PATH_MAX], inv[PATH_MAX], log[PATH_MAX], done[PATH_MAX];
+	char playbook[PATH_MAX], inv[PATH_MAX], log[PATH_MAX], done[PATH_MAX], stage[PATH_MAX] = "";
+	char e_home[PATH_MAX + 8];
+	struct proc_user pu;
+	struct proc_sandbox sb;
 	const char *argv[] = { "ansible-playbook", "-i", inv, playbook, NULL };
 	const char *env[PROV_ENV_MAX];
 	const char *const *base = proc_default_env();
@@ -160,8 +217,25 @@ int prov_playbook(const struct cfg_vm *vm, const char *project_dir, const char *
 	rc = prov_inventory(c, inv);
 	if (rc < 0)
 		goto out;
-	for (; base && base[n] && n < PROV_ENV_MAX - 8; n++)
-		env[n] = base[n];
+	/* Ansible runs as the user (under sudo SUDO_UID), never as root */
+	if ((rc = proc_user_resolve(&pu)) < 0)
+		goto out;
+	proc_sandbox_user(&sb, &pu);
+	if (pu.switch_ids &&
+	    ((rc = prov_stage(c, &pu, stage, sizeof(stage))) < 0 ||
+	     (rc = util_path_join(inv, sizeof(inv), stage, "inventory.json")) < 0 ||
+	     (rc = util_snprintf(e_home, sizeof(e_home), "HOME=%s", stage)) < 0 ||
+	     (rc = prov_inventory(c, inv)) < 0))
+		goto out;
+	if (stage[0] && chown(inv, pu.uid, pu.gid) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	for (size_t i = 0; base && base[i] && n < PROV_ENV_MAX - 9; i++)
+		if (!stage[0] || strncmp(base[i], "HOME=", 5))
+			env[n++] = base[i];
+	if (stage[0])
+		env[n++] = e_home;	/* ~/.ansible/tmp must be the user's */
 	/* Host keys are checked (against our pin, via the common args), no
 	 * ControlPersist master is left behind after hutch returns, and no
 	 * retry files litter the project. */
@@ -180,7 +254,7 @@ int prov_playbook(const struct cfg_vm *vm, const char *project_dir, const char *
 	}
 	log_info("provisioning %s with playbook.yml (log: %s)", vm->name, log);
 	prov_mark(fd, true, 0);
-	rc = prov_run(argv, env, project_dir, fd, 0, alive, arg, &code);
+	rc = prov_run_sb(argv, env, project_dir, fd, 0, alive, arg, &code, &sb);
 	prov_mark(fd, false, rc < 0 ? -1 : code);
 	close(fd);
 	if (rc == -ENOENT) {
@@ -199,6 +273,8 @@ int prov_playbook(const struct cfg_vm *vm, const char *project_dir, const char *
 	}
 	rc = util_write_atomic(done, "1\n", 2, 0600);
 out:
+	if (stage[0])
+		util_rm_rf(stage);
 	free(c);
 	return rc;
 }

@@ -14,6 +14,8 @@ cd "$HUTCH_SRC" || exit 1
 MODES=${E2E_MODES:-user nat}
 
 T=$(mktemp -d /tmp/hutch-e2e.XXXXXX)
+# as root, hooks and ansible-playbook run as the unprivileged hutch-vm: it must reach the projects
+chmod 755 "$T"
 NS=ssh-e2e-$$
 NSX=()
 SSHD_PID=
@@ -166,6 +168,8 @@ run_mode() {
 	local mode=$1 name=e2e-$1 P=$T/proj-$1 vmd t0 t1 out rc
 	vmd=$XDG_DATA_HOME/hutch/vms/$name
 	mkdir -p "$P/hooks"
+	: >"$P/hooks.log"
+	chmod 666 "$P/hooks.log"	# the hooks write it as the unprivileged user
 	cat >"$P/hutch.yaml" <<Y
 name: $name
 image: $IMAGE

@@ -176,7 +176,9 @@ int main(void)
 	ssh_user(&vm, tmp, vm_dir, line, sizeof(line));
 	ok(!strcmp(line, "cfg"), "ssh.user wins");
 
-	/* hooks */
+	/* hooks: as root they run as the unprivileged user, who must reach the project */
+	if (geteuid() == 0)
+		chmod(tmp, 0777);
 	snprintf(path2, sizeof(path2), "%s/hooks", tmp);
 	util_mkdir_p(path2, 0755);
 	is_int(hook_run(tmp, "pre-up", "box", vm_dir, "up", "10.77.0.5"), 0, "missing hook is fine");
@@ -249,6 +251,40 @@ int main(void)
 		   strstr(pout, "HostKeyAlias=hutch-box") && strstr(pout, "\"ansible_user\": \"dev\""),
 		   "ansible reads the inventory with the pinning options");
 		free(pout);
+		/*
+		 * ansible-playbook never runs as root: a stand-in earlier in PATH
+		 * records its own status and what it could read (issue 15.3)
+		 */
+		if (geteuid() == 0) {
+			char bin[PATH_MAX + 8], fake[PATH_MAX + 32], newpath[PATH_MAX + 64], *old = getenv("PATH");
+			char *oldcopy = old ? strdup(old) : NULL;
+
+			snprintf(bin, sizeof(bin), "%s/fakebin", tmp);
+			util_mkdir_p(bin, 0755);
+			snprintf(fake, sizeof(fake), "%s/ansible-playbook", bin);
+			f = fopen(fake, "w");
+			fprintf(f, "#!/bin/sh\ncat /proc/self/status >%s/ansible.status\n"
+				   "for a; do case $a in *.json) cat \"$a\" >/dev/null && echo inv-ok >>%s/ansible.status;; esac; done\n"
+				   "cat /etc/shadow >/dev/null 2>&1 && echo shadow-read >>%s/ansible.status\nexit 0\n",
+				tmp, tmp, tmp);
+			fclose(f);
+			chmod(fake, 0755);
+			snprintf(newpath, sizeof(newpath), "PATH=%s:%s", bin, oldcopy ? oldcopy : "/usr/bin:/bin");
+			putenv(newpath);
+			/* proc_default_env() is computed once: the stand-in is found through argv[0] lookup */
+			is_int(prov_playbook(&vm, tmp, vm_dir, st2, NULL, NULL), 0, "stand-in ansible-playbook ran");
+			snprintf(pb, sizeof(pb), "%s/ansible.status", tmp);
+			text = NULL;
+			util_read_file(pb, 65536, &text, &len);
+			ok(text && !strstr(text, "\nUid:\t0\t") && strstr(text, "CapEff:\t0000000000000000") &&
+			   strstr(text, "NoNewPrivs:\t1"), "ansible-playbook runs unprivileged, no caps, no_new_privs");
+			ok(text && strstr(text, "inv-ok"), "and can read its inventory");
+			ok(text && !strstr(text, "shadow-read"), "but not /etc/shadow");
+			free(text);
+			if (oldcopy)
+				setenv("PATH", oldcopy, 1);
+			free(oldcopy);
+		}
 		json_decref(st2);
 	}
 
