@@ -459,17 +459,22 @@ const struct sv_ext share_sv_ext = {
 	.inspect = share_inspect,
 };
 
-/* before_up: checks and first-use image creation, as the invoking user */
+/*
+ * before_up: checks and first-use image creation.  The image and its root
+ * belong to whoever runs virtiofsd (proc_user_resolve(): the user, SUDO_UID,
+ * or hutch-vm under plain root): root's would be read-only to it.
+ */
 static int share_before_up(struct up_ctx *u)
 {
 	char recdir[PATH_MAX];
+	struct proc_user pu;
 	int rc;
 
-	if ((rc = share_record_dir(recdir, sizeof(recdir))) < 0)
+	if ((rc = share_record_dir(recdir, sizeof(recdir))) < 0 || (rc = proc_user_resolve(&pu)) < 0)
 		return rc;
 	for (size_t i = 0; i < u->vm->n_shares; i++) {
 		const struct cfg_share *s = &u->vm->shares[i];
-		struct share_req req = { .dir = s->host, .uid = getuid(), .gid = getgid(),
+		struct share_req req = { .dir = s->host, .uid = pu.uid, .gid = pu.gid,
 					 .size_gib = s->size_gib, .recdir = recdir };
 
 		if ((rc = share_check_one(s, u->cli->dir)) < 0)

@@ -22,17 +22,27 @@
 #include "src/cfg.h"
 #include "src/cmd.h"
 #include "src/log.h"
+#include "src/proc.h"
 #include "src/state.h"
 #include "src/util.h"
 #include "src/vm.h"
 
-/* `hutch mount` for one isolated share: create its image if missing, mount it */
+/*
+ * `hutch mount` for one isolated share: create its image if missing, mount
+ * it; owned, like `up` makes it, by whoever runs virtiofsd (src/proc.h)
+ */
 static int share_cmd_mount(const struct cli *cli, const struct cfg_share *s, const char *recdir)
 {
-	struct share_req req = { .dir = s->host, .uid = getuid(), .gid = getgid(),
-				 .size_gib = s->size_gib, .recdir = recdir };
+	struct share_req req = { .dir = s->host, .size_gib = s->size_gib, .recdir = recdir };
+	struct proc_user pu;
 	int rc, loop;
 
+	if ((rc = proc_user_resolve(&pu)) < 0) {
+		log_errno(rc, "the user that runs virtiofsd");
+		return EXIT_ERR;
+	}
+	req.uid = pu.uid;
+	req.gid = pu.gid;
 	if ((rc = share_check_paths(s, cli->dir)) < 0)
 		return rc == -EPERM ? EXIT_NOPERM : EXIT_USAGE;
 	if (geteuid() != 0) {

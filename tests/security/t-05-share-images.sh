@@ -60,6 +60,9 @@ refused() {
 # --- a planted image: a valid ext4 file system made by someone else
 truncate -s 64M "$IMG"
 mkfs.ext4 -q -F -L hutch-share "$IMG"
+# owned by the user hutch runs virtiofsd as (hutch-vm under plain root), so
+# that what refuses it is its provenance, not its owner
+chown "$(id -u hutch-vm 2>/dev/null || id -u)" "$IMG"
 refused "a planted ext4 image"
 printf '#cloud-config\nhostname: tiny\n' >"$P/cloud-init.yml"
 out=$(h up 2>&1); rc=$?

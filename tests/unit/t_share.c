@@ -260,10 +260,10 @@ static void run_watchers(struct sv_ctx *c)
 	}
 }
 
-/* wait (up to 10 s) until the pidfd of a watched process is readable */
+/* wait (up to 60 s: a loaded host is slow to reap) until a watched pidfd is readable */
 static void wait_watched(size_t want_left, struct sv_ctx *c)
 {
-	for (int t = 0; t < 1000 && n_watched > want_left; t++) {
+	for (int t = 0; t < 6000 && n_watched > want_left; t++) {
 		run_watchers(c);
 		usleep(10000);
 	}
