@@ -1140,6 +1140,185 @@ int nft_base_remove(void)
 
 /* ---- VMs -------------------------------------------------------------- */
 
+/* ---- WireGuard kill switch (issue 11) -------------------------------- */
+
+/*
+ * A VM with a wireguard.conf (vm->wg.ifname set) gets, inside its own batch:
+ * - bridge vm-<id>: every IPv4 packet from its tap is marked with wg.mark,
+ *   which sends it to the VM's routing table (net/wg_rt.c: default via the
+ *   wg interface, `unreachable` behind it);
+ * - inet vm-<id>, first: allow-lan-host entries (they keep their LAN route),
+ *   then "kill switch": anything leaving by another interface than its wg
+ *   interface is dropped and counted, whatever the routing says (a deleted
+ *   or downed wg link, a flushed policy rule); then DNS to the tunnel's DNS;
+ * - inet vmin-<id>, first: DNS to the gateway is dropped: the host's
+ *   forwarder would ask the host's resolvers, outside the tunnel;
+ * - inet wgdns-<id> (nat prerouting): the VM's queries to the gateway are
+ *   DNAT'ed to the tunnel's DNS instead, so they never reach that input
+ *   chain and go out through the tunnel.
+ * If the nat chain is lost, DNS fails closed (the input drop); if the mark
+ * is lost, the VM's source rule still picks its table (net/wg_sv.c).
+ */
+#define WG_CHAIN_PREFIX "wgdns-"
+#define WG_KS_COMMENT "kill switch"
+
+static bool vm_has_wg(const struct nft_vm *vm)
+{
+	return vm->wg.ifname[0] != 0;
+}
+
+static void wg_chain_name(const char *id, char name[32])
+{
+	/* id_valid() bounds @id to 15 characters: this cannot truncate */
+	snprintf(name, 32, WG_CHAIN_PREFIX "%s", id);
+}
+
+static void x_imm(struct rb *b, const void *data, uint32_t len)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("immediate");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
+		nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, data, len);
+	}
+	rb_expr(b, e);
+}
+
+static void m_mark(struct rb *b, uint32_t mark)
+{
+	x_meta(b, NFT_META_MARK);
+	x_cmp(b, NFT_CMP_EQ, &mark, sizeof(mark));
+}
+
+/* bridge vm-<id>: mark the VM's IPv4, before the rule that accepts it */
+static void nft_wg_bridge_rules(struct nb *nb, const struct nft_vm *vm, const char *chain)
+{
+	struct nftnl_expr *e;
+	char c[96];
+	struct rb b;
+
+	if (!vm_has_wg(vm))
+		return;
+	b = rb_new(NFPROTO_BRIDGE, chain);
+	m_ether_type(&b, ETHERTYPE_IP);
+	x_counter(&b);
+	x_imm(&b, &vm->wg.mark, sizeof(vm->wg.mark));
+	e = nftnl_expr_alloc("meta");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
+	}
+	rb_expr(&b, e);
+	snprintf(c, sizeof(c), "wg: mark 0x%x (routing table of %s)", vm->wg.mark, vm->wg.ifname);
+	rb_add(nb, &b, NO_VERDICT, c);
+}
+
+/* inet vmin-<id>: no DNS from the host's forwarder for a tunnelled VM */
+static void nft_wg_input_rules(struct nb *nb, const struct nft_vm *vm, const char *chain_in)
+{
+	struct rb b;
+
+	if (!vm_has_wg(vm))
+		return;
+	for (int p = 0; p < 2; p++) {
+		b = rb_new(NFPROTO_INET, chain_in);
+		m_ip4(&b);
+		m_port(&b, p ? IPPROTO_TCP : IPPROTO_UDP, 2, 53);
+		rb_add(nb, &b, NF_DROP, p ? "wg: drop DNS tcp/53 to the host (only through the tunnel)"
+					  : "wg: drop DNS udp/53 to the host (only through the tunnel)");
+	}
+}
+
+/* inet vm-<id>: allow-lan-host, the kill switch, the tunnel's DNS */
+static void nft_wg_fwd_rules(struct nb *nb, const struct nft_vm *vm, const char *chain)
+{
+	char c[160], d[INET_ADDRSTRLEN];
+	struct rb b;
+
+	if (!vm_has_wg(vm))
+		return;
+	for (size_t i = 0; i < vm->n_host_access; i++) {
+		const struct cfg_host_access *h = &vm->host_access[i];
+
+		if (h->kind != CFG_HA_LAN_HOST)
+			continue;
+		b = rb_new(NFPROTO_INET, chain);
+		m_ip4(&b);
+		m_addr(&b, 16, NFT_CMP_EQ, h->addr, 32);
+		snprintf(c, sizeof(c), "wg: allow-lan-host %s outside the tunnel", inet_ntoa(h->addr));
+		rb_add(nb, &b, NF_ACCEPT, c);
+	}
+	b = rb_new(NFPROTO_INET, chain);
+	x_meta(&b, NFT_META_OIFNAME);
+	x_cmp(&b, NFT_CMP_NEQ, vm->wg.ifname, (uint32_t)strlen(vm->wg.ifname) + 1);
+	snprintf(c, sizeof(c), WG_KS_COMMENT ": drop what would leave by another interface than %s",
+		 vm->wg.ifname);
+	rb_add(nb, &b, NF_DROP, c);
+	if (!vm->wg.dns.s_addr)
+		return;
+	inet_ntop(AF_INET, &vm->wg.dns, d, sizeof(d));
+	for (int p = 0; p < 2; p++) {
+		b = rb_new(NFPROTO_INET, chain);
+		m_ip4(&b);
+		m_addr(&b, 16, NFT_CMP_EQ, vm->wg.dns, 32);
+		m_port(&b, p ? IPPROTO_TCP : IPPROTO_UDP, 2, 53);
+		snprintf(c, sizeof(c), "wg: the tunnel's DNS %s %s/53", d, p ? "tcp" : "udp");
+		rb_add(nb, &b, NF_ACCEPT, c);
+	}
+}
+
+/* inet wgdns-<id>: the VM's DNS to the gateway goes to the tunnel's DNS */
+static void nft_wg_nat_msgs(struct nb *nb, const struct nft_vm *vm)
+{
+	char name[32], c[128], d[INET_ADDRSTRLEN];
+	struct rb b;
+
+	if (!vm_has_wg(vm))
+		return;
+	wg_chain_name(vm->id, name);
+	nb_chain(nb, NFPROTO_INET, NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_EXCL, name,
+		 NF_INET_PRE_ROUTING, -100, "nat");
+	if (!vm->wg.dns.s_addr)
+		return;
+	inet_ntop(AF_INET, &vm->wg.dns, d, sizeof(d));
+	for (int p = 0; p < 2; p++) {
+		struct nftnl_expr *e;
+
+		b = rb_new(NFPROTO_INET, name);
+		m_mark(&b, vm->wg.mark);
+		m_ip4(&b);
+		m_addr(&b, 16, NFT_CMP_EQ, vm->gw, 32);
+		m_port(&b, p ? IPPROTO_TCP : IPPROTO_UDP, 2, 53);
+		x_counter(&b);
+		x_imm(&b, &vm->wg.dns.s_addr, 4);
+		e = nftnl_expr_alloc("nat");
+		if (e) {
+			nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, NFPROTO_IPV4);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
+		}
+		rb_expr(&b, e);
+		snprintf(c, sizeof(c), "wg: DNS %s/53 to the gateway -> the tunnel's DNS %s",
+			 p ? "tcp" : "udp", d);
+		rb_add(nb, &b, NO_VERDICT, c);
+	}
+}
+
+/* removal of VM @id's nat chain, if it exists; Return: 1 when found, 0, or a negative errno */
+static int nft_wg_del_msgs(struct nb *nb, const char *id)
+{
+	char name[32];
+	int rc;
+
+	wg_chain_name(id, name);
+	rc = chain_exists(NFPROTO_INET, name);
+	if (rc <= 0)
+		return rc;
+	nb_flush_chain(nb, NFPROTO_INET, name);
+	nb_chain(nb, NFPROTO_INET, NFT_MSG_DELCHAIN, 0, name, -1, 0, NULL);
+	return nb->err ? nb->err : 1;
+}
+
 /*
  * vm_del_msgs() - append to @nb the removal of whatever VM @id has: map
  * elements first (they reference the chains), then rules, then chains.
@@ -1193,6 +1372,10 @@ static int vm_del_msgs(struct nb *nb, const char *id)
 		nb_chain(nb, chains[c].family, NFT_MSG_DELCHAIN, 0, name, -1, 0, NULL);
 		found++;
 	}
+	rc = nft_wg_del_msgs(nb, id);
+	if (rc < 0)
+		return rc;
+	found += rc;
 	return nb->err ? nb->err : found;
 }
 
@@ -1242,6 +1425,7 @@ static void vm_bridge_rules(struct nb *nb, const struct nft_vm *vm, const char *
 	m_addr(&b, 12, NFT_CMP_NEQ, vm->addr, 32);
 	snprintf(c, sizeof(c), "drop IPv4 source other than %s", inet_ntoa(vm->addr));
 	rb_add(nb, &b, NF_DROP, c);
+	nft_wg_bridge_rules(nb, vm, chain);
 	b = rb_new(NFPROTO_BRIDGE, chain);
 	m_ether_type(&b, ETHERTYPE_IP);
 	rb_add(nb, &b, NF_ACCEPT, "IPv4 from its own address");
@@ -1285,6 +1469,8 @@ static void vm_inet_rules(struct nb *nb, const struct nft_vm *vm, const char *ch
 	struct rb b;
 
 	inet_ntop(AF_INET, &vm->gw, gw, sizeof(gw));
+	nft_wg_input_rules(nb, vm, chain_in);
+	nft_wg_fwd_rules(nb, vm, chain);
 	if (!vm->isolation) {
 		b = rb_new(NFPROTO_INET, chain_in);
 		rb_add(nb, &b, NF_ACCEPT, "isolation off: host reachable");
@@ -1410,6 +1596,7 @@ int nft_vm_add(const struct nft_vm *vm)
 	nb_chain(nb, NFPROTO_INET, NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_EXCL, in_chain, -1, 0, NULL);
 	vm_bridge_rules(nb, vm, vm_chain);
 	vm_inet_rules(nb, vm, vm_chain, in_chain);
+	nft_wg_nat_msgs(nb, vm);
 	/* Elements last: the tap passes traffic only once all its rules exist */
 	nb_elem(nb, NFPROTO_BRIDGE, NFT_MSG_NEWSETELEM, "tap_vm", tap, IFNAMSIZ, vm_chain, tap);
 	nb_elem(nb, NFPROTO_INET, NFT_MSG_NEWSETELEM, "in_vm", &vm->addr.s_addr, 4, in_chain, addr);
@@ -1566,6 +1753,68 @@ int nft_dump(const char *id, FILE *out)
 		if (rc && rc != -ENOENT)
 			return rc;
 	}
+	return 0;
+}
+
+/* ---- WireGuard kill-switch counters ------------------------------------ */
+
+struct wg_drops_q {
+	const char *chain;
+	uint64_t pkts, bytes;
+};
+
+static int cb_wg_drops(const struct nlmsghdr *nlh, void *data)
+{
+	struct wg_drops_q *q = data;
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	const char *chain, *table, *comment = NULL;
+	uint64_t ctr[2] = { 0, 0 };
+	const void *ud;
+	uint32_t udlen = 0;
+
+	if (!r)
+		return MNL_CB_ERROR;
+	if (nftnl_rule_nlmsg_parse(nlh, r) < 0)
+		goto out;
+	chain = nftnl_rule_get_str(r, NFTNL_RULE_CHAIN);
+	table = nftnl_rule_get_str(r, NFTNL_RULE_TABLE);
+	if (!chain || !table || strcmp(table, NFT_TABLE) || strcmp(chain, q->chain))
+		goto out;
+	ud = nftnl_rule_get_data(r, NFTNL_RULE_USERDATA, &udlen);
+	if (ud)
+		nftnl_udata_parse(ud, udlen, cb_comment, &comment);
+	if (!comment || strncmp(comment, WG_KS_COMMENT, strlen(WG_KS_COMMENT)))
+		goto out;
+	nftnl_expr_foreach(r, cb_counter, ctr);
+	q->pkts += ctr[0];
+	q->bytes += ctr[1];
+out:
+	nftnl_rule_free(r);
+	return MNL_CB_OK;
+}
+
+/**
+ * nft_wg_drops() - sum of the counters of VM @id's "kill switch" rules
+ * @id:    the VM's rules id
+ * @pkts:  set to the packets dropped
+ * @bytes: set to their bytes
+ *
+ * Return: 0 (zeros when the VM or hutch's table does not exist), or a negative errno
+ */
+int nft_wg_drops(const char *id, uint64_t *pkts, uint64_t *bytes)
+{
+	char vm[32], vmin[32];
+	struct wg_drops_q q = { .chain = vm };
+	int rc;
+
+	if (!id_valid(id))
+		return -EINVAL;
+	chain_names(id, vm, vmin);
+	rc = query(NFT_MSG_GETRULE, NFPROTO_INET, true, build_rules, NULL, cb_wg_drops, &q);
+	if (rc && rc != -ENOENT)
+		return rc;
+	*pkts = q.pkts;
+	*bytes = q.bytes;
 	return 0;
 }
 
