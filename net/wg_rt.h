@@ -34,6 +34,7 @@
 #define WG_UNREACH_METRIC 4278190080u	/* far behind any real default route */
 #define WG_TABLE_MIN      0x68770001u	/* "hw": hutch's tables and marks */
 #define WG_TABLE_MAX      0x6877ffffu
+#define WG_TABLE_MAIN     254		/* RT_TABLE_MAIN */
 
 struct nlmsghdr;
 /* reply parser: called for each data message of the answer */
