@@ -15,6 +15,7 @@
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -172,6 +173,43 @@ int wg_up(const struct wg_spec *s, struct wg_link *out)
 err:
 	log_errno(rc, "wireguard: bringing up %s", s->ifname);
 	wg_down(s->ifname, s->table, (struct in_addr){ 0 }, &l);
+	return rc;
+}
+
+int wg_restore(const struct wg_spec *s, struct wg_link *l)
+{
+	struct wg_link n = { .pidfd = -1 };
+	int ifindex, rc;
+
+	/* still there (set down, or its route removed): up and routed again */
+	if (nl_link_get(s->ifname, &ifindex, NULL) == 0 &&
+	    (l->impl == WG_IMPL_KERNEL || (l->pid > 0 && kill(l->pid, 0) == 0))) {
+		if ((rc = wg_link_ready(s, l)))
+			return rc;
+		return wg_rt_route_dev(s->table, l->ifindex, true);
+	}
+	/* gone: whatever is left of it goes, then it is made anew */
+	if (l->impl == WG_IMPL_GO && l->pid > 0)
+		wg_go_kill(l->pid, s->ifname);
+	if (l->pidfd >= 0)
+		close(l->pidfd);
+	l->pidfd = -1;
+	l->pid = 0;
+	nl_link_del(s->ifname);
+	rc = wg_link_make(s, &n);
+	if (!rc)
+		rc = wg_link_ready(s, &n);
+	if (!rc)
+		rc = wg_rt_route_dev(s->table, n.ifindex, true);
+	if (rc) {
+		if (n.impl == WG_IMPL_GO && n.pid > 0)
+			wg_go_kill(n.pid, s->ifname);
+		if (n.pidfd >= 0)
+			close(n.pidfd);
+		nl_link_del(s->ifname);
+		n = (struct wg_link){ .pidfd = -1 };
+	}
+	*l = n;
 	return rc;
 }
 

@@ -100,6 +100,15 @@ int wg_sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t n);
 int wg_up(const struct wg_spec *s, struct wg_link *out);
 
 /**
+ * wg_restore() - repair a tunnel whose link was deleted, set down, or whose
+ * daemon died: the link made again (or set up), configured, routed.  The
+ * rules and the unreachable route are not touched: they held meanwhile.
+ * @l: updated (a new daemon's pid and pidfd); on failure nothing is left
+ *     of a half-made link and @l says WG_IMPL_NONE
+ */
+int wg_restore(const struct wg_spec *s, struct wg_link *l);
+
+/**
  * wg_vm_rules() - the source rules of VM @vm on @bridge to @s->table, and
  * "to L lookup main" for each allow-lan-host L of @vm_cfg
  * @add: add (existing ones are fine) or delete (missing ones are fine)

@@ -430,6 +430,37 @@ int wg_rt_has_default(uint32_t table, int ifindex)
 
 /* ---- link events ------------------------------------------------------ */
 
+static int link_state_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct ifinfomsg *ifi;
+
+	if (nlh->nlmsg_type != RTM_NEWLINK || mnl_nlmsg_get_payload_len(nlh) < sizeof(*ifi))
+		return -EBADMSG;
+	ifi = mnl_nlmsg_get_payload(nlh);
+	*(int *)data = (ifi->ifi_flags & IFF_UP) ? WG_LINK_UP : WG_LINK_DOWN;
+	return 0;
+}
+
+int wg_rt_link_state(const char *ifname)
+{
+	char buf[WG_RT_BUF] __attribute__((aligned(8))), what[64];
+	struct nlmsghdr *nlh;
+	struct ifinfomsg *ifi;
+	int st = WG_LINK_GONE, rc;
+
+	if (!net_ifname_valid(ifname))
+		return -EINVAL;
+	nlh = msg_new(buf, RTM_GETLINK, 0);
+	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, ifname);
+	util_snprintf(what, sizeof(what), "get link %s", ifname);
+	rc = wg_nl_talk(NETLINK_ROUTE, nlh, what, link_state_cb, &st, -ENODEV);
+	if (rc == -ENODEV)
+		return WG_LINK_GONE;
+	return rc ? rc : st;
+}
+
 int wg_rt_watch_open(void)
 {
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK };

@@ -93,6 +93,9 @@ int wg_rt_has_default(uint32_t table, int ifindex);
 /** enum wg_link_ev - what a link event said about the wg link */
 enum wg_link_ev { WG_LINK_NONE, WG_LINK_GONE, WG_LINK_DOWN, WG_LINK_UP };
 
+/** wg_rt_link_state() - @ifname as it is now: WG_LINK_GONE, _DOWN or _UP; or a negative errno */
+int wg_rt_link_state(const char *ifname);
+
 /** wg_rt_watch_open() - a non-blocking socket on RTMGRP_LINK; the caller owns it */
 int wg_rt_watch_open(void);
 /**

@@ -10,10 +10,19 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "net/wg_sv.h"
 #include "src/cfg.h"
 #include "src/cmd.h"
 #include "src/log.h"
 #include "src/util.h"
+
+/* a refused wireguard.conf (others may read it, a symlink) is "not allowed" */
+static int wg_exit_code(int rc)
+{
+	if (rc == -EACCES || rc == -ELOOP || rc == -EPERM)
+		return EXIT_NOPERM;
+	return rc == -EINVAL ? EXIT_USAGE : EXIT_ERR;
+}
 
 int cmd_check_config(struct cli *cli, int argc, char **argv)
 {
@@ -54,8 +63,14 @@ int cmd_check_config(struct cli *cli, int argc, char **argv)
 				"or use -C DIR");
 		return EXIT_USAGE;
 	}
+	/* wireguard.conf beside it: checked the same way, shown with its keys redacted */
 	if (json) {
 		rc = cfg_to_json(c, &j);
+		if (!rc && (rc = wg_check_config(c, NULL, j)) != 0) {
+			json_decref(j);
+			cfg_free(c);
+			return wg_exit_code(rc);
+		}
 		if (!rc && json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER))
 			rc = -EIO;
 		if (!rc)
@@ -63,6 +78,10 @@ int cmd_check_config(struct cli *cli, int argc, char **argv)
 		json_decref(j);
 	} else {
 		rc = cfg_print(stdout, c);
+		if (!rc && (rc = wg_check_config(c, stdout, NULL)) != 0) {
+			cfg_free(c);
+			return wg_exit_code(rc);
+		}
 	}
 	cfg_free(c);
 	if (!rc && fflush(stdout))

@@ -181,13 +181,6 @@ __attribute__((weak)) int cmd_gc(struct cli *cli, int argc, char **argv)
 	return cmd_not_implemented(argv[0]);
 }
 
-__attribute__((weak)) int cmd_wg(struct cli *cli, int argc, char **argv)
-{
-	(void)cli;
-	(void)argc;
-	return cmd_not_implemented(argv[0]);
-}
-
 __attribute__((weak)) int cmd_inspect(struct cli *cli, int argc, char **argv)
 {
 	(void)cli;

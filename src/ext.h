@@ -129,7 +129,7 @@ struct up_ext {
 	int (*after_down)(struct up_ctx *u, const char *trigger);
 };
 
-/* The registry (src/ext.c): NULL-terminated, in order net, share, ssh, wg */
+/* The registry (src/ext.c): NULL-terminated; sv: wg, net, share; up: wg, net, share, ssh */
 extern const struct sv_ext *const *ext_sv_list(void);
 extern const struct up_ext *const *ext_up_list(void);
 
