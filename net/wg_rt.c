@@ -463,7 +463,8 @@ int wg_rt_link_state(const char *ifname)
 
 int wg_rt_watch_open(void)
 {
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK };
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK,
+				  .nl_groups = RTMGRP_LINK | RTMGRP_IPV4_ROUTE | RTMGRP_IPV4_RULE };
 	int fd, rc;
 
 	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
@@ -479,42 +480,56 @@ int wg_rt_watch_open(void)
 
 struct wg_ev_attrs {
 	const char *name;
+	uint32_t table;
 };
 
 static int ev_attr_cb(const struct nlattr *a, void *data)
 {
 	struct wg_ev_attrs *w = data;
 
+	/* IFLA_IFNAME (3) in link messages; RTA_TABLE == FRA_TABLE (15) in the others */
 	if (mnl_attr_get_type(a) == IFLA_IFNAME && mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0)
 		w->name = mnl_attr_get_str(a);
+	if (mnl_attr_get_type(a) == RTA_TABLE && mnl_attr_validate(a, MNL_TYPE_U32) == 0)
+		w->table = mnl_attr_get_u32(a);
 	return MNL_CB_OK;
 }
 
-enum wg_link_ev wg_rt_link_ev(const void *buf, size_t len, const char *ifname)
+unsigned wg_rt_event(const void *buf, size_t len, const char *ifname, uint32_t table)
 {
 	const struct nlmsghdr *nlh = buf;
-	const struct ifinfomsg *ifi;
 	struct wg_ev_attrs w = { 0 };
+	size_t hdr;
 
 	if (len < sizeof(*nlh) || !mnl_nlmsg_ok(nlh, (int)len))
-		return WG_LINK_NONE;
-	if (nlh->nlmsg_type != RTM_NEWLINK && nlh->nlmsg_type != RTM_DELLINK)
-		return WG_LINK_NONE;
-	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(*ifi))
-		return WG_LINK_NONE;
-	ifi = mnl_nlmsg_get_payload(nlh);
-	if (mnl_attr_parse(nlh, sizeof(*ifi), ev_attr_cb, &w) < 0 || !w.name || strcmp(w.name, ifname))
-		return WG_LINK_NONE;
-	if (nlh->nlmsg_type == RTM_DELLINK)
-		return WG_LINK_GONE;
-	return (ifi->ifi_flags & IFF_UP) ? WG_LINK_UP : WG_LINK_DOWN;
+		return 0;
+	switch (nlh->nlmsg_type) {
+	case RTM_NEWLINK:
+	case RTM_DELLINK:
+		hdr = sizeof(struct ifinfomsg);
+		break;
+	case RTM_DELROUTE:
+		hdr = sizeof(struct rtmsg);
+		break;
+	case RTM_DELRULE:
+		hdr = sizeof(struct fib_rule_hdr);
+		break;
+	default:
+		return 0;
+	}
+	if (mnl_nlmsg_get_payload_len(nlh) < hdr ||
+	    mnl_attr_parse(nlh, (unsigned int)hdr, ev_attr_cb, &w) < 0)
+		return 0;
+	if (nlh->nlmsg_type == RTM_NEWLINK || nlh->nlmsg_type == RTM_DELLINK)
+		return w.name && !strcmp(w.name, ifname) ? WG_EV_LINK : 0;
+	return table && w.table == table ? WG_EV_TABLE : 0;
 }
 
-int wg_rt_watch_read(int fd, const char *ifname, enum wg_link_ev *ev)
+int wg_rt_watch_read(int fd, const char *ifname, uint32_t table, unsigned *ev)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE] __attribute__((aligned(8)));
 
-	*ev = WG_LINK_NONE;
+	*ev = 0;
 	for (;;) {
 		ssize_t len = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 		const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
@@ -527,11 +542,7 @@ int wg_rt_watch_read(int fd, const char *ifname, enum wg_link_ev *ev)
 				return 0;
 			return -errno;
 		}
-		for (n = (int)len; mnl_nlmsg_ok(nlh, n); nlh = mnl_nlmsg_next(nlh, &n)) {
-			enum wg_link_ev e = wg_rt_link_ev(nlh, (size_t)n, ifname);
-
-			if (e != WG_LINK_NONE)
-				*ev = e;
-		}
+		for (n = (int)len; mnl_nlmsg_ok(nlh, n); nlh = mnl_nlmsg_next(nlh, &n))
+			*ev |= wg_rt_event(nlh, (size_t)n, ifname, table);
 	}
 }

@@ -96,14 +96,18 @@ enum wg_link_ev { WG_LINK_NONE, WG_LINK_GONE, WG_LINK_DOWN, WG_LINK_UP };
 /** wg_rt_link_state() - @ifname as it is now: WG_LINK_GONE, _DOWN or _UP; or a negative errno */
 int wg_rt_link_state(const char *ifname);
 
-/** wg_rt_watch_open() - a non-blocking socket on RTMGRP_LINK; the caller owns it */
+#define WG_EV_LINK  1u	/* a change of the link itself */
+#define WG_EV_TABLE 2u	/* a route of the table, or a rule leading to it, was deleted */
+
+/** wg_rt_watch_open() - a non-blocking socket on link, IPv4 route and IPv4 rule events; the caller owns it */
 int wg_rt_watch_open(void);
 /**
- * wg_rt_watch_read() - drain @fd; *@ev is the last event about @ifname (WG_LINK_NONE: none)
- * Return: 0, -ENOBUFS when events were lost (check the link), or a negative errno
+ * wg_rt_watch_read() - drain @fd; *@ev gets WG_EV_* for what concerned
+ * @ifname or @table (0: nothing)
+ * Return: 0, -ENOBUFS when events were lost (check everything), or a negative errno
  */
-int wg_rt_watch_read(int fd, const char *ifname, enum wg_link_ev *ev);
-/** wg_rt_link_ev() - one link message about @ifname: WG_LINK_* (bounded parse; for fuzzing) */
-enum wg_link_ev wg_rt_link_ev(const void *buf, size_t len, const char *ifname);
+int wg_rt_watch_read(int fd, const char *ifname, uint32_t table, unsigned *ev);
+/** wg_rt_event() - WG_EV_* of one rtnetlink message (bounded parse; fuzzed) */
+unsigned wg_rt_event(const void *buf, size_t len, const char *ifname, uint32_t table);
 
 #endif

@@ -201,28 +201,53 @@ static void wg_on_daemon(struct sv_ctx *c, int fd, void *arg)
 	wg_lost(p, "wireguard-go exited");
 }
 
-/* the link changed: look at how it is now (our own repairs wake us too) */
+/*
+ * A route of the VM's table or a rule to it was deleted (`ip route flush
+ * table all`, a network manager): the unreachable route or the other rule
+ * held; put everything back at once.  Adding what exists is a no-op, so our
+ * own repairs do not wake us again.
+ */
+static void wg_table_repair(struct wg_priv *p)
+{
+	struct wg_rule mark = { .prio = WG_RULE_PRIO, .table = p->spec.table, .fwmark = p->spec.table };
+	int rc = wg_rt_route_unreachable(p->spec.table, true);
+
+	if (!rc && !p->lost && wg_rt_has_default(p->spec.table, p->link.ifindex) == 0) {
+		log_warn("wireguard: the route through %s was removed; restoring it", p->spec.ifname);
+		rc = wg_rt_route_dev(p->spec.table, p->link.ifindex, true);
+	}
+	if (!rc)
+		rc = wg_rt_rule(&mark, true);
+	if (!rc && p->vm.s_addr)
+		rc = wg_vm_rules(&p->spec, p->bridge, p->vm, p->c->vm, true);
+	if (rc)
+		log_warno(rc, "wireguard: repairing the routing of %s", p->spec.ifname);
+}
+
+/* the link, its table or a rule changed: look at how things are now */
 static void wg_on_link(struct sv_ctx *c, int fd, void *arg)
 {
 	struct wg_priv *p = arg;
-	enum wg_link_ev ev;
+	unsigned ev = 0;
 	int rc, st;
 
 	(void)c;
-	rc = wg_rt_watch_read(fd, p->spec.ifname, &ev);
-	if (rc && rc != -ENOBUFS) {
+	rc = wg_rt_watch_read(fd, p->spec.ifname, p->spec.table, &ev);
+	if (rc == -ENOBUFS)
+		ev = WG_EV_LINK | WG_EV_TABLE;	/* events lost: check everything */
+	else if (rc)
 		log_warno(rc, "wireguard: reading link events");
-		return;
+	if (ev & WG_EV_LINK) {
+		st = wg_rt_link_state(p->spec.ifname);
+		if (st == WG_LINK_GONE)
+			wg_lost(p, "the link was deleted");
+		else if (st == WG_LINK_DOWN)
+			wg_lost(p, "the link was set down");
+		else if (st == WG_LINK_UP && p->lost)
+			p->restore_at = util_monotonic_ms();	/* set up again by someone: route it now */
 	}
-	if (ev == WG_LINK_NONE && rc != -ENOBUFS)
-		return;
-	st = wg_rt_link_state(p->spec.ifname);
-	if (st == WG_LINK_GONE)
-		wg_lost(p, "the link was deleted");
-	else if (st == WG_LINK_DOWN)
-		wg_lost(p, "the link was set down");
-	else if (st == WG_LINK_UP && p->lost)
-		p->restore_at = util_monotonic_ms();	/* set up again by someone: route it now */
+	if (ev & WG_EV_TABLE)
+		wg_table_repair(p);
 }
 
 static int wg_watch_pid(struct wg_priv *p)
