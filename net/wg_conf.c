@@ -311,20 +311,25 @@ static int once(struct wg_parse *p, unsigned *seen, const char *key)
 static int each_item(struct wg_parse *p, char *v, const char *key,
 		     int (*fn)(struct wg_parse *p, const char *item))
 {
-	char *save = NULL, *tok;
 	int rc;
 
 	if (!*v)
 		return perr(p, "%s is empty", key);
-	for (tok = strtok_r(v, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		char *item = trim(tok);
+	for (;;) {
+		char *comma = strchr(v, ',');
+		char *item;
 
+		if (comma)
+			*comma = 0;
+		item = trim(v);
 		if (!*item)
 			return perr(p, "%s: empty list item", key);
 		if ((rc = fn(p, item)))
 			return rc;
+		if (!comma)
+			return 0;
+		v = comma + 1;
 	}
-	return 0;
 }
 
 static int item_address(struct wg_parse *p, const char *s)
