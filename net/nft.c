@@ -1658,6 +1658,8 @@ struct dump_q {
 	FILE *out;
 	const char *vm, *vmin;	/* NULL: every chain */
 	uint16_t family;
+	const char *sum;	/* print nothing: add up the rules whose comment starts so */
+	uint64_t pkts, bytes;
 };
 
 static int cb_comment(const struct nftnl_udata *attr, void *data)
@@ -1705,6 +1707,13 @@ static int cb_dump(const struct nlmsghdr *nlh, void *data)
 	if (ud)
 		nftnl_udata_parse(ud, udlen, cb_comment, &comment);
 	nftnl_expr_foreach(r, cb_counter, ctr);
+	if (q->sum) {
+		if (comment && !strncmp(comment, q->sum, strlen(q->sum))) {
+			q->pkts += ctr[0];
+			q->bytes += ctr[1];
+		}
+		goto out;
+	}
 	fprintf(q->out, "%-6s %-12s %-60s %8llu pkts %10llu bytes\n", family_name(q->family), chain,
 		comment ? comment : "(rule without comment: not hutch's)", (unsigned long long)ctr[0],
 		(unsigned long long)ctr[1]);
@@ -1756,43 +1765,6 @@ int nft_dump(const char *id, FILE *out)
 	return 0;
 }
 
-/* ---- WireGuard kill-switch counters ------------------------------------ */
-
-struct wg_drops_q {
-	const char *chain;
-	uint64_t pkts, bytes;
-};
-
-static int cb_wg_drops(const struct nlmsghdr *nlh, void *data)
-{
-	struct wg_drops_q *q = data;
-	struct nftnl_rule *r = nftnl_rule_alloc();
-	const char *chain, *table, *comment = NULL;
-	uint64_t ctr[2] = { 0, 0 };
-	const void *ud;
-	uint32_t udlen = 0;
-
-	if (!r)
-		return MNL_CB_ERROR;
-	if (nftnl_rule_nlmsg_parse(nlh, r) < 0)
-		goto out;
-	chain = nftnl_rule_get_str(r, NFTNL_RULE_CHAIN);
-	table = nftnl_rule_get_str(r, NFTNL_RULE_TABLE);
-	if (!chain || !table || strcmp(table, NFT_TABLE) || strcmp(chain, q->chain))
-		goto out;
-	ud = nftnl_rule_get_data(r, NFTNL_RULE_USERDATA, &udlen);
-	if (ud)
-		nftnl_udata_parse(ud, udlen, cb_comment, &comment);
-	if (!comment || strncmp(comment, WG_KS_COMMENT, strlen(WG_KS_COMMENT)))
-		goto out;
-	nftnl_expr_foreach(r, cb_counter, ctr);
-	q->pkts += ctr[0];
-	q->bytes += ctr[1];
-out:
-	nftnl_rule_free(r);
-	return MNL_CB_OK;
-}
-
 /**
  * nft_wg_drops() - sum of the counters of VM @id's "kill switch" rules
  * @id:    the VM's rules id
@@ -1804,13 +1776,13 @@ out:
 int nft_wg_drops(const char *id, uint64_t *pkts, uint64_t *bytes)
 {
 	char vm[32], vmin[32];
-	struct wg_drops_q q = { .chain = vm };
+	struct dump_q q = { .vm = vm, .vmin = vm, .family = NFPROTO_INET, .sum = WG_KS_COMMENT };
 	int rc;
 
 	if (!id_valid(id))
 		return -EINVAL;
 	chain_names(id, vm, vmin);
-	rc = query(NFT_MSG_GETRULE, NFPROTO_INET, true, build_rules, NULL, cb_wg_drops, &q);
+	rc = query(NFT_MSG_GETRULE, NFPROTO_INET, true, build_rules, NULL, cb_dump, &q);
 	if (rc && rc != -ENOENT)
 		return rc;
 	*pkts = q.pkts;

@@ -60,35 +60,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-setup() {
-	local n
-	for n in $HN $PN $TN; do ip netns add "$n"; ip -n "$n" link set lo up; done
-	ip netns exec "$HN" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-	ip link add up0 netns "$HN" type veth peer name eth0 netns "$PN"
-	ip -n "$HN" addr add 203.0.113.1/24 dev up0
-	ip -n "$HN" link set up0 up
-	ip -n "$HN" route add default via 203.0.113.2
-	ip -n "$PN" addr add 203.0.113.2/24 dev eth0
-	ip -n "$PN" link set eth0 up
-	ip link add eth1 netns "$PN" type veth peer name eth0 netns "$TN"
-	ip -n "$PN" addr add 198.51.100.1/24 dev eth1
-	ip -n "$PN" link set eth1 up
-	ip -n "$TN" addr add 198.51.100.10/24 dev eth0
-	ip -n "$TN" link set eth0 up
-	ip -n "$TN" route add default via 198.51.100.1
-	ip netns exec "$PN" sysctl -qw net.ipv4.ip_forward=1
-	ip netns exec "$PN" nft "add table ip peer; add chain ip peer post { type nat hook postrouting priority 100; }; add rule ip peer post ip saddr 10.200.0.0/24 oifname eth1 masquerade"
-	# the host's uplink: the tunnel's UDP, and everything else (must stay 0)
-	ip netns exec "$HN" nft "add table inet wgtest"
-	ip netns exec "$HN" nft "add chain inet wgtest wpost { type filter hook postrouting priority 300; }"
-	ip netns exec "$HN" nft "add rule inet wgtest wpost oifname up0 ip daddr 203.0.113.2 udp dport 51820 counter accept comment \"tunnel\""
-	ip netns exec "$HN" nft "add rule inet wgtest wpost oifname up0 counter comment \"outside\""
-	ip netns exec "$HN" nft "add chain inet wgtest wfwd { type filter hook forward priority 300; }"
-	ip netns exec "$HN" nft "add rule inet wgtest wfwd oifname up0 counter comment \"guest-forwarded\""
-	wg_keys "$T/keys"
-	wg_peer_start "$PN" "$PIF" 10.200.0.1/24 51820 "$(cat "$T/keys/client.pub")" 10.200.0.2/32 "$T/keys"
-}
-( set -e; setup ) >"$T/setup.log" 2>&1
+( set -e; wg_rig_setup "$HN" "$PN" "$TN" "$PIF" "$T" ) >"$T/setup.log" 2>&1
 [ $? -eq 0 ] && ok "namespaces, peer (wireguard-go) and internet set up" ||
 	{ fail "namespaces, peer and internet set up"; sed 's/^/#   /' "$T/setup.log"; done_testing; exit 1; }
 # wg_peer_start ran in a subshell: find the peer daemon for cleanup
