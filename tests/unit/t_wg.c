@@ -12,6 +12,7 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/wireguard.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 
 #include <libmnl/libmnl.h>
 
+#include "net/nft.h"
 #include "net/wg.h"
 #include "net/wg_conf.h"
 #include "net/wg_rt.h"
@@ -393,6 +395,94 @@ static void test_names(void)
 	   "implementation names");
 }
 
+/* as root, in a network namespace of our own: the kill-switch rules and the routing */
+static int dump_has(const char *id, const char *needle)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	int found;
+
+	if (!f)
+		return -1;
+	found = nft_dump(id, f) == 0 ? 0 : -1;
+	fclose(f);
+	if (found == 0 && buf && strstr(buf, needle))
+		found = 1;
+	free(buf);
+	return found;
+}
+
+static void test_kernel_nft(void)
+{
+	struct nft_vm a = { .isolation = true, .prefix = 24, .mac = { 0x52, 0x54, 0, 0, 0, 1 } };
+	struct nft_vm b;
+	struct in_addr net;
+	uint64_t pk = 9, by = 9;
+	char ids[4][NFT_ID_MAX];
+	size_t n = 0;
+
+	snprintf(a.id, sizeof(a.id), "wga");
+	snprintf(a.tap, sizeof(a.tap), "ht-wga");
+	inet_pton(AF_INET, "10.77.0.10", &a.addr);
+	inet_pton(AF_INET, "10.77.0.1", &a.gw);
+	inet_pton(AF_INET, "10.77.0.0", &net);
+	b = a;
+	snprintf(b.id, sizeof(b.id), "wgb");
+	snprintf(b.tap, sizeof(b.tap), "ht-wgb");
+	inet_pton(AF_INET, "10.77.0.11", &b.addr);
+	snprintf(a.wg.ifname, sizeof(a.wg.ifname), "hw-wga");
+	a.wg.mark = WG_TABLE_MIN + 5;
+	inet_pton(AF_INET, "10.64.0.1", &a.wg.dns);
+	is_int(nft_base_ensure("hutch0", net, 24), 0, "nft: base rules");
+	is_int(nft_vm_add(&a), 0, "nft: a VM with a tunnel");
+	is_int(nft_vm_add(&b), 0, "nft: a VM without");
+	ok(dump_has("wga", "kill switch: drop what would leave by another interface than hw-wga") == 1 &&
+		   dump_has("wga", "wg: mark 0x68770006") == 1 &&
+		   dump_has("wga", "wg: drop DNS udp/53 to the host") == 1 &&
+		   dump_has("wga", "wg: the tunnel's DNS 10.64.0.1 udp/53") == 1,
+	   "  its chains: mark, kill switch, DNS only through the tunnel");
+	ok(dump_has(NULL, "wg: DNS udp/53 to the gateway -> the tunnel's DNS 10.64.0.1") == 1, "  its DNAT chain");
+	ok(dump_has("wgb", "kill switch") == 0 && dump_has("wgb", "wg:") == 0, "  the other VM has none of it");
+	ok(nft_wg_drops("wga", &pk, &by) == 0 && pk == 0 && by == 0, "  kill-switch counters read (0)");
+	is_int(nft_vm_add(&a), 0, "nft: the tunnelled VM replaced in one batch");
+	is_int(nft_vm_del("wga"), 0, "nft: the tunnelled VM removed");
+	ok(dump_has(NULL, "wg:") == 0 && dump_has("wgb", "drop daddr 10.0.0.0/8") == 1,
+	   "  nothing of it is left (its DNAT chain too); the other VM's rules stay");
+	ok(nft_vm_list(ids, 4, &n) == 0 && n == 1 && !strcmp(ids[0], "wgb"), "  one VM left");
+	nft_base_remove();
+}
+
+static void test_kernel_rt(void)
+{
+	uint32_t t = WG_TABLE_MIN + 7;
+	struct wg_rule mark = { .prio = WG_RULE_PRIO, .table = t, .fwmark = t };
+	struct wg_rule src = { .prio = WG_RULE_PRIO, .table = t, .src_len = 32 };
+	struct wg_rule lan = { .prio = WG_RULE_PRIO - 1, .table = WG_TABLE_MAIN, .src_len = 32, .dst_len = 32 };
+	struct in_addr vm;
+	unsigned ev = 0;
+	int fd;
+
+	inet_pton(AF_INET, "10.77.0.10", &vm);
+	src.src = lan.src = vm;
+	inet_pton(AF_INET, "192.168.1.5", &lan.dst);
+	snprintf(src.iif, sizeof(src.iif), "hutch0");
+	is_int(wg_rt_table_in_use(t), 0, "rt: the table is free");
+	is_int(wg_rt_route_unreachable(t, true), 0, "rt: unreachable default in it");
+	ok(wg_rt_rule(&mark, true) == 0 && wg_rt_rule(&mark, true) == 0, "rt: fwmark rule (twice is fine)");
+	ok(wg_rt_rule(&src, true) == 0 && wg_rt_rule(&lan, true) == 0, "rt: source and allow-lan-host rules");
+	is_int(wg_rt_table_in_use(t), 1, "rt: the table is in use");
+	fd = wg_rt_watch_open();
+	ok(fd >= 0, "rt: event socket");
+	is_int(wg_rt_route_unreachable(t, false), 0, "rt: route removed behind our back");
+	ok(wg_rt_watch_read(fd, "hw-x", t, &ev) == 0 && (ev & WG_EV_TABLE), "  the event names our table");
+	wg_rt_route_unreachable(t, true);
+	is_int(wg_rt_flush_table(t, vm), 0, "rt: flush");
+	is_int(wg_rt_table_in_use(t), 0, "  nothing refers to the table any more");
+	ok(wg_rt_rule(&lan, false) == -ENOENT, "  the allow-lan-host rule went too");
+	close(fd);
+}
+
 int main(void)
 {
 	test_parse();
@@ -401,5 +491,11 @@ int main(void)
 	test_genl();
 	test_events();
 	test_names();
+	if (geteuid() == 0 && unshare(CLONE_NEWNET) == 0) {
+		test_kernel_nft();
+		test_kernel_rt();
+	} else {
+		ok(1, "# SKIP kernel checks need root");
+	}
 	return tap_done();
 }
