@@ -47,7 +47,7 @@ static const struct verb verbs[] = {
 	{ "storage", cmd_storage, "", "disk space used by VMs and images (--json)" },
 	{ "images", cmd_images, "[pull|list|rm|build] ...", "manage the base image cache (--json)" },
 	{ "gc", cmd_gc, "", "remove what crashed VMs left behind" },
-	{ "wg", cmd_wg, "", "WireGuard status of the VM" },
+	{ "wg", cmd_wg, "[--json] [NAME]", "WireGuard tunnel of the VM: peer, handshake, bytes, kill switch" },
 	{ "inspect", cmd_inspect, "[NAME]", "QEMU argv, QMP status, rules in place (--json)" },
 	{ "completion", cmd_completion, "bash|zsh|fish", "print a shell completion script" },
 	{ "check-config", cmd_check_config, "[FILE]", "validate hutch.yaml and print the resolved config" },
