@@ -162,6 +162,14 @@ const struct wg_cidr *wg_conf_first_v4(const struct wg_conf *c)
 	return NULL;
 }
 
+const struct wg_ip *wg_conf_dns_v4(const struct wg_conf *c)
+{
+	for (size_t i = 0; i < c->n_dns; i++)
+		if (c->dns[i].family == AF_INET)
+			return &c->dns[i];
+	return NULL;
+}
+
 bool wg_conf_covers_default(const struct wg_conf *c)
 {
 	for (size_t i = 0; i < c->peer.n_allowed; i++)

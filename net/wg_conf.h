@@ -132,6 +132,8 @@ int wg_cidr_str(const struct wg_cidr *c, char *buf, size_t n);
 int wg_ip_str(const struct wg_ip *a, char *buf, size_t n);
 /** wg_conf_first_v4() - the first IPv4 Address (the tunnel's source), or NULL */
 const struct wg_cidr *wg_conf_first_v4(const struct wg_conf *c);
+/** wg_conf_dns_v4() - the first IPv4 DNS server (the one the guest's queries go to), or NULL */
+const struct wg_ip *wg_conf_dns_v4(const struct wg_conf *c);
 /** wg_conf_covers_default() - AllowedIPs holds 0.0.0.0/0 */
 bool wg_conf_covers_default(const struct wg_conf *c);
 

@@ -439,13 +439,8 @@ static int wg_record(struct wg_priv *p, bool up)
 		json_object_set_new(wg, "pid", json_integer(p->link.pid));
 	json_object_set_new(wg, "endpoint", json_string(ep));
 	json_object_set_new(wg, "peer", json_string(key));
-	for (size_t i = 0; i < p->conf.n_dns; i++) {
-		if (p->conf.dns[i].family == AF_INET &&
-		    inet_ntop(AF_INET, p->conf.dns[i].addr, dns, sizeof(dns))) {
-			json_object_set_new(wg, "dns", json_string(dns));
-			break;
-		}
-	}
+	if (wg_conf_dns_v4(&p->conf) && inet_ntop(AF_INET, wg_conf_dns_v4(&p->conf)->addr, dns, sizeof(dns)))
+		json_object_set_new(wg, "dns", json_string(dns));
 	return sv_state_save(p->c);
 }
 
@@ -625,8 +620,8 @@ static int wg_before_up(struct up_ctx *u)
 		log_err("%s", e.msg[0] ? e.msg : "wireguard.conf: cannot read it");
 		return rc;
 	}
-	if (!conf.n_dns)
-		log_warn("wireguard.conf has no DNS: the guest's DNS queries to the gateway are "
+	if (!wg_conf_dns_v4(&conf))
+		log_warn("wireguard.conf has no IPv4 DNS: the guest's DNS queries to the gateway are "
 			 "dropped (they would leave outside the tunnel)");
 	if (!wg_conf_covers_default(&conf))
 		log_warn("wireguard.conf: AllowedIPs does not hold 0.0.0.0/0: guest traffic to other "
