@@ -1140,6 +1140,26 @@ int nft_base_remove(void)
 
 /* ---- VMs -------------------------------------------------------------- */
 
+/* inet @chain: accept each allow-lan-host address of @vm; comment "<pre>allow-lan-host A<post>" */
+static void vm_lan_host_rules(struct nb *nb, const struct nft_vm *vm, const char *chain,
+			      const char *pre, const char *post)
+{
+	char c[160];
+	struct rb b;
+
+	for (size_t i = 0; i < vm->n_host_access; i++) {
+		const struct cfg_host_access *h = &vm->host_access[i];
+
+		if (h->kind != CFG_HA_LAN_HOST)
+			continue;
+		b = rb_new(NFPROTO_INET, chain);
+		m_ip4(&b);
+		m_addr(&b, 16, NFT_CMP_EQ, h->addr, 32);
+		snprintf(c, sizeof(c), "%sallow-lan-host %s%s", pre, inet_ntoa(h->addr), post);
+		rb_add(nb, &b, NF_ACCEPT, c);
+	}
+}
+
 /* ---- WireGuard kill switch (issue 11) -------------------------------- */
 
 /*
@@ -1237,17 +1257,7 @@ static void nft_wg_fwd_rules(struct nb *nb, const struct nft_vm *vm, const char 
 
 	if (!vm_has_wg(vm))
 		return;
-	for (size_t i = 0; i < vm->n_host_access; i++) {
-		const struct cfg_host_access *h = &vm->host_access[i];
-
-		if (h->kind != CFG_HA_LAN_HOST)
-			continue;
-		b = rb_new(NFPROTO_INET, chain);
-		m_ip4(&b);
-		m_addr(&b, 16, NFT_CMP_EQ, h->addr, 32);
-		snprintf(c, sizeof(c), "wg: allow-lan-host %s outside the tunnel", inet_ntoa(h->addr));
-		rb_add(nb, &b, NF_ACCEPT, c);
-	}
+	vm_lan_host_rules(nb, vm, chain, "wg: ", " outside the tunnel");
 	b = rb_new(NFPROTO_INET, chain);
 	x_meta(&b, NFT_META_OIFNAME);
 	x_cmp(&b, NFT_CMP_NEQ, vm->wg.ifname, (uint32_t)strlen(vm->wg.ifname) + 1);
@@ -1500,17 +1510,7 @@ static void vm_inet_rules(struct nb *nb, const struct nft_vm *vm, const char *ch
 		rb_add(nb, &b, NF_ACCEPT, c);
 	}
 
-	for (size_t i = 0; i < vm->n_host_access; i++) {
-		const struct cfg_host_access *h = &vm->host_access[i];
-
-		if (h->kind != CFG_HA_LAN_HOST)
-			continue;
-		b = rb_new(NFPROTO_INET, chain);
-		m_ip4(&b);
-		m_addr(&b, 16, NFT_CMP_EQ, h->addr, 32);
-		snprintf(c, sizeof(c), "allow-lan-host %s", inet_ntoa(h->addr));
-		rb_add(nb, &b, NF_ACCEPT, c);
-	}
+	vm_lan_host_rules(nb, vm, chain, "", "");
 	{
 		struct in_addr net = { .s_addr = vm->addr.s_addr };
 		char a[INET_ADDRSTRLEN];
