@@ -34,6 +34,7 @@
 #include "net/nft.h"
 #include "net/nl.h"
 #include "net/tap.h"
+#include "net/wg_sv.h"
 #include "src/ext.h"
 #include "src/log.h"
 #include "src/state.h"
@@ -567,6 +568,8 @@ static int net_prepare(struct sv_ctx *c, void **privp)
 	}
 	rc = nft_vm_init(&p->nv, p->id, p->tap, p->lease.mac, p->lease.addr, p->nc.gw, p->nc.prefix,
 			 vm);
+	if (!rc)	/* the WireGuard kill switch, when the wg extension brought a tunnel up */
+		rc = wg_nft_vm(c->project_dir, c->state, &p->nv.wg);
 	if (rc)
 		goto err_tap;
 	if ((rc = nft_vm_add(&p->nv))) {

@@ -1140,6 +1140,195 @@ int nft_base_remove(void)
 
 /* ---- VMs -------------------------------------------------------------- */
 
+/* inet @chain: accept each allow-lan-host address of @vm; comment "<pre>allow-lan-host A<post>" */
+static void vm_lan_host_rules(struct nb *nb, const struct nft_vm *vm, const char *chain,
+			      const char *pre, const char *post)
+{
+	char c[160];
+	struct rb b;
+
+	for (size_t i = 0; i < vm->n_host_access; i++) {
+		const struct cfg_host_access *h = &vm->host_access[i];
+
+		if (h->kind != CFG_HA_LAN_HOST)
+			continue;
+		b = rb_new(NFPROTO_INET, chain);
+		m_ip4(&b);
+		m_addr(&b, 16, NFT_CMP_EQ, h->addr, 32);
+		snprintf(c, sizeof(c), "%sallow-lan-host %s%s", pre, inet_ntoa(h->addr), post);
+		rb_add(nb, &b, NF_ACCEPT, c);
+	}
+}
+
+/* ---- WireGuard kill switch (issue 11) -------------------------------- */
+
+/*
+ * A VM with a wireguard.conf (vm->wg.ifname set) gets, inside its own batch:
+ * - bridge vm-<id>: every IPv4 packet from its tap is marked with wg.mark,
+ *   which sends it to the VM's routing table (net/wg_rt.c: default via the
+ *   wg interface, `unreachable` behind it);
+ * - inet vm-<id>, first: allow-lan-host entries (they keep their LAN route),
+ *   then "kill switch": anything leaving by another interface than its wg
+ *   interface is dropped and counted, whatever the routing says (a deleted
+ *   or downed wg link, a flushed policy rule); then DNS to the tunnel's DNS;
+ * - inet vmin-<id>, first: DNS to the gateway is dropped: the host's
+ *   forwarder would ask the host's resolvers, outside the tunnel;
+ * - inet wgdns-<id> (nat prerouting): the VM's queries to the gateway are
+ *   DNAT'ed to the tunnel's DNS instead, so they never reach that input
+ *   chain and go out through the tunnel.
+ * If the nat chain is lost, DNS fails closed (the input drop); if the mark
+ * is lost, the VM's source rule still picks its table (net/wg_sv.c).
+ */
+#define WG_CHAIN_PREFIX "wgdns-"
+#define WG_KS_COMMENT "kill switch"
+
+static bool vm_has_wg(const struct nft_vm *vm)
+{
+	return vm->wg.ifname[0] != 0;
+}
+
+static void wg_chain_name(const char *id, char name[32])
+{
+	/* id_valid() bounds @id to 15 characters: this cannot truncate */
+	snprintf(name, 32, WG_CHAIN_PREFIX "%s", id);
+}
+
+static void x_imm(struct rb *b, const void *data, uint32_t len)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("immediate");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
+		nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, data, len);
+	}
+	rb_expr(b, e);
+}
+
+static void m_mark(struct rb *b, uint32_t mark)
+{
+	x_meta(b, NFT_META_MARK);
+	x_cmp(b, NFT_CMP_EQ, &mark, sizeof(mark));
+}
+
+/* bridge vm-<id>: mark the VM's IPv4, before the rule that accepts it */
+static void nft_wg_bridge_rules(struct nb *nb, const struct nft_vm *vm, const char *chain)
+{
+	struct nftnl_expr *e;
+	char c[96];
+	struct rb b;
+
+	if (!vm_has_wg(vm))
+		return;
+	b = rb_new(NFPROTO_BRIDGE, chain);
+	m_ether_type(&b, ETHERTYPE_IP);
+	x_counter(&b);
+	x_imm(&b, &vm->wg.mark, sizeof(vm->wg.mark));
+	e = nftnl_expr_alloc("meta");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
+	}
+	rb_expr(&b, e);
+	snprintf(c, sizeof(c), "wg: mark 0x%x (routing table of %s)", vm->wg.mark, vm->wg.ifname);
+	rb_add(nb, &b, NO_VERDICT, c);
+}
+
+/* inet vmin-<id>: no DNS from the host's forwarder for a tunnelled VM */
+static void nft_wg_input_rules(struct nb *nb, const struct nft_vm *vm, const char *chain_in)
+{
+	struct rb b;
+
+	if (!vm_has_wg(vm))
+		return;
+	for (int p = 0; p < 2; p++) {
+		b = rb_new(NFPROTO_INET, chain_in);
+		m_ip4(&b);
+		m_port(&b, p ? IPPROTO_TCP : IPPROTO_UDP, 2, 53);
+		rb_add(nb, &b, NF_DROP, p ? "wg: drop DNS tcp/53 to the host (only through the tunnel)"
+					  : "wg: drop DNS udp/53 to the host (only through the tunnel)");
+	}
+}
+
+/* inet vm-<id>: allow-lan-host, the kill switch, the tunnel's DNS */
+static void nft_wg_fwd_rules(struct nb *nb, const struct nft_vm *vm, const char *chain)
+{
+	char c[160], d[INET_ADDRSTRLEN];
+	struct rb b;
+
+	if (!vm_has_wg(vm))
+		return;
+	vm_lan_host_rules(nb, vm, chain, "wg: ", " outside the tunnel");
+	b = rb_new(NFPROTO_INET, chain);
+	x_meta(&b, NFT_META_OIFNAME);
+	x_cmp(&b, NFT_CMP_NEQ, vm->wg.ifname, (uint32_t)strlen(vm->wg.ifname) + 1);
+	snprintf(c, sizeof(c), WG_KS_COMMENT ": drop what would leave by another interface than %s",
+		 vm->wg.ifname);
+	rb_add(nb, &b, NF_DROP, c);
+	if (!vm->wg.dns.s_addr)
+		return;
+	inet_ntop(AF_INET, &vm->wg.dns, d, sizeof(d));
+	for (int p = 0; p < 2; p++) {
+		b = rb_new(NFPROTO_INET, chain);
+		m_ip4(&b);
+		m_addr(&b, 16, NFT_CMP_EQ, vm->wg.dns, 32);
+		m_port(&b, p ? IPPROTO_TCP : IPPROTO_UDP, 2, 53);
+		snprintf(c, sizeof(c), "wg: the tunnel's DNS %s %s/53", d, p ? "tcp" : "udp");
+		rb_add(nb, &b, NF_ACCEPT, c);
+	}
+}
+
+/* inet wgdns-<id>: the VM's DNS to the gateway goes to the tunnel's DNS */
+static void nft_wg_nat_msgs(struct nb *nb, const struct nft_vm *vm)
+{
+	char name[32], c[128], d[INET_ADDRSTRLEN];
+	struct rb b;
+
+	if (!vm_has_wg(vm))
+		return;
+	wg_chain_name(vm->id, name);
+	nb_chain(nb, NFPROTO_INET, NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_EXCL, name,
+		 NF_INET_PRE_ROUTING, -100, "nat");
+	if (!vm->wg.dns.s_addr)
+		return;
+	inet_ntop(AF_INET, &vm->wg.dns, d, sizeof(d));
+	for (int p = 0; p < 2; p++) {
+		struct nftnl_expr *e;
+
+		b = rb_new(NFPROTO_INET, name);
+		m_mark(&b, vm->wg.mark);
+		m_ip4(&b);
+		m_addr(&b, 16, NFT_CMP_EQ, vm->gw, 32);
+		m_port(&b, p ? IPPROTO_TCP : IPPROTO_UDP, 2, 53);
+		x_counter(&b);
+		x_imm(&b, &vm->wg.dns.s_addr, 4);
+		e = nftnl_expr_alloc("nat");
+		if (e) {
+			nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, NFPROTO_IPV4);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
+		}
+		rb_expr(&b, e);
+		snprintf(c, sizeof(c), "wg: DNS %s/53 to the gateway -> the tunnel's DNS %s",
+			 p ? "tcp" : "udp", d);
+		rb_add(nb, &b, NO_VERDICT, c);
+	}
+}
+
+/* removal of VM @id's nat chain, if it exists; Return: 1 when found, 0, or a negative errno */
+static int nft_wg_del_msgs(struct nb *nb, const char *id)
+{
+	char name[32];
+	int rc;
+
+	wg_chain_name(id, name);
+	rc = chain_exists(NFPROTO_INET, name);
+	if (rc <= 0)
+		return rc;
+	nb_flush_chain(nb, NFPROTO_INET, name);
+	nb_chain(nb, NFPROTO_INET, NFT_MSG_DELCHAIN, 0, name, -1, 0, NULL);
+	return nb->err ? nb->err : 1;
+}
+
 /*
  * vm_del_msgs() - append to @nb the removal of whatever VM @id has: map
  * elements first (they reference the chains), then rules, then chains.
@@ -1193,6 +1382,10 @@ static int vm_del_msgs(struct nb *nb, const char *id)
 		nb_chain(nb, chains[c].family, NFT_MSG_DELCHAIN, 0, name, -1, 0, NULL);
 		found++;
 	}
+	rc = nft_wg_del_msgs(nb, id);
+	if (rc < 0)
+		return rc;
+	found += rc;
 	return nb->err ? nb->err : found;
 }
 
@@ -1242,6 +1435,7 @@ static void vm_bridge_rules(struct nb *nb, const struct nft_vm *vm, const char *
 	m_addr(&b, 12, NFT_CMP_NEQ, vm->addr, 32);
 	snprintf(c, sizeof(c), "drop IPv4 source other than %s", inet_ntoa(vm->addr));
 	rb_add(nb, &b, NF_DROP, c);
+	nft_wg_bridge_rules(nb, vm, chain);
 	b = rb_new(NFPROTO_BRIDGE, chain);
 	m_ether_type(&b, ETHERTYPE_IP);
 	rb_add(nb, &b, NF_ACCEPT, "IPv4 from its own address");
@@ -1285,6 +1479,8 @@ static void vm_inet_rules(struct nb *nb, const struct nft_vm *vm, const char *ch
 	struct rb b;
 
 	inet_ntop(AF_INET, &vm->gw, gw, sizeof(gw));
+	nft_wg_input_rules(nb, vm, chain_in);
+	nft_wg_fwd_rules(nb, vm, chain);
 	if (!vm->isolation) {
 		b = rb_new(NFPROTO_INET, chain_in);
 		rb_add(nb, &b, NF_ACCEPT, "isolation off: host reachable");
@@ -1314,17 +1510,7 @@ static void vm_inet_rules(struct nb *nb, const struct nft_vm *vm, const char *ch
 		rb_add(nb, &b, NF_ACCEPT, c);
 	}
 
-	for (size_t i = 0; i < vm->n_host_access; i++) {
-		const struct cfg_host_access *h = &vm->host_access[i];
-
-		if (h->kind != CFG_HA_LAN_HOST)
-			continue;
-		b = rb_new(NFPROTO_INET, chain);
-		m_ip4(&b);
-		m_addr(&b, 16, NFT_CMP_EQ, h->addr, 32);
-		snprintf(c, sizeof(c), "allow-lan-host %s", inet_ntoa(h->addr));
-		rb_add(nb, &b, NF_ACCEPT, c);
-	}
+	vm_lan_host_rules(nb, vm, chain, "", "");
 	{
 		struct in_addr net = { .s_addr = vm->addr.s_addr };
 		char a[INET_ADDRSTRLEN];
@@ -1410,6 +1596,7 @@ int nft_vm_add(const struct nft_vm *vm)
 	nb_chain(nb, NFPROTO_INET, NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_EXCL, in_chain, -1, 0, NULL);
 	vm_bridge_rules(nb, vm, vm_chain);
 	vm_inet_rules(nb, vm, vm_chain, in_chain);
+	nft_wg_nat_msgs(nb, vm);
 	/* Elements last: the tap passes traffic only once all its rules exist */
 	nb_elem(nb, NFPROTO_BRIDGE, NFT_MSG_NEWSETELEM, "tap_vm", tap, IFNAMSIZ, vm_chain, tap);
 	nb_elem(nb, NFPROTO_INET, NFT_MSG_NEWSETELEM, "in_vm", &vm->addr.s_addr, 4, in_chain, addr);
@@ -1471,6 +1658,8 @@ struct dump_q {
 	FILE *out;
 	const char *vm, *vmin;	/* NULL: every chain */
 	uint16_t family;
+	const char *sum;	/* print nothing: add up the rules whose comment starts so */
+	uint64_t pkts, bytes;
 };
 
 static int cb_comment(const struct nftnl_udata *attr, void *data)
@@ -1518,6 +1707,13 @@ static int cb_dump(const struct nlmsghdr *nlh, void *data)
 	if (ud)
 		nftnl_udata_parse(ud, udlen, cb_comment, &comment);
 	nftnl_expr_foreach(r, cb_counter, ctr);
+	if (q->sum) {
+		if (comment && !strncmp(comment, q->sum, strlen(q->sum))) {
+			q->pkts += ctr[0];
+			q->bytes += ctr[1];
+		}
+		goto out;
+	}
 	fprintf(q->out, "%-6s %-12s %-60s %8llu pkts %10llu bytes\n", family_name(q->family), chain,
 		comment ? comment : "(rule without comment: not hutch's)", (unsigned long long)ctr[0],
 		(unsigned long long)ctr[1]);
@@ -1566,6 +1762,31 @@ int nft_dump(const char *id, FILE *out)
 		if (rc && rc != -ENOENT)
 			return rc;
 	}
+	return 0;
+}
+
+/**
+ * nft_wg_drops() - sum of the counters of VM @id's "kill switch" rules
+ * @id:    the VM's rules id
+ * @pkts:  set to the packets dropped
+ * @bytes: set to their bytes
+ *
+ * Return: 0 (zeros when the VM or hutch's table does not exist), or a negative errno
+ */
+int nft_wg_drops(const char *id, uint64_t *pkts, uint64_t *bytes)
+{
+	char vm[32], vmin[32];
+	struct dump_q q = { .vm = vm, .vmin = vm, .family = NFPROTO_INET, .sum = WG_KS_COMMENT };
+	int rc;
+
+	if (!id_valid(id))
+		return -EINVAL;
+	chain_names(id, vm, vmin);
+	rc = query(NFT_MSG_GETRULE, NFPROTO_INET, true, build_rules, NULL, cb_dump, &q);
+	if (rc && rc != -ENOENT)
+		return rc;
+	*pkts = q.pkts;
+	*bytes = q.bytes;
 	return 0;
 }
 

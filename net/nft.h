@@ -39,6 +39,22 @@
 
 #define NFT_ID_MAX 16	/* VM id: [a-z0-9]{1,15} */
 
+/**
+ * struct nft_wg - a VM's WireGuard egress (issue 11); @ifname[0] == 0: none
+ * @ifname: the VM's wg interface (hw-<id>): the only way out for its traffic
+ * @mark:   fwmark set on every IPv4 packet from the VM's tap (policy routing)
+ * @dns:    the tunnel's DNS server: queries to the gateway are DNAT'ed to it;
+ *          0.0.0.0 when wireguard.conf has none: they are dropped
+ *
+ * Filled by net/wg_sv.c (wg_nft_vm()); the rules go into the VM's own batch
+ * (nft_vm_add()), so they appear, are repaired and vanish with the VM's.
+ */
+struct nft_wg {
+	char ifname[IFNAMSIZ];
+	uint32_t mark;
+	struct in_addr dns;
+};
+
 /** struct nft_vm - everything the rules of one VM depend on */
 struct nft_vm {
 	char id[NFT_ID_MAX];
@@ -53,6 +69,7 @@ struct nft_vm {
 	size_t n_host_access;
 	const struct cfg_forward *forward;
 	size_t n_forward;
+	struct nft_wg wg;	/* WireGuard kill switch; zeroed by nft_vm_init() */
 };
 
 /** nft_base_ensure() - create (or repair) the tables and base chains, NAT of @net/@prefix out of anything but @bridge */
@@ -83,6 +100,11 @@ int nft_dump(const char *id, FILE *out);
  */
 int nft_vm_init(struct nft_vm *out, const char *id, const char *tap, const uint8_t mac[6],
 		struct in_addr addr, struct in_addr gw, uint8_t prefix, const struct cfg_vm *vm);
+/**
+ * nft_wg_drops() - what VM @id's kill switch dropped (its "kill switch" rules' counters)
+ * Return: 0 with *@pkts and *@bytes set (0 when the VM has no such rules), or a negative errno
+ */
+int nft_wg_drops(const char *id, uint64_t *pkts, uint64_t *bytes);
 /** nft_base_present() - 1 when both tables and every base chain exist, 0 when not (e.g. after `nft flush ruleset`), or a negative errno */
 int nft_base_present(void);
 /** nft_vm_present() - 1 when VM @id's chains are all installed, 0 when not, or a negative errno */

@@ -40,6 +40,7 @@ const struct cmd_entry *const cmd_table[] = {
 	&cmd_list_entry,
 	&cmd_images_entry,
 	&cmd_gc_entry,
+	&cmd_wg_entry,
 	&cmd_inspect_entry,
 	&cmd_check_config_entry,
 	&cmd_completion_entry,

@@ -60,6 +60,13 @@ static json_t *vm_summary(const char *vm_dir, const char *name, json_t *st)
 		json_object_set_new(o, "ip", json_string("127.0.0.1"));
 	if (state_get_int(ssh, "port", 0) > 0)
 		json_object_set_new(o, "ssh_port", json_integer(state_get_int(ssh, "port", 0)));
+	/* WireGuard (net/wg_sv.c): the tunnel's status as its supervisor last saw it */
+	if (state_get_str(json_object_get(st, "wg"), "status"))
+		json_object_set_new(o, "tunnel",
+				    json_string(state_get_str(json_object_get(st, "wg"), "status")));
+	if (state_get_str(json_object_get(st, "wg"), "reason"))
+		json_object_set_new(o, "tunnel_reason",
+				    json_string(state_get_str(json_object_get(st, "wg"), "reason")));
 	/* a share whose virtiofsd died is "broken" (share_status()) */
 	shares = share_status(st);
 	if (shares)

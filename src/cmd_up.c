@@ -183,6 +183,17 @@ static int up_spawn_supervisor(const char *vm_dir, pid_t *pid, int *pidfd)
 	return rc;
 }
 
+/*
+ * An extension's error as an exit code: a refused path or missing consent
+ * is 77, a bad setting in the project's files is 2 (SPEC.md)
+ */
+static int up_exit_code(int rc)
+{
+	if (rc == -EACCES || rc == -EPERM || rc == -ELOOP)
+		return EXIT_NOPERM;
+	return rc == -EINVAL ? EXIT_USAGE : EXIT_ERR;
+}
+
 static bool up_state_is(struct up_ctx *u, const char *status)
 {
 	const char *st = state_get_str(u->state, "status");
@@ -254,7 +265,7 @@ static int up_start(struct up_ctx *u, struct vm_target *t, int *pidfd)
 	for (size_t i = 0; ext[i]; i++) {
 		if (ext[i]->before_up && (rc = ext[i]->before_up(u))) {
 			log_errno(rc, "%s: before up", ext[i]->name);
-			return rc == -EACCES || rc == -EPERM ? EXIT_NOPERM : EXIT_ERR;
+			return up_exit_code(rc);
 		}
 	}
 	json_object_set_new(u->state, "accel", json_string(accel_name(accel)));
@@ -300,7 +311,7 @@ static int up_wait_ready(struct up_ctx *u, struct vm_target *t)
 		if (ext[i]->wait && (rc = ext[i]->wait(u))) {
 			log_errno(rc, "%s: waiting for the guest", ext[i]->name);
 			vm_print_tails(t->dir);
-			return rc == -EACCES || rc == -EPERM ? EXIT_NOPERM : EXIT_ERR;
+			return up_exit_code(rc);
 		}
 	}
 	for (size_t i = 0; ext[i]; i++)

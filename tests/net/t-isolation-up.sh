@@ -19,6 +19,9 @@
 # supervisor + `hutch gc` leaves no table, tap or bridge.
 # The counters of hutch's drop rules show the attempts reached them.
 # The matrix (attempt | expected | got) is printed as "# " lines.
+# ISOUP_WG=1 (tests/net/t-wg-isolation.sh): VM A has a wireguard.conf whose
+# peer (wireguard-go) is the "internet" namespace: the same matrix must hold
+# with A's traffic in the tunnel, and none of A's packets leave by the uplink.
 set -u
 source "$(dirname "$0")/../lib/tap.sh"
 source "$HUTCH_SRC/tests/lib/guest.sh"
@@ -53,6 +56,7 @@ cleanup() {
 		done
 	done
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	[ "${ISOUP_WG:-0}" = 1 ] && wg_peer_stop
 	wait 2>/dev/null
 	for n in $HN $IN $LN; do ip netns del "$n" 2>/dev/null; done
 	rm -rf "$T" "/etc/netns/$HN"
@@ -118,6 +122,14 @@ project isoa '  host_access:
     - allow-lan-host 192.168.77.50
   forward: [ "tcp/8080:80" ]'
 project isob ''
+if [ "${ISOUP_WG:-0}" = 1 ]; then	# A's traffic through a tunnel to the internet namespace
+	source "$HUTCH_SRC/tests/net/wg-lib.sh"
+	wg_have_tools || { skip "isolation with WireGuard" "wireguard-go or wg missing"; done_testing; exit 0; }
+	wg_keys "$T/keys"
+	wg_peer_start "$IN" "wgi$$" 10.200.0.1/24 51820 "$(cat "$T/keys/client.pub")" 10.200.0.2/32 "$T/keys" >"$T/peer.log" 2>&1 ||
+		{ fail "WireGuard peer in the internet namespace"; sed 's/^/#   /' "$T/peer.log"; done_testing; exit 1; }
+	wg_conf_write "$T/isoa/wireguard.conf" "$T/keys" 10.200.0.2/32 203.0.113.10:51820 203.0.113.10
+fi
 
 up() {	# name
 	if hn timeout 300 "$HUTCH" -C "$T/$1" up 2>"$T/up-$1.err"; then ok "hutch up $1 (mode nat)"; return 0; fi
@@ -133,6 +145,11 @@ idb=$(jget "$XDG_DATA_HOME/hutch/vms/isob/state.json" net id)
 GW=$(jget "$XDG_DATA_HOME/hutch/vms/isoa/state.json" net gateway)
 BR=$(jget "$XDG_DATA_HOME/hutch/vms/isoa/state.json" net bridge)
 diag "VM A $A (rules $ida), VM B $B (rules $idb), gateway $GW on ${BR:-?}"
+if [ "${ISOUP_WG:-0}" = 1 ]; then	# A's packets forwarded anywhere but its tunnel (or to its allow-lan-host): must stay 0
+	WGIF=$(jget "$XDG_DATA_HOME/hutch/vms/isoa/state.json" wg ifname)
+	diag "VM A's tunnel: $WGIF ($(jget "$XDG_DATA_HOME/hutch/vms/isoa/state.json" wg impl))"
+	hn nft "add table inet wgleak; add chain inet wgleak f { type filter hook forward priority 300; }; add rule inet wgleak f iifname $BR ip saddr $A ip daddr != 192.168.77.50 oifname != $WGIF counter"
+fi
 [ -n "$A" ] && [ -n "$B" ] && [ -n "$GW" ] && [ -n "$ida" ] && [ -n "$idb" ] && ok "both VMs have a lease and rules id" ||
 	{ fail "both VMs have a lease and rules id"; done_testing; exit 1; }
 BCAST=${GW%.*}.255
@@ -304,6 +321,12 @@ g=$(fetch "http://$GW:8080/")
 [ "${g#error}" != "$g" ] && ok "forward: the gateway $GW:8080 is not published ($g)" ||
 	fail "forward: the gateway $GW:8080 is not published (got '$g')"
 
+if [ "${ISOUP_WG:-0}" = 1 ]; then
+	grep -q '^tcp 10.200.0.2 ' "$T/net.log" && ok "WireGuard: A reached the internet from its tunnel address" ||
+		fail "WireGuard: A reached the internet from its tunnel address"
+	is "WireGuard: none of A's packets were forwarded outside its tunnel (allow-lan-host aside)" \
+		"$(hn nft list table inet wgleak 2>/dev/null | sed -n 's/.*counter packets \([0-9]*\).*/\1/p')" 0
+fi
 # 6. inspect, halt of A, self-repair, kill -9 + gc
 ins=$(hn "$HUTCH" -C "$T/isoa" inspect 2>&1)
 grep -q "vm-$ida" <<<"$ins" && ok "hutch inspect lists A's rules (vm-$ida)" ||
