@@ -313,9 +313,11 @@ static void test_sv_vfs_death(struct sv_ctx *c)
 	}
 	json_decref(sum);
 
-	/* the VM going down: virtiofsd leaving is expected, not a fault */
+	/* the VM going down: virtiofsd leaving is expected, not a fault (SIGKILL:
+	 * a SIGTERM can land while virtiofsd still sets up its sandbox, where it
+	 * is not handled yet; how it leaves is not what this checks) */
 	vm_running = false;
-	kill(p1, SIGTERM);
+	kill(p1, SIGKILL);
 	wait_watched(0, c);
 	ok(n_watched == 0 && !json_object_get(e1, "broken"),
 	   "a virtiofsd exiting while the VM stops is not 'broken'");
