@@ -18,6 +18,8 @@
  * @quiet:   -q
  * @verbose: -v count
  * @tty:     stderr is a terminal (progress bars allowed)
+ * @yes:     --yes: answer yes to consent questions (allow the project's hooks,
+ *           playbook and ansible.cfg, as `hutch allow` would); for scripts
  */
 struct cli {
 	char dir[4096];
@@ -25,6 +27,7 @@ struct cli {
 	bool quiet;
 	int verbose;
 	bool tty;
+	bool yes;
 };
 
 typedef int (*cmd_fn)(struct cli *cli, int argc, char **argv);
@@ -59,6 +62,7 @@ CMD_DECL(wg);
 CMD_DECL(inspect);
 CMD_DECL(completion);
 CMD_DECL(check_config);
+CMD_DECL(allow);
 CMD_DECL(supervise);
 	/* hidden: the per-VM supervisor */
 

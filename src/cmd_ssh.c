@@ -11,6 +11,7 @@
 
 #include "src/cfg.h"
 #include "src/cmd.h"
+#include "src/consent.h"
 #include "src/log.h"
 #include "src/prov.h"
 #include "src/ssh.h"
@@ -59,7 +60,7 @@ static int ssh_verb_init(struct cli *cli, const char *name, bool need_running, s
 	rc = cfg_load(path, &v->cfg, &e);
 	if (rc < 0) {
 		log_err("%s", e.msg[0] ? e.msg : "cannot load hutch.yaml");
-		return rc == -EINVAL ? EXIT_USAGE : EXIT_ERR;
+		return rc == -EINVAL ? EXIT_USAGE : rc == -EPERM ? EXIT_NOPERM : EXIT_ERR;
 	}
 	v->vm = cfg_find_vm(v->cfg, name);
 	if (!v->vm) {
@@ -200,9 +201,11 @@ int cmd_provision(struct cli *cli, int argc, char **argv)
 		    access(pb, R_OK) < 0) {
 			log_err("no readable playbook.yml in %s", cli->dir);
 			rc = EXIT_ERR;
+		} else if ((prc = consent_require(cli->dir, cli->yes, "provision")) < 0) {
+			rc = prc == -EPERM ? EXIT_NOPERM : EXIT_ERR;
 		} else {
 			prc = prov_playbook(v.vm, cli->dir, v.vm_dir, v.state, NULL, NULL);
-			rc = prc < 0 ? EXIT_ERR : EXIT_OK;
+			rc = prc == -EPERM ? EXIT_NOPERM : prc < 0 ? EXIT_ERR : EXIT_OK;
 		}
 	}
 	ssh_verb_done(&v);

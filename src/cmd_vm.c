@@ -37,6 +37,7 @@
 #include "src/qemu.h"
 #include "src/state.h"
 #include "src/sv.h"
+#include "src/trust.h"
 #include "src/util.h"
 #include "src/vm.h"
 
@@ -94,7 +95,7 @@ static int vm_select(struct cli *cli, const char *name, bool need_cfg, struct vm
 				log_err("%s", e.msg);
 			else
 				log_errno(rc, "%s", path);
-			return EXIT_USAGE;
+			return rc == -EPERM ? EXIT_NOPERM : EXIT_USAGE;
 		}
 		s->vm = cfg_find_vm(s->cfg, name);
 		if (!s->vm) {
@@ -267,14 +268,16 @@ out:
 static const char *const *up_sv_env(void)
 {
 	static const char *env[64];
-	/* at most 7: env[] keeps 8 slots for these and the NULL */
+	/* at most 9: env[] keeps 10 slots for these and the NULL; the user's
+	 * config (allow_paths) is read by the supervisor too */
 	static const char *const keep[] = { "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR",
+					    "XDG_CONFIG_HOME", "HUTCH_ALLOW_PATHS",
 					    "HUTCH_TEST_KVM", "HUTCH_BRIDGE", "HUTCH_SUBNET",
 					    "HUTCH_RESOLV_CONF", NULL };
 	const char *const *d = proc_default_env();
 	size_t n = 0;
 
-	for (size_t i = 0; d[i] && n < UTIL_ARRAY_SIZE(env) - 8; i++)
+	for (size_t i = 0; d[i] && n < UTIL_ARRAY_SIZE(env) - 10; i++)
 		env[n++] = d[i];
 	for (size_t i = 0; keep[i]; i++) {
 		const char *v = getenv(keep[i]);
@@ -354,7 +357,7 @@ CMD_DECL(up)
 	struct vm_sel s;
 	enum accel_kind accel;
 	const char *name;
-	char data[PATH_MAX];
+	char data[PATH_MAX], why[TRUST_WHY_MAX];
 	int lock = -1, rc, ret = EXIT_ERR, pidfd = -1;
 	uint64_t t0 = util_monotonic_ms();
 	pid_t svpid;
@@ -364,9 +367,14 @@ CMD_DECL(up)
 	u.cfg = s.cfg;
 	u.vm = s.vm;
 	u.vm_dir = s.dir;
+	/* <data>/hutch/vms: hutch's own, 0700, on a path nobody else can write */
 	if ((rc = vm_root(data, sizeof(data))) ||
-	    (rc = util_mkdir_p(data, 0700))) {
-		log_errno(rc, "data directory");
+	    (rc = trust_dir(data, 2, why, sizeof(why)))) {
+		if (rc == -EPERM)
+			log_err("%s", why);
+		else
+			log_errno(rc, "data directory");
+		ret = rc == -EPERM ? EXIT_NOPERM : EXIT_ERR;
 		goto out;
 	}
 	if (mkdir(s.dir, 0700) < 0 && errno != EEXIST) {
@@ -388,7 +396,8 @@ CMD_DECL(up)
 		rc = up_create(&u, &s);
 		if (rc) {
 			util_rm_rf(s.dir);
-			ret = rc == -EINVAL ? EXIT_USAGE : rc == -ELIBACC ? EXIT_NODEP : EXIT_ERR;
+			ret = rc == -EINVAL ? EXIT_USAGE : rc == -ELIBACC ? EXIT_NODEP :
+			      rc == -EPERM ? EXIT_NOPERM : EXIT_ERR;
 			goto out;
 		}
 	}
@@ -419,6 +428,8 @@ CMD_DECL(up)
 	for (size_t i = 0; ext[i]; i++) {
 		if (ext[i]->before_up && (rc = ext[i]->before_up(&u))) {
 			log_errno(rc, "%s: before up", ext[i]->name);
+			if (rc == -EPERM)	/* a path or code the user has not allowed */
+				ret = EXIT_NOPERM;
 			goto out;
 		}
 	}

@@ -51,6 +51,7 @@ static const struct verb verbs[] = {
 	{ "inspect", cmd_inspect, "[NAME]", "QEMU argv, QMP status, rules in place (--json)" },
 	{ "completion", cmd_completion, "bash|zsh|fish", "print a shell completion script" },
 	{ "check-config", cmd_check_config, "[FILE]", "validate hutch.yaml and print the resolved config" },
+	{ "allow", cmd_allow, "[--revoke]", "allow the project's hooks, playbook and ansible.cfg to run" },
 	{ "__supervise", cmd_supervise, NULL, NULL },
 };
 
@@ -60,7 +61,7 @@ static const struct verb verbs[] = {
  */
 int cmd_completion(struct cli *cli, int argc, char **argv)
 {
-	static const char opts[] = "-C --json -q -v --color=auto --color=always --color=never --help --version";
+	static const char opts[] = "-C --json -q -v --yes --color=auto --color=always --color=never --help --version";
 	size_t i;
 
 	(void)cli;
@@ -122,6 +123,7 @@ static void usage(FILE *f)
 		   "  -C DIR        project directory (default: $HUTCH_DIR or the current directory)\n"
 		   "  --json        machine-readable output where supported\n"
 		   "  -q, -v        quieter, more verbose\n"
+		   "  -y, --yes     allow the project's hooks and playbook without asking\n"
 		   "  --color=WHEN  auto, always or never (NO_COLOR is honoured)\n"
 		   "  --help, --version\n"
 		   "\n'hutch help COMMAND' describes one command.\n");
@@ -190,6 +192,8 @@ int main(int argc, char **argv)
 			cli.quiet = true;
 		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
 			cli.verbose++;
+		} else if (!strcmp(a, "-y") || !strcmp(a, "--yes")) {
+			cli.yes = true;
 		} else if (!strncmp(a, "--color=", 8)) {
 			color = a + 8;
 			if (strcmp(color, "auto") && strcmp(color, "always") && strcmp(color, "never"))

@@ -16,9 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "src/consent.h"
 #include "src/log.h"
 #include "src/proc.h"
 #include "src/ssh.h"
+#include "src/trust.h"
 #include "src/util.h"
 
 #define PROV_ENV_MAX 32
@@ -104,24 +106,47 @@ static void prov_mark(int fd, bool start, int code)
 		(void)util_write_all(fd, line, strlen(line));
 }
 
-/* The inventory: JSON, which ansible's yaml inventory plugin reads, so no
- * value (paths, user) needs INI quoting. */
+/* Ansible templates every inventory value: none of ours may hold a marker. */
+static bool prov_plain(const char *v)
+{
+	return !strstr(v, "{{") && !strstr(v, "{%") && !strstr(v, "{#");
+}
+
+/*
+ * The inventory: JSON, which ansible's yaml inventory plugin reads, so no
+ * value (paths, user) needs INI quoting.  The VM's connection is pinned to
+ * ssh as a host variable, which outranks a play's `connection: local`;
+ * localhost and its addresses are listed with a connection plugin that does
+ * not exist, so `delegate_to: localhost` and `local_action` fail instead of
+ * running on this host, and `--limit` keeps `hosts: localhost` plays away.
+ */
 static int prov_inventory(struct ssh_conn *c, const char *path)
 {
+	/* Ansible takes 127.0.0.1 and ::1 for this same localhost */
+	static const char *const local[] = { "localhost" };
 	char common[8192];
-	json_t *host, *root;
+	json_t *hosts, *host, *root;
 	char *text;
 	int rc;
 
 	rc = ssh_common_args(c, common, sizeof(common));
 	if (rc < 0)
 		return rc;
-	host = json_pack("{s:s, s:i, s:s, s:s, s:s}", "ansible_host", c->host, "ansible_port",
+	if (!prov_plain(c->host) || !prov_plain(c->user) || !prov_plain(c->key) ||
+	    !prov_plain(common) || !prov_plain(c->name)) {
+		log_err("a value for Ansible's inventory holds '{{', '{%%' or '{#' (it would run as a "
+			"template on this host): refused");
+		return -EPERM;
+	}
+	host = json_pack("{s:s, s:i, s:s, s:s, s:s, s:s}", "ansible_host", c->host, "ansible_port",
 			 c->port, "ansible_user", c->user, "ansible_ssh_private_key_file", c->key,
-			 "ansible_ssh_common_args", common);
-	if (!host)
-		return -ENOMEM;
-	root = json_pack("{s:{s:{s:o}}}", "all", "hosts", c->name, host);
+			 "ansible_ssh_common_args", common, "ansible_connection", "ssh");
+	hosts = host ? json_pack("{s:o}", c->name, host) : NULL;
+	for (size_t i = 0; hosts && i < UTIL_ARRAY_SIZE(local); i++)
+		if (json_object_set_new(hosts, local[i], json_pack("{s:s}", "ansible_connection",
+								   "hutch-refuses-local")))
+			break;
+	root = hosts ? json_pack("{s:{s:o}}", "all", "hosts", hosts) : NULL;
 	if (!root)
 		return -ENOMEM;
 	text = json_dumps(root, JSON_INDENT(2));
@@ -133,11 +158,26 @@ static int prov_inventory(struct ssh_conn *c, const char *path)
 	return rc;
 }
 
+/*
+ * hutch's own ansible.cfg, named by ANSIBLE_CONFIG: Ansible then reads no
+ * other (the project's ./ansible.cfg could name plugin folders, callbacks
+ * or an inventory that runs code on this host).  The settings themselves
+ * travel in the environment; the file is the pin.
+ */
+static int prov_ansible_cfg(const char *path)
+{
+	static const char text[] = "# written by hutch: ANSIBLE_CONFIG points here so that no "
+				   "other ansible.cfg is read\n[defaults]\n";
+
+	return util_write_atomic(path, text, sizeof(text) - 1, 0600);
+}
+
 int prov_playbook(const struct cfg_vm *vm, const char *project_dir, const char *vm_dir,
 		  json_t *state, bool (*alive)(void *), void *arg)
 {
-	char playbook[PATH_MAX], inv[PATH_MAX], log[PATH_MAX], done[PATH_MAX];
-	const char *argv[] = { "ansible-playbook", "-i", inv, playbook, NULL };
+	char playbook[PATH_MAX], inv[PATH_MAX], log[PATH_MAX], done[PATH_MAX], acfg[PATH_MAX];
+	char e_cfg[PATH_MAX + 16], why[TRUST_WHY_MAX];
+	const char *argv[] = { "ansible-playbook", "-i", inv, "--limit", vm->name, playbook, NULL };
 	const char *env[PROV_ENV_MAX];
 	const char *const *base = proc_default_env();
 	struct ssh_conn *c;
@@ -146,11 +186,20 @@ int prov_playbook(const struct cfg_vm *vm, const char *project_dir, const char *
 
 	if ((rc = util_path_join(playbook, sizeof(playbook), project_dir, "playbook.yml")) < 0 ||
 	    (rc = util_path_join(inv, sizeof(inv), vm_dir, "inventory.json")) < 0 ||
+	    (rc = util_path_join(acfg, sizeof(acfg), vm_dir, "ansible.cfg")) < 0 ||
+	    (rc = util_snprintf(e_cfg, sizeof(e_cfg), "ANSIBLE_CONFIG=%s", acfg)) < 0 ||
 	    (rc = util_path_join(log, sizeof(log), vm_dir, "provision.log")) < 0 ||
 	    (rc = util_path_join(done, sizeof(done), vm_dir, "provisioned")) < 0)
 		return rc;
-	if (access(playbook, R_OK) < 0)
-		return -errno;
+	rc = trust_check(project_dir, playbook, TRUST_FILE, TRUST_MUST_EXIST, why, sizeof(why));
+	if (rc == -EPERM)
+		log_err("%s %s", playbook, why);
+	if (rc < 0)
+		return rc;
+	/* the playbook and all Ansible loads beside it, as the user allowed them */
+	rc = consent_verify(project_dir);
+	if (rc < 0)
+		return rc;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
@@ -158,10 +207,13 @@ int prov_playbook(const struct cfg_vm *vm, const char *project_dir, const char *
 	if (rc < 0)
 		goto out;
 	rc = prov_inventory(c, inv);
+	if (rc == 0)
+		rc = prov_ansible_cfg(acfg);
 	if (rc < 0)
 		goto out;
-	for (; base && base[n] && n < PROV_ENV_MAX - 8; n++)
+	for (; base && base[n] && n < PROV_ENV_MAX - 9; n++)
 		env[n] = base[n];
+	env[n++] = e_cfg;
 	/* Host keys are checked (against our pin, via the common args), no
 	 * ControlPersist master is left behind after hutch returns, and no
 	 * retry files litter the project. */

@@ -9,7 +9,7 @@ export HOME=$T/home XDG_CONFIG_HOME=$T/config
 mkdir -p "$HOME"
 printf 'name: c11\nnetwork:\n  host_access: [allow-lan-host 169.254.169.254]\n' >"$T/hutch.yaml"
 err=$("$HUTCH" -C "$T" check-config 2>&1 >/dev/null); rc=$?
-if [ "$rc" = 0 ] && printf '%s' "$err" | grep -q 'hutch.yaml:3:18: warning: .*169.254.169.254.*metadata'; then
+if [ "$rc" = 0 ] && printf '%s' "$err" | grep -q 'warning: .*hutch.yaml:3:17: .*169.254.169.254.*metadata'; then
 	ok "allow-lan-host 169.254.169.254: accepted with a warning at file:line:col"
 else
 	fail "link-local warning (exit $rc)"; diag "$err"
