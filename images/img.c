@@ -852,6 +852,77 @@ static int img_dl_progress(void *opaque, curl_off_t dltotal, curl_off_t dlnow, c
 }
 
 /*
+ * One request of img_fetch(): every option set afresh.  Range by hand, not
+ * CURLOPT_RESUME_FROM: a server that ignores it answers 200 and the write
+ * callback starts the file over.
+ */
+static int img_dl_setup(struct img_dl *d, const char *url, char *errbuf, char *range, size_t rn)
+{
+	const struct lazy_curl *cu = d->cu;
+	CURL *c = d->c;
+
+	d->got = 0;
+	d->code = 0;
+	d->started = false;
+	d->cr_ok = false;
+	d->err = 0;
+	d->ranged = d->have > 0;
+	errbuf[0] = '\0';
+	cu->easy_reset(c);
+	cu->easy_setopt(c, CURLOPT_URL, url);
+	cu->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
+	cu->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	cu->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	cu->easy_setopt(c, CURLOPT_FAILONERROR, 0L);
+	cu->easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
+	cu->easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	cu->easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+	cu->easy_setopt(c, CURLOPT_USERAGENT, "hutch/" HUTCH_VERSION);
+	cu->easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	cu->easy_setopt(c, CURLOPT_HEADERFUNCTION, img_dl_header);
+	cu->easy_setopt(c, CURLOPT_HEADERDATA, d);
+	cu->easy_setopt(c, CURLOPT_WRITEFUNCTION, img_dl_write);
+	cu->easy_setopt(c, CURLOPT_WRITEDATA, d);
+	cu->easy_setopt(c, CURLOPT_XFERINFOFUNCTION, img_dl_progress);
+	cu->easy_setopt(c, CURLOPT_XFERINFODATA, d);
+	cu->easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	if (d->have) {
+		if (util_snprintf(range, rn, "%llu-", (unsigned long long)d->have))
+			return -EINVAL;
+		cu->easy_setopt(c, CURLOPT_RANGE, range);
+	}
+	return 0;
+}
+
+/* the bar is throttled: finish it with the final count */
+static void img_dl_bar_done(struct img_dl *d, bool ok)
+{
+	if (d->last_draw) {
+		if (ok && (d->code == 200 || d->code == 206))
+			fprintf(stderr, "\r%s [%.30s] 100%% %.1f MiB", d->label,
+				"==============================",
+				(double)(d->have + d->got) / 1048576.0);
+		fputc('\n', stderr);
+	}
+	d->last_draw = 0;
+}
+
+/* a transfer libcurl gave up on: the reason, logged, as a negative errno */
+static int img_dl_failed(const struct img_dl *d, CURLcode cr, const char *errbuf)
+{
+	if (d->err == -EPROTO)
+		return d->err;
+	if (d->err == -EFBIG)
+		log_err("%s: larger than the %llu byte limit", d->label, (unsigned long long)d->cap);
+	else if (d->err)
+		log_errno(d->err, "%s: download", d->label);
+	else
+		log_err("%s: download failed: %s", d->label,
+			errbuf[0] ? errbuf : d->cu->easy_strerror(cr));
+	return d->err ? d->err : -EIO;
+}
+
+/*
  * img_fetch() - download @url into @part, resuming what is there
  * @resume: keep and continue an existing @part (else start from empty)
  *
@@ -907,69 +978,14 @@ static int img_fetch(const char *url, const char *part, bool resume, bool progre
 			goto out;
 		}
 		d.have = (uint64_t)st.st_size;
-		d.got = 0;
-		d.code = 0;
-		d.started = false;
-		d.cr_ok = false;
-		d.err = 0;
-		d.ranged = d.have > 0;
-		errbuf[0] = '\0';
-		cu->easy_reset(c);
-		cu->easy_setopt(c, CURLOPT_URL, cur);
-		cu->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
-		cu->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-		cu->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-		cu->easy_setopt(c, CURLOPT_FAILONERROR, 0L);
-		cu->easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
-		cu->easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		cu->easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
-		cu->easy_setopt(c, CURLOPT_USERAGENT, "hutch/" HUTCH_VERSION);
-		cu->easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-		cu->easy_setopt(c, CURLOPT_HEADERFUNCTION, img_dl_header);
-		cu->easy_setopt(c, CURLOPT_HEADERDATA, &d);
-		cu->easy_setopt(c, CURLOPT_WRITEFUNCTION, img_dl_write);
-		cu->easy_setopt(c, CURLOPT_WRITEDATA, &d);
-		cu->easy_setopt(c, CURLOPT_XFERINFOFUNCTION, img_dl_progress);
-		cu->easy_setopt(c, CURLOPT_XFERINFODATA, &d);
-		cu->easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-		/*
-		 * Range by hand, not CURLOPT_RESUME_FROM: a server that ignores
-		 * it answers 200 and the write callback starts the file over.
-		 */
-		if (d.have) {
-			if (util_snprintf(range, sizeof(range), "%llu-",
-					  (unsigned long long)d.have)) {
-				rc = -EINVAL;
-				goto out;
-			}
-			cu->easy_setopt(c, CURLOPT_RANGE, range);
-		}
+		rc = img_dl_setup(&d, cur, errbuf, range, sizeof(range));
+		if (rc)
+			goto out;
 		cr = cu->easy_perform(c);
 		cu->easy_getinfo(c, CURLINFO_RESPONSE_CODE, &d.code);
-		if (d.last_draw) {
-			/* the bar is throttled: finish it with the final count */
-			if (cr == CURLE_OK && (d.code == 200 || d.code == 206))
-				fprintf(stderr, "\r%s [%.30s] 100%% %.1f MiB", label,
-					"==============================",
-					(double)(d.have + d.got) / 1048576.0);
-			fputc('\n', stderr);
-		}
-		d.last_draw = 0;
+		img_dl_bar_done(&d, cr == CURLE_OK);
 		if (cr != CURLE_OK) {
-			if (d.err) {
-				rc = d.err;
-				if (rc == -EPROTO)
-					goto out;
-				if (rc == -EFBIG)
-					log_err("%s: larger than the %llu byte limit", label,
-						(unsigned long long)d.cap);
-				else
-					log_errno(rc, "%s: download", label);
-				goto out;
-			}
-			log_err("%s: download failed: %s", label,
-				errbuf[0] ? errbuf : cu->easy_strerror(cr));
-			rc = -EIO;
+			rc = img_dl_failed(&d, cr, errbuf);
 			goto out;
 		}
 		if (d.code >= 300 && d.code < 400) {
@@ -1061,34 +1077,162 @@ static int img_out_write(struct img_out *o, const void *b, size_t n)
 }
 
 /* streaming decompression of @in (fd) into @o, whatever the format */
-static int img_inflate(int in, enum img_comp kind, struct img_out *o)
-{
-	static uint8_t ib[1 << 17], ob[1 << 17];
-	lzma_stream xz = LZMA_STREAM_INIT;
-	ZSTD_DStream *zs = NULL;
-	z_stream gz = { 0 };
-	bool eof = false, done = false, in_member = false;
-	size_t zret = 1;
-	int rc = 0;
+/* struct img_codec - one decompressor's state across read()s */
+struct img_codec {
+	enum img_comp kind;
+	lzma_stream xz;
+	ZSTD_DStream *zs;
+	z_stream gz;
+	size_t zret;		/* zstd: 0 once a frame is decoded and flushed */
+	bool in_member;		/* gzip: inside a member */
+	bool done;
+};
 
+static uint8_t img_ob[1 << 17];
+
+/* feed @r bytes of @ib (@eof: the last) to xz */
+static int img_xz_step(struct img_codec *k, const uint8_t *ib, ssize_t r, bool eof,
+		       struct img_out *o)
+{
+	int rc;
+
+	k->xz.next_in = ib;
+	k->xz.avail_in = (size_t)r;
+	do {
+		lzma_ret lr;
+
+		k->xz.next_out = img_ob;
+		k->xz.avail_out = sizeof(img_ob);
+		lr = lzma_code(&k->xz, eof ? LZMA_FINISH : LZMA_RUN);
+		rc = img_out_write(o, img_ob, sizeof(img_ob) - k->xz.avail_out);
+		if (rc)
+			return rc;
+		if (lr == LZMA_STREAM_END) {
+			k->done = true;
+			return 0;
+		}
+		if (lr != LZMA_OK && lr != LZMA_BUF_ERROR)
+			return -EBADMSG;
+		if (lr == LZMA_BUF_ERROR && eof)
+			return -EBADMSG; /* truncated */
+	} while (k->xz.avail_in || k->xz.avail_out == 0);
+	return 0;
+}
+
+static int img_zstd_step(struct img_codec *k, const uint8_t *ib, ssize_t r, bool eof,
+			 struct img_out *o)
+{
+	ZSTD_inBuffer zin = { ib, (size_t)r, 0 };
+	int rc;
+
+	/* an empty call would reset zret: only call with input */
+	while (r > 0) {
+		ZSTD_outBuffer zout = { img_ob, sizeof(img_ob), 0 };
+
+		k->zret = ZSTD_decompressStream(k->zs, &zout, &zin);
+		if (ZSTD_isError(k->zret))
+			return -EBADMSG;
+		rc = img_out_write(o, img_ob, zout.pos);
+		if (rc)
+			return rc;
+		if (zin.pos == zin.size && zout.pos < zout.size)
+			break;
+	}
+	if (eof) {
+		k->done = true;
+		if (k->zret != 0)
+			return -EBADMSG; /* truncated frame */
+	}
+	return 0;
+}
+
+static int img_gz_step(struct img_codec *k, const uint8_t *ib, ssize_t r, bool eof,
+		       struct img_out *o)
+{
+	int rc;
+
+	if (r > 0) {
+		if (!k->in_member && inflateReset(&k->gz) != Z_OK)
+			return -EBADMSG;
+		k->in_member = true;
+	}
+	k->gz.next_in = (Bytef *)ib;
+	k->gz.avail_in = (uInt)r;
+	while (k->in_member) {
+		int zr;
+
+		k->gz.next_out = img_ob;
+		k->gz.avail_out = sizeof(img_ob);
+		zr = inflate(&k->gz, Z_NO_FLUSH);
+		if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
+			return -EBADMSG;
+		rc = img_out_write(o, img_ob, sizeof(img_ob) - k->gz.avail_out);
+		if (rc)
+			return rc;
+		if (zr == Z_STREAM_END) {
+			/* another gzip member may follow (RFC 1952 2.2) */
+			k->in_member = false;
+			if (k->gz.avail_in) {
+				if (inflateReset(&k->gz) != Z_OK)
+					return -EBADMSG;
+				k->in_member = true;
+			}
+			continue;
+		}
+		if (k->gz.avail_in == 0 && k->gz.avail_out != 0)
+			break;
+	}
+	if (eof)
+		k->done = true;
+	if (eof && (k->in_member || o->n == 0))
+		return -EBADMSG; /* ended inside a member, or nothing at all */
+	return 0;
+}
+
+static int img_codec_init(struct img_codec *k, enum img_comp kind)
+{
+	lzma_stream xz = LZMA_STREAM_INIT;
+
+	memset(k, 0, sizeof(*k));
+	k->kind = kind;
+	k->xz = xz;
+	k->zret = 1;
 	switch (kind) {
 	case IMG_COMP_XZ:
-		if (lzma_stream_decoder(&xz, UINT64_MAX, LZMA_CONCATENATED) != LZMA_OK)
-			return -ENOMEM;
-		break;
+		return lzma_stream_decoder(&k->xz, UINT64_MAX, LZMA_CONCATENATED) == LZMA_OK ? 0 :
+											     -ENOMEM;
 	case IMG_COMP_ZSTD:
-		zs = ZSTD_createDStream();
-		if (!zs)
-			return -ENOMEM;
-		break;
+		k->zs = ZSTD_createDStream();
+		return k->zs ? 0 : -ENOMEM;
 	case IMG_COMP_GZ:
-		if (inflateInit2(&gz, 16 + MAX_WBITS) != Z_OK)
-			return -ENOMEM;
-		break;
+		return inflateInit2(&k->gz, 16 + MAX_WBITS) == Z_OK ? 0 : -ENOMEM;
 	case IMG_COMP_NONE:
-		return -EINVAL;
+		break;
 	}
-	while (!done) {
+	return -EINVAL;
+}
+
+static void img_codec_end(struct img_codec *k)
+{
+	if (k->kind == IMG_COMP_XZ)
+		lzma_end(&k->xz);
+	else if (k->kind == IMG_COMP_ZSTD)
+		ZSTD_freeDStream(k->zs);
+	else
+		inflateEnd(&k->gz);
+}
+
+static int img_inflate(int in, enum img_comp kind, struct img_out *o)
+{
+	static uint8_t ib[1 << 17];
+	struct img_codec k;
+	bool eof = false;
+	int rc;
+
+	rc = img_codec_init(&k, kind);
+	if (rc)
+		return rc;
+	while (!k.done) {
 		ssize_t r = 0;
 
 		if (!eof) {
@@ -1102,110 +1246,20 @@ static int img_inflate(int in, enum img_comp kind, struct img_out *o)
 			if (r == 0)
 				eof = true;
 		}
-		if (kind == IMG_COMP_XZ) {
-			xz.next_in = ib;
-			xz.avail_in = (size_t)r;
-			do {
-				lzma_ret lr;
-
-				xz.next_out = ob;
-				xz.avail_out = sizeof(ob);
-				lr = lzma_code(&xz, eof ? LZMA_FINISH : LZMA_RUN);
-				rc = img_out_write(o, ob, sizeof(ob) - xz.avail_out);
-				if (rc)
-					break;
-				if (lr == LZMA_STREAM_END) {
-					done = true;
-					break;
-				}
-				if (lr != LZMA_OK && lr != LZMA_BUF_ERROR) {
-					rc = -EBADMSG;
-					break;
-				}
-				if (lr == LZMA_BUF_ERROR && eof) {
-					rc = -EBADMSG; /* truncated */
-					break;
-				}
-			} while (xz.avail_in || xz.avail_out == 0);
-		} else if (kind == IMG_COMP_ZSTD) {
-			ZSTD_inBuffer zin = { ib, (size_t)r, 0 };
-
-			/* zret is 0 once a frame is decoded and flushed; an empty call would reset it */
-			while (r > 0) {
-				ZSTD_outBuffer zout = { ob, sizeof(ob), 0 };
-
-				zret = ZSTD_decompressStream(zs, &zout, &zin);
-				if (ZSTD_isError(zret)) {
-					rc = -EBADMSG;
-					break;
-				}
-				rc = img_out_write(o, ob, zout.pos);
-				if (rc)
-					break;
-				if (zin.pos == zin.size && zout.pos < zout.size)
-					break;
-			}
-			if (eof) {
-				done = true;
-				if (!rc && zret != 0)
-					rc = -EBADMSG; /* truncated frame */
-			}
-		} else {
-			if (r > 0) {
-				if (!in_member && inflateReset(&gz) != Z_OK) {
-					rc = -EBADMSG;
-					break;
-				}
-				in_member = true;
-			}
-			gz.next_in = ib;
-			gz.avail_in = (uInt)r;
-			while (in_member) {
-				int zr;
-
-				gz.next_out = ob;
-				gz.avail_out = sizeof(ob);
-				zr = inflate(&gz, Z_NO_FLUSH);
-				if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
-					rc = -EBADMSG;
-					break;
-				}
-				rc = img_out_write(o, ob, sizeof(ob) - gz.avail_out);
-				if (rc)
-					break;
-				if (zr == Z_STREAM_END) {
-					/* another gzip member may follow (RFC 1952 2.2) */
-					in_member = false;
-					if (gz.avail_in) {
-						if (inflateReset(&gz) != Z_OK) {
-							rc = -EBADMSG;
-							break;
-						}
-						in_member = true;
-					}
-					continue;
-				}
-				if (gz.avail_in == 0 && gz.avail_out != 0)
-					break;
-			}
-			if (eof)
-				done = true;
-			if (!rc && eof && (in_member || o->n == 0))
-				rc = -EBADMSG; /* ended inside a member, or nothing at all */
-		}
+		if (kind == IMG_COMP_XZ)
+			rc = img_xz_step(&k, ib, r, eof, o);
+		else if (kind == IMG_COMP_ZSTD)
+			rc = img_zstd_step(&k, ib, r, eof, o);
+		else
+			rc = img_gz_step(&k, ib, r, eof, o);
 		if (rc)
 			break;
-		if (eof && !done) {
+		if (eof && !k.done) {
 			rc = -EBADMSG;
 			break;
 		}
 	}
-	if (kind == IMG_COMP_XZ)
-		lzma_end(&xz);
-	else if (kind == IMG_COMP_ZSTD)
-		ZSTD_freeDStream(zs);
-	else
-		inflateEnd(&gz);
+	img_codec_end(&k);
 	return rc;
 }
 
@@ -1633,6 +1687,41 @@ int img_resolve(const char *spec, const char *sha256, const char *project_dir, b
 }
 
 /* ---- overlays ----------------------------------------------------------- */
+
+int img_backing_check(const char *disk, const char *project_dir)
+{
+	char backing[PATH_MAX], cache[PATH_MAX], why[TRUST_WHY_MAX];
+	const char *rel;
+	struct stat st;
+	size_t cl;
+	int fd, rc;
+
+	rc = img_qcow2_backing(disk, backing, sizeof(backing));
+	if (rc == -ENOENT || (!rc && !backing[0]))
+		return 0;	/* no disk (kernel boot), or no backing file */
+	if (rc)
+		return rc;
+	rc = img_cache_dir(cache, sizeof(cache));
+	if (rc)
+		return rc;
+	cl = strlen(cache);
+	rel = !strncmp(backing, cache, cl) && backing[cl] == '/' ? backing + cl + 1 : NULL;
+	if (rel && !strchr(rel, '/')) {
+		/* in the cache: a file of ours, as img_cache_check() wants it */
+		fd = img_cache_open(backing, &st);
+		if (fd < 0)
+			return fd;
+		close(fd);
+		return 0;
+	}
+	/* a local image: still the project's own file (or one the user allows) */
+	rc = trust_check(project_dir, backing, TRUST_FILE, TRUST_MUST_EXIST, why, sizeof(why));
+	if (rc == -EPERM)
+		log_err("%s: its base image %s %s", disk, backing, why);
+	else if (rc)
+		log_errno(rc, "%s: its base image %s", disk, backing);
+	return rc;
+}
 
 /*
  * The base's path still names the file that was verified (same device and

@@ -46,6 +46,20 @@ int img_resolve(const char *spec, const char *sha256, const char *project_dir, b
 		struct img_ref *out);
 
 /**
+ * img_backing_check() - the base image a VM disk names is still one to use
+ * @disk:        the VM's disk.qcow2
+ * @project_dir: the project it belongs to
+ *
+ * QEMU opens the backing file by the name recorded in @disk at every boot.
+ * A cached base must still be a private file of the cache (no symlink); a
+ * local one must still pass trust_check() (a later `git pull` may have made
+ * it a symlink to a host file).
+ * Return: 0 (also when there is no disk or no backing file), -EPERM
+ * (logged), or an errno
+ */
+int img_backing_check(const char *disk, const char *project_dir);
+
+/**
  * img_overlay_create() - qcow2 overlay at @path over @base, grown to @disk_gib
  * (0 = the base's size; smaller than the base is an error)
  */

@@ -268,16 +268,17 @@ out:
 static const char *const *up_sv_env(void)
 {
 	static const char *env[64];
-	/* at most 9: env[] keeps 10 slots for these and the NULL; the user's
-	 * config (allow_paths) is read by the supervisor too */
+	/* at most 10: env[] keeps 11 slots for these and the NULL; the supervisor
+	 * reads the user's config (allow_paths) too, and under sudo the project's
+	 * files are SUDO_UID's (trust_uid_ok()) */
 	static const char *const keep[] = { "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR",
-					    "XDG_CONFIG_HOME", "HUTCH_ALLOW_PATHS",
+					    "XDG_CONFIG_HOME", "HUTCH_ALLOW_PATHS", "SUDO_UID",
 					    "HUTCH_TEST_KVM", "HUTCH_BRIDGE", "HUTCH_SUBNET",
 					    "HUTCH_RESOLV_CONF", NULL };
 	const char *const *d = proc_default_env();
 	size_t n = 0;
 
-	for (size_t i = 0; d[i] && n < UTIL_ARRAY_SIZE(env) - 10; i++)
+	for (size_t i = 0; d[i] && n < UTIL_ARRAY_SIZE(env) - 11; i++)
 		env[n++] = d[i];
 	for (size_t i = 0; keep[i]; i++) {
 		const char *v = getenv(keep[i]);
@@ -321,6 +322,22 @@ static int up_spawn_supervisor(const char *vm_dir, pid_t *pid, int *pidfd)
 	return rc;
 }
 
+/* <data>/hutch/vms: hutch's own, 0700, on a path nobody else can write (trust_dir) */
+static int up_data_dir(char *data, size_t n)
+{
+	char why[TRUST_WHY_MAX];
+	int rc;
+
+	if ((rc = vm_root(data, n)) || (rc = trust_dir(data, 2, why, sizeof(why)))) {
+		if (rc == -EPERM)
+			log_err("%s", why);
+		else
+			log_errno(rc, "data directory");
+		return rc == -EPERM ? EXIT_NOPERM : EXIT_ERR;
+	}
+	return EXIT_OK;
+}
+
 /* until state says running; 0, or -ECHILD when the supervisor died, -ETIMEDOUT */
 static int up_wait_running(struct up_ctx *u, int pidfd, unsigned timeout_s)
 {
@@ -357,7 +374,7 @@ CMD_DECL(up)
 	struct vm_sel s;
 	enum accel_kind accel;
 	const char *name;
-	char data[PATH_MAX], why[TRUST_WHY_MAX];
+	char data[PATH_MAX];
 	int lock = -1, rc, ret = EXIT_ERR, pidfd = -1;
 	uint64_t t0 = util_monotonic_ms();
 	pid_t svpid;
@@ -367,16 +384,10 @@ CMD_DECL(up)
 	u.cfg = s.cfg;
 	u.vm = s.vm;
 	u.vm_dir = s.dir;
-	/* <data>/hutch/vms: hutch's own, 0700, on a path nobody else can write */
-	if ((rc = vm_root(data, sizeof(data))) ||
-	    (rc = trust_dir(data, 2, why, sizeof(why)))) {
-		if (rc == -EPERM)
-			log_err("%s", why);
-		else
-			log_errno(rc, "data directory");
-		ret = rc == -EPERM ? EXIT_NOPERM : EXIT_ERR;
+	ret = up_data_dir(data, sizeof(data));
+	if (ret)
 		goto out;
-	}
+	ret = EXIT_ERR;
 	if (mkdir(s.dir, 0700) < 0 && errno != EEXIST) {
 		log_errno(-errno, "%s", s.dir);
 		goto out;

@@ -161,13 +161,16 @@ static int prov_inventory(struct ssh_conn *c, const char *path)
 /*
  * hutch's own ansible.cfg, named by ANSIBLE_CONFIG: Ansible then reads no
  * other (the project's ./ansible.cfg could name plugin folders, callbacks
- * or an inventory that runs code on this host).  The settings themselves
- * travel in the environment; the file is the pin.
+ * or an inventory that runs code on this host).  Most settings travel in
+ * the environment; the file is the pin.  Its one setting: Ansible's 10 s
+ * connection timeout, which also bounds the wait for sudo's prompt, is too
+ * short for a TCG guest on a busy host ("Timeout (12s) waiting for
+ * privilege escalation prompt"); the VM's own life bounds the run anyway.
  */
 static int prov_ansible_cfg(const char *path)
 {
 	static const char text[] = "# written by hutch: ANSIBLE_CONFIG points here so that no "
-				   "other ansible.cfg is read\n[defaults]\n";
+				   "other ansible.cfg is read\n[defaults]\ntimeout = 120\n";
 
 	return util_write_atomic(path, text, sizeof(text) - 1, 0600);
 }

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "images/img.h"
 #include "src/ci.h"
 #include "src/cmd.h"
 #include "src/consent.h"
@@ -238,6 +239,10 @@ static int ssh_ext_before_up(struct up_ctx *u)
 
 	rc = consent_require(u->cfg->dir, u->cli->yes, "up");
 	if (rc < 0)
+		return rc;
+	/* QEMU follows the disk's backing name at every boot: still ours? */
+	if ((rc = util_path_join(key, sizeof(key), u->vm_dir, "disk.qcow2")) < 0 ||
+	    (rc = img_backing_check(key, u->cfg->dir)) < 0)
 		return rc;
 	rc = hook_run(u->cfg->dir, "pre-up", u->vm->name, u->vm_dir, "up", ssh_ext_ip(u->state));
 	if (rc < 0) {

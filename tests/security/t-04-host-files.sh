@@ -115,4 +115,37 @@ if [ "$(id -u)" = 0 ]; then
 	fi
 	"$HUTCH" -C "$P" destroy >/dev/null 2>&1
 fi
+
+# --- a base image swapped for a symlink after the VM was made -------------
+# QEMU opens the overlay's backing file by name at every boot; hutch.yaml may
+# name another image by then, so the check must look at the disk itself
+rm -f "$P/cloud-init.yml"
+if command -v qemu-img >/dev/null; then
+	qemu-img create -q -f qcow2 "$P/base.qcow2" 16M
+	qemu-img create -q -f qcow2 "$P/other.qcow2" 16M
+	printf 'name: c4
+image: ./base.qcow2
+kernel: {path: ./k}
+network: {mode: none}
+' >"$P/hutch.yaml"
+	"$HUTCH" -C "$P" up </dev/null >"$T/up.out" 2>&1	# the empty kernel does not boot
+	if [ -f "$XDG_DATA_HOME/hutch/vms/c4/disk.qcow2" ]; then
+		mv "$P/base.qcow2" "$P/base.orig"
+		ln -s "$T/secret.img" "$P/base.qcow2"
+		printf 'name: c4
+image: ./other.qcow2
+kernel: {path: ./k}
+network: {mode: none}
+' >"$P/hutch.yaml"
+		"$HUTCH" -C "$P" up </dev/null >"$T/up.out" 2>&1; rc=$?
+		if [ "$rc" = 77 ] && grep -q 'base image' "$T/up.out"; then
+			ok "a VM whose base image became a symlink does not boot (exit 77)"
+		else
+			fail "backing file swapped for a symlink (exit $rc)"; sed 's/^/# /' "$T/up.out"
+		fi
+	else
+		fail "a VM with a local base image was made"; sed 's/^/# /' "$T/up.out"
+	fi
+	"$HUTCH" -C "$P" destroy >/dev/null 2>&1
+fi
 done_testing
