@@ -1372,6 +1372,14 @@ static int parse_share(struct ld *ld, const struct ynode *m, void *elem)
 		return rc;
 	if (!host)
 		return ld_err(ld, m, "shared_folders: missing 'host' (the folder to share)");
+	/* virtiofsd gets it as "-o source=PATH": a ',' would add options (share_path_opt_safe) */
+	if (strpbrk(sh->host, ",\\")) {
+		char b[80];
+
+		return ld_err(ld, host, "shared_folders.host: '%s' holds ',' or '\\', which would "
+					"split virtiofsd's options; rename the folder",
+			      esc(b, sizeof(b), host->str));
+	}
 	return share_defaults(ld, host, sh);
 }
 
