@@ -447,6 +447,9 @@ int consent_require(const char *project_dir, bool yes, const char *verb)
 			project_dir);
 		consent_print(stderr, &s);
 		yes = consent_ask();
+		if (!yes)
+			log_err("not allowed: nothing of %s runs ('hutch allow' once you have read it)",
+				project_dir);
 	} else if (!yes) {
 		consent_explain(project_dir, &s);
 	}

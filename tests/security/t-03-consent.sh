@@ -51,6 +51,24 @@ grep -q 'changed' "$T/out" && ok "the refusal says it changed" || { fail "says c
 [ ! -e "$M/pre-up-changed" ] && ok "the changed hook did not run" || fail "changed hook ran"
 "$HUTCH" --yes -C "$P" up </dev/null >"$T/out" 2>&1; rc=$?
 if [ -e "$M/pre-up-changed" ] && [ "$rc" != 77 ]; then ok "--yes allows and runs it"; else fail "--yes (exit $rc)"; sed 's/^/# /' "$T/out"; fi
+rm -rf "$XDG_DATA_HOME/hutch/vms"
+
+# on a terminal, up asks; "n" refuses, "y" allows (and records it)
+if command -v script >/dev/null; then
+	"$HUTCH" -C "$P" allow --revoke >/dev/null 2>&1
+	rm -f "$M"/*
+	printf 'n\n' | script -qec "$HUTCH -C $P up" /dev/null >"$T/out" 2>&1
+	if grep -q 'Allow this code to run on this host' "$T/out" && [ -z "$(ls "$M")" ]; then
+		ok "on a terminal: up asks, and 'n' runs nothing"
+	else
+		fail "terminal, n"; sed 's/^/# /' "$T/out"
+	fi
+	printf 'y\n' | script -qec "$HUTCH -C $P up" /dev/null >"$T/out" 2>&1
+	if [ -e "$M/pre-up-changed" ]; then ok "on a terminal: 'y' allows and runs it"; else fail "terminal, y"; sed 's/^/# /' "$T/out"; fi
+	"$HUTCH" -C "$P" up </dev/null >"$T/out" 2>&1; rc=$?
+	if [ "$rc" != 77 ]; then ok "the terminal's 'y' was recorded"; else fail "terminal y not recorded"; fi
+	rm -rf "$XDG_DATA_HOME/hutch/vms"
+fi
 rm -rf "$P/hooks" "$XDG_DATA_HOME/hutch/vms"
 
 # a hook added after consent is new code: refused
