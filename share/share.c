@@ -20,6 +20,7 @@
 
 #include "src/log.h"
 #include "src/proc.h"
+#include "src/trust.h"
 #include "src/util.h"
 
 static void share_sleep_ms(long ms)
@@ -63,29 +64,16 @@ int share_image_path(const struct cfg_share *s, char *buf, size_t n)
 
 int share_check_paths(const struct cfg_share *s, const char *project_dir)
 {
-	char proj[PATH_MAX], host[PATH_MAX];
-	size_t hl;
+	char why[TRUST_WHY_MAX];
+	int rc;
 
-	if (!realpath(project_dir, proj))
-		return -errno;
-	if (!realpath(s->host, host)) {
-		if (errno != ENOENT)
-			return -errno;
-		/* not there yet: it will be created as a fresh empty folder */
-		if (util_snprintf(host, sizeof(host), "%s", s->host) < 0)
-			return -ENAMETOOLONG;
-	}
-	hl = strlen(host);
-	while (hl > 1 && host[hl - 1] == '/')
-		host[--hl] = '\0';
-	/* the project dir holds hutch.yaml and hooks/, which run on the host */
-	if (strcmp(host, "/") == 0 || strcmp(host, proj) == 0 ||
-	    (strncmp(proj, host, hl) == 0 && proj[hl] == '/')) {
-		log_err("shared folder %s would contain the project's hutch.yaml and hooks/; "
-			"share a folder inside the project instead", s->host);
-		return -EPERM;
-	}
-	return 0;
+	/* the one containment check, as the config loader makes it (src/trust.h) */
+	rc = trust_check(project_dir, s->host, TRUST_DIR, 0, why, sizeof(why));
+	if (rc == -EPERM)
+		log_err("shared folder %s %s", s->host, why);
+	else if (rc)
+		log_errno(rc, "shared folder %s", s->host);
+	return rc;
 }
 
 int share_virtiofsd_find(char *buf, size_t n)

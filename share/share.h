@@ -105,13 +105,17 @@ bool share_path_opt_safe(const char *path);
 int share_image_path(const struct cfg_share *s, char *buf, size_t n);
 
 /**
- * share_check_paths() - refuse a share that would expose the project itself
+ * share_check_paths() - refuse a share the project may not name
  * @s:           the share
  * @project_dir: the directory of hutch.yaml
  *
- * A share that is the project directory or one of its ancestors would give
- * the guest hutch.yaml and hooks/ (run on the host as the user): refused.
- * Return: 0, -EPERM with a message logged, or an errno
+ * trust_check() (src/trust.h), the check the config loader makes, at the
+ * moment of use: the folder lies inside the project, reached without a
+ * symlink, or in a place the user's own config allows; it is not the
+ * project directory nor one above it (the guest would get hutch.yaml and
+ * hooks/), nor the project's code (hooks/, the playbook's folders).
+ * Return: 0 (also when the folder does not exist yet), -EPERM with a
+ * message logged (exit 77), or an errno
  */
 int share_check_paths(const struct cfg_share *s, const char *project_dir);
 

@@ -42,6 +42,7 @@ const struct cmd_entry *const cmd_table[] = {
 	&cmd_gc_entry,
 	&cmd_wg_entry,
 	&cmd_inspect_entry,
+	&cmd_allow_entry,
 	&cmd_check_config_entry,
 	&cmd_completion_entry,
 	&cmd_help_entry,

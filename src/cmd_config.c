@@ -4,7 +4,9 @@
  * print the resolved config (defaults filled in, paths absolute), so a user
  * sees what hutch will do before any VM starts.  Errors are the loader's
  * "file:line:col: message" on stderr and exit 2 (a config error is a usage
- * error in SPEC.md's exit codes).
+ * error in SPEC.md's exit codes), or 77 when the project names a place it
+ * may not (outside the project, through a symlink) or hutch.yaml is not
+ * the user's own file.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -62,7 +64,8 @@ static int cmd_check_config(struct cli *cli, struct vm_target *t, int argc, char
 		if (rc == -ENOENT)
 			log_err("hint: create hutch.yaml (at least 'name: NAME') in the project directory, "
 				"or use -C DIR");
-		return EXIT_USAGE;
+		/* a path the project may not name is "not allowed", not a typo */
+		return rc == -EPERM ? EXIT_NOPERM : EXIT_USAGE;
 	}
 	/* wireguard.conf beside it: checked the same way, shown with its keys redacted */
 	if (json) {

@@ -132,14 +132,16 @@ static int up_create(struct up_ctx *u)
 static const char *const *up_sv_env(void)
 {
 	static const char *env[64];
-	/* at most 7: env[] keeps 8 slots for these and the NULL */
+	/* at most 10: env[] keeps 11 slots for these and the NULL; the supervisor
+	 * reads the user's config (allow_paths) too */
 	static const char *const keep[] = { "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR",
+					    "XDG_CONFIG_HOME", "HUTCH_ALLOW_PATHS",
 					    "HUTCH_TEST_KVM", "HUTCH_BRIDGE", "HUTCH_SUBNET",
 					    "HUTCH_RESOLV_CONF", NULL };
 	const char *const *d = proc_default_env();
 	size_t n = 0;
 
-	for (size_t i = 0; d[i] && n < UTIL_ARRAY_SIZE(env) - 8; i++)
+	for (size_t i = 0; d[i] && n < UTIL_ARRAY_SIZE(env) - 11; i++)
 		env[n++] = d[i];
 	for (size_t i = 0; keep[i]; i++) {
 		const char *v = getenv(keep[i]);
@@ -237,7 +239,7 @@ static int up_prepare(struct up_ctx *u, struct vm_target *t)
 		rc = up_create(u);
 		if (rc) {
 			util_rm_rf(t->dir);
-			return rc == -EINVAL ? EXIT_USAGE : rc == -ELIBACC ? EXIT_NODEP : EXIT_ERR;
+			return rc == -ELIBACC ? EXIT_NODEP : up_exit_code(rc);
 		}
 		up_phase(u, "created", NULL, NULL);
 	}

@@ -11,8 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "src/consent.h"
 #include "src/log.h"
 #include "src/proc.h"
+#include "src/trust.h"
 #include "src/util.h"
 
 #define HOOK_ENV_MAX 24
@@ -21,6 +23,7 @@ int hook_run(const char *project_dir, const char *hook, const char *vm_name, con
 	     const char *trigger, const char *ip)
 {
 	char path[PATH_MAX], rel[64], e_name[64], e_dir[PATH_MAX + 16], e_hook[32], e_trig[32], e_ip[64];
+	char why[TRUST_WHY_MAX];
 	const char *env[HOOK_ENV_MAX], *argv[2];
 	const char *const *base = proc_default_env();
 	struct proc_fdmap fds[] = { { 2, 1 }, { 2, 2 } };
@@ -35,12 +38,25 @@ int hook_run(const char *project_dir, const char *hook, const char *vm_name, con
 
 	if ((rc = util_snprintf(path, sizeof(path), "%s/hooks/%s", project_dir, hook)) < 0)
 		return rc;
+	/* the project's own file (no symlink out, the user's), and allowed as it is now */
+	rc = trust_check(project_dir, path, TRUST_FILE, TRUST_MUST_EXIST, why, sizeof(why));
+	if (rc == -ENOENT)
+		return 0;
+	if (rc == -EPERM) {
+		log_err("hooks/%s %s: not run", hook, why);
+		return rc;
+	}
+	if (rc < 0)
+		return rc;
 	if (stat(path, &sb) < 0)
-		return errno == ENOENT ? 0 : -errno;
+		return -errno;
 	if (!S_ISREG(sb.st_mode) || access(path, X_OK) < 0) {
 		log_warn("hooks/%s is not an executable file", hook);
 		return -EACCES;
 	}
+	rc = consent_verify(project_dir);
+	if (rc < 0)
+		return rc;
 	for (; base && base[n] && n < HOOK_ENV_MAX - 6; n++)
 		env[n] = base[n];
 	if ((rc = util_snprintf(e_name, sizeof(e_name), "HUTCH_VM_NAME=%s", vm_name)) < 0 ||

@@ -8,10 +8,12 @@
 #include <unistd.h>
 
 #include "src/ci.h"
+#include "src/consent.h"
 #include "src/hook.h"
 #include "src/proc.h"
 #include "src/prov.h"
 #include "src/ssh.h"
+#include "src/trust.h"
 #include "src/util.h"
 #include "tests/unit/tap.h"
 
@@ -35,6 +37,18 @@ static bool has_arg(const char **argv, const char *a)
 		if (!strcmp(*argv, a))
 			return true;
 	return false;
+}
+
+/* what `hutch allow` does: record the project's host-side code as allowed */
+static void allow_all(const char *dir)
+{
+	struct consent_set s;
+	char why[TRUST_WHY_MAX];
+
+	if (consent_scan(dir, &s, why, sizeof(why)) == 0) {
+		consent_record(dir, &s);
+		consent_set_free(&s);
+	}
 }
 
 int main(void)
@@ -68,6 +82,8 @@ int main(void)
 	/* keys, in a scratch HOME */
 	ok(mkdtemp(tmp) != NULL, "scratch dir");
 	setenv("HOME", tmp, 1);
+	snprintf(path, sizeof(path), "%s/data", tmp);
+	setenv("XDG_DATA_HOME", path, 1);
 	is_int(ssh_managed_key_path(path, sizeof(path)), 0, "managed key path");
 	snprintf(line, sizeof(line), "%s/.ssh/hutch", tmp);
 	ok(!strcmp(path, line), "managed key is ~/.ssh/hutch");
@@ -188,6 +204,9 @@ int main(void)
 	fclose(f);
 	is_int(hook_run(tmp, "pre-up", "box", vm_dir, "up", "10.77.0.5"), -EACCES, "non-executable hook refused");
 	chmod(path2, 0755);
+	is_int(hook_run(tmp, "pre-up", "box", vm_dir, "halt", "10.77.0.5"), -EPERM,
+	       "a hook the user has not allowed does not run");
+	allow_all(tmp);
 	is_int(hook_run(tmp, "pre-up", "box", vm_dir, "halt", "10.77.0.5"), 0, "hook ran");
 	snprintf(path2, sizeof(path2), "%s/hook.out", tmp);
 	text = NULL;
@@ -200,6 +219,9 @@ int main(void)
 	fputs("#!/bin/sh\nexit 3\n", f);
 	fclose(f);
 	chmod(path2, 0755);
+	is_int(hook_run(tmp, "post-down", "box", vm_dir, "destroy", NULL), -EPERM,
+	       "a hook added after `hutch allow` does not run");
+	allow_all(tmp);
 	is_int(hook_run(tmp, "post-down", "box", vm_dir, "destroy", NULL), -ECANCELED, "failing hook reported");
 
 	/* bounded runs */
@@ -231,6 +253,9 @@ int main(void)
 		f = fopen(pb, "w");
 		fputs("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n", f);
 		fclose(f);
+		is_int(prov_playbook(&vm, tmp, vm_dir, st2, NULL, NULL), -EPERM,
+		       "a playbook the user has not allowed does not run");
+		allow_all(tmp);
 		is_int(prov_playbook(&vm, tmp, vm_dir, st2, NULL, NULL), -ECANCELED, "unreachable VM: playbook fails");
 		snprintf(pb, sizeof(pb), "%s/provision.log", vm_dir);
 		text = NULL;
