@@ -264,6 +264,9 @@ int prov_playbook(const struct cfg_vm *vm, const char *project_dir, const char *
 	rc = ssh_conn_init(c, vm, project_dir, vm_dir, state);
 	if (rc < 0)
 		goto out;
+	/* the VM dir keeps the inventory for the user to read (ansible-inventory) */
+	if ((rc = prov_inventory(c, inv)) < 0)
+		goto out;
 	/* Ansible runs as the user (under sudo SUDO_UID), never as root: then its
 	 * inventory, config, key and HOME are a private copy it may read */
 	if ((rc = proc_user_resolve(&pu)) < 0)
@@ -275,7 +278,7 @@ int prov_playbook(const struct cfg_vm *vm, const char *project_dir, const char *
 	     (rc = util_path_join(acfg, sizeof(acfg), stage, "ansible.cfg")) < 0 ||
 	     (rc = util_snprintf(e_home, sizeof(e_home), "HOME=%s", stage)) < 0))
 		goto out;
-	if ((rc = prov_inventory(c, inv)) < 0 || (rc = prov_ansible_cfg(acfg)) < 0 ||
+	if ((stage[0] && (rc = prov_inventory(c, inv)) < 0) || (rc = prov_ansible_cfg(acfg)) < 0 ||
 	    (rc = util_snprintf(e_cfg, sizeof(e_cfg), "ANSIBLE_CONFIG=%s", acfg)) < 0)
 		goto out;
 	if (stage[0] && (chown(inv, pu.uid, pu.gid) < 0 || chown(acfg, pu.uid, pu.gid) < 0)) {

@@ -21,6 +21,7 @@
 
 #include "src/cfg.h"
 #include "src/consent.h"
+#include "src/proc.h"
 #include "src/util.h"
 
 #define TRUST_HINT "only ~/.config/hutch/config.yaml (allow_paths) can allow a place outside it"
@@ -53,6 +54,26 @@ bool trust_uid_ok(uid_t uid)
 	s = me == 0 ? getenv("SUDO_UID") : NULL;
 	return s && util_parse_ulong_base(s, 10, UINT32_MAX - 1, &v) == 0 && v != 0 &&
 	       (uid_t)v == uid;
+}
+
+/*
+ * A shared folder's mount point shows the root of its image, which belongs
+ * to whoever runs virtiofsd: under plain root the system user hutch-vm
+ * (src/proc.h; under sudo that is SUDO_UID, already accepted).  Only for
+ * folders: the guest writes nothing but inside its share, which is never
+ * the project nor its code, so a folder of hutch-vm's is no hostile code.
+ * Looked up, never created here (loading a config has no side effects).
+ */
+static bool trust_dir_uid_ok(uid_t uid)
+{
+	const struct passwd *pw;
+
+	if (trust_uid_ok(uid))
+		return true;
+	if (geteuid() != 0 || getenv("SUDO_UID"))
+		return false;
+	pw = getpwnam(PROC_VM_USER);
+	return pw && pw->pw_uid != 0 && pw->pw_uid == uid;
 }
 
 /* @path is @dir or below it (both absolute, normalised); @rel: the part below */
@@ -252,7 +273,7 @@ int trust_check(const char *project_dir, const char *path, enum trust_kind kind,
 		trust_why(why, whyn, "is not a regular file");
 		return -EPERM;
 	}
-	if (inside && !trust_uid_ok(st.st_uid)) {
+	if (inside && !(kind == TRUST_DIR ? trust_dir_uid_ok(st.st_uid) : trust_uid_ok(st.st_uid))) {
 		trust_why(why, whyn, "is owned by uid %u, not by you", (unsigned)st.st_uid);
 		return -EPERM;
 	}

@@ -17,6 +17,10 @@ unset HUTCH_ALLOW_PATHS
 mkdir -p "$HOME" "$T/p/hooks"
 P=$T/p M=$T/marks
 mkdir -p "$M"
+# hooks run as the user hutch runs them as (hutch-vm under plain root, see
+# tests/security/t-03-hooks-not-root.sh): it must reach the project and the marks
+chmod 0755 "$T" "$P" "$P/hooks"
+chmod 0777 "$M"
 : >"$P/k"
 printf 'name: c3\nkernel: {path: ./k}\nnetwork: {mode: none}\n' >"$P/hutch.yaml"
 printf '#!/bin/sh\ntouch %s/pre-up\nexit 3\n' "$M" >"$P/hooks/pre-up"

@@ -46,7 +46,7 @@ attack() {
 	local what=$1 uid eff nnp
 	shift
 	rm -f "$OUT"/*
-	env "$@" "$HUTCH" -C "$P" up >"$T/up.log" 2>&1
+	env "$@" "$HUTCH" -C "$P" up --yes >"$T/up.log" 2>&1
 	is "$what: a failing pre-up hook aborts up" "$?" 1
 	if [ ! -f "$OUT/status" ]; then fail "$what: the hook did not run"; sed 's/^/#   /' "$T/up.log" | tail -5; return; fi
 	uid=$(field Uid "$OUT/status") eff=$(field CapEff "$OUT/status") nnp=$(field NoNewPrivs "$OUT/status")

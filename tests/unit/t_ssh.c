@@ -82,8 +82,15 @@ int main(void)
 	/* keys, in a scratch HOME */
 	ok(mkdtemp(tmp) != NULL, "scratch dir");
 	setenv("HOME", tmp, 1);
-	snprintf(path, sizeof(path), "%s/data", tmp);
-	setenv("XDG_DATA_HOME", path, 1);
+	/* hutch's data dir (consent records) apart from the project: as root the
+	 * project below is opened to the unprivileged user the hooks run as, and
+	 * a data dir under a world-writable directory is refused (trust_dir) */
+	{
+		static char data[] = "/tmp/t_ssh_data.XXXXXX";
+
+		ok(mkdtemp(data) != NULL, "scratch data dir");
+		setenv("XDG_DATA_HOME", data, 1);
+	}
 	is_int(ssh_managed_key_path(path, sizeof(path)), 0, "managed key path");
 	snprintf(line, sizeof(line), "%s/.ssh/hutch", tmp);
 	ok(!strcmp(path, line), "managed key is ~/.ssh/hutch");

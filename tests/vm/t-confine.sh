@@ -84,7 +84,7 @@ project() {
 run_case() {
 	local name=$1 mode=$2 share=$3 p=$T/p-$1 v=$XDG_DATA_HOME/hutch/vms/$1 q vp kid f bad out
 	local H=(ip netns exec "$NS" "$HUTCH" -C "$p")
-	if ! "${H[@]}" up >"$T/$name.up" 2>&1; then
+	if ! "${H[@]}" up --yes >"$T/$name.up" 2>&1; then
 		fail "$name: up"; tail -20 "$T/$name.up" | sed 's/^/#   /'; return
 	fi
 	ok "$name: up (mode $mode, share $share)"
@@ -161,7 +161,7 @@ v0=$XDG_DATA_HOME/hutch/vms/cf-none-0
 is "disk.qcow2 is root's (QEMU gets it by fd)" "$(stat -c %u "$v0/disk.qcow2" 2>/dev/null)" 0
 check_fails "QEMU's user cannot open disk.qcow2 by path" setpriv --reuid="$LAST_UID" --regid="$LAST_UID" --clear-groups head -c1 "$v0/disk.qcow2"
 H=(ip netns exec "$NS" "$HUTCH" -C "$p")
-if "${H[@]}" up >/dev/null 2>&1; then
+if "${H[@]}" up --yes >/dev/null 2>&1; then
 	q=$(jq -r .qemu_pid "$v/state.json") vp=$(jq -r '.shares[0].virtiofsd_pid' "$v/state.json")
 	kill -9 "$(cat "$v/supervisor.pid")"
 	wait_gone "$q" && ok "kill -9 of the supervisor: QEMU (uid $vmuser) dies with it" || fail "QEMU $q survived its supervisor"
@@ -176,7 +176,7 @@ check_fails "destroy removed the VM dir" test -e "$v"
 # --- under sudo: SUDO_UID, not the dedicated user
 su_uid=65534 su_gid=$(id -g nobody 2>/dev/null || echo 65534)
 project cf-sudo none 1
-if SUDO_UID=$su_uid SUDO_GID=$su_gid ip netns exec "$NS" "$HUTCH" -C "$T/p-cf-sudo" up >"$T/sudo.up" 2>&1; then
+if SUDO_UID=$su_uid SUDO_GID=$su_gid ip netns exec "$NS" "$HUTCH" -C "$T/p-cf-sudo" up --yes >"$T/sudo.up" 2>&1; then
 	v=$XDG_DATA_HOME/hutch/vms/cf-sudo
 	q=$(jq -r .qemu_pid "$v/state.json") vp=$(jq -r '.shares[0].virtiofsd_pid' "$v/state.json")
 	is "sudo: QEMU runs as SUDO_UID" "$(field Uid "/proc/$q/status")" "$su_uid"
