@@ -2,6 +2,7 @@
 # the program; tests/unit/t_*.c are unit tests linked against the same objects.
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
+LIBEXECDIR ?= $(PREFIX)/libexec/hutch
 DATADIR ?= $(PREFIX)/share/hutch
 DESTDIR ?=
 CC      ?= cc
@@ -21,13 +22,15 @@ HARDEN  := -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
 ifneq ($(WERROR)$(CI),)
 WARN    += -Werror
 endif
-CPPFLAGS += -D_GNU_SOURCE -I. -DHUTCH_VERSION='"$(VERSION)"' -DHUTCH_DATADIR='"$(DATADIR)"'
+CPPFLAGS += -D_GNU_SOURCE -I. -DHUTCH_VERSION='"$(VERSION)"' -DHUTCH_DATADIR='"$(DATADIR)"' \
+            -DHUTCH_LIBEXECDIR='"$(LIBEXECDIR)"'
 ALL_CFLAGS = $(WARN) $(HARDEN) $(CFLAGS) $(PKG_CFLAGS)
 LDFLAGS += -pie -Wl,-z,relro,-z,now
 
 B       := build
 MODULES := src qmp net share images
-LIB_SRC := $(filter-out src/main.c,$(foreach m,$(MODULES),$(wildcard $(m)/*.c)))
+MAINS   := src/main.c src/helper_main.c
+LIB_SRC := $(filter-out $(MAINS),$(foreach m,$(MODULES),$(wildcard $(m)/*.c)))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(wildcard tests/unit/t_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
@@ -38,10 +41,15 @@ HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=$(B)/tests/%)
 
 .PHONY: all check unit fuzz fuzz-run bench demo install uninstall clean asan analyze format deps
 
-all: hutch
+all: hutch hutch-helper
 
 hutch: $(B)/src/main.o $(LIB_OBJ)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# The privileged helper (net/privd.h): its main plus what the linker pulls
+# out of the library, so it holds only the modules its operations use.
+hutch-helper: $(B)/src/helper_main.o $(B)/libhutch.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Wl,--gc-sections -o $@ $< $(B)/libhutch.a $(PKG_LIBS)
 
 $(B)/libhutch.a: $(LIB_OBJ)
 	@rm -f $@
@@ -85,10 +93,10 @@ fuzz-run: fuzz
 	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(B)/fuzz/corpus-$$n $$seeds >$(B)/fuzz/$$n.log 2>&1 \
 	    || { tail -40 $(B)/fuzz/$$n.log; exit 1; }; done
 
-check: hutch unit
+check: hutch hutch-helper unit
 	bash tests/run
 
-bench: hutch unit
+bench: hutch hutch-helper unit
 	bash tests/bench/run
 
 demo:
@@ -96,7 +104,7 @@ demo:
 
 asan:
 	$(MAKE) B=build-asan CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer' \
-	  LDFLAGS='-fsanitize=address,undefined' HARDEN='-fstack-protector-strong -fPIE' hutch unit
+	  LDFLAGS='-fsanitize=address,undefined' HARDEN='-fstack-protector-strong -fPIE' hutch hutch-helper unit
 
 analyze:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
@@ -106,22 +114,27 @@ analyze:
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
-install: hutch
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/recipes
+# The helper is installed without privileges; `sudo hutch setup` gives it
+# its group, mode and file capabilities (see README).
+install: hutch hutch-helper
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/recipes $(DESTDIR)$(LIBEXECDIR)
 	install -m 0755 hutch $(DESTDIR)$(BINDIR)/hutch
+	install -m 0755 hutch-helper $(DESTDIR)$(LIBEXECDIR)/hutch-helper
 	if [ -d images/recipes ]; then cp -r images/recipes/. $(DESTDIR)$(DATADIR)/recipes/; fi
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/hutch
+	rm -f $(DESTDIR)$(BINDIR)/hutch $(DESTDIR)$(LIBEXECDIR)/hutch-helper \
+	  $(DESTDIR)$(LIBEXECDIR)/hutch-helper.conf
+	-rmdir $(DESTDIR)$(LIBEXECDIR)
 	rm -rf $(DESTDIR)$(DATADIR)
 
 deps:
 	bash scripts/install-deps.sh
 
 clean:
-	rm -rf $(B) build-asan hutch
+	rm -rf $(B) build-asan hutch hutch-helper
 
--include $(LIB_OBJ:.o=.d) $(B)/src/main.d
+-include $(LIB_OBJ:.o=.d) $(B)/src/main.d $(B)/src/helper_main.d
 
 # Test guests built from Debian packages by images/recipes/ (cached: the
 # recipes do nothing when their output is up to date).

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "net/priv.h"
 #include "share/share.h"
 #include "src/ext.h"
 #include "src/log.h"
@@ -117,7 +118,7 @@ static void share_teardown(struct sv_ctx *c, void *priv)
 			unlink(r->sock);
 		}
 		if (r->mounted) {
-			rc = share_unmount(r->img, s->host);
+			rc = priv_unmount(r->img, s->host);
 			if (rc < 0)
 				log_errno(rc, "share %s: cannot unmount %s", s->tag, s->host);
 			else
@@ -186,7 +187,7 @@ static int share_prepare(struct sv_ctx *c, void **privp)
 			/* recorded before mounting, so a crash in between is still gc'd */
 			json_object_set_new(r->st, "mounted", json_true());
 			share_save(c);
-			rc = share_mount(r->img, s->host, c->uid, c->gid, &r->loop);
+			rc = priv_mount(r->img, s->host, false, &r->loop);	/* the seam: net/priv.h */
 			if (rc < 0) {
 				json_object_set_new(r->st, "mounted", json_false());
 				goto err;
@@ -258,8 +259,8 @@ static void share_gc_one(json_t *e)
 	if (sock && sock[0] == '/')
 		unlink(sock);
 	if (img && dir && img[0] == '/' && dir[0] == '/') {
-		/* share_unmount() only touches the mount when it is this image's */
-		rc = share_unmount(img, dir);
+		/* the privileged side only touches the mount when it is this image's, and ours */
+		rc = priv_unmount(img, dir);
 		if (rc < 0 && rc != -EBUSY && rc != -ENOENT)
 			log_errno(rc, "cannot unmount %s", dir);
 		else

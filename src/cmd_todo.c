@@ -146,13 +146,6 @@ __attribute__((weak)) int cmd_logs(struct cli *cli, int argc, char **argv)
 	return cmd_not_implemented(argv[0]);
 }
 
-__attribute__((weak)) int cmd_setup(struct cli *cli, int argc, char **argv)
-{
-	(void)cli;
-	(void)argc;
-	return cmd_not_implemented(argv[0]);
-}
-
 __attribute__((weak)) int cmd_list(struct cli *cli, int argc, char **argv)
 {
 	(void)cli;

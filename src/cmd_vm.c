@@ -267,14 +267,15 @@ out:
 static const char *const *up_sv_env(void)
 {
 	static const char *env[64];
-	/* at most 7: env[] keeps 8 slots for these and the NULL */
+	/* at most 9: env[] keeps 10 slots for these and the NULL */
 	static const char *const keep[] = { "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR",
 					    "HUTCH_TEST_KVM", "HUTCH_BRIDGE", "HUTCH_SUBNET",
-					    "HUTCH_RESOLV_CONF", NULL };
+					    "HUTCH_RESOLV_CONF", "HUTCH_HELPER", "HUTCH_RUN_DIR",
+					    NULL };
 	const char *const *d = proc_default_env();
 	size_t n = 0;
 
-	for (size_t i = 0; d[i] && n < UTIL_ARRAY_SIZE(env) - 8; i++)
+	for (size_t i = 0; d[i] && n < UTIL_ARRAY_SIZE(env) - 10; i++)
 		env[n++] = d[i];
 	for (size_t i = 0; keep[i]; i++) {
 		const char *v = getenv(keep[i]);
@@ -419,6 +420,7 @@ CMD_DECL(up)
 	for (size_t i = 0; ext[i]; i++) {
 		if (ext[i]->before_up && (rc = ext[i]->before_up(&u))) {
 			log_errno(rc, "%s: before up", ext[i]->name);
+			ret = rc == -ENOPKG ? EXIT_NOSETUP : EXIT_ERR;	/* no hutch-helper */
 			goto out;
 		}
 	}
