@@ -53,10 +53,7 @@ static const struct privd_opdef privd_ops[] = {
 	{ "unmount", PRIVD_UNMOUNT, k_unmount, 3 },
 };
 
-static int perr(char *err, size_t n, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int perr(char *err, size_t n, int rc, const char *fmt, ...)
+int privd_err(char *err, size_t n, int rc, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -96,7 +93,7 @@ static bool privd_path_ok(const char *p)
 	return true;
 }
 
-static bool privd_id_ok(const char *id)
+bool privd_id_ok(const char *id)
 {
 	size_t n = strlen(id);
 
@@ -119,9 +116,9 @@ static int privd_get_str(json_t *j, const char *k, char *buf, size_t n, char *er
 	json_t *v = json_object_get(j, k);
 
 	if (!json_is_string(v))
-		return perr(err, en, -EINVAL, "'%s' must be a string", k);
+		return privd_err(err, en, -EINVAL, "'%s' must be a string", k);
 	if (json_string_length(v) >= n)
-		return perr(err, en, -EINVAL, "'%s' is too long (at most %zu bytes)", k, n - 1);
+		return privd_err(err, en, -EINVAL, "'%s' is too long (at most %zu bytes)", k, n - 1);
 	memcpy(buf, json_string_value(v), json_string_length(v) + 1);
 	return 0;
 }
@@ -131,7 +128,7 @@ static int privd_get_bool(json_t *j, const char *k, bool *out, char *err, size_t
 	json_t *v = json_object_get(j, k);
 
 	if (!json_is_boolean(v))
-		return perr(err, en, -EINVAL, "'%s' must be true or false", k);
+		return privd_err(err, en, -EINVAL, "'%s' must be true or false", k);
 	*out = json_is_true(v);
 	return 0;
 }
@@ -143,36 +140,36 @@ static int privd_parse_ha(json_t *arr, struct privd_req *q, char *err, size_t en
 	size_t i;
 
 	if (!json_is_array(arr))
-		return perr(err, en, -EINVAL, "'host_access' must be a list");
+		return privd_err(err, en, -EINVAL, "'host_access' must be a list");
 	if (json_array_size(arr) > PRIV_HA_MAX)
-		return perr(err, en, -EINVAL, "'host_access': at most %d entries", PRIV_HA_MAX);
+		return privd_err(err, en, -EINVAL, "'host_access': at most %d entries", PRIV_HA_MAX);
 	json_array_foreach(arr, i, h) {
 		struct cfg_host_access *ha = &q->ha[i];
 		json_t *lan = json_object_get(h, "lan"), *port = json_object_get(h, "port");
 		const char *proto = json_string_value(json_object_get(h, "proto"));
 
 		if (!json_is_object(h))
-			return perr(err, en, -EINVAL, "host_access[%zu] must be an object", i);
+			return privd_err(err, en, -EINVAL, "host_access[%zu] must be an object", i);
 		json_object_foreach(h, k, v)
 			if (strcmp(k, "lan") && strcmp(k, "port") && strcmp(k, "proto"))
-				return perr(err, en, -EINVAL, "host_access[%zu]: unknown key", i);
+				return privd_err(err, en, -EINVAL, "host_access[%zu]: unknown key", i);
 		if (lan && json_object_size(h) == 1) {
 			ha->kind = CFG_HA_LAN_HOST;
 			if (!json_is_string(lan) ||
 			    inet_pton(AF_INET, json_string_value(lan), &ha->addr) != 1 ||
 			    !privd_lan_ok(ha->addr))
-				return perr(err, en, -EINVAL,
+				return privd_err(err, en, -EINVAL,
 					    "host_access[%zu]: 'lan' must be a LAN IPv4 address", i);
 		} else if (json_is_integer(port) && proto && json_object_size(h) == 2) {
 			if (json_integer_value(port) < 1 || json_integer_value(port) > 65535 ||
 			    (strcmp(proto, "tcp") && strcmp(proto, "udp")))
-				return perr(err, en, -EINVAL,
+				return privd_err(err, en, -EINVAL,
 					    "host_access[%zu]: port 1..65535, proto tcp or udp", i);
 			ha->kind = CFG_HA_HOST_PORT;
 			ha->port = (uint16_t)json_integer_value(port);
 			ha->proto = strcmp(proto, "udp") ? CFG_PROTO_TCP : CFG_PROTO_UDP;
 		} else {
-			return perr(err, en, -EINVAL,
+			return privd_err(err, en, -EINVAL,
 				    "host_access[%zu]: {\"lan\": ADDR} or {\"proto\", \"port\"}", i);
 		}
 	}
@@ -193,26 +190,26 @@ static int privd_parse_net_up(json_t *j, struct privd_req *q, char *err, size_t 
 	    (rc = privd_get_bool(j, "ipv6", &q->ipv6, err, en)))
 		return rc;
 	if (!util_name_valid(q->name))
-		return perr(err, en, -EINVAL, "'name' is not a VM name");
+		return privd_err(err, en, -EINVAL, "'name' is not a VM name");
 	if (!net_ifname_valid(q->nc.bridge) ||
 	    !strncmp(q->nc.bridge, NET_TAP_PREFIX, strlen(NET_TAP_PREFIX)))
-		return perr(err, en, -EINVAL, "'bridge' is not a bridge name hutch would use");
+		return privd_err(err, en, -EINVAL, "'bridge' is not a bridge name hutch would use");
 	{
 		char br[IFNAMSIZ];
 
 		memcpy(br, q->nc.bridge, sizeof(br));
 		if (net_subnet_parse(sub, &q->nc))
-			return perr(err, en, -EINVAL, "'subnet' must be A.B.C.D/N (N 8..30)");
+			return privd_err(err, en, -EINVAL, "'subnet' must be A.B.C.D/N (N 8..30)");
 		memcpy(q->nc.bridge, br, sizeof(br));
 	}
 	if (net_mac_parse(mac, q->mac))
-		return perr(err, en, -EINVAL, "'mac' must be a unicast MAC address");
+		return privd_err(err, en, -EINVAL, "'mac' must be a unicast MAC address");
 	if (json_object_get(j, "prefer")) {
 		if ((rc = privd_get_str(j, "prefer", pref, sizeof(pref), err, en)))
 			return rc;
 		if (inet_pton(AF_INET, pref, &q->prefer) != 1 ||
 		    (q->prefer.s_addr & net_mask(q->nc.prefix)) != q->nc.net.s_addr)
-			return perr(err, en, -EINVAL, "'prefer' must be an address of the subnet");
+			return privd_err(err, en, -EINVAL, "'prefer' must be an address of the subnet");
 	}
 	if (json_object_get(j, "host_access"))
 		return privd_parse_ha(json_object_get(j, "host_access"), q, err, en);
@@ -237,7 +234,7 @@ static int privd_parse_fields(json_t *j, struct privd_req *q, char *err, size_t 
 		if ((rc = privd_get_str(j, "id", q->id, sizeof(q->id), err, en)))
 			return rc;
 		if (!privd_id_ok(q->id))
-			return perr(err, en, -EINVAL, "'id' must be [a-z0-9]{1,15}");
+			return privd_err(err, en, -EINVAL, "'id' must be [a-z0-9]{1,15}");
 		q->has_id = true;
 		return 0;
 	case PRIVD_MOUNT:
@@ -249,11 +246,11 @@ static int privd_parse_fields(json_t *j, struct privd_req *q, char *err, size_t 
 		    (rc = privd_get_str(j, "dir", q->dir, sizeof(q->dir), err, en)))
 			return rc;
 		if (!privd_path_ok(q->image) || !privd_path_ok(q->dir))
-			return perr(err, en, -EINVAL,
+			return privd_err(err, en, -EINVAL,
 				    "'image' and 'dir' must be absolute normal paths");
 		return 0;
 	}
-	return perr(err, en, -EINVAL, "unknown operation");
+	return privd_err(err, en, -EINVAL, "unknown operation");
 }
 
 int privd_parse(const char *buf, size_t n, struct privd_req *q, char *err, size_t en)
@@ -266,18 +263,18 @@ int privd_parse(const char *buf, size_t n, struct privd_req *q, char *err, size_
 
 	memset(q, 0, sizeof(*q));
 	if (n > PRIV_REQ_MAX)
-		return perr(err, en, -E2BIG, "request of %zu bytes refused (at most %d)", n,
+		return privd_err(err, en, -E2BIG, "request of %zu bytes refused (at most %d)", n,
 			    PRIV_REQ_MAX);
 	if (n == 0)
-		return perr(err, en, -EPROTO, "empty request");
+		return privd_err(err, en, -EPROTO, "empty request");
 	/* EOF check on: trailing bytes after the object refuse it */
 	j = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &je);
 	if (!j)
-		return perr(err, en, -EPROTO, "request is not JSON (line %d column %d)", je.line,
+		return privd_err(err, en, -EPROTO, "request is not JSON (line %d column %d)", je.line,
 			    je.column);
 	rc = -EPROTO;
 	if (!json_is_object(j)) {
-		perr(err, en, rc, "a request is a JSON object");
+		privd_err(err, en, rc, "a request is a JSON object");
 		goto out;
 	}
 	op = json_string_value(json_object_get(j, "op"));
@@ -285,7 +282,7 @@ int privd_parse(const char *buf, size_t n, struct privd_req *q, char *err, size_
 		if (!strcmp(privd_ops[i].name, op))
 			od = &privd_ops[i];
 	if (!od) {
-		perr(err, en, -EINVAL, "unknown or missing 'op'");
+		privd_err(err, en, -EINVAL, "unknown or missing 'op'");
 		rc = -EINVAL;
 		goto out;
 	}
@@ -294,14 +291,14 @@ int privd_parse(const char *buf, size_t n, struct privd_req *q, char *err, size_
 		if (!privd_key_known(od, k)) {
 			char esc[64];
 
-			perr(err, en, rc, "%s: unknown key '%s'", od->name,
+			privd_err(err, en, rc, "%s: unknown key '%s'", od->name,
 			     log_escape(esc, sizeof(esc), k, strlen(k)));
 			goto out;
 		}
 	}
 	for (size_t i = 0; i < od->n_required; i++) {
 		if (!json_object_get(j, od->keys[i])) {
-			perr(err, en, rc, "%s: '%s' is missing", od->name, od->keys[i]);
+			privd_err(err, en, rc, "%s: '%s' is missing", od->name, od->keys[i]);
 			goto out;
 		}
 	}
@@ -332,7 +329,7 @@ static int privd_conf_line(char *line, size_t lineno, struct privd_conf *c, bool
 		return 0;
 	if (!strcmp(key, "rundir") && a && !b) {
 		if (!privd_path_ok(a))
-			return perr(err, en, -EINVAL, "line %zu: rundir must be an absolute path", lineno);
+			return privd_err(err, en, -EINVAL, "line %zu: rundir must be an absolute path", lineno);
 		return util_snprintf(c->rundir, sizeof(c->rundir), "%s", a);
 	}
 	if (!strcmp(key, "network") && a && b && !strtok(NULL, " \t")) {
@@ -342,17 +339,17 @@ static int privd_conf_line(char *line, size_t lineno, struct privd_conf *c, bool
 			c->n_nets = 0;
 		*nets_seen = true;
 		if (c->n_nets >= PRIVD_NETS_MAX)
-			return perr(err, en, -EINVAL, "line %zu: at most %d networks", lineno,
+			return privd_err(err, en, -EINVAL, "line %zu: at most %d networks", lineno,
 				    PRIVD_NETS_MAX);
 		nc = &c->nets[c->n_nets];
 		if (!net_ifname_valid(a) || !strncmp(a, NET_TAP_PREFIX, strlen(NET_TAP_PREFIX)) ||
 		    net_subnet_parse(b, nc))
-			return perr(err, en, -EINVAL, "line %zu: network BRIDGE A.B.C.D/N", lineno);
+			return privd_err(err, en, -EINVAL, "line %zu: network BRIDGE A.B.C.D/N", lineno);
 		memcpy(nc->bridge, a, strlen(a) + 1);
 		c->n_nets++;
 		return 0;
 	}
-	return perr(err, en, -EINVAL, "line %zu: expected 'rundir DIR' or 'network BRIDGE CIDR'",
+	return privd_err(err, en, -EINVAL, "line %zu: expected 'rundir DIR' or 'network BRIDGE CIDR'",
 		    lineno);
 }
 
@@ -364,7 +361,7 @@ int privd_conf_parse(const char *buf, size_t n, struct privd_conf *c, char *err,
 	int rc;
 
 	if (n > PRIVD_CONF_MAX)
-		return perr(err, en, -EFBIG, "over %d bytes", PRIVD_CONF_MAX);
+		return privd_err(err, en, -EFBIG, "over %d bytes", PRIVD_CONF_MAX);
 	privd_conf_default(&tmp);
 	while (off < n) {
 		const char *nl = memchr(buf + off, '\n', n - off);
@@ -373,11 +370,11 @@ int privd_conf_parse(const char *buf, size_t n, struct privd_conf *c, char *err,
 
 		lineno++;
 		if (len >= sizeof(line))
-			return perr(err, en, -EINVAL, "line %zu is too long", lineno);
+			return privd_err(err, en, -EINVAL, "line %zu is too long", lineno);
 		memcpy(line, buf + off, len);
 		line[len] = 0;
 		if (strlen(line) != len)
-			return perr(err, en, -EINVAL, "line %zu holds a NUL byte", lineno);
+			return privd_err(err, en, -EINVAL, "line %zu holds a NUL byte", lineno);
 		if ((rc = privd_conf_line(line, lineno, &tmp, &nets_seen, err, en)))
 			return rc;
 		off += len + 1;
@@ -735,11 +732,15 @@ static void privd_serve_one(struct privd *d, int sock, char *buf)
 
 	if (r <= 0)
 		return;
-	if (bad || r > PRIV_REQ_MAX)
-		reply = privd_err_reply(-E2BIG, "request refused: over " "16384" " bytes, or it "
-					"carried file descriptors");
-	else
+	if (bad || r > PRIV_REQ_MAX) {
+		char msg[96];
+
+		snprintf(msg, sizeof(msg), "request refused: over %d bytes, or it carried file "
+			 "descriptors", PRIV_REQ_MAX);
+		reply = privd_err_reply(-E2BIG, msg);
+	} else {
 		privd_handle(d, buf, (size_t)r, &reply, fds, &nfds);
+	}
 	if (!reply || privd_send(sock, reply, fds, nfds))
 		log_warn("could not send a reply");
 	json_decref(reply);

@@ -45,7 +45,7 @@
 
 #define PRIVD_NETS_MAX   8	/* networks one helper configuration may allow */
 #define PRIVD_OWNED_MAX  16	/* VM networks one connection may hold */
-#define PRIVD_USER_VMS   64	/* VM networks one user may hold */
+#define PRIVD_USER_VMS   64	/* VM networks, and mounts, one user may hold */
 #define PRIVD_RUNDIR     "/run/hutch"
 #define PRIVD_REGISTRY   "registry.json"
 #define PRIVD_CONF_NAME  "hutch-helper.conf"
@@ -94,6 +94,13 @@ struct privd_req {
  * Return: 0, or -EINVAL / -E2BIG / -EPROTO with @err set
  */
 int privd_parse(const char *buf, size_t n, struct privd_req *req, char *err, size_t errsz);
+
+/** privd_id_ok() - a VM rules id: [a-z0-9]{1,15} */
+bool privd_id_ok(const char *id);
+
+/** privd_err() - format a message for the caller into @err and return @rc */
+int privd_err(char *err, size_t n, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 /**
  * struct privd_conf - the helper's configuration (hutch-helper.conf beside it)

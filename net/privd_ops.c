@@ -12,7 +12,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,19 +29,6 @@
 #include "src/util.h"
 
 #define PRIVD_SWEEP_MAX 256	/* orphan ids / taps looked at per gc */
-
-static int oerr(char *err, size_t n, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int oerr(char *err, size_t n, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, n, fmt, ap);	/* a message: cutting it is harmless */
-	va_end(ap);
-	return rc;
-}
 
 /* ---- bridge primitives (the privileged side's only) ---- */
 
@@ -390,14 +376,14 @@ static int ops_net_create(struct privd *d, const struct privd_ent *e, struct ops
 
 	o->fds[0] = o->fds[1] = o->fds[2] = -1;
 	if ((rc = tap_name(e->id, o->tap, sizeof(o->tap))))
-		return oerr(err, en, rc, "bad id");
+		return privd_err(err, en, rc, "bad id");
 	privd_caps(d, PRIVD_CAP_NET);
 	if ((rc = net_bridge_ensure(&e->nc, e->ipv6))) {
-		oerr(err, en, rc, "setting up bridge %s: %s", e->nc.bridge, strerror(-rc));
+		privd_err(err, en, rc, "setting up bridge %s: %s", e->nc.bridge, strerror(-rc));
 		goto out;
 	}
 	if ((rc = nft_base_ensure(e->nc.bridge, e->nc.net, e->nc.prefix))) {
-		oerr(err, en, rc, "hutch's base nftables rules: %s", strerror(-rc));
+		privd_err(err, en, rc, "hutch's base nftables rules: %s", strerror(-rc));
 		goto out;
 	}
 	/* /dev/net/tun is 0600 root on some hosts: the only file opened with DAC raised here */
@@ -405,32 +391,32 @@ static int ops_net_create(struct privd *d, const struct privd_ent *e, struct ops
 	rc = tap_open(o->tap, d->uid, d->gid, &o->fds[0]);
 	privd_caps(d, PRIVD_CAP_NET);
 	if (rc) {
-		oerr(err, en, rc, "creating tap %s: %s", o->tap, strerror(-rc));
+		privd_err(err, en, rc, "creating tap %s: %s", o->tap, strerror(-rc));
 		goto out;
 	}
 	if ((rc = net_port_attach(o->tap, e->nc.bridge, e->ipv6))) {
-		oerr(err, en, rc, "attaching %s to %s: %s", o->tap, e->nc.bridge, strerror(-rc));
+		privd_err(err, en, rc, "attaching %s to %s: %s", o->tap, e->nc.bridge, strerror(-rc));
 		goto out;
 	}
 	ent_nft(e, &vm, &nv);
 	if ((rc = nv.id[0] ? nft_vm_add(&nv) : -EINVAL)) {
-		oerr(err, en, rc, "installing the VM's nftables rules: %s", strerror(-rc));
+		privd_err(err, en, rc, "installing the VM's nftables rules: %s", strerror(-rc));
 		goto out;
 	}
 	if ((rc = nl_link_up(o->tap)) || (rc = nl_link_get(o->tap, &o->ifindex, NULL)) ||
 	    (rc = nl_link_get(e->nc.bridge, &bi, o->gw_mac))) {
-		oerr(err, en, rc, "bringing %s up: %s", o->tap, strerror(-rc));
+		privd_err(err, en, rc, "bringing %s up: %s", o->tap, strerror(-rc));
 		goto out;
 	}
 	privd_caps(d, PRIVD_CAP_RAW);
 	rc = o->fds[1] = dhcp_open(o->ifindex);
 	if (rc < 0) {
-		oerr(err, en, rc, "DHCP socket on %s: %s", o->tap, strerror(-rc));
+		privd_err(err, en, rc, "DHCP socket on %s: %s", o->tap, strerror(-rc));
 		goto out;
 	}
 	rc = o->fds[2] = ops_dns_socket(d, e->nc.gw);
 	if (rc < 0) {
-		oerr(err, en, rc, "DNS socket on port 53: %s", strerror(-rc));
+		privd_err(err, en, rc, "DNS socket on port 53: %s", strerror(-rc));
 		goto out;
 	}
 	rc = 0;
@@ -443,12 +429,13 @@ out:
 	return rc;
 }
 
-static int ops_user_vms(const struct privd_reg *r, uid_t uid)
+/* entries of @kind that @uid holds: each user gets a share of the registry, not all of it */
+static int ops_user_ents(const struct privd_reg *r, uid_t uid, enum privd_kind kind)
 {
 	int n = 0;
 
 	for (size_t i = 0; i < r->n; i++)
-		n += r->e[i].kind == PRIVD_ENT_NET && r->e[i].uid == uid;
+		n += r->e[i].kind == kind && r->e[i].uid == uid;
 	return n;
 }
 
@@ -476,16 +463,16 @@ static int op_net_up(struct privd *d, const struct privd_req *q, json_t *out, in
 	int rc;
 
 	if (!ops_net_allowed(d, &q->nc))
-		return oerr(err, en, -EPERM, "network %s %s/%u is not one hutch-helper allows (%s)",
+		return privd_err(err, en, -EPERM, "network %s %s/%u is not one hutch-helper allows (%s)",
 			    q->nc.bridge, inet_ntop(AF_INET, &q->nc.gw, a, sizeof(a)), q->nc.prefix,
 			    d->conf_path[0] ? d->conf_path : "hutch-helper.conf");
 	if (d->n_owned >= PRIVD_OWNED_MAX)
-		return oerr(err, en, -EMFILE, "too many VM networks on one connection");
+		return privd_err(err, en, -EMFILE, "too many VM networks on one connection");
 	if ((rc = privd_reg_lock(d, &r)))
-		return oerr(err, en, rc, "the registry: %s", strerror(-rc));
+		return privd_err(err, en, rc, "the registry: %s", strerror(-rc));
 	ops_sweep(d, &r, false, bridge, sizeof(bridge));
-	if (ops_user_vms(&r, d->uid) >= PRIVD_USER_VMS) {
-		rc = oerr(err, en, -EDQUOT, "uid %u has %d VM networks already", (unsigned)d->uid,
+	if (ops_user_ents(&r, d->uid, PRIVD_ENT_NET) >= PRIVD_USER_VMS) {
+		rc = privd_err(err, en, -EDQUOT, "uid %u has %d VM networks already", (unsigned)d->uid,
 			  PRIVD_USER_VMS);
 		goto out;
 	}
@@ -500,12 +487,12 @@ static int op_net_up(struct privd *d, const struct privd_req *q, json_t *out, in
 	memcpy(e.ha, q->ha, sizeof(e.ha));
 	memcpy(e.name, q->name, sizeof(e.name));
 	if ((rc = privd_reg_pick(&r, d->netns, &q->nc, q->prefer, q->mac, &e.addr, e.mac))) {
-		oerr(err, en, rc, "no free address left in %s's subnet", q->nc.bridge);
+		privd_err(err, en, rc, "no free address left in %s's subnet", q->nc.bridge);
 		goto out;
 	}
 	if ((rc = ops_new_id(&r, e.id)) || (rc = privd_reg_add(&r, &e)) ||
 	    (rc = privd_reg_save(d, &r))) {
-		oerr(err, en, rc, "recording the VM: %s", strerror(-rc));
+		privd_err(err, en, rc, "recording the VM: %s", strerror(-rc));
 		goto out;
 	}
 	rc = ops_net_create(d, &e, &o, err, en);
@@ -548,10 +535,10 @@ static int ops_may(const struct privd *d, const struct privd_ent *e, bool live_o
 		   size_t en)
 {
 	if (e->uid != d->uid && !privd_is_root(d))
-		return oerr(err, en, -EPERM, "VM %s belongs to another user (uid %u)", e->id,
+		return privd_err(err, en, -EPERM, "VM %s belongs to another user (uid %u)", e->id,
 			    (unsigned)e->uid);
 	if (!live_ok && !ent_mine(d, e) && privd_ent_alive(e))
-		return oerr(err, en, -EBUSY, "VM %s (%s) is running under process %d", e->id,
+		return privd_err(err, en, -EBUSY, "VM %s (%s) is running under process %d", e->id,
 			    e->name, (int)e->pid);
 	return 0;
 }
@@ -564,7 +551,7 @@ static int op_net_down(struct privd *d, const struct privd_req *q, char *err, si
 	int rc;
 
 	if ((rc = privd_reg_lock(d, &r)))
-		return oerr(err, en, rc, "the registry: %s", strerror(-rc));
+		return privd_err(err, en, rc, "the registry: %s", strerror(-rc));
 	k = privd_reg_find(&r, q->id);
 	if (k >= 0 && (rc = ops_may(d, &r.e[k], false, err, en)))
 		goto out;
@@ -593,12 +580,12 @@ static int op_attach(struct privd *d, const struct privd_req *q, char *err, size
 	int rc;
 
 	if ((rc = privd_reg_lock(d, &r)))
-		return oerr(err, en, rc, "the registry: %s", strerror(-rc));
+		return privd_err(err, en, rc, "the registry: %s", strerror(-rc));
 	k = privd_reg_find(&r, q->id);
 	if (k < 0)
-		rc = oerr(err, en, -ENOENT, "no VM network %s", q->id);
+		rc = privd_err(err, en, -ENOENT, "no VM network %s", q->id);
 	else if (!(rc = ops_may(d, &r.e[k], true, err, en)) && !ent_mine(d, &r.e[k]))
-		rc = oerr(err, en, -EPERM, "VM %s belongs to another process", q->id);
+		rc = privd_err(err, en, -EPERM, "VM %s belongs to another process", q->id);
 	if (!rc) {
 		ops_own(d, q->id, true);
 		ops_repair_locked(d, &r);
@@ -614,7 +601,7 @@ static int op_gc(struct privd *d, const struct privd_req *q, json_t *out, char *
 	int rc, n;
 
 	if ((rc = privd_reg_lock(d, &r)))
-		return oerr(err, en, rc, "the registry: %s", strerror(-rc));
+		return privd_err(err, en, rc, "the registry: %s", strerror(-rc));
 	if (q->has_id) {
 		ssize_t k = privd_reg_find(&r, q->id);
 
@@ -650,10 +637,10 @@ static int op_inspect(struct privd *d, const struct privd_req *q, json_t *out, c
 	int rc;
 
 	if ((rc = privd_reg_lock(d, &r)))
-		return oerr(err, en, rc, "the registry: %s", strerror(-rc));
+		return privd_err(err, en, rc, "the registry: %s", strerror(-rc));
 	k = privd_reg_find(&r, q->id);
 	if (k < 0) {
-		rc = oerr(err, en, -ENOENT, "no VM network %s", q->id);
+		rc = privd_err(err, en, -ENOENT, "no VM network %s", q->id);
 		goto out;
 	}
 	e = &r.e[k];
@@ -704,17 +691,17 @@ static int ops_path_check(const struct privd *d, const char *what, const char *p
 	if (fd < 0) {
 		rc = -errno;
 		if (rc == -ELOOP || rc == -EXDEV)
-			return oerr(err, en, -ELOOP, "%s %s: a symlink in the path is refused", what,
+			return privd_err(err, en, -ELOOP, "%s %s: a symlink in the path is refused", what,
 				    path);
-		return oerr(err, en, rc, "%s %s: %s", what, path, strerror(-rc));
+		return privd_err(err, en, rc, "%s %s: %s", what, path, strerror(-rc));
 	}
 	if (fstat((int)fd, &st) < 0)
-		rc = oerr(err, en, -errno, "%s %s: %s", what, path, strerror(errno));
+		rc = privd_err(err, en, -errno, "%s %s: %s", what, path, strerror(errno));
 	else if ((st.st_mode & S_IFMT) != type)
-		rc = oerr(err, en, -EINVAL, "%s %s is not a %s", what, path,
+		rc = privd_err(err, en, -EINVAL, "%s %s is not a %s", what, path,
 			  type == S_IFDIR ? "directory" : "regular file");
 	else if (st.st_uid != d->uid && !privd_is_root(d))
-		rc = oerr(err, en, -EPERM, "%s %s belongs to uid %u, not to you (uid %u)", what, path,
+		rc = privd_err(err, en, -EPERM, "%s %s belongs to uid %u, not to you (uid %u)", what, path,
 			  (unsigned)st.st_uid, (unsigned)d->uid);
 	close((int)fd);
 	return rc;
@@ -765,17 +752,22 @@ static int op_mount(struct privd *d, const struct privd_req *q, json_t *out, cha
 		e.start = d->start;
 	}
 	if ((rc = privd_reg_lock(d, &r)))
-		return oerr(err, en, rc, "the registry: %s", strerror(-rc));
+		return privd_err(err, en, rc, "the registry: %s", strerror(-rc));
 	ops_sweep(d, &r, false, bridge, sizeof(bridge));
 	k = ops_find_mount(d, &r, q->dir);
 	if (k >= 0 && r.e[k].uid != d->uid && !privd_is_root(d)) {
-		rc = oerr(err, en, -EPERM, "%s is mounted by another user", q->dir);
+		rc = privd_err(err, en, -EPERM, "%s is mounted by another user", q->dir);
 		goto out;
 	}
 	if (k >= 0)
 		privd_reg_del(&r, (size_t)k);
+	if (ops_user_ents(&r, d->uid, PRIVD_ENT_MOUNT) >= PRIVD_USER_VMS) {
+		rc = privd_err(err, en, -EDQUOT, "uid %u has %d mounts already", (unsigned)d->uid,
+			       PRIVD_USER_VMS);
+		goto out;
+	}
 	if ((rc = privd_reg_add(&r, &e)) || (rc = privd_reg_save(d, &r))) {
-		oerr(err, en, rc, "recording the mount: %s", strerror(-rc));
+		privd_err(err, en, rc, "recording the mount: %s", strerror(-rc));
 		goto out;
 	}
 	/* share_mount() checks the image and the folder again, by fd, against d->uid */
@@ -783,7 +775,7 @@ static int op_mount(struct privd *d, const struct privd_req *q, json_t *out, cha
 	rc = share_mount(q->image, q->dir, d->uid, d->gid, &loop);
 	privd_caps(d, 0);
 	if (rc < 0) {
-		oerr(err, en, rc, "mounting %s on %s: %s", q->image, q->dir, strerror(-rc));
+		privd_err(err, en, rc, "mounting %s on %s: %s", q->image, q->dir, strerror(-rc));
 		k = ops_find_mount(d, &r, q->dir);
 		if (k >= 0)
 			privd_reg_del(&r, (size_t)k);
@@ -810,17 +802,17 @@ static int op_unmount(struct privd *d, const struct privd_req *q, char *err, siz
 	if (rc || (rc = ops_path_check(d, "image", q->image, S_IFREG, err, en)))
 		return rc;
 	if ((rc = privd_reg_lock(d, &r)))
-		return oerr(err, en, rc, "the registry: %s", strerror(-rc));
+		return privd_err(err, en, rc, "the registry: %s", strerror(-rc));
 	k = ops_find_mount(d, &r, q->dir);
 	if (k >= 0 && r.e[k].uid != d->uid && !privd_is_root(d)) {
-		rc = oerr(err, en, -EPERM, "%s is mounted by another user", q->dir);
+		rc = privd_err(err, en, -EPERM, "%s is mounted by another user", q->dir);
 		goto out;
 	}
 	privd_caps(d, PRIVD_CAP_MOUNT | PRIVD_CAP_DAC);
 	rc = share_unmount(e.image, e.dir);
 	privd_caps(d, 0);
 	if (rc < 0) {
-		oerr(err, en, rc, rc == -EBUSY ? "%s is mounted from something else; not touching it" :
+		privd_err(err, en, rc, rc == -EBUSY ? "%s is mounted from something else; not touching it" :
 			     "cannot unmount %s", q->dir);
 		goto out;
 	}
@@ -856,5 +848,5 @@ int privd_ops_run(struct privd *d, const struct privd_req *q, json_t *out, int f
 	case PRIVD_UNMOUNT:
 		return op_unmount(d, q, err, en);
 	}
-	return oerr(err, en, -EINVAL, "unknown operation");
+	return privd_err(err, en, -EINVAL, "unknown operation");
 }

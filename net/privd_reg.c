@@ -51,18 +51,6 @@ int net_mac_parse(const char *s, uint8_t mac[6])
 	return 0;
 }
 
-static bool reg_id_valid(const char *id)
-{
-	size_t n = strlen(id);
-
-	if (n == 0 || n >= NFT_ID_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= '0' && id[i] <= '9')))
-			return false;
-	return true;
-}
-
 static int reg_get_u64(json_t *o, const char *k, unsigned long long max, unsigned long long *out)
 {
 	json_t *v = json_object_get(o, k);
@@ -137,7 +125,7 @@ static int reg_parse_vm(json_t *o, struct privd_ent *e)
 	memset(e, 0, sizeof(*e));
 	e->kind = PRIVD_ENT_NET;
 	if (!json_is_object(o) || reg_get_owner(o, e) || reg_get_str(o, "id", e->id, sizeof(e->id)) ||
-	    !reg_id_valid(e->id) || reg_get_str(o, "name", e->name, sizeof(e->name)) ||
+	    !privd_id_ok(e->id) || reg_get_str(o, "name", e->name, sizeof(e->name)) ||
 	    reg_get_str(o, "bridge", e->nc.bridge, sizeof(e->nc.bridge)) ||
 	    reg_get_str(o, "gateway", gw, sizeof(gw)) || reg_get_u64(o, "prefix", 30, &prefix) ||
 	    reg_get_str(o, "addr", addr, sizeof(addr)) || reg_get_str(o, "mac", mac, sizeof(mac)) ||
@@ -217,7 +205,7 @@ void privd_reg_free(struct privd_reg *r)
 }
 
 static int reg_parse_list(json_t *arr, struct privd_reg *r,
-			  int (*parse)(json_t *o, struct privd_ent *e))
+			  int (*parse)(json_t *o, struct privd_ent *e), size_t *bad)
 {
 	struct privd_ent e;
 	json_t *o;
@@ -230,7 +218,7 @@ static int reg_parse_list(json_t *arr, struct privd_reg *r,
 		return -EINVAL;
 	json_array_foreach(arr, i, o) {
 		if (parse(o, &e)) {
-			log_warn("registry: dropping malformed entry %zu", i);
+			(*bad)++;
 			continue;
 		}
 		if ((rc = privd_reg_add(r, &e)))
@@ -244,7 +232,7 @@ int privd_reg_parse(const char *buf, size_t n, struct privd_reg *r)
 	json_t *j;
 	int rc;
 
-	size_t blank = 0;
+	size_t blank = 0, bad = 0;
 
 	memset(r, 0, sizeof(*r));
 	while (blank < n && (buf[blank] == ' ' || buf[blank] == '\t' || buf[blank] == '\r' ||
@@ -260,10 +248,12 @@ int privd_reg_parse(const char *buf, size_t n, struct privd_reg *r)
 		log_warn("registry: not a JSON object; starting from an empty one");
 		return 0;
 	}
-	rc = reg_parse_list(json_object_get(j, "vms"), r, reg_parse_vm);
+	rc = reg_parse_list(json_object_get(j, "vms"), r, reg_parse_vm, &bad);
 	if (!rc)
-		rc = reg_parse_list(json_object_get(j, "mounts"), r, reg_parse_mount);
+		rc = reg_parse_list(json_object_get(j, "mounts"), r, reg_parse_mount, &bad);
 	json_decref(j);
+	if (bad)
+		log_warn("registry: %zu malformed entries dropped", bad);
 	if (rc)
 		privd_reg_free(r);
 	return rc;

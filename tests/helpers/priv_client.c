@@ -11,6 +11,7 @@
  *   @raw:TEXT     TEXT as is (truncated or broken JSON)
  *   @withfd:JSON  JSON with an fd (/dev/null) attached
  *   @bench:N      N pings; prints "rtt_us AVG" (mean round trip in microseconds)
+ *   @time:JSON    JSON as a request; prints "ms T" (its round trip) after the reply
  *   @hold         wait until stdin closes before hanging up (kill -9 tests)
  * Exit status: 0 when every reply said "ok": true, 1 otherwise, 2 on errors.
  */
@@ -115,6 +116,16 @@ static int one(int s, const char *arg, char *buf)
 		fd = open("/dev/null", O_RDONLY);
 		rc = send_msg(s, arg + 8, strlen(arg + 8), fd);
 		close(fd);
+	} else if (!strncmp(arg, "@time:", 6)) {
+		struct timespec a, b;
+
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		if (send_msg(s, arg + 6, strlen(arg + 6), -1))
+			return 2;
+		rc = recv_reply(s, buf, 0);
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		printf("ms %.2f\n", ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / 1e6);
+		return rc == 1 ? 0 : rc < 0 ? 2 : 1;
 	} else if (!strncmp(arg, "@bench:", 7)) {
 		return bench(s, buf, strtol(arg + 7, NULL, 10));
 	} else if (!strcmp(arg, "@hold")) {

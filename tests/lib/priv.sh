@@ -10,6 +10,7 @@
 #   as_user NAME CMD...  run CMD as NAME (uid, gid, groups), environment kept,
 #                        HOME and XDG dirs set to the user's (priv_argv: the prefix)
 #   priv_registry        the registry's content (JSON)
+#   jget FILE KEY...     a member of a JSON file (state.json), or nothing
 #   priv_fini            `hutch setup --uninstall` of the copy; users and group gone
 PRIV_DIR= PRIV_GROUP= PRIV_USERS=()
 priv_init() {
@@ -36,6 +37,12 @@ priv_argv() {
 		XDG_CONFIG_HOME="$h/config" setpriv --reuid="$1" --regid="$(id -g "$1")" --init-groups --)
 }
 as_user() { priv_argv "$1"; shift; "${PRIV_ARGV[@]}" "$@"; }
+jget() { python3 -c 'import json,sys
+try:
+    v = json.load(open(sys.argv[1]))
+    for k in sys.argv[2:]: v = v[k]
+    print(v)
+except Exception: pass' "$@"; }
 priv_registry() { cat "$PRIV_DIR/run/registry.json" 2>/dev/null; }
 priv_fini() {
 	local u

@@ -55,13 +55,7 @@ if [ -n "${HUTCH_TEST_AS_USER:-}" ]; then
 	export XDG_DATA_HOME=$PRIV_DIR/home-$U/data XDG_CACHE_HOME=$PRIV_DIR/home-$U/cache
 	diag "hutch runs as $U (uid $(id -u "$U")) through $HUTCH_HELPER"
 fi
-# jget FILE KEY...: a member of a JSON file, or nothing
-jget() { python3 -c 'import json,sys
-try:
-    v = json.load(open(sys.argv[1]))
-    for k in sys.argv[2:]: v = v[k]
-    print(v)
-except Exception: pass' "$@"; }
+# jget FILE KEY...: a member of a JSON file, or nothing (tests/lib/priv.sh)
 cleanup() {
 	local p d
 	for d in "$XDG_DATA_HOME"/hutch/vms/*; do

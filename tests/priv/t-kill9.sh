@@ -25,12 +25,6 @@ T=$(mktemp -d /tmp/privk.XXXXXX)
 NS=privk-$$ U=htk$$ HOLD_PID=
 chmod 755 "$T"
 unset HUTCH_DIR HUTCH_BRIDGE HUTCH_SUBNET HUTCH_RUN_DIR
-jget() { python3 -c 'import json,sys
-try:
-    v = json.load(open(sys.argv[1]))
-    for k in sys.argv[2:]: v = v[k]
-    print(v)
-except Exception: pass' "$@"; }
 cleanup() {
 	local p
 	exec 7>&- 2>/dev/null
@@ -153,7 +147,7 @@ mounted && grep -q '"ok":true' "$T/m.out" && ok "mounted through the helper" || 
 MH=$(helper_of "$HOLD_PID")
 kill -9 "$HOLD_PID"
 exec 7>&-
-gone "$HOLD_PID"; [ -n "$MH" ] && gone "$MH"
+wait "$HOLD_PID" 2>/dev/null; [ -n "$MH" ] && gone "$MH"
 HOLD_PID=
 mounted && fail "kill -9 of the mount's owner: unmounted" || ok "kill -9 of the mount's owner: unmounted"
 is "kill -9 of the mount's owner: no registry entry" "$(entries)" 0
