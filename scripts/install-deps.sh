@@ -12,6 +12,7 @@ PKGS=(
   busybox-static cpio kmod debootstrap e2fsprogs dosfstools fdisk
   iproute2 nftables python3 openssh-client ansible
   xorriso genisoimage xz-utils zstd gzip curl ca-certificates procps psmisc
+  libcap2-bin passwd util-linux
 )
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q

@@ -181,9 +181,11 @@ static int setup_copy_helper(struct setup *s)
 		return -ENOENT;
 	exe[n] = 0;
 	slash = strrchr(exe, '/');
+	if (!slash)
+		return -ENOENT;
 	*slash = 0;
-	if ((rc = util_path_join(src, sizeof(src), exe, "hutch-helper")) ||
-	    access(src, R_OK) < 0 || !strcmp(src, s->helper))
+	if (util_path_join(src, sizeof(src), exe, "hutch-helper") || access(src, R_OK) < 0 ||
+	    !strcmp(src, s->helper))
 		return -ENOENT;
 	if ((rc = util_read_file(src, SETUP_HELPER_MAX, &buf, &len)))
 		return rc;
