@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/capability.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -754,6 +755,21 @@ int privd_helper_main(int argc, char **argv)
 	char *buf;
 	int sock = PRIVD_SOCK_FD;
 
+	struct rlimit fl;
+
+	/*
+	 * The caller chose our fds, rlimits and signal dispositions.  No fd
+	 * below 3 may stay closed (the registry would become "stderr"), and a
+	 * file size limit must not cut a registry save short.
+	 */
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
+			return EXIT_ERR;
+	if (getrlimit(RLIMIT_FSIZE, &fl) == 0 && fl.rlim_cur != fl.rlim_max) {
+		fl.rlim_cur = fl.rlim_max;
+		setrlimit(RLIMIT_FSIZE, &fl);
+	}
+	signal(SIGXFSZ, SIG_IGN);
 	log_init("hutch-helper", LOG_LVL_INFO);
 	signal(SIGPIPE, SIG_IGN);
 	if (argc > 1) {
@@ -763,6 +779,10 @@ int privd_helper_main(int argc, char **argv)
 	}
 	if (privd_init_helper(&d, sock))
 		return EXIT_USAGE;
+	if (getrlimit(RLIMIT_FSIZE, &fl) == 0 && fl.rlim_cur != RLIM_INFINITY &&
+	    fl.rlim_cur < PRIVD_REG_FILE_MAX && !d.setup_err[0])
+		util_snprintf(d.setup_err, sizeof(d.setup_err),
+			      "hutch-helper: the file size limit (ulimit -f) is too small");
 	buf = malloc(PRIV_REQ_MAX + 1);
 	if (!buf)
 		return EXIT_ERR;

@@ -240,15 +240,26 @@ struct privd_ent {
 	char *dir;
 };
 
-/** struct privd_reg - the registry as loaded; privd_reg_save() writes it back */
+/**
+ * struct privd_reg - the registry as loaded; privd_reg_save() writes it back
+ * @slot: the file's slot it came from (a save writes the other one)
+ */
 struct privd_reg {
 	struct privd_ent *e;
 	size_t n;
 	size_t cap;
+	unsigned slot;
 };
 
-#define PRIVD_REG_MAX_BYTES (4u << 20)
+#define PRIVD_REG_MAX_BYTES (1u << 20)	/* one slot of the file */
 #define PRIVD_REG_MAX_ENTS  1024
+#define PRIVD_REG_FILE_MAX  (4096u + 2 * PRIVD_REG_MAX_BYTES)
+#define PRIVD_LOCK_MS       60000
+
+/** privd_reg_header() - the file's header: which slot, how long; -EBADMSG if malformed */
+int privd_reg_header(const char *buf, size_t n, unsigned *slot, size_t *len);
+/** privd_reg_load() - read the registry file @fd (empty: an empty registry) */
+int privd_reg_load(int fd, struct privd_reg *r);
 
 /** privd_reg_lock() - flock the registry (exclusive) and load it */
 int privd_reg_lock(struct privd *d, struct privd_reg *r);
@@ -256,7 +267,7 @@ int privd_reg_lock(struct privd *d, struct privd_reg *r);
 void privd_reg_unlock(struct privd *d, struct privd_reg *r);
 /** privd_reg_save() - write @r back (under the lock) */
 int privd_reg_save(struct privd *d, const struct privd_reg *r);
-/** privd_reg_parse() - registry bytes into @r (bad entries dropped) */
+/** privd_reg_parse() - a slot's JSON into @r (bad entries dropped) */
 int privd_reg_parse(const char *buf, size_t n, struct privd_reg *r);
 /** privd_reg_free() - free what privd_reg_parse() allocated */
 void privd_reg_free(struct privd_reg *r);

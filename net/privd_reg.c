@@ -3,13 +3,11 @@
  * The helper's registry: who owns which VM network and which mount.
  *
  * One root-owned file, <rundir>/registry.json (mode 0600), opened once when
- * the helper starts (the only use of CAP_DAC_OVERRIDE outside the mount
- * operation) and flock()ed around every operation: the lock is also the
- * network lock that serialises bridge set-up, teardown and the choice of
- * addresses and MACs, across users and across in-process (root) and helper
- * callers.  The file is rewritten in place under the lock (pwrite, then
- * ftruncate); a reader parses one JSON value and ignores what follows, so a
- * writer killed between the two leaves a valid registry behind.
+ * the helper starts (CAP_DAC_OVERRIDE raised for that open only) and
+ * flock()ed around every operation: the lock is also the network lock that
+ * serialises bridge set-up, teardown and the choice of addresses and MACs,
+ * across users and across in-process (root) and helper callers.  Two slots
+ * and a header make every save atomic (privd_reg_save()).
  *
  * {"vms": [{"id", "uid", "pid", "start", "ns", "name", "bridge", "gateway",
  *           "prefix", "addr", "mac", "isolation", "ipv6", "host_access"}],
@@ -293,10 +291,87 @@ static json_t *reg_ent_json(const struct privd_ent *e)
 	return o;
 }
 
+/*
+ * The file: a 64-byte header "hutch-registry 1 slot=S len=N" at offset 0,
+ * and two slots of PRIVD_REG_MAX_BYTES after the first page.  A save writes
+ * the whole new registry into the slot the header does not name, then the
+ * header (one small write within one page, which a signal cannot cut): a
+ * writer killed at any instant (the caller may kill -9 its own helper)
+ * leaves the header naming a complete registry.
+ */
+#define REG_HDR_LEN 64
+#define REG_SLOT0   4096
+
+static off_t reg_slot_off(unsigned slot)
+{
+	return REG_SLOT0 + (off_t)slot * PRIVD_REG_MAX_BYTES;
+}
+
+int privd_reg_header(const char *buf, size_t n, unsigned *slot, size_t *len)
+{
+	char h[REG_HDR_LEN + 1], *s, *l;
+	unsigned long v;
+
+	if (n < REG_HDR_LEN)
+		return -EBADMSG;
+	memcpy(h, buf, REG_HDR_LEN);
+	h[REG_HDR_LEN] = 0;
+	if (strncmp(h, "hutch-registry 1 slot=", 22) || h[REG_HDR_LEN - 1] != '\n')
+		return -EBADMSG;
+	s = h + 22;
+	l = strchr(s, ' ');
+	if (!l || strncmp(l, " len=", 5))
+		return -EBADMSG;
+	*l = 0;
+	l += 5;
+	l[strcspn(l, " \n")] = 0;
+	if ((s[0] != '0' && s[0] != '1') || s[1] ||
+	    util_parse_ulong_base(l, 10, PRIVD_REG_MAX_BYTES, &v))
+		return -EBADMSG;
+	*slot = (unsigned)(s[0] - '0');
+	*len = v;
+	return 0;
+}
+
+int privd_reg_load(int fd, struct privd_reg *r)
+{
+	char hdr[REG_HDR_LEN], *buf;
+	unsigned slot;
+	size_t len;
+	ssize_t got;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	got = pread(fd, hdr, sizeof(hdr), 0);
+	if (got == 0)
+		return 0;	/* a new (empty) registry, as `hutch setup` makes it */
+	if (got < 0)
+		return -errno;
+	if (privd_reg_header(hdr, (size_t)got, &slot, &len)) {
+		log_err("registry: damaged header; root must remove it ('hutch setup' makes a new one)");
+		return -EUCLEAN;
+	}
+	buf = malloc(len + 1);
+	if (!buf)
+		return -ENOMEM;
+	got = pread(fd, buf, len, reg_slot_off(slot));
+	if (got != (ssize_t)len) {
+		free(buf);
+		return got < 0 ? -errno : -EUCLEAN;
+	}
+	buf[len] = 0;
+	rc = privd_reg_parse(buf, len, r);
+	free(buf);
+	if (!rc)
+		r->slot = slot;
+	return rc;
+}
+
 int privd_reg_save(struct privd *d, const struct privd_reg *r)
 {
 	json_t *j = json_pack("{s:[], s:[]}", "vms", "mounts"), *o;
-	char *buf = NULL;
+	char *buf = NULL, hdr[REG_HDR_LEN + 1];
+	unsigned slot = r->slot ^ 1;
 	size_t len;
 	int rc = 0;
 
@@ -316,53 +391,48 @@ int privd_reg_save(struct privd *d, const struct privd_reg *r)
 	if (rc)
 		return rc;
 	len = strlen(buf);
-	buf[len] = '\n';	/* json_dumps NUL: replaced; the length is what matters */
-	if (pwrite(d->reg_fd, buf, len + 1, 0) != (ssize_t)(len + 1) ||
-	    ftruncate(d->reg_fd, (off_t)(len + 1)) < 0)
+	if (len > PRIVD_REG_MAX_BYTES)
+		rc = -EFBIG;
+	else if (pwrite(d->reg_fd, buf, len, reg_slot_off(slot)) != (ssize_t)len)
+		rc = errno ? -errno : -EIO;
+	else if ((rc = util_snprintf(hdr, sizeof(hdr), "hutch-registry 1 slot=%u len=%-*zu\n", slot,
+				     REG_HDR_LEN - 29, len)) == 0 &&
+		 pwrite(d->reg_fd, hdr, REG_HDR_LEN, 0) != REG_HDR_LEN)
 		rc = errno ? -errno : -EIO;
 	free(buf);
 	if (rc)
 		log_errno(rc, "registry: writing it back");
+	else
+		((struct privd_reg *)r)->slot = slot;
 	return rc;
 }
 
+/*
+ * The lock is also the network lock.  Bounded: a caller's helper that
+ * holds it and is stopped (SIGSTOP: the user may signal their own helper)
+ * must not hang everybody else's up and halt for good.
+ */
 int privd_reg_lock(struct privd *d, struct privd_reg *r)
 {
-	char *buf;
-	off_t size;
-	ssize_t got;
+	uint64_t deadline = util_monotonic_ms() + PRIVD_LOCK_MS;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
 	if (d->reg_fd < 0)
 		return -EBADF;
-	while (flock(d->reg_fd, LOCK_EX) < 0)
-		if (errno != EINTR)
+	while (flock(d->reg_fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK && errno != EINTR)
 			return -errno;
-	size = lseek(d->reg_fd, 0, SEEK_END);
-	if (size < 0 || size > (off_t)PRIVD_REG_MAX_BYTES) {
-		rc = size < 0 ? -errno : -EFBIG;
-		goto err;
+		if (util_monotonic_ms() >= deadline) {
+			log_err("registry: still locked by another hutch-helper after %d s",
+				PRIVD_LOCK_MS / 1000);
+			return -ETIMEDOUT;
+		}
+		usleep(5000);
 	}
-	buf = malloc((size_t)size + 1);
-	if (!buf) {
-		rc = -ENOMEM;
-		goto err;
-	}
-	got = pread(d->reg_fd, buf, (size_t)size, 0);
-	if (got != size) {
-		rc = got < 0 ? -errno : -EIO;
-		free(buf);
-		goto err;
-	}
-	buf[size] = 0;
-	rc = privd_reg_parse(buf, (size_t)size, r);
-	free(buf);
+	rc = privd_reg_load(d->reg_fd, r);
 	if (rc)
-		goto err;
-	return 0;
-err:
-	flock(d->reg_fd, LOCK_UN);
+		flock(d->reg_fd, LOCK_UN);
 	return rc;
 }
 

@@ -287,6 +287,26 @@ static void setup_helper(struct setup *s)
 			   PRIVD_CONF_NAME, strerror(-rc));
 }
 
+/* a registry whose header is damaged is refused by the helper: empty it (root's decision) */
+static void setup_registry_damaged(struct setup *s, const char *reg)
+{
+	struct privd_reg r;
+	int fd = open(reg, (s->check ? O_RDONLY : O_RDWR) | O_NOFOLLOW | O_CLOEXEC), rc;
+
+	rc = fd < 0 ? -errno : privd_reg_load(fd, &r);
+	if (rc == 0) {
+		privd_reg_free(&r);
+		setup_note(s, NULL, "ok:", "registry %s", reg);
+	} else if (rc == -EUCLEAN && !s->check && ftruncate(fd, 0) == 0) {
+		setup_note(s, s->done, "done:", "the registry %s was damaged: emptied (what it "
+			   "recorded is removed by the next 'hutch gc')", reg);
+	} else {
+		setup_note(s, s->missing, "missing:", "a usable registry %s: %s", reg, strerror(-rc));
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
 /* <rundir>/registry.json, root's, 0600; and a tmpfiles.d line to recreate it at boot */
 static void setup_rundir(struct setup *s)
 {
@@ -297,7 +317,7 @@ static void setup_rundir(struct setup *s)
 	if (util_path_join(reg, sizeof(reg), s->rundir, PRIVD_REGISTRY))
 		return;
 	if (stat(reg, &st) == 0 && st.st_uid == 0 && (st.st_mode & 0777) == 0600) {
-		setup_note(s, NULL, "ok:", "registry %s", reg);
+		setup_registry_damaged(s, reg);
 	} else if (s->check) {
 		setup_note(s, s->missing, "missing:", "the registry %s (root's, mode 0600)", reg);
 	} else if ((mkdir(s->rundir, 0755) < 0 && errno != EEXIST) ||
@@ -403,19 +423,21 @@ static void setup_check_host(struct setup *s)
 /* --uninstall: refused while a VM registered with the helper still runs */
 static int setup_uninstall(struct setup *s)
 {
-	char reg[PATH_MAX + 32], *buf = NULL;
+	char reg[PATH_MAX + 32];
 	struct privd_reg r;
-	size_t n, live = 0;
-	int rc;
+	size_t live = 0;
+	int rc, fd;
 
 	if (util_path_join(reg, sizeof(reg), s->rundir, PRIVD_REGISTRY))
 		return EXIT_USAGE;
-	if (util_read_file(reg, PRIVD_REG_MAX_BYTES, &buf, &n) == 0 && privd_reg_parse(buf, n, &r) == 0) {
+	fd = open(reg, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0 && privd_reg_load(fd, &r) == 0) {
 		for (size_t i = 0; i < r.n; i++)
 			live += privd_ent_alive(&r.e[i]);
 		privd_reg_free(&r);
 	}
-	free(buf);
+	if (fd >= 0)
+		close(fd);
 	if (live) {
 		log_err("%zu VM networks or mounts are still in use: halt the VMs first", live);
 		return EXIT_BUSY;

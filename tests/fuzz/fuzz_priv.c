@@ -2,7 +2,7 @@
 /*
  * libFuzzer target for what hutch-helper reads from others: a request
  * (privd_parse), its configuration file (privd_conf_parse) and the
- * registry (privd_reg_parse).  The first byte picks the parser.  A parsed
+ * registry (privd_reg_header, privd_reg_parse).  The first byte picks the parser.  A parsed
  * request must keep its promises: NUL-terminated names, ids of
  * [a-z0-9], absolute paths, host_access within bounds.
  */
@@ -39,10 +39,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    (c.rundir[0] != '/' || c.n_nets == 0 || c.n_nets > PRIVD_NETS_MAX))
 			abort();
 		break;
-	default:
+	default: {
+		unsigned slot;
+		size_t len;
+
+		if (privd_reg_header((const char *)data + 1, size - 1, &slot, &len) == 0 &&
+		    (slot > 1 || len > PRIVD_REG_MAX_BYTES))
+			abort();
 		if (privd_reg_parse((const char *)data + 1, size - 1, &r) == 0)
 			privd_reg_free(&r);
 		break;
+	}
 	}
 	return 0;
 }

@@ -167,10 +167,47 @@ static void t_registry(void)
 	privd_reg_free(&r);
 }
 
+/* saves go to the other slot, then the header: a cut save leaves the last one whole */
+static void t_registry_file(void)
+{
+	char path[] = "/tmp/t_priv.XXXXXX";
+	struct privd d = { .reg_fd = mkstemp(path) };
+	struct privd_reg r = { 0 }, got;
+	struct privd_ent e;
+	unsigned slot;
+	size_t len;
+
+	unlink(path);
+	is_int(privd_reg_load(d.reg_fd, &got), 0, "an empty file loads");
+	is_int(got.n, 0, "... as an empty registry");
+	ent(&e, "aaaa1111", 7, "10.9.0.2", 3);
+	privd_reg_add(&r, &e);
+	is_int(privd_reg_save(&d, &r), 0, "save");
+	ent(&e, "bbbb2222", 7, "10.9.0.3", 4);
+	privd_reg_add(&r, &e);
+	is_int(privd_reg_save(&d, &r), 0, "save again (the other slot)");
+	is_int(privd_reg_load(d.reg_fd, &got), 0, "load");
+	ok(got.n == 2 && privd_reg_find(&got, "bbbb2222") == 1 &&
+	   got.e[1].addr.s_addr == r.e[1].addr.s_addr, "both entries back, with their values");
+	privd_reg_free(&got);
+	/* a save killed half-way: garbage in the slot the header does not name */
+	(void)!pwrite(d.reg_fd, "{\"vms\":[{\"id", 12, 4096 + (off_t)(r.slot ^ 1) * PRIVD_REG_MAX_BYTES);
+	is_int(privd_reg_load(d.reg_fd, &got), 0, "a half-written save in the other slot");
+	is_int(got.n, 2, "... leaves the last whole registry");
+	privd_reg_free(&got);
+	ok(privd_reg_header("hutch-registry 1 slot=2 len=5", 29, &slot, &len) != 0,
+	   "a header naming a third slot is refused");
+	(void)!pwrite(d.reg_fd, "junk", 4, 0);
+	is_int(privd_reg_load(d.reg_fd, &got), -EUCLEAN, "a damaged header: refused, not emptied");
+	privd_reg_free(&r);
+	close(d.reg_fd);
+}
+
 int main(void)
 {
 	t_requests();
 	t_conf();
 	t_registry();
+	t_registry_file();
 	return tap_done();
 }
