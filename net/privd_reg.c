@@ -431,6 +431,11 @@ int privd_reg_lock(struct privd *d, struct privd_reg *r)
 		usleep(5000);
 	}
 	rc = privd_reg_load(d->reg_fd, r);
+	if (rc == -EUCLEAN && !d->helper && d->uid == 0) {
+		/* root in-process: no boundary to keep, start a new one (as `hutch setup` would) */
+		log_warn("registry: starting a new one; what the damaged one recorded is left to gc");
+		rc = ftruncate(d->reg_fd, 0) < 0 ? -errno : privd_reg_load(d->reg_fd, r);
+	}
 	if (rc)
 		flock(d->reg_fd, LOCK_UN);
 	return rc;
