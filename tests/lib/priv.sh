@@ -5,6 +5,8 @@
 #                        set up by `hutch setup --helper --group --rundir` with
 #                        its registry in DIR/run: nothing goes to system paths
 #                        except the test users and group, removed by priv_fini
+#   priv_start DIR NAME...  priv_init DIR and priv_user NAME...; on failure a TAP
+#                        "not ok" with the set-up log, and exit
 #   priv_user NAME       create user NAME (no home), in the test group;
 #                        its HOME is DIR/home-NAME
 #   as_user NAME CMD...  run CMD as NAME (uid, gid, groups), environment kept,
@@ -22,6 +24,14 @@ priv_init() {
 	"$HUTCH" setup --helper "$HUTCH_HELPER" --group "$PRIV_GROUP" --rundir "$PRIV_DIR/run" \
 		>"$PRIV_DIR/setup.log" 2>&1
 	[ -f "$PRIV_DIR/run/registry.json" ] && getent group "$PRIV_GROUP" >/dev/null
+}
+priv_start() {
+	local d=$1 u; shift
+	if priv_init "$d"; then
+		for u in "$@"; do priv_user "$u" || break; done && return 0
+	fi
+	fail "test users and a test copy of hutch-helper"; sed 's/^/#   /' "$d/setup.log"
+	done_testing; exit 1
 }
 priv_user() {
 	local u=$1

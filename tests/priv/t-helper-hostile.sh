@@ -33,9 +33,7 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
-if ! priv_init "$T/priv" || ! priv_user "$UA" || ! priv_user "$UB"; then
-	fail "test users and a test copy of hutch-helper"; sed 's/^/#   /' "$T/priv/setup.log"; done_testing; exit 1
-fi
+priv_start "$T/priv" "$UA" "$UB"
 ip netns add "$NS" && ip -n "$NS" link set lo up || { fail "network namespace"; done_testing; exit 1; }
 ok "two users, a helper copy with capabilities, a namespace"
 

@@ -39,9 +39,7 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
-if ! priv_init "$T/priv" || ! priv_user "$U"; then
-	fail "a test user and a test copy of hutch-helper"; sed 's/^/#   /' "$T/priv/setup.log"; done_testing; exit 1
-fi
+priv_start "$T/priv" "$U"
 priv_argv "$U"
 ASU=("${PRIV_ARGV[@]}")
 VMD=$PRIV_DIR/home-$U/data/hutch/vms/kv

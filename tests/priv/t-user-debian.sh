@@ -33,9 +33,7 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
-if ! priv_init "$T/priv" || ! priv_user "$U"; then
-	fail "a test user and a test copy of hutch-helper"; sed 's/^/#   /' "$T/priv/setup.log"; done_testing; exit 1
-fi
+priv_start "$T/priv" "$U"
 priv_argv "$U"
 ip netns add "$NS" && ip -n "$NS" link set lo up || { fail "network namespace"; done_testing; exit 1; }
 hh() { ip netns exec "$NS" "${PRIV_ARGV[@]}" "$@"; }
