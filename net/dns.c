@@ -168,24 +168,35 @@ err:
 int dns_fwd_open(const struct sockaddr_in *listen, struct in_addr net, uint8_t prefix,
 		 const struct sockaddr_in *up, size_t n_up, struct dns_fwd **out)
 {
+	int fd = dns_udp_socket(listen, 1);
+
+	if (fd < 0)
+		return fd;
+	return dns_fwd_adopt(fd, listen->sin_addr, net, prefix, up, n_up, out);
+}
+
+int dns_fwd_adopt(int cfd, struct in_addr self, struct in_addr net, uint8_t prefix,
+		  const struct sockaddr_in *up, size_t n_up, struct dns_fwd **out)
+{
 	struct dns_fwd *f;
 	int rc;
 
-	if (n_up == 0)
+	if (n_up == 0) {
+		close(cfd);
 		return -EINVAL;
+	}
 	f = calloc(1, sizeof(*f));
-	if (!f)
+	if (!f) {
+		close(cfd);
 		return -ENOMEM;
-	f->cfd = f->ufd = -1;
+	}
+	f->cfd = cfd;
+	f->ufd = -1;
 	f->net = net;
 	f->prefix = prefix;
-	f->self = listen->sin_addr;
+	f->self = self;
 	f->n_up = n_up < DNS_UPSTREAM_MAX ? n_up : DNS_UPSTREAM_MAX;
 	memcpy(f->up, up, f->n_up * sizeof(*up));
-	rc = dns_udp_socket(listen, 1);
-	if (rc < 0)
-		goto err;
-	f->cfd = rc;
 	rc = dns_udp_socket(NULL, 0);	/* upstream: an ephemeral port, random per supervisor */
 	if (rc < 0)
 		goto err;

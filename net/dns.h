@@ -67,6 +67,16 @@ struct dns_fwd;
  */
 int dns_fwd_open(const struct sockaddr_in *listen, struct in_addr net, uint8_t prefix,
 		 const struct sockaddr_in *up, size_t n_up, struct dns_fwd **out);
+/**
+ * dns_fwd_adopt() - start a forwarder on an already bound client socket
+ * @cfd:  UDP socket bound to the gateway's port 53 (opened by the
+ *        privileged side, net/priv.h); owned by the forwarder from here on,
+ *        closed on error too
+ * @self: the address it is bound to
+ * Other parameters and return as dns_fwd_open().
+ */
+int dns_fwd_adopt(int cfd, struct in_addr self, struct in_addr net, uint8_t prefix,
+		  const struct sockaddr_in *up, size_t n_up, struct dns_fwd **out);
 /** dns_fwd_client_fd() / dns_fwd_upstream_fd() - the two sockets to poll */
 int dns_fwd_client_fd(const struct dns_fwd *f);
 int dns_fwd_upstream_fd(const struct dns_fwd *f);

@@ -36,6 +36,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "net/priv.h"
 #include "share/share.h"
 #include "src/ext.h"
 #include "src/log.h"
@@ -214,7 +215,7 @@ static void share_teardown(struct sv_ctx *c, void *priv)
 		}
 		unlink(r->sock);
 		if (r->mounted) {
-			rc = share_unmount(r->img, s->host, c->uid);
+			rc = priv_unmount(s->host);	/* the seam: net/priv.h */
 			if (rc < 0)
 				log_errno(rc, "share %s: cannot unmount %s", s->tag, s->host);
 			else
@@ -229,17 +230,19 @@ static void share_teardown(struct sv_ctx *c, void *priv)
 	free(p);
 }
 
-/* mount one isolated share's image on its folder, recording it first for gc */
-static int share_prepare_mount(struct sv_ctx *c, struct share_run *r, const char *recdir)
+/*
+ * Mount one isolated share's image on its folder, recording it first for
+ * gc.  Through the privileged seam (net/priv.h): it makes the image on
+ * first use and mounts only images it made (their provenance records).
+ */
+static int share_prepare_mount(struct sv_ctx *c, struct share_run *r)
 {
-	struct share_req req = { .dir = r->s->host, .uid = c->uid, .gid = c->gid,
-				 .recdir = recdir };
 	int rc;
 
 	/* recorded before mounting, so a crash in between is still gc'd */
 	json_object_set_new(r->st, "mounted", json_true());
 	sv_state_save(c);
-	rc = share_mount(&req, &r->loop);
+	rc = priv_mount(r->s->host, r->s->size_gib, false, &r->loop);
 	if (rc < 0) {
 		json_object_set_new(r->st, "mounted", json_false());
 		log_errno(rc, "share %s: cannot mount %s", r->s->tag, r->img);
@@ -252,7 +255,7 @@ static int share_prepare_mount(struct sv_ctx *c, struct share_run *r, const char
 
 /* one share: its state entry, its mount, its virtiofsd (watched) */
 static int share_prepare_one(struct sv_ctx *c, struct share_run *r, json_t *arr,
-			     const char *exe, const char *recdir)
+			     const char *exe)
 {
 	const struct cfg_share *s = r->s;
 	char log[PATH_MAX];
@@ -266,7 +269,7 @@ static int share_prepare_one(struct sv_ctx *c, struct share_run *r, json_t *arr,
 	if (!r->st || json_array_append_new(arr, r->st) < 0)
 		return -ENOMEM;
 	if (s->isolation) {
-		if ((rc = share_prepare_mount(c, r, recdir)) < 0)
+		if ((rc = share_prepare_mount(c, r)) < 0)
 			return rc;
 	} else if (mkdir(s->host, 0755) == 0) {
 		if (geteuid() == 0 && chown(s->host, c->uid, c->gid) < 0)
@@ -319,7 +322,7 @@ static int share_qemu_args(struct sv_ctx *c, const struct share_priv *p)
 static int share_prepare(struct sv_ctx *c, void **privp)
 {
 	const struct cfg_vm *vm = c->vm;
-	char exe[PATH_MAX], recdir[PATH_MAX];
+	char exe[PATH_MAX];
 	struct share_priv *p;
 	json_t *arr;
 	int rc;
@@ -332,8 +335,6 @@ static int share_prepare(struct sv_ctx *c, void **privp)
 			"install it or remove shared_folders");
 		return rc;
 	}
-	if ((rc = share_record_dir(recdir, sizeof(recdir))) < 0)
-		return rc;
 	p = calloc(1, sizeof(*p) + vm->n_shares * sizeof(p->r[0]));
 	arr = json_array();
 	if (!p || !arr || json_object_set_new(c->state, "shares", arr) < 0) {
@@ -345,7 +346,7 @@ static int share_prepare(struct sv_ctx *c, void **privp)
 
 		*r = (struct share_run){ .s = &vm->shares[i], .pidfd = -1, .qemu_fd = -1, .loop = -1 };
 		p->n = i + 1;
-		if ((rc = share_prepare_one(c, r, arr, exe, recdir)) < 0)
+		if ((rc = share_prepare_one(c, r, arr, exe)) < 0)
 			goto err;
 	}
 	if ((rc = share_qemu_args(c, p)) < 0 || (rc = sv_state_save(c)) < 0)
@@ -380,8 +381,8 @@ static void share_gc_one(json_t *e)
 	if (sock && sock[0] == '/')
 		unlink(sock);
 	if (img && dir && img[0] == '/' && dir[0] == '/') {
-		/* share_unmount() only touches the mount when it is this image's */
-		rc = share_unmount(img, dir, getuid());
+		/* the privileged side only touches the mount when it is this image's, and ours */
+		rc = priv_unmount(dir);
 		if (rc < 0 && rc != -EBUSY && rc != -ENOENT)
 			log_errno(rc, "cannot unmount %s", dir);
 		else
@@ -460,30 +461,17 @@ const struct sv_ext share_sv_ext = {
 };
 
 /*
- * before_up: checks and first-use image creation.  The image and its root
- * belong to whoever runs virtiofsd (proc_user_resolve(): the user, SUDO_UID,
- * or hutch-vm under plain root): root's would be read-only to it.
+ * before_up: the checks, before anything starts.  The image itself is made
+ * on first use by the privileged side when the supervisor mounts it
+ * (priv_mount()), so that its provenance record is out of the user's reach.
  */
 static int share_before_up(struct up_ctx *u)
 {
-	char recdir[PATH_MAX];
-	struct proc_user pu;
 	int rc;
 
-	if ((rc = share_record_dir(recdir, sizeof(recdir))) < 0 || (rc = proc_user_resolve(&pu)) < 0)
-		return rc;
-	for (size_t i = 0; i < u->vm->n_shares; i++) {
-		const struct cfg_share *s = &u->vm->shares[i];
-		struct share_req req = { .dir = s->host, .uid = pu.uid, .gid = pu.gid,
-					 .size_gib = s->size_gib, .recdir = recdir };
-
-		if ((rc = share_check_one(s, u->cli->dir)) < 0)
+	for (size_t i = 0; i < u->vm->n_shares; i++)
+		if ((rc = share_check_one(&u->vm->shares[i], u->cli->dir)) < 0)
 			return rc;
-		if (s->isolation && (rc = share_image_create(&req, NULL)) < 0) {
-			log_errno(rc, "share %s: no usable image for %s", s->tag, s->host);
-			return rc;
-		}
-	}
 	return 0;
 }
 

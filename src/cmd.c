@@ -38,6 +38,7 @@ const struct cmd_entry *const cmd_table[] = {
 	&cmd_unmount_entry,
 	&cmd_logs_entry,
 	&cmd_list_entry,
+	&cmd_setup_entry,
 	&cmd_images_entry,
 	&cmd_gc_entry,
 	&cmd_wg_entry,

@@ -132,16 +132,17 @@ static int up_create(struct up_ctx *u)
 static const char *const *up_sv_env(void)
 {
 	static const char *env[64];
-	/* at most 10: env[] keeps 11 slots for these and the NULL; the supervisor
-	 * reads the user's config (allow_paths) too */
+	/* at most 12: env[] keeps 13 slots for these and the NULL; the supervisor
+	 * reads the user's config (allow_paths) too, and finds the helper */
 	static const char *const keep[] = { "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR",
 					    "XDG_CONFIG_HOME", "HUTCH_ALLOW_PATHS",
 					    "HUTCH_TEST_KVM", "HUTCH_BRIDGE", "HUTCH_SUBNET",
-					    "HUTCH_RESOLV_CONF", NULL };
+					    "HUTCH_RESOLV_CONF", "HUTCH_HELPER", "HUTCH_RUN_DIR",
+					    NULL };
 	const char *const *d = proc_default_env();
 	size_t n = 0;
 
-	for (size_t i = 0; d[i] && n < UTIL_ARRAY_SIZE(env) - 11; i++)
+	for (size_t i = 0; d[i] && n < UTIL_ARRAY_SIZE(env) - 13; i++)
 		env[n++] = d[i];
 	for (size_t i = 0; keep[i]; i++) {
 		const char *v = getenv(keep[i]);
@@ -187,10 +188,13 @@ static int up_spawn_supervisor(const char *vm_dir, pid_t *pid, int *pidfd)
 
 /*
  * An extension's error as an exit code: a refused path or missing consent
- * is 77, a bad setting in the project's files is 2 (SPEC.md)
+ * is 77, a bad setting in the project's files is 2, a host without the
+ * helper is 78 (SPEC.md)
  */
 static int up_exit_code(int rc)
 {
+	if (rc == -ENOPKG)
+		return EXIT_NOSETUP;	/* no hutch-helper: 'sudo hutch setup' */
 	if (rc == -EACCES || rc == -EPERM || rc == -ELOOP)
 		return EXIT_NOPERM;
 	return rc == -EINVAL ? EXIT_USAGE : EXIT_ERR;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* The pure parts of net/: names, subnets, MACs, tap ids, address choice. */
+/* The pure parts of net/: names, subnets, MACs, tap ids. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -13,22 +13,11 @@
 #include "src/util.h"
 #include "tests/unit/tap.h"
 
-static void put_state(const char *vms, const char *name, const char *json)
-{
-	char dir[512], path[600];
-
-	snprintf(dir, sizeof(dir), "%s/%s", vms, name);
-	mkdir(dir, 0700);
-	snprintf(path, sizeof(path), "%s/state.json", dir);
-	util_write_atomic(path, json, strlen(json), 0600);
-}
-
 int main(void)
 {
 	struct net_conf nc;
 	uint8_t mac[6];
 	char id[TAP_ID_LEN + 1], name[IFNAMSIZ], a[INET_ADDRSTRLEN];
-	struct in_addr got, none = { 0 }, pref;
 
 	ok(net_ifname_valid("hutch0") && net_ifname_valid("ht-abc123de"), "valid interface names");
 	ok(!net_ifname_valid("") && !net_ifname_valid("0123456789abcdef") && !net_ifname_valid("a/b") &&
@@ -73,40 +62,6 @@ int main(void)
 	is_int(tap_name("abc/../x", name, sizeof(name)), -EINVAL, "path-like id refused");
 	is_int(tap_name("abcdefghi", name, sizeof(name)), -EINVAL, "id over 8 chars refused");
 
-	/* address choice: others' live reservations are skipped, ours kept */
-	{
-		char vms[] = "/tmp/t_nl.XXXXXX", live[256];
-
-		if (!mkdtemp(vms))
-			return 1;
-		net_subnet_parse("10.9.0.1/24", &nc);
-		is_int(net_pick_addr(vms, "me", &nc, none, &got), 0, "pick in an empty data dir");
-		inet_ntop(AF_INET, &got, a, sizeof(a));
-		ok(!strcmp(a, "10.9.0.2"), "lowest free host after the gateway: %s", a);
-		snprintf(live, sizeof(live),
-			 "{\"supervisor_pid\": %d, \"net\": {\"addr\": \"10.9.0.2\"}}", (int)getpid());
-		put_state(vms, "other", live);
-		put_state(vms, "dead", "{\"supervisor_pid\": 999999999, \"net\": {\"addr\": \"10.9.0.3\"}}");
-		put_state(vms, "junk", "{\"net\": \"x\", \"supervisor_pid\": \"1\"}");
-		put_state(vms, "me", "{}");
-		net_pick_addr(vms, "me", &nc, none, &got);
-		inet_ntop(AF_INET, &got, a, sizeof(a));
-		ok(!strcmp(a, "10.9.0.3"), "a live VM's address skipped, a dead one's reused: %s", a);
-		inet_pton(AF_INET, "10.9.0.77", &pref);
-		net_pick_addr(vms, "me", &nc, pref, &got);
-		ok(got.s_addr == pref.s_addr, "the previous address is kept when free");
-		inet_pton(AF_INET, "10.9.0.2", &pref);
-		net_pick_addr(vms, "me", &nc, pref, &got);
-		ok(got.s_addr != pref.s_addr, "the previous address is not kept when another VM holds it");
-		inet_pton(AF_INET, "10.9.0.1", &pref);
-		net_pick_addr(vms, "me", &nc, pref, &got);
-		ok(got.s_addr != pref.s_addr, "never the gateway");
-		net_subnet_parse("10.9.0.1/30", &nc);
-		snprintf(live, sizeof(live),
-			 "{\"supervisor_pid\": %d, \"net\": {\"ip\": \"10.9.0.2\"}}", (int)getpid());
-		put_state(vms, "other", live);
-		is_int(net_pick_addr(vms, "me", &nc, none, &got), -EADDRNOTAVAIL, "a full subnet: -EADDRNOTAVAIL");
-		util_rm_rf(vms);
-	}
+	/* address and MAC choice moved behind the seam: tests/unit/t_priv.c */
 	return tap_done();
 }
