@@ -121,7 +121,8 @@ is "exactly one loop device backs the image" "$(losetup -j "$img" | wc -l)" 1
 is "data consistent" "$(cat "$ws/kept.txt" 2>&1)" data
 "$TOOL" unmount "$img" "$ws"
 kill "$NSPID"; wait "$NSPID" 2>/dev/null
-for _ in $(seq 50); do [ -z "$(losetup -j "$img" 2>/dev/null)" ] && break; sleep 0.1; done
+# autoclear is asynchronous once the namespace's last reference goes: allow a busy host time
+for _ in $(seq 600); do [ -z "$(losetup -j "$img" 2>/dev/null)" ] && break; sleep 0.1; done
 is "the loop device goes with the last copy" "$(losetup -j "$img" 2>/dev/null)" ""
 
 # --- a folder mounted from elsewhere is refused and left alone
