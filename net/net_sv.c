@@ -64,7 +64,9 @@ int net_bridge_ensure(const struct net_conf *nc, bool ipv6)
 	int rc;
 
 	rc = nl_bridge_add(nc->bridge);
-	if (rc && rc != -EEXIST)
+	if (rc == -EEXIST)
+		rc = nl_bridge_secure(nc->bridge);	/* made by an older hutch */
+	if (rc)
 		return rc;
 	if ((rc = nl_if_sysctls(nc->bridge, ipv6, true)))
 		return rc;
@@ -561,7 +563,8 @@ static int net_prepare(struct sv_ctx *c, void **privp)
 		log_errno(rc, "net: creating tap %s", p->tap);
 		goto err_bridge;
 	}
-	if ((rc = net_port_attach(p->tap, p->nc.bridge, vm->network.ipv6))) {
+	if ((rc = net_port_attach(p->tap, p->nc.bridge, vm->network.ipv6)) ||
+	    (rc = nl_fdb_add(p->tap, p->lease.mac))) {
 		log_errno(rc, "net: attaching %s to %s", p->tap, p->nc.bridge);
 		goto err_tap;
 	}

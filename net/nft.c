@@ -96,9 +96,6 @@
 /* linux/netfilter_bridge.h pulls linux/if.h, which clashes with net/if.h */
 #define HT_BR_PRE_ROUTING 0
 #define HT_BR_FORWARD 2
-#define NB_MAX_MSGS 256
-#define NB_BUF (256 * 1024)
-#define NB_WHAT 96
 
 /* nftables' datatype numbers (nftables src/datatype.h), only for display by `nft list` */
 #define NFT_TYPE_IPADDR 7
@@ -109,113 +106,91 @@
 #define SETID_IN 2
 #define SETID_FWD 3
 
-static uint32_t nft_seq;
-
-static uint32_t seq_next(void)
-{
-	if (!nft_seq)
-		nft_seq = (uint32_t)time(NULL);
-	return ++nft_seq;
-}
-
-/* ---- sockets ---------------------------------------------------------- */
-
-static struct mnl_socket *nl_open(unsigned groups)
-{
-	struct mnl_socket *nl;
-	int one = 1;
-
-	nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
-	if (!nl)
-		return NULL;
-	/* Errors come with the kernel's message, not the request echoed back */
-	mnl_socket_setsockopt(nl, NETLINK_EXT_ACK, &one, sizeof(one));
-	mnl_socket_setsockopt(nl, NETLINK_CAP_ACK, &one, sizeof(one));
-	if (mnl_socket_bind(nl, groups, MNL_SOCKET_AUTOPID) < 0) {
-		int e = errno;
-
-		mnl_socket_close(nl);
-		errno = e;
-		return NULL;
-	}
-	return nl;
-}
-
-/* ---- batches ---------------------------------------------------------- */
+/* ---- batches (sent by net/nl.c) --------------------------------------- */
 
 /**
- * struct nb - one nftables transaction being built
- * @what: description of each message (@seq: its seq), to name the object
- *        whose ACK carries an error
+ * struct nb - one nftables operation: its socket (for the queries that
+ * decide what to change, then the batch) and its transaction
+ * @quiet: an errno the caller expects (not logged)
  */
 struct nb {
-	char *buf;
-	struct mnl_nlmsg_batch *b;
-	uint32_t seq[NB_MAX_MSGS];
-	uint32_t n;
-	int err;
-	int quiet;	/* an errno the caller expects: not logged */
-	char what[NB_MAX_MSGS][NB_WHAT];
+	struct nl_sock *s;
+	struct nl_batch *b;
+	int quiet;
 };
 
-static struct nb *nb_new(void)
+static int nb_err(const struct nb *nb)
 {
-	struct nb *nb = calloc(1, sizeof(*nb));
+	return nl_batch_error(nb->b);
+}
 
-	if (!nb)
-		return NULL;
-	nb->buf = malloc(NB_BUF);
-	if (!nb->buf) {
-		free(nb);
-		return NULL;
-	}
-	nb->b = mnl_nlmsg_batch_start(nb->buf, NB_BUF);
-	nftnl_batch_begin(mnl_nlmsg_batch_current(nb->b), seq_next());
-	mnl_nlmsg_batch_next(nb->b);
-	return nb;
+static int nb_fail(struct nb *nb, int err)
+{
+	nl_batch_fail(nb->b, err);
+	return nb_err(nb);
 }
 
 static void nb_free(struct nb *nb)
 {
 	if (!nb)
 		return;
-	mnl_nlmsg_batch_stop(nb->b);
-	free(nb->buf);
+	nl_batch_free(nb->b);
+	nl_close(nb->s);
 	free(nb);
 }
 
+/* A new operation; NULL with errno set */
+static struct nb *nb_new(void)
+{
+	struct nb *nb = calloc(1, sizeof(*nb));
+	uint32_t seq;
+	void *buf;
+	int e;
+
+	if (!nb)
+		return NULL;
+	nb->s = nl_open(NETLINK_NETFILTER);
+	nb->b = nb->s ? nl_batch_new() : NULL;
+	if (!nb->b) {
+		e = errno ? errno : ENOMEM;
+		nb_free(nb);
+		errno = e;
+		return NULL;
+	}
+	buf = nl_batch_reserve(nb->b, &seq, "begin the transaction");
+	if (buf) {
+		nftnl_batch_begin(buf, seq);
+		nl_batch_push(nb->b);
+	}
+	return nb;
+}
+
 /*
- * nb_hdr() - start the next message, remembering @what for errors.  Returns
- * NULL (and records -ENOBUFS) when the batch is full; callers then skip the
- * payload and nb_commit() fails.
+ * nb_hdr() - start the next message, remembering what it does for errors.
+ * Returns NULL when the batch is full or failed; callers then skip the
+ * payload and nb_commit() fails with the error that stuck.
  */
 __attribute__((format(printf, 5, 6)))
 static struct nlmsghdr *nb_hdr(struct nb *nb, uint16_t type, uint16_t family, uint16_t flags,
 			       const char *fmt, ...)
 {
-	struct nlmsghdr *nlh;
+	char what[NL_WHAT_MAX];
+	uint32_t seq;
 	va_list ap;
+	void *buf;
 
-	if (nb->err)
-		return NULL;
-	if (nb->n >= NB_MAX_MSGS || NB_BUF - mnl_nlmsg_batch_size(nb->b) < 8192) {
-		nb->err = -ENOBUFS;
-		return NULL;
-	}
 	va_start(ap, fmt);
-	vsnprintf(nb->what[nb->n], NB_WHAT, fmt, ap);	/* a description; may be cut */
+	vsnprintf(what, sizeof(what), fmt, ap);	/* a description; may be cut */
 	va_end(ap);
-	nb->seq[nb->n] = seq_next();
-	nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(nb->b), type, family,
-				    flags | NLM_F_ACK, nb->seq[nb->n]);
-	nb->n++;
-	return nlh;
+	buf = nl_batch_reserve(nb->b, &seq, "%s", what);
+	if (!buf)
+		return NULL;
+	return nftnl_nlmsg_build_hdr(buf, type, family, flags | NLM_F_ACK, seq);
 }
 
 static void nb_done(struct nb *nb)
 {
-	if (!mnl_nlmsg_batch_next(nb->b))
-		nb->err = -ENOBUFS;
+	nl_batch_push(nb->b);
 }
 
 static const char *family_name(uint16_t f)
@@ -229,7 +204,7 @@ static int nb_table(struct nb *nb, uint16_t family, uint16_t type)
 	struct nlmsghdr *nlh;
 
 	if (!t)
-		return nb->err = -ENOMEM;
+		return nb_fail(nb, -ENOMEM);
 	nftnl_table_set_str(t, NFTNL_TABLE_NAME, NFT_TABLE);
 	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, family);
 	nlh = nb_hdr(nb, type, family, type == NFT_MSG_NEWTABLE ? NLM_F_CREATE : 0, "%s table %s %s",
@@ -239,7 +214,7 @@ static int nb_table(struct nb *nb, uint16_t family, uint16_t type)
 		nb_done(nb);
 	}
 	nftnl_table_free(t);
-	return nb->err;
+	return nb_err(nb);
 }
 
 /* A chain: base chain when @hook >= 0 */
@@ -250,7 +225,7 @@ static int nb_chain(struct nb *nb, uint16_t family, uint16_t type, uint16_t flag
 	struct nlmsghdr *nlh;
 
 	if (!c)
-		return nb->err = -ENOMEM;
+		return nb_fail(nb, -ENOMEM);
 	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, NFT_TABLE);
 	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
 	nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, family);
@@ -267,7 +242,7 @@ static int nb_chain(struct nb *nb, uint16_t family, uint16_t type, uint16_t flag
 		nb_done(nb);
 	}
 	nftnl_chain_free(c);
-	return nb->err;
+	return nb_err(nb);
 }
 
 /* Remove every rule of a chain (DELRULE without a handle) */
@@ -277,7 +252,7 @@ static int nb_flush_chain(struct nb *nb, uint16_t family, const char *chain)
 	struct nlmsghdr *nlh;
 
 	if (!r)
-		return nb->err = -ENOMEM;
+		return nb_fail(nb, -ENOMEM);
 	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, NFT_TABLE);
 	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
 	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, family);
@@ -288,7 +263,7 @@ static int nb_flush_chain(struct nb *nb, uint16_t family, const char *chain)
 		nb_done(nb);
 	}
 	nftnl_rule_free(r);
-	return nb->err;
+	return nb_err(nb);
 }
 
 static int nb_set(struct nb *nb, uint16_t family, const char *name, uint32_t id, uint32_t key_type,
@@ -299,7 +274,7 @@ static int nb_set(struct nb *nb, uint16_t family, const char *name, uint32_t id,
 	struct nlmsghdr *nlh;
 
 	if (!s)
-		return nb->err = -ENOMEM;
+		return nb_fail(nb, -ENOMEM);
 	nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE);
 	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
 	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, family);
@@ -311,7 +286,7 @@ static int nb_set(struct nb *nb, uint16_t family, const char *name, uint32_t id,
 	ud = nftnl_udata_buf_alloc(64);
 	if (!ud) {
 		nftnl_set_free(s);
-		return nb->err = -ENOMEM;
+		return nb_fail(nb, -ENOMEM);
 	}
 	/* Only for `nft list`: strings are host order, addresses network order (nftables' enum byteorder) */
 	nftnl_udata_put_u32(ud, NFTNL_UDATA_SET_KEYBYTEORDER, key_type == NFT_TYPE_IFNAME ? 1 : 2);
@@ -324,7 +299,7 @@ static int nb_set(struct nb *nb, uint16_t family, const char *name, uint32_t id,
 		nb_done(nb);
 	}
 	nftnl_set_free(s);
-	return nb->err;
+	return nb_err(nb);
 }
 
 /* One map element @key -> jump @chain (NEWSETELEM) or its removal (DELSETELEM) */
@@ -336,11 +311,11 @@ static int nb_elem(struct nb *nb, uint16_t family, uint16_t type, const char *se
 	struct nlmsghdr *nlh;
 
 	if (!s)
-		return nb->err = -ENOMEM;
+		return nb_fail(nb, -ENOMEM);
 	e = nftnl_set_elem_alloc();
 	if (!e) {
 		nftnl_set_free(s);
-		return nb->err = -ENOMEM;
+		return nb_fail(nb, -ENOMEM);
 	}
 	nftnl_set_set_str(s, NFTNL_SET_TABLE, NFT_TABLE);
 	nftnl_set_set_str(s, NFTNL_SET_NAME, set);
@@ -360,100 +335,29 @@ static int nb_elem(struct nb *nb, uint16_t family, uint16_t type, const char *se
 		nb_done(nb);
 	}
 	nftnl_set_free(s);
-	return nb->err;
+	return nb_err(nb);
 }
 
 /**
- * nb_commit() - send the batch, collect every ACK
- * @nb:    the batch (freed by the caller)
- * @what:  the operation, for messages ("VM abc")
+ * nb_commit() - end the transaction, send it, collect every ACK (net/nl.c)
+ * @nb:    the operation (freed by the caller)
+ * @what:  what it does, for messages ("VM abc")
  *
- * The kernel handles a batch inside sendmsg(), so every answer is queued
- * when it returns; a short poll covers the unexpected.  The first error is
- * logged with the description of the message it answers.
- *
- * Return: 0, or the first negative errno the kernel answered
+ * Return: 0, or the first negative errno the kernel answered (logged with
+ * the object of the message it answers)
  */
 static int nb_commit(struct nb *nb, const char *what)
 {
-	struct mnl_socket *nl;
-	char rbuf[MNL_SOCKET_BUFFER_SIZE * 4] __attribute__((aligned(8)));
-	uint32_t acks = 0, portid;
-	int rc = 0, fd;
+	uint32_t seq;
+	void *buf = nl_batch_reserve(nb->b, &seq, "end the transaction");
+	char w[64];
 
-	if (nb->err) {
-		log_errno(nb->err, "nft: %s: building the batch", what);
-		return nb->err;
+	if (buf) {
+		nftnl_batch_end(buf, seq);
+		nl_batch_push(nb->b);
 	}
-	nftnl_batch_end(mnl_nlmsg_batch_current(nb->b), seq_next());
-	if (!mnl_nlmsg_batch_next(nb->b))
-		return -ENOBUFS;
-
-	nl = nl_open(0);
-	if (!nl) {
-		rc = -errno;
-		log_errno(rc, "nft: %s: netlink socket", what);
-		return rc;
-	}
-	fd = mnl_socket_get_fd(nl);
-	portid = mnl_socket_get_portid(nl);
-	if (mnl_socket_sendto(nl, mnl_nlmsg_batch_head(nb->b), mnl_nlmsg_batch_size(nb->b)) < 0) {
-		rc = -errno;
-		log_errno(rc, "nft: %s: sending the batch", what);
-		goto out;
-	}
-	while (acks < nb->n) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t len;
-		struct nlmsghdr *nlh;
-
-		len = recv(fd, rbuf, sizeof(rbuf), MSG_DONTWAIT);
-		if (len < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (rc)	/* failed batches need not answer every message */
-				break;
-			if (poll(&p, 1, 5000) <= 0) {
-				rc = -ETIMEDOUT;
-				log_err("nft: %s: %u of %u answers from the kernel", what, acks, nb->n);
-				break;
-			}
-			continue;
-		}
-		if (len < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = -errno;
-			log_errno(rc, "nft: %s: reading answers", what);
-			break;
-		}
-		nlh = (struct nlmsghdr *)rbuf;
-		for (size_t n = (size_t)len; mnl_nlmsg_ok(nlh, (int)n); nlh = mnl_nlmsg_next(nlh, (int *)&n)) {
-			const struct nlmsgerr *e;
-			uint32_t i;
-			const char *m;
-
-			if (nlh->nlmsg_pid != portid && nlh->nlmsg_pid != 0)
-				continue;
-			if (nlh->nlmsg_type != NLMSG_ERROR)
-				continue;
-			if (mnl_nlmsg_get_payload_len(nlh) < sizeof(*e))
-				continue;
-			e = mnl_nlmsg_get_payload(nlh);
-			acks++;
-			if (!e->error)
-				continue;
-			for (i = 0; i < nb->n && nb->seq[i] != nlh->nlmsg_seq; i++)
-				;
-			m = nl_ack_msg(nlh);
-			if (!rc)
-				rc = e->error;
-			if (e->error != nb->quiet)
-				log_errno(e->error, "nft: %s: %s%s%s", what,
-				  i < nb->n ? nb->what[i] : "batch", m ? ": " : "", m ? m : "");
-		}
-	}
-out:
-	mnl_socket_close(nl);
-	return rc;
+	util_snprintf(w, sizeof(w), "nftables: %s", what);
+	return nl_batch_talk(nb->s, nb->b, w, nb->quiet);
 }
 
 /* ---- rules ------------------------------------------------------------ */
@@ -669,11 +573,11 @@ static int rb_add(struct nb *nb, struct rb *b, int verdict, const char *comment)
 		nb_done(nb);
 	}
 out:
-	if (b->err && !nb->err)
-		nb->err = b->err;
+	if (b->err)
+		nb_fail(nb, b->err);
 	nftnl_rule_free(b->r);
 	b->r = NULL;
-	return nb->err;
+	return nb_err(nb);
 }
 
 #define NO_VERDICT (-100)
@@ -716,49 +620,34 @@ static void chain_names(const char *id, char vm[32], char vmin[32])
 typedef int (*nft_build_fn)(struct nlmsghdr *nlh, void *arg);
 
 /*
- * query() - one GET request (dump when @dump) and its answers through @cb.
+ * query() - one GET request on @s (a dump when @dump), its answers through @cb
  * Return: 0, -ENOENT when the object (or table) does not exist, or a negative errno.
  */
-static int query(uint16_t type, uint16_t family, bool dump, nft_build_fn build, void *barg,
-		 mnl_cb_t cb, void *data)
+static int query(struct nl_sock *s, uint16_t type, uint16_t family, bool dump, nft_build_fn build,
+		 void *barg, nl_msg_cb cb, void *data)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE * 4] __attribute__((aligned(8)));
-	struct mnl_socket *nl;
+	char buf[MNL_SOCKET_BUFFER_SIZE] __attribute__((aligned(8)));
 	struct nlmsghdr *nlh;
-	uint32_t seq = seq_next(), portid;
-	ssize_t len;
 	int rc;
 
-	nl = nl_open(0);
-	if (!nl)
-		return -errno;
-	portid = mnl_socket_get_portid(nl);
-	nlh = nftnl_nlmsg_build_hdr(buf, type, family, dump ? NLM_F_DUMP : NLM_F_ACK, seq);
+	nlh = nftnl_nlmsg_build_hdr(buf, type, family, dump ? NLM_F_DUMP : 0, 0);
 	rc = build(nlh, barg);
 	if (rc)
-		goto out;
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	for (;;) {
-		len = mnl_socket_recvfrom(nl, buf, sizeof(buf));
-		if (len < 0) {
-			rc = -errno;
-			break;
-		}
-		rc = mnl_cb_run(buf, (size_t)len, seq, portid, cb, data);
-		if (rc < 0) {
-			rc = -errno;
-			break;
-		}
-		if (rc == MNL_CB_STOP) {
-			rc = 0;
-			break;
-		}
-	}
-out:
-	mnl_socket_close(nl);
+		return rc;
+	return nl_query(s, nlh, "nftables query", cb, data, -ENOENT);
+}
+
+/* query() on a socket of its own */
+static int query1(uint16_t type, uint16_t family, bool dump, nft_build_fn build, void *barg,
+		  nl_msg_cb cb, void *data)
+{
+	struct nl_sock *s = nl_open(NETLINK_NETFILTER);
+	int rc;
+
+	if (!s)
+		return -errno;
+	rc = query(s, type, family, dump, build, barg, cb, data);
+	nl_close(s);
 	return rc;
 }
 
@@ -785,14 +674,14 @@ static int cb_none(const struct nlmsghdr *nlh, void *data)
 {
 	(void)nlh;
 	(void)data;
-	return MNL_CB_OK;
+	return 0;
 }
 
 /* 1 when chain @name exists in hutch's table of @family, 0 when not */
-static int chain_exists(uint16_t family, const char *name)
+static int chain_exists(struct nl_sock *s, uint16_t family, const char *name)
 {
 	struct chain_q q = { .name = name };
-	int rc = query(NFT_MSG_GETCHAIN, family, false, build_chain, &q, cb_none, NULL);
+	int rc = query(s, NFT_MSG_GETCHAIN, family, false, build_chain, &q, cb_none, NULL);
 
 	if (rc == -ENOENT)
 		return 0;
@@ -812,7 +701,7 @@ static int cb_list(const struct nlmsghdr *nlh, void *data)
 	const char *table, *name;
 
 	if (!c)
-		return MNL_CB_ERROR;
+		return -ENOMEM;
 	if (nftnl_chain_nlmsg_parse(nlh, c) < 0)
 		goto out;
 	table = nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE);
@@ -825,7 +714,7 @@ static int cb_list(const struct nlmsghdr *nlh, void *data)
 		snprintf(q->ids[q->n++], NFT_ID_MAX, "%s", name + 3);
 out:
 	nftnl_chain_free(c);
-	return MNL_CB_OK;
+	return 0;
 }
 
 /**
@@ -841,7 +730,7 @@ int nft_vm_list(char (*ids)[NFT_ID_MAX], size_t max, size_t *n)
 	struct list_q q = { .ids = ids, .max = max };
 	int rc;
 
-	rc = query(NFT_MSG_GETCHAIN, NFPROTO_INET, true, build_chain, NULL, cb_list, &q);
+	rc = query1(NFT_MSG_GETCHAIN, NFPROTO_INET, true, build_chain, NULL, cb_list, &q);
 	if (rc == -ENOENT)
 		rc = 0;
 	if (rc)
@@ -879,7 +768,7 @@ static int cb_elems(const struct nlmsghdr *nlh, void *data)
 	struct nftnl_set_elem *e;
 
 	if (!s)
-		return MNL_CB_ERROR;
+		return -ENOMEM;
 	if (nftnl_set_elems_nlmsg_parse(nlh, s) < 0)
 		goto out;
 	it = nftnl_set_elems_iter_create(s);
@@ -898,16 +787,17 @@ static int cb_elems(const struct nlmsghdr *nlh, void *data)
 	nftnl_set_elems_iter_destroy(it);
 out:
 	nftnl_set_free(s);
-	return MNL_CB_OK;
+	return 0;
 }
 
-static int elems_to(uint16_t family, const char *set, const char *chain, struct elem_q *q)
+static int elems_to(struct nl_sock *s, uint16_t family, const char *set, const char *chain,
+		    struct elem_q *q)
 {
 	int rc;
 
 	memset(q, 0, sizeof(*q));
 	q->chain = chain;
-	rc = query(NFT_MSG_GETSETELEM, family, true, build_elems, (void *)set, cb_elems, q);
+	rc = query(s, NFT_MSG_GETSETELEM, family, true, build_elems, (void *)set, cb_elems, q);
 	return rc == -ENOENT ? 0 : rc;
 }
 
@@ -1070,7 +960,7 @@ int nft_base_ensure(const char *bridge, struct in_addr net, uint8_t prefix)
 		return -EINVAL;
 	nb = nb_new();
 	if (!nb)
-		return -ENOMEM;
+		return -errno;
 	nb_table(nb, NFPROTO_BRIDGE, NFT_MSG_NEWTABLE);
 	nb_table(nb, NFPROTO_INET, NFT_MSG_NEWTABLE);
 	for (size_t i = 0; i < UTIL_ARRAY_SIZE(base_maps); i++)
@@ -1094,13 +984,15 @@ int nft_base_ensure(const char *bridge, struct in_addr net, uint8_t prefix)
  */
 int nft_base_present(void)
 {
-	for (size_t i = 0; i < UTIL_ARRAY_SIZE(base_chains); i++) {
-		int rc = chain_exists(base_chains[i].family, base_chains[i].name);
+	struct nl_sock *s = nl_open(NETLINK_NETFILTER);
+	int rc = 1;
 
-		if (rc <= 0)
-			return rc;
-	}
-	return 1;
+	if (!s)
+		return -errno;
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(base_chains) && rc > 0; i++)
+		rc = chain_exists(s, base_chains[i].family, base_chains[i].name);
+	nl_close(s);
+	return rc;
 }
 
 static int table_del(uint16_t family)
@@ -1109,7 +1001,7 @@ static int table_del(uint16_t family)
 	int rc;
 
 	if (!nb)
-		return -ENOMEM;
+		return -errno;
 	nb->quiet = -ENOENT;
 	nb_table(nb, family, NFT_MSG_DELTABLE);
 	rc = nb_commit(nb, "remove");
@@ -1166,7 +1058,7 @@ static int vm_del_msgs(struct nb *nb, const char *id)
 
 	chain_names(id, vm, vmin);
 	for (size_t m = 0; m < UTIL_ARRAY_SIZE(maps); m++) {
-		rc = elems_to(maps[m].family, maps[m].set, maps[m].in ? vmin : vm, &q);
+		rc = elems_to(nb->s, maps[m].family, maps[m].set, maps[m].in ? vmin : vm, &q);
 		if (rc)
 			return rc;
 		for (size_t i = 0; i < q.n; i++) {
@@ -1184,7 +1076,7 @@ static int vm_del_msgs(struct nb *nb, const char *id)
 	for (size_t c = 0; c < UTIL_ARRAY_SIZE(chains); c++) {
 		const char *name = chains[c].in ? vmin : vm;
 
-		rc = chain_exists(chains[c].family, name);
+		rc = chain_exists(nb->s, chains[c].family, name);
 		if (rc < 0)
 			return rc;
 		if (!rc)
@@ -1193,7 +1085,7 @@ static int vm_del_msgs(struct nb *nb, const char *id)
 		nb_chain(nb, chains[c].family, NFT_MSG_DELCHAIN, 0, name, -1, 0, NULL);
 		found++;
 	}
-	return nb->err ? nb->err : found;
+	return nb_err(nb) ? nb_err(nb) : found;
 }
 
 /* Private, special and multicast destinations a guest may not reach */
@@ -1401,7 +1293,7 @@ int nft_vm_add(const struct nft_vm *vm)
 
 	nb = nb_new();
 	if (!nb)
-		return -ENOMEM;
+		return -errno;
 	rc = vm_del_msgs(nb, vm->id);
 	if (rc < 0)
 		goto out;
@@ -1436,7 +1328,7 @@ int nft_vm_del(const char *id)
 	snprintf(what, sizeof(what), "VM %s", id);
 	nb = nb_new();
 	if (!nb)
-		return -ENOMEM;
+		return -errno;
 	rc = vm_del_msgs(nb, id);
 	if (rc > 0)
 		rc = nb_commit(nb, what);
@@ -1452,16 +1344,21 @@ int nft_vm_del(const char *id)
 int nft_vm_present(const char *id)
 {
 	char vm[32], vmin[32];
+	struct nl_sock *s;
 	int rc;
 
 	if (!id_valid(id))
 		return -EINVAL;
 	chain_names(id, vm, vmin);
-	rc = chain_exists(NFPROTO_BRIDGE, vm);
+	s = nl_open(NETLINK_NETFILTER);
+	if (!s)
+		return -errno;
+	rc = chain_exists(s, NFPROTO_BRIDGE, vm);
 	if (rc > 0)
-		rc = chain_exists(NFPROTO_INET, vm);
+		rc = chain_exists(s, NFPROTO_INET, vm);
 	if (rc > 0)
-		rc = chain_exists(NFPROTO_INET, vmin);
+		rc = chain_exists(s, NFPROTO_INET, vmin);
+	nl_close(s);
 	return rc;
 }
 
@@ -1505,7 +1402,7 @@ static int cb_dump(const struct nlmsghdr *nlh, void *data)
 	uint32_t udlen = 0;
 
 	if (!r)
-		return MNL_CB_ERROR;
+		return -ENOMEM;
 	if (nftnl_rule_nlmsg_parse(nlh, r) < 0)
 		goto out;
 	chain = nftnl_rule_get_str(r, NFTNL_RULE_CHAIN);
@@ -1523,7 +1420,7 @@ static int cb_dump(const struct nlmsghdr *nlh, void *data)
 		(unsigned long long)ctr[1]);
 out:
 	nftnl_rule_free(r);
-	return MNL_CB_OK;
+	return 0;
 }
 
 static int build_rules(struct nlmsghdr *nlh, void *arg)
@@ -1562,7 +1459,7 @@ int nft_dump(const char *id, FILE *out)
 	}
 	for (int i = 0; i < 2; i++) {
 		q.family = i ? NFPROTO_INET : NFPROTO_BRIDGE;
-		rc = query(NFT_MSG_GETRULE, q.family, true, build_rules, NULL, cb_dump, &q);
+		rc = query1(NFT_MSG_GETRULE, q.family, true, build_rules, NULL, cb_dump, &q);
 		if (rc && rc != -ENOENT)
 			return rc;
 	}
@@ -1579,62 +1476,46 @@ int nft_dump(const char *id, FILE *out)
  */
 int nft_watch_open(void)
 {
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
-	int fd, grp = NFNLGRP_NFTABLES, rc;
-
-	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_NETFILTER);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &grp, sizeof(grp)) < 0) {
-		rc = -errno;
-		close(fd);
-		return rc;
-	}
 	/* Lost events are reported as ENOBUFS, which the caller treats as "check now" */
-	return fd;
+	return nl_event_open(NETLINK_NETFILTER, NFNLGRP_NFTABLES);
+}
+
+/* 1 into *@data when @nlh deleted something in a table named hutch */
+static int watch_cb(const struct nlmsghdr *nlh, void *data)
+{
+	uint16_t t = NFNL_MSG_TYPE(nlh->nlmsg_type);
+	const struct nlattr *a;
+
+	if (NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_NFTABLES)
+		return 0;
+	if (t != NFT_MSG_DELTABLE && t != NFT_MSG_DELCHAIN && t != NFT_MSG_DELRULE &&
+	    t != NFT_MSG_DELSET && t != NFT_MSG_DELSETELEM && t != NFT_MSG_NEWRULE &&
+	    t != NFT_MSG_NEWTABLE && t != NFT_MSG_NEWCHAIN)
+		return 0;
+	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(struct nfgenmsg))
+		return 0;
+	/* Attribute 1 is the table name in all of these messages */
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+		if (mnl_attr_get_type(a) == 1 && mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0 &&
+		    !strcmp(mnl_attr_get_str(a), NFT_TABLE))
+			*(int *)data = 1;
+	}
+	return 0;
 }
 
 /**
  * nft_watch_handle() - read the pending nftables events from @fd
  *
- * Return: 1 when an event deleted something in a table named hutch, 0 when
+ * Deletions count, and so do additions (a rule inserted into one of hutch's
+ * chains by someone else changes what the chain does): the caller then
+ * checks the content with nft_base_intact() and nft_vm_intact().
+ *
+ * Return: 1 when an event changed something in a table named hutch, 0 when
  * none did, -ENOBUFS when events were lost (check anyway), or a negative errno
  */
 int nft_watch_handle(int fd)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE] __attribute__((aligned(8)));
-	int hit = 0;
+	int hit = 0, rc = nl_event_read(fd, watch_cb, &hit);
 
-	for (;;) {
-		ssize_t len = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-		const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
-		int n;
-
-		if (len < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return hit;
-			return -errno;
-		}
-		for (n = (int)len; mnl_nlmsg_ok(nlh, n); nlh = mnl_nlmsg_next(nlh, &n)) {
-			uint16_t t = NFNL_MSG_TYPE(nlh->nlmsg_type);
-			const struct nlattr *a;
-
-			if (NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_NFTABLES)
-				continue;
-			if (t != NFT_MSG_DELTABLE && t != NFT_MSG_DELCHAIN && t != NFT_MSG_DELRULE &&
-			    t != NFT_MSG_DELSET && t != NFT_MSG_DELSETELEM)
-				continue;
-			if (mnl_nlmsg_get_payload_len(nlh) < sizeof(struct nfgenmsg))
-				continue;
-			/* Attribute 1 is the table name in all of these messages */
-			mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
-				if (mnl_attr_get_type(a) == 1 && mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0 &&
-				    !strcmp(mnl_attr_get_str(a), NFT_TABLE))
-					hit = 1;
-			}
-		}
-	}
+	return rc ? rc : hit;
 }

@@ -3,7 +3,7 @@
  * net_helper CMD...: drives net/ for tests/net/ and tests/bench/, always
  * inside a network namespace the test created.
  *   bridge BR CIDR            create/configure bridge (net_bridge_ensure)
- *   attach PORT BR            enslave + isolate + up an existing link
+ *   attach PORT BR [MAC]      enslave + isolate + up an existing link (MAC: static FDB entry)
  *   tap ID BR                 create tap ht-ID on BR, print "ready ht-ID", hold it until stdin closes
  *   isolated PORT             print 1 or 0
  *   list PREFIX [MASTER]      print matching link names
@@ -542,8 +542,14 @@ int main(int argc, char **argv)
 		rc = net_bridge_ensure(&nc, false);
 		return rc ? fail(rc, "bridge") : 0;
 	}
-	if (!strcmp(cmd, "attach") && argc == 4) {
-		if ((rc = net_port_attach(argv[2], argv[3], false)) || (rc = nl_link_up(argv[2])))
+	if (!strcmp(cmd, "attach") && (argc == 4 || argc == 5)) {
+		uint8_t mac[6];
+
+		/* the guest's MAC becomes a static FDB entry: ports do not learn */
+		if (argc == 5 && (rc = net_mac_parse(argv[4], mac)))
+			return fail(rc, "mac");
+		if ((rc = net_port_attach(argv[2], argv[3], false)) ||
+		    (argc == 5 && (rc = nl_fdb_add(argv[2], mac))) || (rc = nl_link_up(argv[2])))
 			return fail(rc, "attach");
 		return 0;
 	}
