@@ -21,11 +21,19 @@
  *   sender MAC or IP is not its own (or 0.0.0.0 for RFC 5227 probes), and
  *   every other ether type (IPv6 unless the VM has ipv6; VLAN tags, ...).
  *   Chain `fwd` (hook forward) drops frames from one tap to another, beside
- *   the bridge's own port isolation (set by net/).
+ *   the bridge's own port isolation (set by net/).  Chain `input` (hook
+ *   input) sees what the bridge delivers to the host without prerouting:
+ *   frames to a link-local group (01:80:c2:00:00:0X) from a tap are
+ *   dropped, the rest meets its VM's chain again.  LLDP (..:0e) skips even
+ *   that hook; what stops it is on the ports (net/nl.c): no MAC learning
+ *   (static FDB entries instead), no_linklocal_learn on the bridge, and
+ *   the inet rule below for what the bridge hands up on the tap itself.
  *
  * - inet family, table `inet hutch`: at L3 a bridged packet's input device
  *   is the bridge, not the tap, so VMs are told apart by their source
- *   address, which the bridge family has already bound to the tap.  Chain
+ *   address, which the bridge family has already bound to the tap.  A
+ *   packet whose input device is a tap itself (a link-local frame the
+ *   bridge passed up) is dropped first in `input` and `forward`.  Chain
  *   `input` (from the bridge): established/related, DHCP, then the map
  *   `in_vm` (source -> jump vmin-<id>: DNS to the gateway and the VM's
  *   allow-host-port entries), then drop: no new connection to any host
@@ -95,6 +103,7 @@
 #define NFT_TABLE "hutch"
 /* linux/netfilter_bridge.h pulls linux/if.h, which clashes with net/if.h */
 #define HT_BR_PRE_ROUTING 0
+#define HT_BR_LOCAL_IN 1
 #define HT_BR_FORWARD 2
 
 /* nftables' datatype numbers (nftables src/datatype.h), only for display by `nft list` */
@@ -812,6 +821,8 @@ static const struct {
 } base_chains[] = {
 	/* Before the bridge's other filters, so nothing sees a spoofed frame */
 	{ NFPROTO_BRIDGE, "pre", HT_BR_PRE_ROUTING, -300, "filter" },
+	/* link-local destinations skip prerouting and come here (or nowhere: LLDP) */
+	{ NFPROTO_BRIDGE, "input", HT_BR_LOCAL_IN, -300, "filter" },
 	{ NFPROTO_BRIDGE, "fwd", HT_BR_FORWARD, -200, "filter" },
 	{ NFPROTO_INET, "input", NF_INET_LOCAL_IN, -10, "filter" },
 	{ NFPROTO_INET, "forward", NF_INET_FORWARD, -10, "filter" },
@@ -850,6 +861,45 @@ static void base_rules(struct nb *nb, const char *br, struct in_addr net, uint8_
 	m_ifname(&b, NFT_META_IIFNAME, "ht-", true);
 	m_ifname(&b, NFT_META_OIFNAME, "ht-", true);
 	rb_add(nb, &b, NF_DROP, "drop guest to guest");
+
+	/*
+	 * bridge input: frames to a link-local group (01:80:c2:00:00:0X) skip
+	 * prerouting; the bridge would learn their source MAC and pass them
+	 * to the host as received on the tap.  Guests need none of STP, LACP,
+	 * 802.1X, LLDP towards the host: dropped.  Everything else meets its
+	 * VM's anti-spoofing chain again before the host sees it.
+	 */
+	{
+		static const uint8_t ll[6] = { 0x01, 0x80, 0xc2, 0, 0, 0 },
+				     llmask[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0 };
+
+		b = rb_new(NFPROTO_BRIDGE, "input");
+		m_ifname(&b, NFT_META_IIFNAME, "ht-", true);
+		x_payload(&b, NFT_PAYLOAD_LL_HEADER, 0, 6);
+		x_and(&b, llmask, 6);
+		x_cmp(&b, NFT_CMP_EQ, ll, 6);
+		rb_add(nb, &b, NF_DROP, "drop link-local frames (01:80:c2:00:00:0X) from guests");
+	}
+	b = rb_new(NFPROTO_BRIDGE, "input");
+	x_meta(&b, NFT_META_IIFNAME);
+	x_lookup(&b, "tap_vm", SETID_TAP);
+	rb_add(nb, &b, NO_VERDICT, "tap -> its VM's chain");
+	b = rb_new(NFPROTO_BRIDGE, "input");
+	m_ifname(&b, NFT_META_IIFNAME, "ht-", true);
+	rb_add(nb, &b, NF_DROP, "drop frames from a tap without rules (fail closed)");
+
+	/*
+	 * inet: a packet whose input device is a tap itself never came
+	 * through the bridge: the bridge handed a link-local frame (LLDP) to
+	 * the host's stack on the port.  Every rule below is written for the
+	 * bridge; these packets would pass them all.
+	 */
+	b = rb_new(NFPROTO_INET, "input");
+	m_ifname(&b, NFT_META_IIFNAME, "ht-", true);
+	rb_add(nb, &b, NF_DROP, "drop packets that skipped the bridge (link-local, from a tap)");
+	b = rb_new(NFPROTO_INET, "forward");
+	m_ifname(&b, NFT_META_IIFNAME, "ht-", true);
+	rb_add(nb, &b, NF_DROP, "drop packets that skipped the bridge (link-local, from a tap)");
 
 	/* inet input: from the bridge, nothing new but DHCP and each VM's grants */
 	b = rb_new(NFPROTO_INET, "input");
