@@ -103,8 +103,11 @@ int net_bridge_release(const char *bridge)
 	if (rc && rc != -ENODEV)
 		return rc;
 	rc = nft_base_remove();
-	if (rc)
+	if (rc && rc != -EBUSY)	/* EBUSY: VMs of another bridge still have rules */
 		log_warno(rc, "removing hutch's base nftables rules");
+	rc = nl_forwarding_restore();
+	if (rc < 0)
+		log_warno(rc, "restoring net.ipv4.ip_forward");
 	return 1;
 }
 
@@ -265,6 +268,7 @@ struct net_priv {
 	struct nft_vm nv;
 	bool leased;
 	bool rules;
+	bool fenced;	/* tap down: its rules could not be restored */
 };
 
 static json_t *net_state_obj(json_t *state)
@@ -399,17 +403,17 @@ static void net_on_nft_event(struct sv_ctx *c, int fd, void *arg)
 	(void)c;
 	if (nft_watch_handle(fd) == 0)
 		return;
-	if (nft_base_present() != 1) {
-		log_warn("nftables: hutch's base rules were removed; restoring them");
-		rc = nft_base_ensure(p->nc.bridge, p->nc.net, p->nc.prefix);
-		if (rc)
-			log_errno(rc, "nftables: restoring the base rules");
-	}
-	if (nft_vm_present(p->id) != 1) {
-		log_warn("nftables: the rules of %s were removed; restoring them", p->id);
-		rc = nft_vm_add(&p->nv);
-		if (rc)
-			log_errno(rc, "nftables: restoring the rules of %s", p->id);
+	/* content, not names: a flushed table keeps its chains */
+	rc = nft_repair(&p->nv, p->nc.bridge, p->nc.net, p->nc.prefix);
+	if (rc < 0) {
+		/* fail closed: without its rules the tap passes nothing */
+		log_errno(rc, "nftables: the rules of %s cannot be restored; taking %s down", p->id, p->tap);
+		if (!p->fenced && (rc = nl_link_down(p->tap)))
+			log_errno(rc, "net: taking %s down", p->tap);
+		p->fenced = true;
+	} else if (p->fenced && nl_link_up(p->tap) == 0) {
+		log_info("nftables: the rules of %s are back; %s is up again", p->id, p->tap);
+		p->fenced = false;
 	}
 }
 

@@ -101,6 +101,7 @@
 #include "src/util.h"
 
 #define NFT_TABLE "hutch"
+#define NFT_COMMENT_MAX 160
 /* linux/netfilter_bridge.h pulls linux/if.h, which clashes with net/if.h */
 #define HT_BR_PRE_ROUTING 0
 #define HT_BR_LOCAL_IN 1
@@ -126,7 +127,49 @@ struct nb {
 	struct nl_sock *s;
 	struct nl_batch *b;
 	int quiet;
+	struct rule_list *rec;	/* when set: rules are recorded here, not sent */
 };
+
+/**
+ * struct rule_list - rules as (family, chain, comment), in chain order: what
+ * the builders would install (recorded) or what the kernel has (dumped), so
+ * nft_base_intact() and nft_vm_intact() compare content, not chain names
+ */
+struct rule_rec {
+	uint16_t family;
+	char chain[32];
+	char comment[NFT_COMMENT_MAX];
+};
+
+struct rule_list {
+	struct rule_rec *r;
+	size_t n, cap;
+	int err;
+};
+
+static void rule_list_add(struct rule_list *l, uint16_t family, const char *chain, const char *comment)
+{
+	struct rule_rec *r;
+
+	if (l->err)
+		return;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct rule_rec *nr = realloc(l->r, cap * sizeof(*nr));
+
+		if (!nr) {
+			l->err = -ENOMEM;
+			return;
+		}
+		l->r = nr;
+		l->cap = cap;
+	}
+	r = &l->r[l->n++];
+	r->family = family;
+	/* names and comments are ours, bounded; a longer foreign one simply differs */
+	snprintf(r->chain, sizeof(r->chain), "%s", chain);
+	snprintf(r->comment, sizeof(r->comment), "%s", comment);
+}
 
 static int nb_err(const struct nb *nb)
 {
@@ -207,7 +250,11 @@ static const char *family_name(uint16_t f)
 	return f == NFPROTO_BRIDGE ? "bridge" : "inet";
 }
 
-static int nb_table(struct nb *nb, uint16_t family, uint16_t type)
+/*
+ * A table; a new one carries @comment (what it serves, read back by
+ * table_info()) and flags 0, which also wakes a table someone made dormant.
+ */
+static int nb_table(struct nb *nb, uint16_t family, uint16_t type, const char *comment)
 {
 	struct nftnl_table *t = nftnl_table_alloc();
 	struct nlmsghdr *nlh;
@@ -216,6 +263,19 @@ static int nb_table(struct nb *nb, uint16_t family, uint16_t type)
 		return nb_fail(nb, -ENOMEM);
 	nftnl_table_set_str(t, NFTNL_TABLE_NAME, NFT_TABLE);
 	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, family);
+	if (type == NFT_MSG_NEWTABLE) {
+		struct nftnl_udata_buf *ud = nftnl_udata_buf_alloc(NFT_COMMENT_MAX + 8);
+
+		nftnl_table_set_u32(t, NFTNL_TABLE_FLAGS, 0);
+		if (!ud || !nftnl_udata_put_strz(ud, NFTNL_UDATA_TABLE_COMMENT, comment)) {
+			nftnl_udata_buf_free(ud);
+			nftnl_table_free(t);
+			return nb_fail(nb, -ENOMEM);
+		}
+		nftnl_table_set_data(t, NFTNL_TABLE_USERDATA, nftnl_udata_buf_data(ud),
+				     nftnl_udata_buf_len(ud));
+		nftnl_udata_buf_free(ud);
+	}
 	nlh = nb_hdr(nb, type, family, type == NFT_MSG_NEWTABLE ? NLM_F_CREATE : 0, "%s table %s %s",
 		     type == NFT_MSG_NEWTABLE ? "add" : "delete", family_name(family), NFT_TABLE);
 	if (nlh) {
@@ -557,6 +617,11 @@ static int rb_add(struct nb *nb, struct rb *b, int verdict, const char *comment)
 
 	if (b->err)
 		goto out;
+	if (nb->rec) {
+		rule_list_add(nb->rec, (uint16_t)nftnl_rule_get_u32(b->r, NFTNL_RULE_FAMILY),
+			      nftnl_rule_get_str(b->r, NFTNL_RULE_CHAIN), comment);
+		goto out;
+	}
 	if (verdict > -10) {
 		x_counter(b);
 		x_verdict(b, verdict);
@@ -625,6 +690,17 @@ static void chain_names(const char *id, char vm[32], char vmin[32])
 }
 
 /* ---- queries ---------------------------------------------------------- */
+
+/* the comment in a rule's or table's userdata (both use type 0), NUL-terminated */
+static int cb_comment(const struct nftnl_udata *attr, void *data)
+{
+	const char **c = data;
+
+	if (nftnl_udata_type(attr) == NFTNL_UDATA_RULE_COMMENT && nftnl_udata_len(attr) > 0 &&
+	    ((const char *)nftnl_udata_get(attr))[nftnl_udata_len(attr) - 1] == '\0')
+		*c = nftnl_udata_get(attr);
+	return 0;
+}
 
 typedef int (*nft_build_fn)(struct nlmsghdr *nlh, void *arg);
 
@@ -717,7 +793,9 @@ static int cb_list(const struct nlmsghdr *nlh, void *data)
 	name = nftnl_chain_get_str(c, NFTNL_CHAIN_NAME);
 	if (!table || !name || strcmp(table, NFT_TABLE) || strncmp(name, "vm-", 3) || !id_valid(name + 3))
 		goto out;
-	if (q->n >= q->max)
+	if (!q->ids)
+		q->n++;		/* counting only */
+	else if (q->n >= q->max)
 		q->err = -ENOSPC;
 	else
 		snprintf(q->ids[q->n++], NFT_ID_MAX, "%s", name + 3);
@@ -734,18 +812,30 @@ out:
  * Return: 0 (also when hutch's table does not exist: none), -ENOSPC when
  * more than @max exist (@ids holds the first @max), or a negative errno
  */
-int nft_vm_list(char (*ids)[NFT_ID_MAX], size_t max, size_t *n)
+static int vm_list(struct nl_sock *s, char (*ids)[NFT_ID_MAX], size_t max, size_t *n)
 {
 	struct list_q q = { .ids = ids, .max = max };
 	int rc;
 
-	rc = query1(NFT_MSG_GETCHAIN, NFPROTO_INET, true, build_chain, NULL, cb_list, &q);
+	rc = query(s, NFT_MSG_GETCHAIN, NFPROTO_INET, true, build_chain, NULL, cb_list, &q);
 	if (rc == -ENOENT)
 		rc = 0;
 	if (rc)
 		return rc;
 	*n = q.n;
 	return q.err;
+}
+
+int nft_vm_list(char (*ids)[NFT_ID_MAX], size_t max, size_t *n)
+{
+	struct nl_sock *s = nl_open(NETLINK_NETFILTER);
+	int rc;
+
+	if (!s)
+		return -errno;
+	rc = vm_list(s, ids, max, n);
+	nl_close(s);
+	return rc;
 }
 
 /* Elements of a map that jump to one chain, collected for deletion */
@@ -988,6 +1078,103 @@ static void base_rules(struct nb *nb, const char *br, struct in_addr net, uint8_
 	rb_add(nb, &b, NO_VERDICT, "masquerade the guests' subnet");
 }
 
+/* What a table says about itself: whether it exists, its flags, its comment */
+struct table_info {
+	bool exists;
+	uint32_t flags;
+	char comment[NFT_COMMENT_MAX];
+};
+
+static int cb_table(const struct nlmsghdr *nlh, void *data)
+{
+	struct table_info *ti = data;
+	struct nftnl_table *t = nftnl_table_alloc();
+	const char *comment = NULL;
+	const void *ud;
+	uint32_t udlen = 0;
+
+	if (!t)
+		return -ENOMEM;
+	if (nftnl_table_nlmsg_parse(nlh, t) == 0) {
+		ti->exists = true;
+		ti->flags = nftnl_table_get_u32(t, NFTNL_TABLE_FLAGS);
+		ud = nftnl_table_get_data(t, NFTNL_TABLE_USERDATA, &udlen);
+		if (ud)
+			nftnl_udata_parse(ud, udlen, cb_comment, &comment);
+		if (comment)
+			snprintf(ti->comment, sizeof(ti->comment), "%s", comment);
+	}
+	nftnl_table_free(t);
+	return 0;
+}
+
+static int build_table(struct nlmsghdr *nlh, void *arg)
+{
+	struct nftnl_table *t = nftnl_table_alloc();
+
+	(void)arg;
+	if (!t)
+		return -ENOMEM;
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, NFT_TABLE);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	nftnl_table_free(t);
+	return 0;
+}
+
+static int table_info(struct nl_sock *s, uint16_t family, struct table_info *ti)
+{
+	int rc;
+
+	memset(ti, 0, sizeof(*ti));
+	rc = query(s, NFT_MSG_GETTABLE, family, false, build_table, NULL, cb_table, ti);
+	return rc == -ENOENT ? 0 : rc;
+}
+
+/* What the base serves, as the tables' comment says it */
+static void base_comment(char *out, size_t n, const char *bridge, struct in_addr net, uint8_t prefix)
+{
+	char a[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &net, a, sizeof(a));
+	snprintf(out, n, "hutch: guests of bridge %s, subnet %s/%u", bridge, a, prefix);
+}
+
+/*
+ * base_owner_check() - may the base be (re)made for @want?  One base serves
+ * one bridge: its rules name the bridge, so re-pointing them would leave
+ * the VMs of the first bridge with rules that no longer match their
+ * packets.  Another bridge's base with VMs on it: -EBUSY; without VMs it
+ * is replaced (*@replace set).  Tables of an older hutch have no comment:
+ * kept as they are.
+ */
+static int base_owner_check(struct nb *nb, const char *want, bool *replace, bool *exists)
+{
+	struct table_info ti[2];
+	size_t n = 0;
+	int rc;
+
+	*replace = false;
+	for (int i = 0; i < 2; i++) {
+		rc = table_info(nb->s, i ? NFPROTO_INET : NFPROTO_BRIDGE, &ti[i]);
+		if (rc)
+			return rc;
+		exists[i] = ti[i].exists;
+	}
+	if (!ti[1].exists || !ti[1].comment[0] || !strcmp(ti[1].comment, want))
+		return 0;
+	rc = vm_list(nb->s, NULL, 0, &n);
+	if (rc)
+		return rc;
+	if (n) {
+		log_err("nftables: hutch's rules serve \"%s\" with %zu VM(s) running; a VM with "
+			"\"%s\" cannot share them (one HUTCH_BRIDGE/HUTCH_SUBNET per host): "
+			"stop those VMs first", ti[1].comment, n, want);
+		return -EBUSY;
+	}
+	*replace = true;
+	return 0;
+}
+
 /**
  * nft_base_ensure() - create or repair hutch's tables, maps and base chains
  * @bridge: the bridge's name (hutch0)
@@ -997,22 +1184,32 @@ static void base_rules(struct nb *nb, const char *br, struct in_addr net, uint8_
  * One batch: tables, chains and maps are created when missing (existing
  * ones are kept, with their VM elements), base chains are flushed and
  * refilled.  After a host flush the VMs must be re-added by the caller
- * (nft_vm_present() tells which).
+ * (nft_vm_intact() tells which, nft_repair() does both).
  *
- * Return: 0, or a negative errno (logged with the failing object)
+ * Return: 0, -EBUSY when the base serves another bridge or subnet that
+ * still has VMs (logged), or a negative errno (logged with the failing object)
  */
 int nft_base_ensure(const char *bridge, struct in_addr net, uint8_t prefix)
 {
+	char comment[NFT_COMMENT_MAX];
+	bool replace, exists[2];
 	struct nb *nb;
 	int rc;
 
 	if (!bridge || strnlen(bridge, IFNAMSIZ) >= IFNAMSIZ || !bridge[0] || prefix > 32)
 		return -EINVAL;
+	base_comment(comment, sizeof(comment), bridge, net, prefix);
 	nb = nb_new();
 	if (!nb)
 		return -errno;
-	nb_table(nb, NFPROTO_BRIDGE, NFT_MSG_NEWTABLE);
-	nb_table(nb, NFPROTO_INET, NFT_MSG_NEWTABLE);
+	rc = base_owner_check(nb, comment, &replace, exists);
+	if (rc)
+		goto out;
+	for (int i = 0; replace && i < 2; i++)
+		if (exists[i])
+			nb_table(nb, i ? NFPROTO_INET : NFPROTO_BRIDGE, NFT_MSG_DELTABLE, NULL);
+	nb_table(nb, NFPROTO_BRIDGE, NFT_MSG_NEWTABLE, comment);
+	nb_table(nb, NFPROTO_INET, NFT_MSG_NEWTABLE, comment);
 	for (size_t i = 0; i < UTIL_ARRAY_SIZE(base_maps); i++)
 		nb_set(nb, base_maps[i].family, base_maps[i].name, base_maps[i].id, base_maps[i].key_type,
 		       base_maps[i].key_len);
@@ -1023,6 +1220,7 @@ int nft_base_ensure(const char *bridge, struct in_addr net, uint8_t prefix)
 	}
 	base_rules(nb, bridge, net, prefix);
 	rc = nb_commit(nb, "base");
+out:
 	nb_free(nb);
 	return rc;
 }
@@ -1053,20 +1251,30 @@ static int table_del(uint16_t family)
 	if (!nb)
 		return -errno;
 	nb->quiet = -ENOENT;
-	nb_table(nb, family, NFT_MSG_DELTABLE);
+	nb_table(nb, family, NFT_MSG_DELTABLE, NULL);
 	rc = nb_commit(nb, "remove");
 	nb_free(nb);
 	return rc;
 }
 
 /**
- * nft_base_remove() - delete `inet hutch` and `bridge hutch` with all they hold
+ * nft_base_remove() - delete `inet hutch` and `bridge hutch` with all they hold,
+ * once no VM has rules in them: removing them under a running VM would
+ * leave its tap unfiltered (the bridge family is where anti-spoofing lives)
  *
- * Return: 0 (also when they did not exist), or a negative errno
+ * Return: 0 (also when they did not exist), -EBUSY while VM chains exist,
+ * or a negative errno
  */
 int nft_base_remove(void)
 {
+	size_t n = 0;
 	int rc = 0, r;
+
+	r = nft_vm_list(NULL, 0, &n);
+	if (r == 0 && n) {
+		log_debug("nftables: hutch's tables kept: %zu VM(s) still have rules", n);
+		return -EBUSY;
+	}
 
 	for (int i = 0; i < 2; i++) {
 		uint16_t f = i ? NFPROTO_INET : NFPROTO_BRIDGE;
@@ -1420,16 +1628,6 @@ struct dump_q {
 	uint16_t family;
 };
 
-static int cb_comment(const struct nftnl_udata *attr, void *data)
-{
-	const char **c = data;
-
-	if (nftnl_udata_type(attr) == NFTNL_UDATA_RULE_COMMENT && nftnl_udata_len(attr) > 0 &&
-	    ((const char *)nftnl_udata_get(attr))[nftnl_udata_len(attr) - 1] == '\0')
-		*c = nftnl_udata_get(attr);
-	return 0;
-}
-
 static int cb_counter(struct nftnl_expr *e, void *data)
 {
 	uint64_t *pk = data;
@@ -1514,6 +1712,257 @@ int nft_dump(const char *id, FILE *out)
 			return rc;
 	}
 	return 0;
+}
+
+/* ---- content checks and repair --------------------------------------- */
+
+/* A recording operation: builders append to @l instead of a batch */
+static struct nb *nb_rec_new(struct rule_list *l)
+{
+	struct nb *nb = calloc(1, sizeof(*nb));
+
+	if (!nb)
+		return NULL;
+	nb->b = nl_batch_new();
+	if (!nb->b) {
+		free(nb);
+		return NULL;
+	}
+	nb->rec = l;
+	return nb;
+}
+
+static int cb_rules(const struct nlmsghdr *nlh, void *data)
+{
+	struct rule_list *l = data;
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	const char *chain, *table, *comment = NULL;
+	const void *ud;
+	uint32_t udlen = 0;
+
+	if (!r)
+		return -ENOMEM;
+	if (nftnl_rule_nlmsg_parse(nlh, r) == 0) {
+		chain = nftnl_rule_get_str(r, NFTNL_RULE_CHAIN);
+		table = nftnl_rule_get_str(r, NFTNL_RULE_TABLE);
+		ud = nftnl_rule_get_data(r, NFTNL_RULE_USERDATA, &udlen);
+		if (ud)
+			nftnl_udata_parse(ud, udlen, cb_comment, &comment);
+		if (chain && table && !strcmp(table, NFT_TABLE))
+			rule_list_add(l, (uint16_t)nftnl_rule_get_u32(r, NFTNL_RULE_FAMILY), chain,
+				      comment ? comment : "");
+	}
+	nftnl_rule_free(r);
+	return 0;
+}
+
+/* Every rule of hutch's two tables, in chain order */
+static int rules_dump(struct nl_sock *s, struct rule_list *l)
+{
+	for (int i = 0; i < 2; i++) {
+		int rc = query(s, NFT_MSG_GETRULE, i ? NFPROTO_INET : NFPROTO_BRIDGE, true, build_rules,
+			       NULL, cb_rules, l);
+
+		if (rc && rc != -ENOENT)
+			return rc;
+	}
+	return l->err;
+}
+
+/* 1 when chain @chain of @family has the same rules (by comment, in order) in @want and @have */
+static int chain_same(const struct rule_list *want, const struct rule_list *have, uint16_t family,
+		      const char *chain)
+{
+	size_t i = 0, j = 0;
+
+	for (;;) {
+		while (i < want->n && (want->r[i].family != family || strcmp(want->r[i].chain, chain)))
+			i++;
+		while (j < have->n && (have->r[j].family != family || strcmp(have->r[j].chain, chain)))
+			j++;
+		if (i == want->n || j == have->n)
+			return i == want->n && j == have->n;
+		if (strcmp(want->r[i].comment, have->r[j].comment))
+			return 0;
+		i++;
+		j++;
+	}
+}
+
+/*
+ * rules_intact() - 1 when every chain @want has rules for holds exactly
+ * those rules in the kernel (the same rules, in the same order, nothing
+ * added, nothing removed), 0 when not, or a negative errno
+ */
+static int rules_intact(struct nl_sock *s, const struct rule_list *want)
+{
+	struct rule_list have = { 0 };
+	int rc = rules_dump(s, &have);
+
+	if (rc == 0 && want->err)
+		rc = want->err;
+	for (size_t i = 0; rc == 0 && i < want->n; i++) {
+		if (!chain_same(want, &have, want->r[i].family, want->r[i].chain)) {
+			log_debug("nftables: chain %s %s %s differs from what hutch installed",
+				  family_name(want->r[i].family), NFT_TABLE, want->r[i].chain);
+			rc = 1;
+		}
+	}
+	free(have.r);
+	return rc < 0 ? rc : !rc;
+}
+
+static int base_intact_on(struct nl_sock *s, const char *bridge, struct in_addr net, uint8_t prefix)
+{
+	char comment[NFT_COMMENT_MAX];
+	struct rule_list want = { 0 };
+	struct table_info ti;
+	struct nb *nb;
+	int rc;
+
+	base_comment(comment, sizeof(comment), bridge, net, prefix);
+	for (int i = 0; i < 2; i++) {
+		rc = table_info(s, i ? NFPROTO_INET : NFPROTO_BRIDGE, &ti);
+		if (rc)
+			return rc;
+		/* a dormant table filters nothing; another bridge's is not ours to judge */
+		if (!ti.exists || (ti.flags & NFT_TABLE_F_DORMANT) ||
+		    (ti.comment[0] && strcmp(ti.comment, comment)))
+			return 0;
+	}
+	nb = nb_rec_new(&want);
+	if (!nb)
+		return -ENOMEM;
+	base_rules(nb, bridge, net, prefix);
+	rc = nb_err(nb) ? nb_err(nb) : rules_intact(s, &want);
+	nb_free(nb);
+	free(want.r);
+	return rc;
+}
+
+/**
+ * nft_base_intact() - whether hutch's base is in force as nft_base_ensure()
+ * made it for @bridge/@net/@prefix: both tables, awake (not dormant), and
+ * every base chain with exactly its rules
+ *
+ * Return: 1, 0 when anything differs (a flushed table, a rule deleted or
+ * added), or a negative errno
+ */
+int nft_base_intact(const char *bridge, struct in_addr net, uint8_t prefix)
+{
+	struct nl_sock *s;
+	int rc;
+
+	if (!bridge || strnlen(bridge, IFNAMSIZ) >= IFNAMSIZ || !bridge[0] || prefix > 32)
+		return -EINVAL;
+	s = nl_open(NETLINK_NETFILTER);
+	if (!s)
+		return -errno;
+	rc = base_intact_on(s, bridge, net, prefix);
+	nl_close(s);
+	return rc;
+}
+
+/* 1 when map @set of @family has exactly one element jumping to @chain, with key @key */
+static int elem_intact(struct nl_sock *s, uint16_t family, const char *set, const char *chain,
+		       const void *key, uint32_t key_len)
+{
+	struct elem_q q;
+	int rc = elems_to(s, family, set, chain, &q);
+
+	if (rc)
+		return rc;
+	return q.n == 1 && q.key_len[0] == key_len && !memcmp(q.keys[0], key, key_len);
+}
+
+static int vm_intact_on(struct nl_sock *s, const struct nft_vm *vm)
+{
+	char vm_chain[32], in_chain[32], tap[IFNAMSIZ] = { 0 };
+	struct rule_list want = { 0 };
+	struct nb *nb;
+	int rc;
+
+	chain_names(vm->id, vm_chain, in_chain);
+	memcpy(tap, vm->tap, strnlen(vm->tap, IFNAMSIZ - 1));
+	nb = nb_rec_new(&want);
+	if (!nb)
+		return -ENOMEM;
+	vm_bridge_rules(nb, vm, vm_chain);
+	vm_inet_rules(nb, vm, vm_chain, in_chain);
+	rc = nb_err(nb) ? nb_err(nb) : rules_intact(s, &want);
+	nb_free(nb);
+	free(want.r);
+	if (rc == 1)
+		rc = elem_intact(s, NFPROTO_BRIDGE, "tap_vm", vm_chain, tap, IFNAMSIZ);
+	if (rc == 1)
+		rc = elem_intact(s, NFPROTO_INET, "in_vm", in_chain, &vm->addr.s_addr, 4);
+	if (rc == 1)
+		rc = elem_intact(s, NFPROTO_INET, "fwd_vm", vm_chain, &vm->addr.s_addr, 4);
+	return rc;
+}
+
+/**
+ * nft_vm_intact() - whether VM @vm's rules are in force as nft_vm_add() made
+ * them: its three chains with exactly their rules, and its three map
+ * elements (tap, input source, forward source) pointing at them
+ *
+ * Return: 1, 0 when anything differs, or a negative errno
+ */
+int nft_vm_intact(const struct nft_vm *vm)
+{
+	struct nl_sock *s;
+	int rc;
+
+	if (!vm || !id_valid(vm->id) || !tap_valid(vm->tap) || vm->prefix > 32 ||
+	    (vm->n_host_access && !vm->host_access))
+		return -EINVAL;
+	s = nl_open(NETLINK_NETFILTER);
+	if (!s)
+		return -errno;
+	rc = vm_intact_on(s, vm);
+	nl_close(s);
+	return rc;
+}
+
+/**
+ * nft_repair() - put the base and VM @vm's rules back where they differ from
+ * what hutch installed (a flushed table, a deleted or added rule, a lost
+ * map element, a dormant table), then check again
+ * @vm:      the VM, as given to nft_vm_add()
+ * @bridge, @net, @prefix: as given to nft_base_ensure()
+ *
+ * Return: 0 when everything was intact, 1 when something was repaired, or a
+ * negative errno when it could not be: the caller must then stop the VM's
+ * traffic (take its tap down), since its rules are not what they should be
+ */
+int nft_repair(const struct nft_vm *vm, const char *bridge, struct in_addr net, uint8_t prefix)
+{
+	int rc, fixed = 0;
+
+	rc = nft_base_intact(bridge, net, prefix);
+	if (rc == 0) {
+		log_warn("nftables: hutch's base rules were changed or removed; restoring them");
+		if ((rc = nft_base_ensure(bridge, net, prefix)))
+			return rc;
+		fixed = 1;
+	}
+	if (rc < 0)
+		return rc;
+	rc = nft_vm_intact(vm);
+	if (rc == 0) {
+		log_warn("nftables: the rules of VM %s were changed or removed; restoring them", vm->id);
+		if ((rc = nft_vm_add(vm)))
+			return rc;
+		fixed = 1;
+	}
+	if (rc < 0)
+		return rc;
+	if (!fixed)
+		return 0;
+	/* someone else's change may have raced ours: only a checked result counts */
+	if (nft_base_intact(bridge, net, prefix) != 1 || nft_vm_intact(vm) != 1)
+		return -EIO;
+	return 1;
 }
 
 /* ---- watch ------------------------------------------------------------ */

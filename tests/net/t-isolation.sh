@@ -350,6 +350,9 @@ MATRIX=()
 
 # ---- remove everything: nothing of hutch remains, the host's tables stay ----
 ns $H nft 'add table inet hosttable2; add chain inet hosttable2 c { type filter hook forward priority 0; policy accept; }'
+check_fails "nft_base_remove while b has rules is refused" ns $H "$NFTCTL" remove
+check "nft_vm_del a, b" ns $H "$NFTCTL" del a
+check "nft_vm_del b" ns $H "$NFTCTL" del b
 check "nft_base_remove" ns $H "$NFTCTL" remove
 check "nft_base_remove again (missing is fine)" ns $H "$NFTCTL" remove
 is "nothing of hutch in nft list ruleset" "$(ns $H nft list ruleset | grep -c hutch)" 0
