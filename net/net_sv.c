@@ -293,7 +293,7 @@ static void net_on_dhcp(struct sv_ctx *c, int fd, void *arg)
 
 	rc = dhcp_input(fd, p->tap_ifindex, &p->lease, &ev);
 	if (rc)
-		log_warno(rc, "dhcp: reading from %s", p->tap);
+		log_ratelimited(LOG_LVL_WARN, "dhcp-read", "dhcp: reading from %s: %s", p->tap, strerror(-rc));
 	switch (ev) {
 	case DHCP_EV_ACK:
 		if (p->leased)
@@ -314,7 +314,8 @@ static void net_on_dhcp(struct sv_ctx *c, int fd, void *arg)
 		log_info("guest took its DHCP lease %s", a);
 		break;
 	case DHCP_EV_DECLINE:
-		log_warn("dhcp: the guest declined its address (in use on the bridge?)");
+		log_ratelimited(LOG_LVL_WARN, "dhcp-decline",
+				"dhcp: the guest declined its address (in use on the bridge?)");
 		break;
 	case DHCP_EV_RELEASE:
 		log_debug("dhcp: the guest released its address");
@@ -606,6 +607,11 @@ static int net_prepare(struct sv_ctx *c, void **privp)
 	if ((rc = net_dns_start(p))) {
 		log_errno(rc, "net: DNS forwarder on %s:53", g);
 		goto err_watch;
+	}
+	if (p->dns) {	/* udp/53 opens only now that the forwarder listens */
+		p->nv.dns = true;
+		if ((rc = nft_vm_add(&p->nv)))
+			goto err_dns;
 	}
 	if ((rc = net_extras_start(p)))
 		goto err_dns;

@@ -34,8 +34,9 @@
  *   address, which the bridge family has already bound to the tap.  A
  *   packet whose input device is a tap itself (a link-local frame the
  *   bridge passed up) is dropped first in `input` and `forward`.  Chain
- *   `input` (from the bridge): established/related, DHCP, then the map
- *   `in_vm` (source -> jump vmin-<id>: DNS to the gateway and the VM's
+ *   `input` (from the bridge): established/related, DHCP to broadcast, then
+ *   the map `in_vm` (source -> jump vmin-<id>: DHCP renewals and, while its
+ *   forwarder runs, DNS (udp only) to the gateway, and the VM's
  *   allow-host-port entries), then drop: no new connection to any host
  *   address on any interface, 127/8 with route_localnet included.  Chain
  *   `forward` (from the bridge): the map `fwd_vm` (source -> jump vm-<id>:
@@ -934,7 +935,8 @@ static const struct {
  * so nft_base_ensure() is idempotent and repairs a chain someone edited;
  * VM chains and map elements are not touched.
  */
-static void base_rules(struct nb *nb, const char *br, struct in_addr net, uint8_t prefix)
+/* bridge family: each tap to its VM's chain, nothing between taps, no link-local frames */
+static void base_bridge_rules(struct nb *nb)
 {
 	struct rb b;
 
@@ -977,6 +979,12 @@ static void base_rules(struct nb *nb, const char *br, struct in_addr net, uint8_
 	b = rb_new(NFPROTO_BRIDGE, "input");
 	m_ifname(&b, NFT_META_IIFNAME, "ht-", true);
 	rb_add(nb, &b, NF_DROP, "drop frames from a tap without rules (fail closed)");
+}
+
+/* inet input: from the bridge, nothing new but DHCP and each VM's grants */
+static void base_input_rules(struct nb *nb, const char *br)
+{
+	struct rb b;
 
 	/*
 	 * inet: a packet whose input device is a tap itself never came
@@ -987,20 +995,22 @@ static void base_rules(struct nb *nb, const char *br, struct in_addr net, uint8_
 	b = rb_new(NFPROTO_INET, "input");
 	m_ifname(&b, NFT_META_IIFNAME, "ht-", true);
 	rb_add(nb, &b, NF_DROP, "drop packets that skipped the bridge (link-local, from a tap)");
-	b = rb_new(NFPROTO_INET, "forward");
-	m_ifname(&b, NFT_META_IIFNAME, "ht-", true);
-	rb_add(nb, &b, NF_DROP, "drop packets that skipped the bridge (link-local, from a tap)");
 
-	/* inet input: from the bridge, nothing new but DHCP and each VM's grants */
 	b = rb_new(NFPROTO_INET, "input");
 	m_ifname(&b, NFT_META_IIFNAME, br, false);
 	m_ct_state(&b, NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED));
 	rb_add(nb, &b, NF_ACCEPT, "guest: established, related");
-	b = rb_new(NFPROTO_INET, "input");
-	m_ifname(&b, NFT_META_IIFNAME, br, false);
-	m_ip4(&b);
-	m_port(&b, IPPROTO_UDP, 2, 67);
-	rb_add(nb, &b, NF_ACCEPT, "guest: DHCP udp/67");
+	{
+		/* RFC 2131 4.1: before its lease a client broadcasts; renewals go to the server (VM chain) */
+		struct in_addr bcast = { .s_addr = INADDR_BROADCAST };
+
+		b = rb_new(NFPROTO_INET, "input");
+		m_ifname(&b, NFT_META_IIFNAME, br, false);
+		m_ip4(&b);
+		m_addr(&b, 16, NFT_CMP_EQ, bcast, 32);
+		m_port(&b, IPPROTO_UDP, 2, 67);
+		rb_add(nb, &b, NF_ACCEPT, "guest: DHCP to 255.255.255.255:67");
+	}
 	/*
 	 * Neighbour discovery, for VMs with ipv6 (the bridge family drops
 	 * IPv6 of the others): solicitations and advertisements only.  No
@@ -1031,17 +1041,47 @@ static void base_rules(struct nb *nb, const char *br, struct in_addr net, uint8_
 	b = rb_new(NFPROTO_INET, "input");
 	m_ifname(&b, NFT_META_IIFNAME, br, false);
 	rb_add(nb, &b, NF_DROP, "guest: drop new connections to the host");
+}
 
-	/* inet forward */
+/* inet forward: each VM's chain by source, IPv6 global unicast only, nothing new towards guests; NAT */
+static void base_forward_rules(struct nb *nb, const char *br, struct in_addr net, uint8_t prefix)
+{
+	struct rb b;
+
+	/* as in input: from a tap itself means it skipped the bridge */
+	b = rb_new(NFPROTO_INET, "forward");
+	m_ifname(&b, NFT_META_IIFNAME, "ht-", true);
+	rb_add(nb, &b, NF_DROP, "drop packets that skipped the bridge (link-local, from a tap)");
 	b = rb_new(NFPROTO_INET, "forward");
 	m_ifname(&b, NFT_META_IIFNAME, br, false);
 	m_ip4(&b);
 	x_payload(&b, NFT_PAYLOAD_NETWORK_HEADER, 12, 4);
 	x_lookup(&b, "fwd_vm", SETID_FWD);
 	rb_add(nb, &b, NO_VERDICT, "guest: source -> its VM's chain");
+	/*
+	 * IPv6 (only VMs with ipv6 get it past the bridge family): never back
+	 * into the bridge (the other guests), never to unique-local space;
+	 * link-local is not routed and the host's own addresses are input.
+	 */
+	b = rb_new(NFPROTO_INET, "forward");
+	m_ifname(&b, NFT_META_IIFNAME, br, false);
+	m_u8(&b, NFT_META_NFPROTO, NFPROTO_IPV6);
+	m_ifname(&b, NFT_META_OIFNAME, br, false);
+	rb_add(nb, &b, NF_DROP, "guest: drop IPv6 to other guests (routed back into the bridge)");
 	b = rb_new(NFPROTO_INET, "forward");
 	{
-		/* Only VMs with ipv6 get IPv6 past the bridge family; global unicast only */
+		uint8_t mask[16] = { 0xfe }, want[16] = { 0xfc };
+
+		m_ifname(&b, NFT_META_IIFNAME, br, false);
+		m_u8(&b, NFT_META_NFPROTO, NFPROTO_IPV6);
+		x_payload(&b, NFT_PAYLOAD_NETWORK_HEADER, 24, 16);
+		x_and(&b, mask, 16);
+		x_cmp(&b, NFT_CMP_EQ, want, 16);
+	}
+	rb_add(nb, &b, NF_DROP, "guest: drop IPv6 to unique-local fc00::/7");
+	b = rb_new(NFPROTO_INET, "forward");
+	{
+		/* global unicast only */
 		uint8_t mask[16] = { 0xe0 }, want[16] = { 0x20 };
 
 		m_ifname(&b, NFT_META_IIFNAME, br, false);
@@ -1076,6 +1116,13 @@ static void base_rules(struct nb *nb, const char *br, struct in_addr net, uint8_
 	x_counter(&b);
 	rb_expr(&b, nftnl_expr_alloc("masq"));
 	rb_add(nb, &b, NO_VERDICT, "masquerade the guests' subnet");
+}
+
+static void base_rules(struct nb *nb, const char *br, struct in_addr net, uint8_t prefix)
+{
+	base_bridge_rules(nb);
+	base_input_rules(nb, br);
+	base_forward_rules(nb, br, net, prefix);
 }
 
 /* What a table says about itself: whether it exists, its flags, its comment */
@@ -1364,6 +1411,40 @@ static const struct {
 	{ "0.0.0.0", 8, "this network" },
 };
 
+/*
+ * IPv6 sources (ipv6: true).  hutch gives guests no IPv6 address, so it
+ * cannot bind one; it binds the interface identifier instead: the source
+ * must end in the EUI-64 identifier of the VM's MAC (RFC 4291 2.5.1), the
+ * one SLAAC and the link-local address use, under any prefix.  Another
+ * VM's addresses, made-up sources and privacy addresses are dropped.  The
+ * unspecified address is allowed for ICMPv6 only (RFC 4862 DAD, MLD).
+ */
+static void vm_bridge_ipv6(struct nb *nb, const struct nft_vm *vm, const char *chain)
+{
+	static const uint8_t unspec[16];
+	uint8_t iid[8] = { (uint8_t)(vm->mac[0] ^ 2), vm->mac[1], vm->mac[2], 0xff, 0xfe, vm->mac[3],
+			   vm->mac[4], vm->mac[5] };
+	char c[160];
+	struct rb b;
+
+	b = rb_new(NFPROTO_BRIDGE, chain);
+	m_ether_type(&b, ETHERTYPE_IPV6);
+	x_payload(&b, NFT_PAYLOAD_NETWORK_HEADER, 8, 16);
+	x_cmp(&b, NFT_CMP_EQ, unspec, 16);
+	m_u8(&b, NFT_META_L4PROTO, IPPROTO_ICMPV6);
+	rb_add(nb, &b, NF_ACCEPT, "IPv6 ICMPv6 from :: (duplicate address detection, MLD)");
+	b = rb_new(NFPROTO_BRIDGE, chain);
+	m_ether_type(&b, ETHERTYPE_IPV6);
+	x_payload(&b, NFT_PAYLOAD_NETWORK_HEADER, 16, 8);
+	x_cmp(&b, NFT_CMP_EQ, iid, 8);
+	snprintf(c, sizeof(c), "IPv6 from its EUI-64 interface id ::%02x%02x:%02x%02x:%02x%02x:%02x%02x",
+		 iid[0], iid[1], iid[2], iid[3], iid[4], iid[5], iid[6], iid[7]);
+	rb_add(nb, &b, NF_ACCEPT, c);
+	b = rb_new(NFPROTO_BRIDGE, chain);
+	m_ether_type(&b, ETHERTYPE_IPV6);
+	rb_add(nb, &b, NF_DROP, "drop IPv6 from any other source");
+}
+
 static void vm_bridge_rules(struct nb *nb, const struct nft_vm *vm, const char *chain)
 {
 	struct in_addr any = { 0 }, bcast = { .s_addr = INADDR_BROADCAST };
@@ -1420,11 +1501,8 @@ static void vm_bridge_rules(struct nb *nb, const struct nft_vm *vm, const char *
 	m_ether_type(&b, ETHERTYPE_ARP);
 	rb_add(nb, &b, NF_ACCEPT, "ARP of its own address");
 
-	if (vm->ipv6) {
-		b = rb_new(NFPROTO_BRIDGE, chain);
-		m_ether_type(&b, ETHERTYPE_IPV6);
-		rb_add(nb, &b, NF_ACCEPT, "IPv6 (ipv6: true)");
-	}
+	if (vm->ipv6)
+		vm_bridge_ipv6(nb, vm, chain);
 	b = rb_new(NFPROTO_BRIDGE, chain);
 	rb_add(nb, &b, NF_DROP, vm->ipv6 ? "drop other ether types" : "drop IPv6 and other ether types");
 }
@@ -1442,12 +1520,23 @@ static void vm_inet_rules(struct nb *nb, const struct nft_vm *vm, const char *ch
 		rb_add(nb, &b, NF_ACCEPT, "isolation off: everything reachable");
 		return;
 	}
-	for (int p = 0; p < 2; p++) {
+	b = rb_new(NFPROTO_INET, chain_in);
+	m_ip4(&b);
+	m_addr(&b, 16, NFT_CMP_EQ, vm->gw, 32);
+	m_port(&b, IPPROTO_UDP, 2, 67);
+	snprintf(c, sizeof(c), "DHCP udp/67 on %s (renewals)", gw);
+	rb_add(nb, &b, NF_ACCEPT, c);
+	/*
+	 * DNS: udp/53 only while the VM's forwarder runs (anything else on the
+	 * host's port 53 is not for guests); never tcp/53: the forwarder
+	 * speaks UDP only (net/dns.h says why).
+	 */
+	if (vm->dns) {
 		b = rb_new(NFPROTO_INET, chain_in);
 		m_ip4(&b);
 		m_addr(&b, 16, NFT_CMP_EQ, vm->gw, 32);
-		m_port(&b, p ? IPPROTO_TCP : IPPROTO_UDP, 2, 53);
-		snprintf(c, sizeof(c), "DNS %s/53 on %s", p ? "tcp" : "udp", gw);
+		m_port(&b, IPPROTO_UDP, 2, 53);
+		snprintf(c, sizeof(c), "DNS udp/53 on %s (the forwarder)", gw);
 		rb_add(nb, &b, NF_ACCEPT, c);
 	}
 	for (size_t i = 0; i < vm->n_host_access; i++) {

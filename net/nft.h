@@ -54,6 +54,7 @@ struct nft_vm {
 	uint8_t prefix;		/* bridge subnet prefix length */
 	bool isolation;
 	bool ipv6;
+	bool dns;		/* udp/53 on the gateway open: its DNS forwarder runs */
 	const struct cfg_host_access *host_access;
 	size_t n_host_access;
 	const struct cfg_forward *forward;

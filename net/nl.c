@@ -23,7 +23,6 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +30,9 @@
 #include "src/log.h"
 #include "src/util.h"
 
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71	/* Linux 5.14 */
+#endif
 #ifndef NETLINK_EXT_ACK
 #define NETLINK_EXT_ACK 11
 #endif
@@ -1108,12 +1110,23 @@ int nl_if_sysctls(const char *name, bool ipv6, bool is_bridge)
  */
 static int nl_forward_record(char *path, size_t n)
 {
-	struct stat st;
+	uint64_t cookie = 0;
+	socklen_t len = sizeof(cookie);
+	int fd, rc;
 
-	if (stat("/proc/self/ns/net", &st) < 0)
+	/*
+	 * The namespace's cookie, unique until reboot (/run goes with it); an
+	 * nsfs inode number can be reused by a later namespace, which would
+	 * then inherit a stale record.
+	 */
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
 		return -errno;
-	return util_snprintf(path, n, "%s/ip_forward.%llu", NL_FORWARD_DIR,
-			     (unsigned long long)st.st_ino);
+	rc = getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) < 0 ? -errno : 0;
+	close(fd);
+	if (rc)
+		return rc;
+	return util_snprintf(path, n, "%s/ip_forward.%llu", NL_FORWARD_DIR, (unsigned long long)cookie);
 }
 
 int nl_forwarding_on(void)

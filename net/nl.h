@@ -241,7 +241,7 @@ int nl_sysctl_write(const char *rel, const char *val, char *old, size_t oldsz);
 int nl_if_sysctls(const char *name, bool ipv6, bool is_bridge);
 /**
  * nl_forwarding_on() - ip_forward=1; when hutch turned it on, the previous
- * value is recorded in NL_FORWARD_DIR/ip_forward.<netns> for nl_forwarding_restore()
+ * value is recorded in NL_FORWARD_DIR/ip_forward.<netns cookie> for nl_forwarding_restore()
  */
 int nl_forwarding_on(void);
 /**

@@ -476,6 +476,8 @@ static void guest_loop(struct sv_ctx *c)
 		pump(c, 0);
 		if (poll(p, 2, 20) <= 0)
 			continue;
+		if (p[1].revents & (POLLERR | POLLHUP | POLLNVAL))
+			return;	/* the tap is gone (its namespace was deleted) */
 		if (p[1].revents & POLLIN) {
 			r = read(qemu_fd, f, sizeof(f));
 			if (r > 10) {

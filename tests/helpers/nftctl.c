@@ -3,7 +3,7 @@
  * nftctl CMD ...: drives net/nft.c (and net/fwd.c) for tests/net/t-isolation*.sh
  * and tests/bench/bench-nft.sh, without a supervisor or QEMU.
  *   base BRIDGE NET/PREFIX                  nft_base_ensure
- *   add ID TAP MAC ADDR GW PREFIX [noiso] [ipv6] [host tcp|udp/N]... [lan A]...
+ *   add ID TAP MAC ADDR GW PREFIX [noiso] [ipv6] [dns] [host tcp|udp/N]... [lan A]...
  *   del ID | list | dump [ID] | remove | present [ID]
  *   watch SECONDS                           prints "hit" when hutch's tables lose something
  *   bench N BRIDGE                          N x (add + del), prints ms per add and per del
@@ -96,6 +96,8 @@ static int cmd_add(int argc, char **argv)
 			vm.isolation = false;
 		} else if (!strcmp(argv[i], "ipv6")) {
 			vm.ipv6 = true;
+		} else if (!strcmp(argv[i], "dns")) {
+			vm.dns = true;
 		} else if (!strcmp(argv[i], "host") && i + 1 < argc && vm.n_host_access < 16) {
 			struct cfg_host_access *h = &ha[vm.n_host_access++];
 			const char *rest;

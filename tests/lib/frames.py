@@ -9,6 +9,14 @@ raw DSTMAC SRCMAC ETHERTYPE TEXT                 any ether type, payload TEXT
 dhcp TYPE MAC XID [key=value...]                 a client's DHCP message from
                                                  0.0.0.0:68 to broadcast:67;
                                                  keys: src dst dstmac ciaddr req server
+dns DSTMAC SRCMAC SRCIP DSTIP SPORT ID NAME [key=value...]   a DNS message to port 53;
+                                                 keys: opcode qr qd an ns ar (counts as
+                                                 written in the header), opt (OPT records
+                                                 appended), rr (plain A records appended)
+tcpsyn DSTMAC SRCMAC SRCIP DSTIP SPORT DPORT     a TCP SYN
+rxcount FILE udp|tcp SPORT [HEXPREFIX]           how many "rx HEX" lines of FILE are IPv4
+                                                 UDP/TCP from port SPORT (whose payload
+                                                 starts with HEXPREFIX; for TCP: SYN+ACK)
 """
 import socket
 import struct
@@ -65,7 +73,44 @@ def dhcp(mtype, cmac, xid, kv):
     return mac(kv.get("dstmac", "ff:ff:ff:ff:ff:ff")) + mac(cmac) + b"\x08\x00" + ip
 
 
+def dnsmsg(qid, name, kv):
+    g = lambda k, d: int(kv.get(k, d))
+    flags = (g("qr", 0) << 15) | (g("opcode", 0) << 11) | 0x0100
+    nopt, nrr = g("opt", 0), g("rr", 0)
+    hdr = struct.pack("!HHHHHH", qid, flags, g("qd", 1), g("an", 0), g("ns", 0), g("ar", nopt + nrr))
+    q = b"".join(bytes([len(x)]) + x.encode() for x in name.split(".") if x) + b"\0" + struct.pack("!HH", 1, 1)
+    rr = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + b"\x01\x02\x03\x04"
+    opt = b"\0" + struct.pack("!HHIH", 41, 1232, 0, 0)
+    return hdr + q + opt * nopt + rr * nrr
+
+
+def tcp4(src, dst, sport, dport, flags):
+    t = struct.pack("!HHIIBBHHH", sport, dport, 1000, 0, 5 << 4, flags, 65535, 0, 0)
+    ph = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(t))
+    return ipv4(src, dst, 6, t[:16] + struct.pack("!H", csum(ph + t)) + t[18:])
+
+
+def rxcount(path, proto, sport, prefix):
+    n = 0
+    for line in open(path):
+        if not line.startswith("rx "):
+            continue
+        f = bytes.fromhex(line[3:].strip())
+        if len(f) < 34 or f[12:14] != b"\x08\x00":
+            continue
+        ihl = (f[14] & 15) * 4
+        l4 = f[14 + ihl:]
+        if proto == "udp" and f[23] == 17 and len(l4) >= 8 and struct.unpack("!H", l4[:2])[0] == sport:
+            n += l4[8:].startswith(bytes.fromhex(prefix))
+        elif proto == "tcp" and f[23] == 6 and len(l4) >= 14 and struct.unpack("!H", l4[:2])[0] == sport:
+            n += (l4[13] & 0x12) == 0x12
+    return n
+
+
 def main(a):
+    if a[0] == "rxcount":
+        print(rxcount(a[1], a[2], int(a[3]), a[4] if len(a) > 4 else ""))
+        return
     if a[0] == "udp":
         f = mac(a[1]) + mac(a[2]) + b"\x08\x00" + udp4(a[3], a[4], int(a[5]), int(a[6]), a[7].encode())
     elif a[0] == "udp6":
@@ -73,6 +118,11 @@ def main(a):
     elif a[0] == "raw":
         f = mac(a[1]) + mac(a[2]) + struct.pack("!H", int(a[3], 16)) + a[4].encode()
         f += b"\0" * max(0, 60 - len(f))
+    elif a[0] == "dns":
+        kv = dict(x.split("=", 1) for x in a[8:])
+        f = mac(a[1]) + mac(a[2]) + b"\x08\x00" + udp4(a[3], a[4], int(a[5]), 53, dnsmsg(int(a[6], 0), a[7], kv))
+    elif a[0] == "tcpsyn":
+        f = mac(a[1]) + mac(a[2]) + b"\x08\x00" + tcp4(a[3], a[4], int(a[5]), int(a[6]), 0x02)
     elif a[0] == "dhcp":
         kv = dict(x.split("=", 1) for x in a[4:])
         f = dhcp(int(a[1]), a[2], int(a[3], 0), kv)

@@ -10,8 +10,10 @@
 #   sec_init NAME             root and tools checked (skips otherwise), namespace up, trap set
 #   vm_start VM [ENV=V...]    a VM with its lease; sets VM_IP[VM], VM_MAC[VM], VM_ID[VM], VM_TAP[VM]
 #   vm_do VM CMD              a guest-mode command ("tx HEX", "flood N HEX", "wait MS"), waits until done
+#   vm_stop VM                its teardown, as when QEMU exits
 #   vm_rx VM HEXSUBSTR        how many frames the VM received containing HEXSUBSTR
 #   hn CMD...                 run in the host namespace
+#   (spawn CMD...) &          a background process that holds no VM's stdin
 #   frame ARGS...             tests/lib/frames.py (hex of a hand-made frame)
 #   serve NAME PORT...        nft_probe.py listeners in the host namespace, logging to $T/NAME.log
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/tap.sh"
@@ -41,12 +43,21 @@ sec_cleanup() {
 	local v p
 	for v in "${!VM_FD[@]}"; do eval "exec ${VM_FD[$v]}>&-" 2>/dev/null; done
 	for p in "${VM_PID[@]}" "${SEC_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	sleep 0.5
+	for p in "${VM_PID[@]}" "${SEC_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	ip netns del "$HN" 2>/dev/null
-	rm -rf "$T"
+	[ -n "${SEC_KEEP:-}" ] || rm -rf "$T"
 }
 
 hn() { ip netns exec "$HN" "$@"; }
+# spawn CMD...: CMD in the background without the VMs' stdin pipes (a VM
+# sees its stdin end only when no one else holds it open); $! is CMD itself
+spawn() {
+	local fd
+	for fd in "${VM_FD[@]}"; do eval "exec $fd>&-"; done
+	exec "$@"
+}
 frame() { python3 "$FRAMES" "$@"; }
 jget() { python3 -c 'import json,sys
 try:
@@ -60,7 +71,8 @@ vm_start() {
 	local vm=$1 fd; shift
 	mkdir -p "$T/vms"
 	mkfifo "$T/$vm.in"
-	hn env "$@" "$NH" sv "$T/vms/$vm" "$vm" guest <"$T/$vm.in" >"$T/$vm.out" 2>"$T/$vm.err" &
+	# not through hn(): ip netns exec and env exec, so $! is net_helper itself
+	(spawn ip netns exec "$HN" env "$@" "$NH" sv "$T/vms/$vm" "$vm" guest) <"$T/$vm.in" >"$T/$vm.out" 2>"$T/$vm.err" &
 	VM_PID[$vm]=$!
 	exec {fd}>"$T/$vm.in"
 	VM_FD[$vm]=$fd
@@ -89,11 +101,19 @@ vm_do() {
 	return 1
 }
 
+# vm_stop VM: close its stdin (QEMU exits), wait for its teardown
+vm_stop() {
+	eval "exec ${VM_FD[$1]}>&-"
+	unset "VM_FD[$1]"
+	for _ in $(seq 600); do grep -q '^down' "$T/$1.out" && return 0; sleep 0.1; done
+	return 1
+}
+
 vm_rx() { grep '^rx ' "$T/$1.out" | grep -c "$2"; }
 
 serve() {	# serve NAME PORT...: nft_probe.py listeners in the host namespace
 	local name=$1; shift
-	hn python3 "$PROBE" serve "$name" "$T/$name.log" "$@" >/dev/null 2>&1 &
+	(spawn ip netns exec "$HN" python3 "$PROBE" serve "$name" "$T/$name.log" "$@") >/dev/null 2>&1 &
 	SEC_PIDS+=($!)
 	for _ in $(seq 100); do grep -q ready "$T/$name.log" 2>/dev/null && return 0; sleep 0.1; done
 	return 1
