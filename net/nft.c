@@ -18,8 +18,10 @@
  *   nothing before its VM's rules are complete).  vm-<id> drops a source MAC
  *   other than the VM's, IPv4 with a source other than its lease (except the
  *   DHCP DISCOVER/REQUEST 0.0.0.0:68 -> 255.255.255.255:67), ARP whose
- *   sender MAC or IP is not its own (or 0.0.0.0 for RFC 5227 probes), and
- *   every other ether type (IPv6 unless the VM has ipv6; VLAN tags, ...).
+ *   sender MAC or IP is not its own (or 0.0.0.0 for RFC 5227 probes), IPv6
+ *   unless the VM has ipv6 (then: sources other than its EUI-64 interface id
+ *   under any prefix, ICMPv6 from :: aside), and every other ether type
+ *   (VLAN tags, ...).
  *   Chain `fwd` (hook forward) drops frames from one tap to another, beside
  *   the bridge's own port isolation (set by net/).  Chain `input` (hook
  *   input) sees what the bridge delivers to the host without prerouting:
@@ -42,8 +44,9 @@
  *   `forward` (from the bridge): the map `fwd_vm` (source -> jump vm-<id>:
  *   allow-lan-host addresses, then drop 10/8, 172.16/12, 192.168/16,
  *   100.64/10, 169.254/16, 127/8, 224/4, 240/4, 255.255.255.255 and the
- *   bridge subnet, then accept: the internet); unknown sources dropped;
- *   towards the bridge only established/related.  Chain `postrouting`
+ *   bridge subnet, then accept: the internet); IPv6 (ipv6 VMs only) never
+ *   back into the bridge nor to fc00::/7, only to 2000::/3; unknown sources
+ *   dropped; towards the bridge only established/related.  Chain `postrouting`
  *   masquerades the bridge subnet leaving by any other interface.
  *
  * Port forwards are not DNAT rules: publishing on 127.0.0.1 by DNAT needs
@@ -58,15 +61,18 @@
  * list ruleset` and nft_dump()).
  *
  * hutch never flushes or deletes anything but its two tables.  When the host
- * flushes its ruleset (`nft flush ruleset`, a firewall reload), hutch's
- * tables vanish with everything else.  The guest is then NOT isolated: the
- * bridge passes its frames unfiltered and the host's forward policy decides.
- * nft_base_ensure() re-creates the base and the supervisor re-adds its VM;
- * with nft_watch_open()/nft_watch_handle() in the supervisor's poll loop the
- * window is the time from the flush's netlink event to the re-install
- * (tests/bench/bench-nft.sh: the event is readable ~0.03 ms after the
- * flush commits, base and VM are back 0.6 ms later); without the watch, it
- * is the supervisor's polling period.
+ * flushes its ruleset (`nft flush ruleset`, a firewall reload), or only
+ * hutch's tables (`nft flush table bridge hutch` keeps the chains and drops
+ * every rule), the guest is NOT isolated: the bridge passes its frames
+ * unfiltered and the host's forward policy decides.  nft_repair() compares
+ * what is in force with what the builders below would install (every
+ * chain's rules by comment, in order; the map elements; dormant tables)
+ * and re-installs what differs; when that fails the caller takes the tap
+ * down.  With nft_watch_open()/nft_watch_handle() in the supervisor's poll
+ * loop the window is the time from the change's netlink event to the
+ * re-install (tests/bench/bench-nft.sh: the event is readable ~0.03 ms
+ * after the flush commits, base and VM are back 0.6 ms later).  The tables'
+ * comment names the bridge and subnet they serve: one per host.
  * Hosts that reload firewalls should run `hutch up` after the reload or use
  * a firewall that leaves foreign tables alone (firewalld, nft -f with
  * per-table flushes).
@@ -2013,18 +2019,8 @@ int nft_vm_intact(const struct nft_vm *vm)
 	return rc;
 }
 
-/**
- * nft_repair() - put the base and VM @vm's rules back where they differ from
- * what hutch installed (a flushed table, a deleted or added rule, a lost
- * map element, a dormant table), then check again
- * @vm:      the VM, as given to nft_vm_add()
- * @bridge, @net, @prefix: as given to nft_base_ensure()
- *
- * Return: 0 when everything was intact, 1 when something was repaired, or a
- * negative errno when it could not be: the caller must then stop the VM's
- * traffic (take its tap down), since its rules are not what they should be
- */
-int nft_repair(const struct nft_vm *vm, const char *bridge, struct in_addr net, uint8_t prefix)
+/* one check-and-repair round of nft_repair() */
+static int repair_once(const struct nft_vm *vm, const char *bridge, struct in_addr net, uint8_t prefix)
 {
 	int rc, fixed = 0;
 
@@ -2050,8 +2046,33 @@ int nft_repair(const struct nft_vm *vm, const char *bridge, struct in_addr net, 
 		return 0;
 	/* someone else's change may have raced ours: only a checked result counts */
 	if (nft_base_intact(bridge, net, prefix) != 1 || nft_vm_intact(vm) != 1)
-		return -EIO;
+		return -EAGAIN;
 	return 1;
+}
+
+/**
+ * nft_repair() - put the base and VM @vm's rules back where they differ from
+ * what hutch installed (a flushed table, a deleted or added rule, a lost
+ * map element, a dormant table), then check again
+ * @vm:      the VM, as given to nft_vm_add()
+ * @bridge, @net, @prefix: as given to nft_base_ensure()
+ *
+ * Return: 0 when everything was intact, 1 when something was repaired, or a
+ * negative errno when it could not be: the caller must then stop the VM's
+ * traffic (take its tap down), since its rules are not what they should be
+ */
+int nft_repair(const struct nft_vm *vm, const char *bridge, struct in_addr net, uint8_t prefix)
+{
+	int rc = -EAGAIN;
+
+	/*
+	 * -EAGAIN: a dump ran into another supervisor's batch (NLM_F_DUMP_INTR),
+	 * or our repair into someone's change.  Transient; try again before
+	 * the caller takes the VM's tap down.
+	 */
+	for (int i = 0; i < 4 && rc == -EAGAIN; i++)
+		rc = repair_once(vm, bridge, net, prefix);
+	return rc;
 }
 
 /* ---- watch ------------------------------------------------------------ */

@@ -16,6 +16,8 @@
  * - bridge up: nft_base_ensure(bridge, subnet, prefix) (root or the helper);
  * - before QEMU gets the tap: nft_vm_init() from the cfg_vm, nft_vm_add();
  *   until then the tap passes nothing, so the order is safe either way;
+ *   once the VM's DNS forwarder listens, set .dns and nft_vm_add() again
+ *   (an atomic replace): udp/53 on the gateway opens only then;
  * - forwards: fwd_start() (net/fwd.h) with the VM's lease, driven through
  *   sv_watch_fd(fwd_epoll_fd()) -> fwd_dispatch();
  * - nft_watch_open() under sv_watch_fd(): when nft_watch_handle() returns
