@@ -444,6 +444,19 @@ int nl_batch_talk(struct nl_sock *s, struct nl_batch *b, const char *what, int q
 		return s ? 0 : -EINVAL;
 	for (size_t i = 0; i < b->n; i++)
 		x.waiting += b->msg[i].ack;
+	/*
+	 * Every answer of the batch is queued while sendmsg() runs: make room
+	 * for them (an error answer with its ext-ack text takes ~1 KiB of
+	 * buffer), or the kernel drops some (ENOBUFS) and an error goes unnamed.
+	 */
+	{
+		int want = (int)(x.waiting * 1024), have = 0;
+		socklen_t len = sizeof(have);
+
+		if (getsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &have, &len) == 0 && have < want &&
+		    setsockopt(s->fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof(want)) < 0)
+			setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want));
+	}
 	if ((rc = nl_send(s, b->buf, b->len, what)))
 		return rc;
 	return nl_collect(s, &x);

@@ -141,6 +141,38 @@ static void kernel(void)
 		   "rtnetlink is not transactional: the other two were made");
 	}
 	nl_batch_free(b);
+	/* a full batch whose every message fails: all answers read, each named */
+	b = nl_batch_new();
+	if (s && b) {
+		for (int i = 0; i < NL_BATCH_MSGS; i++) {
+			struct nlmsghdr *nlh = nl_batch_reserve(b, &seq, "delete link nx%d", i);
+			struct ifinfomsg *ifi;
+			char name[16];
+
+			if (!nlh)
+				break;
+			nlh = mnl_nlmsg_put_header(nlh);
+			nlh->nlmsg_type = RTM_DELLINK;
+			nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+			nlh->nlmsg_seq = seq;
+			ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+			ifi->ifi_family = AF_UNSPEC;
+			snprintf(name, sizeof(name), "nx%d", i);
+			mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+			nl_batch_push(b);
+		}
+		log_capture();
+		is_int(nl_batch_talk(s, b, "deletes", 0), -ENODEV, "%d failing messages: -ENODEV", NL_BATCH_MSGS);
+		{
+			char last[32];
+
+			snprintf(last, sizeof(last), "delete link nx%d:", NL_BATCH_MSGS - 1);
+			ok(strstr(log_text(), "delete link nx0:") && strstr(log_text(), last),
+			   "... every answer read, the first and the last named");
+		}
+		log_set_file(NULL);
+	}
+	nl_batch_free(b);
 	b = nl_batch_new();
 	if (b) {
 		for (int i = 0; i <= NL_BATCH_MSGS; i++) {
