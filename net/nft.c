@@ -1827,9 +1827,16 @@ static struct nb *nb_rec_new(struct rule_list *l)
 	return nb;
 }
 
+/* a chain's dump: its rules go to @l (a kernel that ignores the chain filter sends others too) */
+struct rules_q {
+	struct rule_list *l;
+	const char *chain;
+};
+
 static int cb_rules(const struct nlmsghdr *nlh, void *data)
 {
-	struct rule_list *l = data;
+	struct rules_q *q = data;
+	struct rule_list *l = q->l;
 	struct nftnl_rule *r = nftnl_rule_alloc();
 	const char *chain, *table, *comment = NULL;
 	const void *ud;
@@ -1843,7 +1850,7 @@ static int cb_rules(const struct nlmsghdr *nlh, void *data)
 		ud = nftnl_rule_get_data(r, NFTNL_RULE_USERDATA, &udlen);
 		if (ud)
 			nftnl_udata_parse(ud, udlen, cb_comment, &comment);
-		if (chain && table && !strcmp(table, NFT_TABLE))
+		if (chain && table && !strcmp(table, NFT_TABLE) && !strcmp(chain, q->chain))
 			rule_list_add(l, (uint16_t)nftnl_rule_get_u32(r, NFTNL_RULE_FAMILY), chain,
 				      comment ? comment : "");
 	}
@@ -1851,13 +1858,35 @@ static int cb_rules(const struct nlmsghdr *nlh, void *data)
 	return 0;
 }
 
-/* Every rule of hutch's two tables, in chain order */
-static int rules_dump(struct nl_sock *s, struct rule_list *l)
+static int build_chain_rules(struct nlmsghdr *nlh, void *arg)
 {
-	for (int i = 0; i < 2; i++) {
-		int rc = query(s, NFT_MSG_GETRULE, i ? NFPROTO_INET : NFPROTO_BRIDGE, true, build_rules,
-			       NULL, cb_rules, l);
+	struct nftnl_rule *r = nftnl_rule_alloc();
 
+	if (!r)
+		return -ENOMEM;
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, NFT_TABLE);
+	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, arg);
+	nftnl_rule_nlmsg_build_payload(nlh, r);
+	nftnl_rule_free(r);
+	return 0;
+}
+
+/*
+ * The rules of every chain @want has rules for, in order, chain by chain:
+ * one dump per chain (the kernel filters by table and chain), so the cost
+ * does not grow with the other VMs' rules.
+ */
+static int rules_dump(struct nl_sock *s, const struct rule_list *want, struct rule_list *l)
+{
+	for (size_t i = 0; i < want->n; i++) {
+		const struct rule_rec *w = &want->r[i];
+		struct rules_q q = { .l = l, .chain = w->chain };
+		int rc;
+
+		if (i && w->family == want->r[i - 1].family && !strcmp(w->chain, want->r[i - 1].chain))
+			continue;	/* the builders add a chain's rules together */
+		rc = query(s, NFT_MSG_GETRULE, w->family, true, build_chain_rules, (void *)w->chain,
+			   cb_rules, &q);
 		if (rc && rc != -ENOENT)
 			return rc;
 	}
@@ -1892,7 +1921,7 @@ static int chain_same(const struct rule_list *want, const struct rule_list *have
 static int rules_intact(struct nl_sock *s, const struct rule_list *want)
 {
 	struct rule_list have = { 0 };
-	int rc = rules_dump(s, &have);
+	int rc = rules_dump(s, want, &have);
 
 	if (rc == 0 && want->err)
 		rc = want->err;
