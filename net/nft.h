@@ -85,7 +85,8 @@ int nft_dump(const char *id, FILE *out);
  * @addr:   its static lease; @gw the bridge address; @prefix the bridge prefix
  *
  * Forwards are not nftables rules (see net/fwd.h): @out->forward is set for
- * completeness and ignored by nft_vm_add().
+ * completeness and ignored by nft_vm_add().  @out->dns starts false: udp/53
+ * opens when the caller sets it, once the VM's DNS forwarder listens.
  *
  * Return: 0, or -EINVAL for a bad id, tap or prefix (@out untouched)
  */
