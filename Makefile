@@ -101,6 +101,20 @@ fuzz-run: fuzz
 	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(B)/fuzz/corpus-$$n $$seeds >$(B)/fuzz/$$n.log 2>&1 \
 	    || { tail -40 $(B)/fuzz/$$n.log; exit 1; }; done
 
+# Long runs: every target for FUZZ_LONG_SECONDS (10 minutes) in turn, the
+# corpus kept in build/fuzz/corpus-<name> between runs, crashes under build/fuzz/.
+FUZZ_LONG_SECONDS ?= 600
+.PHONY: fuzz-long
+fuzz-long: fuzz
+	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); \
+	  mkdir -p $(B)/fuzz/corpus-$$n; \
+	  seeds=tests/fuzz/corpus/$$n; [ -d $$seeds ] || seeds=; \
+	  echo "fuzz-long: $$n for $(FUZZ_LONG_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_LONG_SECONDS) -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+	    -artifact_prefix=$(B)/fuzz/$$n- $(B)/fuzz/corpus-$$n $$seeds >$(B)/fuzz/$$n-long.log 2>&1 \
+	    || { tail -40 $(B)/fuzz/$$n-long.log; exit 1; }; \
+	  grep -o 'Done [0-9]* runs' $(B)/fuzz/$$n-long.log; done
+
 check: hutch hutch-helper hutch.1 unit
 	bash tests/run
 

@@ -78,7 +78,8 @@ static void net_on_dhcp(struct sv_ctx *c, int fd, void *arg)
 
 	rc = dhcp_input(fd, p->pn.ifindex, &p->lease, &ev);
 	if (rc)
-		log_warno(rc, "dhcp: reading from %s", p->pn.tap);
+		log_ratelimited(LOG_LVL_WARN, "dhcp-read", "dhcp: reading from %s: %s", p->pn.tap,
+				strerror(-rc));
 	switch (ev) {
 	case DHCP_EV_ACK:
 		if (p->leased)
@@ -99,7 +100,8 @@ static void net_on_dhcp(struct sv_ctx *c, int fd, void *arg)
 		log_info("guest took its DHCP lease %s", a);
 		break;
 	case DHCP_EV_DECLINE:
-		log_warn("dhcp: the guest declined its address (in use on the bridge?)");
+		log_ratelimited(LOG_LVL_WARN, "dhcp-decline",
+				"dhcp: the guest declined its address (in use on the bridge?)");
 		break;
 	case DHCP_EV_RELEASE:
 		log_debug("dhcp: the guest released its address");

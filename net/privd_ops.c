@@ -38,7 +38,9 @@ int net_bridge_ensure(const struct net_conf *nc, bool ipv6)
 	int rc;
 
 	rc = nl_bridge_add(nc->bridge);
-	if (rc && rc != -EEXIST)
+	if (rc == -EEXIST)
+		rc = nl_bridge_secure(nc->bridge);	/* made by an older hutch */
+	if (rc)
 		return rc;
 	if ((rc = nl_if_sysctls(nc->bridge, ipv6, true)))
 		return rc;
@@ -78,8 +80,11 @@ int net_bridge_release(const char *bridge)
 	if (rc && rc != -ENODEV)
 		return rc;
 	rc = nft_base_remove();
-	if (rc)
+	if (rc && rc != -EBUSY)	/* EBUSY: VMs of another bridge still have rules */
 		log_warno(rc, "removing hutch's base nftables rules");
+	rc = nl_forwarding_restore();
+	if (rc < 0)
+		log_warno(rc, "restoring net.ipv4.ip_forward");
 	return 1;
 }
 
@@ -107,8 +112,11 @@ static void ent_nft(const struct privd_ent *e, struct cfg_vm *vm, struct nft_vm 
 	if (tap_name(e->id, tap, sizeof(tap)) ||
 	    nft_vm_init(nv, e->id, tap, e->mac, e->addr, e->nc.gw, e->nc.prefix, vm))
 		memset(nv, 0, sizeof(*nv));
-	else
+	else {
 		nv->wg = e->wg;	/* the kill switch is repaired with the rest */
+		/* udp/53 to the gateway: the helper hands the supervisor a bound DNS socket */
+		nv->dns = true;
+	}
 }
 
 /* the VM's rules and tap; both may be gone already */
@@ -256,43 +264,39 @@ static void ops_own(struct privd *d, const char *id, bool on)
 }
 
 /*
- * Rules back after a host flush: the base (for the bridge of the first live
- * VM: the base serves one bridge) and every live VM of this namespace.  A
- * VM whose rules cannot be restored loses its tap: no rules, no traffic.
+ * Rules back after a host flush or a change: every live VM of this
+ * namespace has its rules compared, by content, with what hutch installs
+ * (nft_repair(): a flushed table keeps its chains, so names are not
+ * enough), and the base and the VM's rules put back where they differ.  A
+ * VM whose rules cannot be restored has its tap taken down (fail closed: no
+ * rules, no traffic) until a later repair succeeds.
  */
 static void ops_repair_locked(struct privd *d, const struct privd_reg *r)
 {
-	bool base = false;
 	int rc;
 
 	privd_caps(d, PRIVD_CAP_NET);
 	for (size_t i = 0; i < r->n; i++) {
 		const struct privd_ent *e = &r->e[i];
+		char tap[IFNAMSIZ];
 		struct cfg_vm vm;
 		struct nft_vm nv;
 
-		if (e->kind != PRIVD_ENT_NET || e->ns != d->netns || !privd_ent_alive(e))
+		if (e->kind != PRIVD_ENT_NET || e->ns != d->netns || !privd_ent_alive(e) ||
+		    tap_name(e->id, tap, sizeof(tap)))
 			continue;
-		if (!base && nft_base_present() != 1) {
-			log_warn("nftables: hutch's base rules were removed; restoring them");
-			rc = nft_base_ensure(e->nc.bridge, e->nc.net, e->nc.prefix);
-			if (rc)
-				log_errno(rc, "nftables: restoring the base rules");
-		}
-		base = true;
-		if (nft_vm_present(e->id) == 1)
-			continue;
-		log_warn("nftables: the rules of VM %s (%s) were removed; restoring them", e->name,
-			 e->id);
 		ent_nft(e, &vm, &nv);
-		rc = nv.id[0] ? nft_vm_add(&nv) : -EINVAL;
-		if (rc) {
-			char tap[IFNAMSIZ];
-
-			log_errno(rc, "nftables: cannot restore the rules of %s; removing its tap",
-				  e->id);
-			if (tap_name(e->id, tap, sizeof(tap)) == 0)
-				nl_link_del(tap);
+		rc = nv.id[0] ? nft_repair(&nv, e->nc.bridge, e->nc.net, e->nc.prefix) : -EINVAL;
+		if (rc == 1)
+			log_warn("nftables: the rules of VM %s (%s) had changed; restored", e->name,
+				 e->id);
+		if (rc < 0) {
+			log_errno(rc, "nftables: the rules of %s cannot be restored; taking %s down",
+				  e->id, tap);
+			if ((rc = nl_link_down(tap)) && rc != -ENODEV)
+				log_errno(rc, "taking %s down", tap);
+		} else if (rc == 1 && nl_link_up(tap) == 0) {
+			log_info("nftables: the rules of %s are in place; %s is up", e->id, tap);
 		}
 	}
 	privd_caps(d, 0);
@@ -397,7 +401,9 @@ static int ops_net_create(struct privd *d, const struct privd_ent *e, struct ops
 		privd_err(err, en, rc, "creating tap %s: %s", o->tap, strerror(-rc));
 		goto out;
 	}
-	if ((rc = net_port_attach(o->tap, e->nc.bridge, e->ipv6))) {
+	/* no MAC learning on VM ports: the VM's MAC is a static FDB entry (issue 15.10) */
+	if ((rc = net_port_attach(o->tap, e->nc.bridge, e->ipv6)) ||
+	    (rc = nl_fdb_add(o->tap, e->mac))) {
 		privd_err(err, en, rc, "attaching %s to %s: %s", o->tap, e->nc.bridge, strerror(-rc));
 		goto out;
 	}

@@ -1051,6 +1051,7 @@ int sv_run(const char *vm_dir)
 	uint64_t t_start = util_monotonic_ms(), t_spawn = 0;
 
 	log_init("hutch-supervisor", LOG_LVL_INFO);
+	log_rotate_stderr(vm_dir, "supervisor.log");	/* bounded like console.log (src/log.h) */
 	for (size_t i = 0; i < SV_MAX_CONSOLE; i++)
 		k.con[i] = -1;
 	while (n_ext < UTIL_ARRAY_SIZE(priv) && ext[n_ext])
