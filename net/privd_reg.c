@@ -482,6 +482,13 @@ unsigned long long privd_proc_start(pid_t pid)
 	if (!p)
 		return 0;
 	p++;
+	/*
+	 * A zombie is gone: a supervisor killed with -9 stays one for as long
+	 * as nobody reaps it (a container's init that never does), and its
+	 * VM's tap and rules must not be kept alive by that.
+	 */
+	if (p[0] == ' ' && (p[1] == 'Z' || p[1] == 'X' || p[1] == 'x'))
+		return 0;
 	/* field 3 (state) is the first after ')'; starttime is field 22 */
 	for (int field = 3; field < 22 && p; field++)
 		p = strchr(p + 1, ' ');
