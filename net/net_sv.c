@@ -50,6 +50,8 @@ struct net_priv {
 	struct priv_net pn;	/* from the privileged side; its fds are ours */
 	struct dhcp_lease lease;
 	struct dns_fwd *dns;
+	struct sockaddr_in dns_up[DNS_UPSTREAM_MAX];	/* the host's resolvers, read before net_up */
+	size_t n_dns_up;
 	struct fwd *fwd;
 	int watch_fd;
 	bool leased;
@@ -128,24 +130,35 @@ static void net_on_dns_upstream(struct sv_ctx *c, int fd, void *arg)
 	dns_fwd_on_upstream(arg);
 }
 
+/*
+ * Does the VM get a DNS forwarder?  Only with an upstream to ask: decided
+ * before the network comes up, because udp/53 to the gateway is opened
+ * (and a socket bound to it) only for a VM whose forwarder runs.
+ */
+static void net_dns_upstreams(struct net_priv *p)
+{
+	const char *path = getenv("HUTCH_RESOLV_CONF");
+	int rc;
+
+	p->n_dns_up = 0;
+	if (!path || !*path)
+		path = "/etc/resolv.conf";
+	rc = dns_resolv_load(path, p->dns_up, DNS_UPSTREAM_MAX, &p->n_dns_up);
+	if (rc) {
+		log_warno(rc, "dns: no usable IPv4 nameserver in %s; the guest gets no DNS", path);
+		p->n_dns_up = 0;
+	}
+}
+
 /* the forwarder on the socket the privileged side bound to gw:53 (taken over here) */
 static int net_dns_start(struct net_priv *p)
 {
-	const char *path = getenv("HUTCH_RESOLV_CONF");
-	struct sockaddr_in up[DNS_UPSTREAM_MAX];
 	int fd = p->pn.dns_fd, rc;
-	size_t n = 0;
 
 	p->pn.dns_fd = -1;
-	if (!path || !*path)
-		path = "/etc/resolv.conf";
-	rc = dns_resolv_load(path, up, DNS_UPSTREAM_MAX, &n);
-	if (rc) {
-		log_warno(rc, "dns: no usable IPv4 nameserver in %s; the guest gets no DNS", path);
-		close(fd);
-		return 0;
-	}
-	rc = dns_fwd_adopt(fd, p->nc.gw, p->nc.net, p->nc.prefix, up, n, &p->dns);
+	if (fd < 0)
+		return 0;	/* no upstream: no forwarder, port closed */
+	rc = dns_fwd_adopt(fd, p->nc.gw, p->nc.net, p->nc.prefix, p->dns_up, p->n_dns_up, &p->dns);
 	if (rc)
 		return rc;
 	if ((rc = sv_watch_fd(p->c, dns_fwd_client_fd(p->dns), net_on_dns_client, p->dns)))
@@ -308,6 +321,8 @@ static int net_up(struct net_priv *p)
 		return rc;
 	if (prev)
 		inet_pton(AF_INET, prev, &q.prefer);
+	net_dns_upstreams(p);
+	q.dns = p->n_dns_up > 0;
 	if (q.n_ha > PRIV_HA_MAX) {
 		log_err("net: at most %d host_access entries", PRIV_HA_MAX);
 		return -E2BIG;

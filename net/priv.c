@@ -293,7 +293,8 @@ static json_t *priv_ha_json(const struct priv_net_req *q)
 	return a;
 }
 
-static int priv_net_reply(json_t *rep, const int *fds, size_t nfds, struct priv_net *out)
+static int priv_net_reply(json_t *rep, const int *fds, size_t nfds, bool dns,
+			  struct priv_net *out)
 {
 	const char *id = json_string_value(json_object_get(rep, "id"));
 	const char *tap = json_string_value(json_object_get(rep, "tap"));
@@ -303,7 +304,7 @@ static int priv_net_reply(json_t *rep, const int *fds, size_t nfds, struct priv_
 	json_int_t ifi = json_integer_value(json_object_get(rep, "ifindex"));
 	struct priv_net n = { 0 };
 
-	if (nfds != 3 || !id || !tap || !a || !m || !g || ifi <= 0 || ifi > INT_MAX ||
+	if (nfds != (dns ? 3u : 2u) || !id || !tap || !a || !m || !g || ifi <= 0 || ifi > INT_MAX ||
 	    util_snprintf(n.id, sizeof(n.id), "%s", id) ||
 	    util_snprintf(n.tap, sizeof(n.tap), "%s", tap) || inet_pton(AF_INET, a, &n.addr) != 1 ||
 	    net_mac_parse(m, n.mac) || net_mac_parse(g, n.gw_mac))
@@ -311,7 +312,7 @@ static int priv_net_reply(json_t *rep, const int *fds, size_t nfds, struct priv_
 	n.ifindex = (int)ifi;
 	n.tap_fd = fds[0];
 	n.dhcp_fd = fds[1];
-	n.dns_fd = fds[2];
+	n.dns_fd = dns ? fds[2] : -1;
 	*out = n;
 	return 0;
 }
@@ -330,9 +331,9 @@ int priv_net_up(const struct priv_net_req *q, struct priv_net *out)
 	    (rc = util_snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", q->mac[0],
 				q->mac[1], q->mac[2], q->mac[3], q->mac[4], q->mac[5])))
 		return rc;
-	req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:o}", "op", "net_up", "name",
+	req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:b, s:o}", "op", "net_up", "name",
 			q->name, "bridge", q->nc.bridge, "subnet", sub, "mac", mac, "isolation",
-			q->isolation, "ipv6", q->ipv6, "host_access", priv_ha_json(q));
+			q->isolation, "ipv6", q->ipv6, "dns", q->dns, "host_access", priv_ha_json(q));
 	if (req && q->wg && q->wg->ifname[0])
 		json_object_set_new(req, "wg", privd_wg_json(q->wg));
 	if (req && q->prefer.s_addr)
@@ -341,7 +342,7 @@ int priv_net_up(const struct priv_net_req *q, struct priv_net *out)
 	rc = priv_call(req, &rep, fds, &n);
 	if (rc)
 		return rc;
-	rc = priv_net_reply(rep, fds, n, out);
+	rc = priv_net_reply(rep, fds, n, q->dns, out);
 	json_decref(rep);
 	if (rc) {
 		log_err("hutch-helper: a malformed net_up reply");

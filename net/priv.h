@@ -55,6 +55,9 @@
  * @prefer:    the address it had, kept when free (0: none)
  * @isolation: network.isolation; @ipv6: network.ipv6
  * @ha, @n_ha: network.host_access (at most PRIV_HA_MAX)
+ * @dns:       the supervisor runs a DNS forwarder (it found an upstream):
+ *             udp/53 to the gateway is opened and a socket bound to it comes
+ *             back; without one the port stays closed (issue 15 item 8)
  */
 struct priv_net_req {
 	const char *name;
@@ -66,6 +69,7 @@ struct priv_net_req {
 	const struct cfg_host_access *ha;
 	size_t n_ha;
 	const struct nft_wg *wg;	/* the WireGuard kill switch (net/wg_sv.c), or NULL */
+	bool dns;
 };
 
 /**
@@ -78,7 +82,7 @@ struct priv_net_req {
  * @ifindex: the tap's ifindex
  * @tap_fd:  the tap (IFF_VNET_HDR), for QEMU
  * @dhcp_fd: a packet socket on the tap with the DHCP filter (net/dhcp.h)
- * @dns_fd:  a UDP socket bound to the gateway's port 53 (net/dns.h)
+ * @dns_fd:  a UDP socket bound to the gateway's port 53 (net/dns.h); -1 unless asked for
  *
  * The caller owns the three fds.
  */

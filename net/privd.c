@@ -41,7 +41,7 @@ struct privd_opdef {
 static const char *const k_op[] = { "op", NULL };
 static const char *const k_id[] = { "op", "id", NULL };
 static const char *const k_net_up[] = { "op", "name", "bridge", "subnet", "mac", "isolation",
-					"ipv6", "prefer", "host_access", "wg", NULL };
+					"ipv6", "dns", "prefer", "host_access", "wg", NULL };
 static const char *const k_mount[] = { "op", "dir", "size", "keep", NULL };
 static const char *const k_unmount[] = { "op", "dir", NULL };
 
@@ -190,7 +190,9 @@ static int privd_parse_net_up(json_t *j, struct privd_req *q, char *err, size_t 
 	    (rc = privd_get_str(j, "subnet", sub, sizeof(sub), err, en)) ||
 	    (rc = privd_get_str(j, "mac", mac, sizeof(mac), err, en)) ||
 	    (rc = privd_get_bool(j, "isolation", &q->isolation, err, en)) ||
-	    (rc = privd_get_bool(j, "ipv6", &q->ipv6, err, en)))
+	    (rc = privd_get_bool(j, "ipv6", &q->ipv6, err, en)) ||
+	    /* optional: without it udp/53 stays closed and no socket comes back */
+	    (json_object_get(j, "dns") && (rc = privd_get_bool(j, "dns", &q->dns, err, en))))
 		return rc;
 	if (!util_name_valid(q->name))
 		return privd_err(err, en, -EINVAL, "'name' is not a VM name");

@@ -84,6 +84,7 @@ struct privd_req {
 	struct in_addr prefer;
 	bool isolation;
 	bool ipv6;
+	bool dns;	/* net_up: open udp/53 to the gateway and bind a socket to it */
 	bool keep;
 	bool has_id;
 	struct cfg_host_access ha[PRIV_HA_MAX];
@@ -253,6 +254,7 @@ struct privd_ent {
 	uint8_t mac[6];
 	bool isolation;
 	bool ipv6;
+	bool dns;	/* udp/53 to the gateway is open (its forwarder runs) */
 	struct cfg_host_access ha[PRIV_HA_MAX];
 	size_t n_ha;
 	struct nft_wg wg;	/* repaired with the VM's rules */

@@ -114,8 +114,8 @@ static void ent_nft(const struct privd_ent *e, struct cfg_vm *vm, struct nft_vm 
 		memset(nv, 0, sizeof(*nv));
 	else {
 		nv->wg = e->wg;	/* the kill switch is repaired with the rest */
-		/* udp/53 to the gateway: the helper hands the supervisor a bound DNS socket */
-		nv->dns = true;
+		/* udp/53 to the gateway: only while the VM's forwarder runs */
+		nv->dns = e->dns;
 	}
 }
 
@@ -423,8 +423,8 @@ static int ops_net_create(struct privd *d, const struct privd_ent *e, struct ops
 		privd_err(err, en, rc, "DHCP socket on %s: %s", o->tap, strerror(-rc));
 		goto out;
 	}
-	rc = o->fds[2] = ops_dns_socket(d, e->nc.gw);
-	if (rc < 0) {
+	rc = o->fds[2] = e->dns ? ops_dns_socket(d, e->nc.gw) : -1;
+	if (e->dns && rc < 0) {
 		privd_err(err, en, rc, "DNS socket on port 53: %s", strerror(-rc));
 		goto out;
 	}
@@ -493,6 +493,7 @@ static int op_net_up(struct privd *d, const struct privd_req *q, json_t *out, in
 	e.isolation = q->isolation;
 	e.wg = q->wg;
 	e.ipv6 = q->ipv6;
+	e.dns = q->dns;
 	e.n_ha = q->n_ha;
 	memcpy(e.ha, q->ha, sizeof(e.ha));
 	memcpy(e.name, q->name, sizeof(e.name));
@@ -525,7 +526,7 @@ static int op_net_up(struct privd *d, const struct privd_req *q, json_t *out, in
 	json_object_set_new(out, "gw_mac", json_string(g));
 	json_object_set_new(out, "ifindex", json_integer(o.ifindex));
 	memcpy(fds, o.fds, sizeof(o.fds));
-	*nfds = 3;
+	*nfds = e.dns ? 3 : 2;
 	ops_own(d, e.id, true);
 	bridge[0] = 0;
 out:

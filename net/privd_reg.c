@@ -135,6 +135,7 @@ static int reg_parse_vm(json_t *o, struct privd_ent *e)
 		return -EINVAL;
 	e->isolation = json_is_true(json_object_get(o, "isolation"));
 	e->ipv6 = json_is_true(json_object_get(o, "ipv6"));
+	e->dns = json_is_true(json_object_get(o, "dns"));	/* absent in older entries: closed */
 	if (json_object_get(o, "wg") && privd_wg_parse(json_object_get(o, "wg"), &e->wg))
 		return -EINVAL;
 	return 0;
@@ -285,11 +286,12 @@ static json_t *reg_ent_json(const struct privd_ent *e)
 						h->proto == CFG_PROTO_UDP ? "udp" : "tcp", "port",
 						(int)h->port));
 	}
-	o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:s, s:i, s:s, s:s, s:b, s:b, s:o*}",
+	o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:s, s:i, s:s, s:s, s:b, s:b, s:b, s:o*}",
 		      "id", e->id, "uid", (json_int_t)e->uid, "pid", (json_int_t)e->pid, "start",
 		      (json_int_t)e->start, "ns", (json_int_t)e->ns, "name", e->name, "bridge",
 		      e->nc.bridge, "gateway", gw, "prefix", (int)e->nc.prefix, "addr", addr, "mac",
-		      mac, "isolation", e->isolation, "ipv6", e->ipv6, "host_access", ha);
+		      mac, "isolation", e->isolation, "ipv6", e->ipv6, "dns", e->dns, "host_access",
+		      ha);
 	if (o && e->wg.ifname[0])
 		json_object_set_new(o, "wg", privd_wg_json(&e->wg));
 	return o;
