@@ -397,6 +397,11 @@ int priv_unmount(const char *dir)
 	return priv_simple(json_pack("{s:s, s:s}", "op", "unmount", "dir", dir), NULL);
 }
 
+int priv_userns_map(pid_t pid)
+{
+	return priv_simple(json_pack("{s:s, s:I}", "op", "userns_map", "pid", (json_int_t)pid), NULL);
+}
+
 int priv_watch_fd(void)
 {
 	if (P.d)

@@ -36,6 +36,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "net/net.h"
 #include "net/nft.h"
@@ -157,6 +158,19 @@ int priv_mount(const char *dir, unsigned size_gib, bool keep, int *loopnr);
 
 /** priv_unmount() - undo priv_mount(); nothing mounted there is fine */
 int priv_unmount(const char *dir);
+
+/**
+ * priv_userns_map() - have the user namespace of our child @pid mapped to
+ * our uid and primary gid, with setgroups(2) left allowed in it
+ *
+ * For virtiofsd as a normal user (src/proc.h proc_sandbox.userns_map): the
+ * child has unshared CLONE_NEWUSER and waits.  The privileged side checks
+ * that @pid is our child, runs as us, in a fresh user namespace we own whose
+ * maps are empty, and writes "0 <uid> 1" to both maps (CAP_SETGID for
+ * gid_map: an unprivileged writer would have to deny setgroups first).
+ * Return: 0, -ENOPKG (no helper), or a negative errno (logged)
+ */
+int priv_userns_map(pid_t pid);
 
 /**
  * priv_watch_fd() - the fd the supervisor's loop polls for the privileged side

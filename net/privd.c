@@ -44,6 +44,7 @@ static const char *const k_net_up[] = { "op", "name", "bridge", "subnet", "mac",
 					"ipv6", "dns", "prefer", "host_access", "wg", NULL };
 static const char *const k_mount[] = { "op", "dir", "size", "keep", NULL };
 static const char *const k_unmount[] = { "op", "dir", NULL };
+static const char *const k_userns_map[] = { "op", "pid", NULL };
 
 static const struct privd_opdef privd_ops[] = {
 	{ "ping", PRIVD_PING, k_op, 1 },
@@ -54,6 +55,7 @@ static const struct privd_opdef privd_ops[] = {
 	{ "inspect", PRIVD_INSPECT, k_id, 2 },
 	{ "mount", PRIVD_MOUNT, k_mount, 4 },
 	{ "unmount", PRIVD_UNMOUNT, k_unmount, 2 },
+	{ "userns_map", PRIVD_USERNS_MAP, k_userns_map, 2 },
 };
 
 int privd_err(char *err, size_t n, int rc, const char *fmt, ...)
@@ -291,6 +293,16 @@ static int privd_parse_fields(json_t *j, struct privd_req *q, char *err, size_t 
 		if (!privd_path_ok(q->dir) || strlen(q->dir) + 5 > sizeof(q->dir))
 			return privd_err(err, en, -EINVAL, "'dir' must be an absolute normal path");
 		return 0;
+	case PRIVD_USERNS_MAP: {
+		json_t *pid = json_object_get(j, "pid");
+
+		/* pid_max is at most 2^22 (PID_MAX_LIMIT); 1 (init) is never a caller's child */
+		if (!json_is_integer(pid) || json_integer_value(pid) < 2 ||
+		    json_integer_value(pid) > (1 << 22))
+			return privd_err(err, en, -EINVAL, "'pid' must be a process id (2..4194304)");
+		q->pid = (pid_t)json_integer_value(pid);
+		return 0;
+	}
 	}
 	return privd_err(err, en, -EINVAL, "unknown operation");
 }
@@ -477,7 +489,7 @@ static int privd_conf_load(struct privd *d)
 /* ---- capabilities ---- */
 
 static const cap_value_t privd_caps_all[] = { CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE,
-					      CAP_SYS_ADMIN, CAP_DAC_OVERRIDE };
+					      CAP_SYS_ADMIN, CAP_DAC_OVERRIDE, CAP_SETGID };
 
 int privd_caps(const struct privd *d, unsigned mask)
 {

@@ -67,6 +67,7 @@ enum privd_op {
 	PRIVD_INSPECT,
 	PRIVD_MOUNT,
 	PRIVD_UNMOUNT,
+	PRIVD_USERNS_MAP,
 };
 
 /**
@@ -93,6 +94,7 @@ struct privd_req {
 	struct nft_wg wg;	/* net_up: the WireGuard kill switch (net/wg_sv.c); none: "" */
 	char dir[PATH_MAX];	/* mount/unmount: the share folder; its image is <dir>.img */
 	unsigned size_gib;	/* mount: the image's size when it is made now */
+	pid_t pid;		/* userns_map: the caller's child whose user namespace to map */
 };
 
 /**
@@ -212,8 +214,9 @@ void privd_hangup(struct privd *d);
 #define PRIVD_CAP_BIND  (1u << 2)	/* CAP_NET_BIND_SERVICE: the DNS socket on port 53 */
 #define PRIVD_CAP_MOUNT (1u << 3)	/* CAP_SYS_ADMIN: mount(2), umount2(2) */
 #define PRIVD_CAP_DAC   (1u << 4)	/* CAP_DAC_OVERRIDE: the registry, /dev/net/tun, /dev/loop* */
+#define PRIVD_CAP_SETGID (1u << 5)	/* CAP_SETGID: gid_map of a caller's child (userns_map) */
 #define PRIVD_FILE_CAPS \
-	"cap_dac_override,cap_net_admin,cap_net_raw,cap_net_bind_service,cap_sys_admin=p"
+	"cap_dac_override,cap_net_admin,cap_net_raw,cap_net_bind_service,cap_sys_admin,cap_setgid=p"
 
 /** privd_caps() - make exactly @mask effective (no-op in-process) */
 int privd_caps(const struct privd *d, unsigned mask);
@@ -221,6 +224,13 @@ int privd_caps(const struct privd *d, unsigned mask);
 /** privd_ops_run() - carry out a parsed request (privd_ops.c); reply members go into @out */
 int privd_ops_run(struct privd *d, const struct privd_req *q, json_t *out, int fds[3],
 		  size_t *nfds, char *err, size_t errsz);
+
+/**
+ * privd_userns_map() - the userns_map operation (privd_userns.c): map the
+ * user namespace of the caller's child @q->pid to the caller's own uid and
+ * primary gid, leaving setgroups(2) allowed in it
+ */
+int privd_userns_map(const struct privd *d, const struct privd_req *q, char *err, size_t en);
 
 /** privd_close() - close the registry and the monitor */
 void privd_close(struct privd *d);

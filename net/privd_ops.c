@@ -914,6 +914,8 @@ int privd_ops_run(struct privd *d, const struct privd_req *q, json_t *out, int f
 		return op_mount(d, q, out, err, en);
 	case PRIVD_UNMOUNT:
 		return op_unmount(d, q, err, en);
+	case PRIVD_USERNS_MAP:
+		return privd_userns_map(d, q, err, en);
 	}
 	return privd_err(err, en, -EINVAL, "unknown operation");
 }

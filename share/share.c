@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "net/priv.h"
 #include "src/log.h"
 #include "src/proc.h"
 #include "src/trust.h"
@@ -187,7 +188,9 @@ err:
  *  - it starts as root of a new user namespace whose uid 0 is the user
  *    (proc_sandbox.userns_root): its sandbox (mount, pid and net namespaces,
  *    pivot_root into the folder, seccomp) works there, and outside it holds
- *    only the user's uid;
+ *    only the user's uid.  For a user who has supplementary groups,
+ *    hutch-helper writes the maps (setgroups stays allowed) and the child
+ *    drops the groups before exec; it would refuse to start with any;
  *  - "-o modcaps=-..." removes the eight capabilities it would keep for its
  *    file-server work, so once set up both its processes (the waiting
  *    parent drops everything itself) show CapEff, CapPrm and CapBnd 0;
@@ -203,6 +206,13 @@ err:
  * any rootless virtiofsd); a guest user other than root can read and write
  * what exists but not create files (setresuid to an unmapped uid fails).
  */
+/* proc_sandbox.userns_map for virtiofsd: the helper maps its namespace (net/priv.h) */
+static int share_userns_map(pid_t pid, void *arg)
+{
+	(void)arg;
+	return priv_userns_map(pid);
+}
+
 int share_virtiofsd_start_fd(const char *exe, const char *dir, int listen_fd, const char *id,
 			     const char *log, const struct proc_user *u, pid_t *pidp, int *pidfdp)
 {
@@ -227,12 +237,11 @@ int share_virtiofsd_start_fd(const char *exe, const char *dir, int listen_fd, co
 	} else if (getgroups(0, NULL) > 0) {
 		/*
 		 * It drops supplementary groups at start (CVE-2022-0358), which a
-		 * namespace we map ourselves forbids: only root (or a helper that
-		 * writes the maps, see issue 10) can start it for a user who has any.
+		 * namespace we map ourselves forbids (setgroups denied): hutch-helper
+		 * maps it instead (net/privd_userns.c), and the child drops them.
+		 * A user without groups needs no helper for it: it maps itself.
 		 */
-		log_err("virtiofsd cannot start unprivileged for a user with supplementary groups; "
-			"run hutch as root (sudo), or leave shared_folders out");
-		return -EPERM;
+		sb.userns_map = share_userns_map;
 	}
 	if ((rc = util_snprintf(a_src, sizeof(a_src), "source=%s", sb.bind_src ? "/tmp" : dir)) < 0 ||
 	    (rc = util_snprintf(e_id, sizeof(e_id), "HUTCH_VFS_SOCKET=%s", id)) < 0)
@@ -268,6 +277,10 @@ int share_virtiofsd_start_fd(const char *exe, const char *dir, int listen_fd, co
 	}
 	if (logfd >= 0)
 		close(logfd);
+	if (rc == -ENOPKG)
+		log_err("virtiofsd cannot start unprivileged for a user with supplementary groups "
+			"without hutch-helper ('sudo hutch setup'); run hutch as root (sudo), or "
+			"leave shared_folders out");
 	return rc;
 }
 

@@ -52,6 +52,7 @@ enum proc_step {
 	PROC_STEP_EXEC, PROC_STEP_FDS, PROC_STEP_SETSID, PROC_STEP_CWD, PROC_STEP_RLIMIT,
 	PROC_STEP_MOUNTNS, PROC_STEP_BOUND, PROC_STEP_IDS, PROC_STEP_USERNS, PROC_STEP_NNP,
 	PROC_STEP_CAPS, PROC_STEP_PDEATH,
+	PROC_STEP_USERNS_READY,	/* not a failure: unshared, waiting for the parent's maps */
 };
 
 static const char *const proc_step_name[] = {
@@ -62,6 +63,7 @@ static const char *const proc_step_name[] = {
 	[PROC_STEP_IDS] = "switching uid/gid", [PROC_STEP_USERNS] = "user namespace",
 	[PROC_STEP_NNP] = "no_new_privs", [PROC_STEP_CAPS] = "dropping capabilities",
 	[PROC_STEP_PDEATH] = "parent-death signal",
+	[PROC_STEP_USERNS_READY] = "user namespace",
 };
 
 struct proc_err {
@@ -210,6 +212,36 @@ static int proc_userns(void)
 	return 0;
 }
 
+/*
+ * Root of a new user namespace that the parent has mapped for us
+ * (proc_sandbox.userns_map: hutch-helper writes "0 <uid> 1" into both maps
+ * without denying setgroups), then no supplementary groups at all, so that
+ * virtiofsd finds none to drop.  @errpipe tells the parent we unshared;
+ * @syncfd brings its answer (0, or the negative errno of the mapping).
+ */
+static int proc_userns_mapped(int errpipe, int syncfd)
+{
+	struct proc_err ready = { .err = 0, .step = PROC_STEP_USERNS_READY };
+	int res = -EPROTO;
+	ssize_t r;
+
+	/* dumpable: /proc/self stays ours, so the helper may open its maps as us */
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0 || unshare(CLONE_NEWUSER) < 0)
+		return -errno;
+	if (write(errpipe, &ready, sizeof(ready)) != (ssize_t)sizeof(ready))
+		return -EPIPE;
+	do
+		r = read(syncfd, &res, sizeof(res));
+	while (r < 0 && errno == EINTR);
+	if (r != (ssize_t)sizeof(res))
+		return -EPIPE;	/* the parent went away */
+	if (res < 0)
+		return res;
+	if (setgroups(0, NULL) < 0)
+		return -errno;
+	return getgroups(0, NULL) == 0 ? 0 : -EPERM;
+}
+
 /* empty every capability set we may empty, then check them with libcap */
 static int proc_drop_caps(bool bound_too)
 {
@@ -281,7 +313,8 @@ static int proc_rlimits(const struct proc_sandbox *sb)
  * comes before the id switch, which clears the rest; the user namespace
  * after it, so that its uid 0 maps to the unprivileged user.
  */
-static int proc_confine(const struct proc_sandbox *sb, enum proc_step *step)
+static int proc_confine(const struct proc_sandbox *sb, enum proc_step *step, int errpipe,
+			int syncfd)
 {
 	const struct proc_user *u = sb->user;
 	bool priv = u && u->switch_ids;
@@ -311,7 +344,12 @@ static int proc_confine(const struct proc_sandbox *sb, enum proc_step *step)
 	if (priv && (getuid() != u->uid || geteuid() != u->uid || getegid() != u->gid))
 		return -EPERM;
 	*step = PROC_STEP_USERNS;
-	if (sb->userns_root && (rc = proc_userns()) < 0)
+	rc = 0;
+	if (sb->userns_root && !priv && syncfd >= 0)
+		rc = proc_userns_mapped(errpipe, syncfd);
+	else if (sb->userns_root)
+		rc = proc_userns();
+	if (rc < 0)
 		return rc;
 	*step = PROC_STEP_NNP;
 	if (sb->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
@@ -327,12 +365,12 @@ static int proc_confine(const struct proc_sandbox *sb, enum proc_step *step)
  * the target numbers first, so that a mapping like {5->3, 3->5} cannot
  * clobber itself, then dup2 into place and close everything else.
  */
-static _Noreturn void proc_child(const struct proc_opts *o, int errpipe, pid_t parent)
+static _Noreturn void proc_child(const struct proc_opts *o, int errpipe, int syncfd, pid_t parent)
 {
 	int tmp[64];
 	size_t i;
 	int maxchild = 2, devnull;
-	int base;
+	int base, top;
 	enum proc_step step = PROC_STEP_FDS;
 
 	if (o->n_fds > UTIL_ARRAY_SIZE(tmp))
@@ -348,7 +386,11 @@ static _Noreturn void proc_child(const struct proc_opts *o, int errpipe, pid_t p
 			goto fail;
 		errpipe = e;
 	}
-	base = errpipe + 1;
+	/* the parent's answer to proc_userns_mapped(), kept beside the error pipe */
+	if (syncfd >= 0 && (syncfd = fcntl(syncfd, F_DUPFD_CLOEXEC, errpipe + 1)) < 0)
+		goto fail;
+	top = syncfd > errpipe ? syncfd : errpipe;
+	base = top + 1;
 	for (i = 0; i < o->n_fds; i++) {
 		tmp[i] = fcntl(o->fds[i].parent, F_DUPFD, base);
 		if (tmp[i] < 0)
@@ -373,10 +415,11 @@ static _Noreturn void proc_child(const struct proc_opts *o, int errpipe, pid_t p
 		if (!keep)
 			close(fd);
 	}
-	for (int fd = maxchild + 1; fd < errpipe; fd++)
-		close(fd);
-	if (syscall(SYS_close_range, errpipe + 1, ~0U, 0) < 0) {
-		for (int fd = errpipe + 1; fd < 4096; fd++)
+	for (int fd = maxchild + 1; fd < top; fd++)
+		if (fd != errpipe && fd != syncfd)
+			close(fd);
+	if (syscall(SYS_close_range, top + 1, ~0U, 0) < 0) {
+		for (int fd = top + 1; fd < 4096; fd++)
 			close(fd);
 	}
 	step = PROC_STEP_SETSID;
@@ -387,7 +430,7 @@ static _Noreturn void proc_child(const struct proc_opts *o, int errpipe, pid_t p
 	if (o->cwd && chdir(o->cwd) < 0)
 		goto fail;
 	if (o->sb) {
-		int rc = proc_confine(o->sb, &step);
+		int rc = proc_confine(o->sb, &step, errpipe, syncfd);
 
 		if (rc < 0)
 			proc_child_fail(errpipe, -rc, step);
@@ -423,10 +466,43 @@ fail:
 	proc_child_fail(errpipe, errno, step);
 }
 
+/*
+ * The parent's side of proc_userns_mapped(): read the child's messages;
+ * "unshared" is answered with the result of the caller's mapping callback,
+ * anything else (a failure, or EOF at exec) ends it.
+ * Return: bytes of the last read (sizeof(*e) when the child failed)
+ */
+static ssize_t proc_spawn_wait(const struct proc_opts *o, pid_t pid, int errfd, int syncfd,
+			       struct proc_err *e)
+{
+	ssize_t r;
+
+	for (;;) {
+		do
+			r = read(errfd, e, sizeof(*e));
+		while (r < 0 && errno == EINTR);
+		if (r != (ssize_t)sizeof(*e) || e->step != PROC_STEP_USERNS_READY || syncfd < 0)
+			break;
+		{
+			int res = o->sb->userns_map(pid, o->sb->userns_arg);
+
+			/* a short write: the child reads EOF and fails */
+			(void)!write(syncfd, &res, sizeof(res));
+		}
+		close(syncfd);
+		syncfd = -1;
+	}
+	if (syncfd >= 0)
+		close(syncfd);
+	if (r == (ssize_t)sizeof(*e) && e->err <= 0)
+		e->err = EPROTO;	/* "unshared" twice, or unasked */
+	return r;
+}
+
 int proc_spawn(const struct proc_opts *o, pid_t *pidp, int *pidfdp)
 {
 	struct proc_err e = { 0 };
-	int pfd[2], err = 0, rc, pidfd = -1;
+	int pfd[2], sync[2] = { -1, -1 }, err = 0, rc, pidfd = -1;
 	ssize_t r;
 	pid_t pid, self = getpid();
 
@@ -434,21 +510,33 @@ int proc_spawn(const struct proc_opts *o, pid_t *pidp, int *pidfdp)
 		return -EINVAL;
 	if (pipe2(pfd, O_CLOEXEC) < 0)
 		return -errno;
-	pid = fork();
-	if (pid < 0) {
+	/* a user namespace the parent maps (hutch is not root: the helper writes the maps) */
+	if (o->sb && o->sb->userns_root && o->sb->userns_map &&
+	    !(o->sb->user && o->sb->user->switch_ids) && pipe2(sync, O_CLOEXEC) < 0) {
 		rc = -errno;
 		close(pfd[0]);
 		close(pfd[1]);
 		return rc;
 	}
+	pid = fork();
+	if (pid < 0) {
+		rc = -errno;
+		close(pfd[0]);
+		close(pfd[1]);
+		if (sync[0] >= 0) {
+			close(sync[0]);
+			close(sync[1]);
+		}
+		return rc;
+	}
 	if (pid == 0) {
 		close(pfd[0]);
-		proc_child(o, pfd[1], self);
+		proc_child(o, pfd[1], sync[0], self);
 	}
 	close(pfd[1]);
-	do
-		r = read(pfd[0], &e, sizeof(e));
-	while (r < 0 && errno == EINTR);
+	if (sync[0] >= 0)
+		close(sync[0]);
+	r = proc_spawn_wait(o, pid, pfd[0], sync[1], &e);
 	close(pfd[0]);
 	if (r == (ssize_t)sizeof(e)) {
 		int st;
@@ -775,8 +863,8 @@ static const char *proc_status_field(const char *buf, size_t n, const char *key,
 	return NULL;
 }
 
-/* the first number of a field, base 10 or 16, whole token, bounded */
-static int proc_status_num(const char *buf, size_t n, const char *key, int base,
+/* the @idx-th number (from 0) of a field, base 10 or 16, whole token, bounded */
+static int proc_status_num(const char *buf, size_t n, const char *key, size_t idx, int base,
 			   unsigned long long *out)
 {
 	char tok[24];
@@ -786,6 +874,15 @@ static int proc_status_num(const char *buf, size_t n, const char *key, int base,
 
 	if (!v)
 		return -ENOENT;
+	for (; idx > 0; idx--) {	/* skip a token and the blanks after it */
+		while (i < len && v[i] != '\t' && v[i] != ' ')
+			i++;
+		while (i < len && (v[i] == '\t' || v[i] == ' '))
+			i++;
+	}
+	v += i;
+	len -= i;
+	i = 0;
 	while (i < len && i < sizeof(tok) - 1 && v[i] != '\t' && v[i] != ' ') {
 		tok[i] = v[i];
 		i++;
@@ -812,21 +909,32 @@ static int proc_status_num(const char *buf, size_t n, const char *key, int base,
 
 int proc_status_parse(const char *buf, size_t n, struct proc_status *st)
 {
-	unsigned long long uid, eff, bnd, nnp = 0;
+	unsigned long long uid, eff, bnd, nnp = 0, ppid = 0, ids[3];
+	struct proc_status out = { 0 };
 	int rc;
 
-	if ((rc = proc_status_num(buf, n, "Uid:", 10, &uid)) < 0 ||
-	    (rc = proc_status_num(buf, n, "CapEff:", 16, &eff)) < 0 ||
-	    (rc = proc_status_num(buf, n, "CapBnd:", 16, &bnd)) < 0)
+	if ((rc = proc_status_num(buf, n, "Uid:", 0, 10, &uid)) < 0 ||
+	    (rc = proc_status_num(buf, n, "CapEff:", 0, 16, &eff)) < 0 ||
+	    (rc = proc_status_num(buf, n, "CapBnd:", 0, 16, &bnd)) < 0)
 		return rc;
 	if (uid > UINT32_MAX)
 		return -ERANGE;
 	/* NoNewPrivs appeared in Linux 4.10: absent means unknown, read as off */
-	rc = proc_status_num(buf, n, "NoNewPrivs:", 10, &nnp);
+	rc = proc_status_num(buf, n, "NoNewPrivs:", 0, 10, &nnp);
 	if (rc < 0 && rc != -ENOENT)
 		return rc;
-	*st = (struct proc_status){ .uid = (uid_t)uid, .cap_eff = eff, .cap_bnd = bnd,
-				    .no_new_privs = nnp == 1 };
+	/* PPid and the effective, saved and fs uids: absent reads as 0 and -1 (never a match) */
+	if (proc_status_num(buf, n, "PPid:", 0, 10, &ppid) < 0 || ppid > INT32_MAX)
+		ppid = 0;
+	for (size_t i = 0; i < 3; i++)
+		if (proc_status_num(buf, n, "Uid:", i + 1, 10, &ids[i]) < 0 || ids[i] > UINT32_MAX)
+			ids[i] = UINT32_MAX;
+	out = (struct proc_status){ .uid = (uid_t)uid, .cap_eff = eff, .cap_bnd = bnd,
+				    .no_new_privs = nnp == 1, .ppid = (pid_t)ppid };
+	out.uids[0] = (uid_t)uid;
+	for (size_t i = 0; i < 3; i++)
+		out.uids[i + 1] = (uid_t)ids[i];
+	*st = out;
 	return 0;
 }
 

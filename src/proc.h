@@ -84,6 +84,16 @@ int proc_user_resolve(struct proc_user *u);
  *                0 is @user (virtiofsd: its sandbox needs CAP_SYS_ADMIN in
  *                some namespace; it drops every capability itself afterwards,
  *                see share/share.c).  Excludes @drop_caps.
+ * @userns_map:   with @userns_root when hutch is not root: the child
+ *                unshares its user namespace and waits while the parent
+ *                calls @userns_map(child pid, @userns_arg), which has the
+ *                maps written for it (share/: priv_userns_map(), the helper
+ *                writes them without denying setgroups); the child then
+ *                drops its supplementary groups itself before exec.  A
+ *                callback's error fails the spawn with it.  NULL: the child
+ *                maps itself and must deny setgroups first, which QEMU 7.2's
+ *                virtiofsd refuses for a user who has supplementary groups
+ * @userns_arg:   passed to @userns_map
  */
 struct proc_sandbox {
 	const struct proc_user *user;
@@ -95,6 +105,8 @@ struct proc_sandbox {
 	const char *bind_src;
 	const char *bind_dst;
 	bool userns_root;
+	int (*userns_map)(pid_t pid, void *arg);
+	void *userns_arg;
 };
 
 /**
@@ -197,12 +209,17 @@ int proc_pidfd_open(pid_t pid);
  * @cap_eff: CapEff
  * @cap_bnd: CapBnd
  * @no_new_privs: NoNewPrivs
+ * @ppid:    PPid (0 when absent)
+ * @uids:    real, effective, saved and fs uid (-1 when absent): hutch-helper
+ *           maps a user namespace only for a child whose four are the caller's
  */
 struct proc_status {
 	uid_t uid;
 	unsigned long long cap_eff;
 	unsigned long long cap_bnd;
 	bool no_new_privs;
+	pid_t ppid;
+	uid_t uids[4];
 };
 
 /**

@@ -4,7 +4,8 @@
  * (privd_parse), its configuration file (privd_conf_parse) and the
  * registry (privd_reg_header, privd_reg_parse).  The first byte picks the parser.  A parsed
  * request must keep its promises: NUL-terminated names, ids of
- * [a-z0-9], absolute paths, host_access within bounds.
+ * [a-z0-9], absolute paths, host_access within bounds, a userns_map pid
+ * that is neither init nor out of pid_max's range.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -28,7 +29,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (privd_parse((const char *)data + 1, size - 1, &q, err, sizeof(err)) == 0) {
 			if (strnlen(q.name, sizeof(q.name)) == sizeof(q.name) ||
 			    strnlen(q.id, sizeof(q.id)) == sizeof(q.id) || q.n_ha > PRIV_HA_MAX ||
-			    (q.op == PRIVD_MOUNT && (q.dir[0] != '/' || q.size_gib == 0)))
+			    ((q.op == PRIVD_MOUNT || q.op == PRIVD_UNMOUNT) && q.dir[0] != '/') ||
+			    (q.op == PRIVD_MOUNT && q.size_gib == 0) ||
+			    (q.op == PRIVD_USERNS_MAP && (q.pid < 2 || q.pid > (1 << 22))))
 				abort();
 		} else if (strnlen(err, sizeof(err)) == sizeof(err)) {
 			abort();

@@ -13,6 +13,13 @@
  *   @bench:N      N pings; prints "rtt_us AVG" (mean round trip in microseconds)
  *   @time:JSON    JSON as a request; prints "ms T" (its round trip) after the reply
  *   @hold         wait until stdin closes before hanging up (kill -9 tests)
+ *   @map:KIND     {"op":"userns_map","pid":P} for a process P made here:
+ *                 child (our child in a new user namespace: after the reply
+ *                 it prints "child: uid_map=... gid_map=... setgroups=..."),
+ *                 grandchild (same, but not our child), initns (our child,
+ *                 no new namespace), written (our child whose namespace it
+ *                 mapped itself), nested (our child two namespaces down),
+ *                 dead (a child that exited and was reaped)
  * Exit status: 0 when every reply said "ok": true, 1 otherwise, 2 on errors.
  */
 #include <errno.h>
@@ -20,6 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -83,6 +93,115 @@ static int recv_reply(int s, char *buf, int quiet)
 	return strstr(buf, "\"ok\":true") != NULL;
 }
 
+static void put(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY);
+
+	if (fd >= 0) {
+		if (write(fd, text, strlen(text)) < 0)
+			perror(path);
+		close(fd);
+	}
+}
+
+/* a map file's one line, or "-" */
+static void getmap(const char *path, char *out, size_t n)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t r = fd < 0 ? -1 : read(fd, out, n - 1);
+
+	if (fd >= 0)
+		close(fd);
+	if (r <= 0)
+		snprintf(out, n, "-");
+	else
+		out[r] = 0;
+	for (char *c = out; *c; c++)
+		if (*c == '\n' || *c == '\t')
+			*c = ' ';
+}
+
+/* the target of @map:KIND: tells the parent it is ready on @ready, waits on @go */
+static void map_target(const char *kind, int ready, int go)
+{
+	char um[64], gm[64], c;
+	unsigned uid = (unsigned)getuid(), gid = (unsigned)getgid();	/* unmapped after unshare */
+	int sg, ng;
+	pid_t me;
+
+	if (!strcmp(kind, "grandchild")) {
+		pid_t g = fork();
+
+		if (g != 0) {	/* the middle process: the grandchild's parent; waits */
+			if (read(go, &c, 1) < 0)
+				_exit(1);
+			kill(g, SIGKILL);
+			_exit(0);
+		}
+	}
+	if (strcmp(kind, "initns") && unshare(CLONE_NEWUSER) < 0)
+		_exit(3);
+	if (!strcmp(kind, "written") || !strcmp(kind, "nested")) {
+		/* a nested namespace needs our ids mapped in this one first */
+		snprintf(um, sizeof(um), "0 %u 1\n", uid);
+		snprintf(gm, sizeof(gm), "0 %u 1\n", gid);
+		put("/proc/self/setgroups", "deny");
+		put("/proc/self/uid_map", um);
+		put("/proc/self/gid_map", gm);
+	}
+	if (!strcmp(kind, "nested") && unshare(CLONE_NEWUSER) < 0)
+		_exit(3);
+	me = getpid();
+	if (write(ready, &me, sizeof(me)) != sizeof(me) || read(go, &c, 1) < 0)
+		_exit(1);
+	if (strcmp(kind, "child"))
+		_exit(0);
+	getmap("/proc/self/uid_map", um, sizeof(um));
+	getmap("/proc/self/gid_map", gm, sizeof(gm));
+	sg = setgroups(0, NULL) == 0 ? 0 : errno;
+	ng = getgroups(0, NULL);
+	printf("child: uid_map=%s gid_map=%s setgroups=%s groups=%d\n", um, gm,
+	       sg ? strerror(sg) : "ok", ng);
+	fflush(stdout);
+	_exit(0);
+}
+
+static int map_one(int s, const char *kind, char *buf)
+{
+	int ready[2], go[2], rc, st;
+	char req[96];
+	pid_t pid, target = 0;
+
+	signal(SIGPIPE, SIG_IGN);	/* "go" to a target that is gone */
+	if (pipe(ready) < 0 || pipe(go) < 0)
+		return 2;
+	pid = fork();
+	if (pid == 0) {
+		close(ready[0]);
+		close(go[1]);
+		if (!strcmp(kind, "dead"))
+			_exit(0);
+		map_target(kind, ready[1], go[0]);
+	}
+	close(ready[1]);
+	close(go[0]);
+	if (!strcmp(kind, "dead"))
+		waitpid(pid, &st, 0);	/* reaped: its pid names nothing now */
+	if (!strcmp(kind, "dead"))
+		target = pid;
+	else if (read(ready[0], &target, sizeof(target)) != sizeof(target))
+		return 2;
+	snprintf(req, sizeof(req), "{\"op\":\"userns_map\",\"pid\":%d}", (int)target);
+	rc = send_msg(s, req, strlen(req), -1) ? -1 : recv_reply(s, buf, 0);
+	if (write(go[1], "x", 1) < 0)
+		perror("go");
+	close(go[1]);
+	close(ready[0]);
+	if (strcmp(kind, "dead"))
+		waitpid(pid, &st, 0);
+	return rc == 1 ? 0 : rc < 0 ? 2 : 1;
+}
+
 static int bench(int s, char *buf, long n)
 {
 	static const char ping[] = "{\"op\":\"ping\"}";
@@ -128,6 +247,8 @@ static int one(int s, const char *arg, char *buf)
 		return rc == 1 ? 0 : rc < 0 ? 2 : 1;
 	} else if (!strncmp(arg, "@bench:", 7)) {
 		return bench(s, buf, strtol(arg + 7, NULL, 10));
+	} else if (!strncmp(arg, "@map:", 5)) {
+		return map_one(s, arg + 5, buf);
 	} else if (!strcmp(arg, "@hold")) {
 		char c;
 

@@ -64,7 +64,7 @@ id -nG "$U" | grep -qw "$G" && ok "the user is in the group" || fail "the user i
 is "helper: owner, group, mode" "$(stat -c '%U:%G %a' "$H")" "root:$G 750"
 caps=$(getcap "$H" | sed 's/^[^ ]* //')
 is "helper: file capabilities (permitted only)" "$caps" \
-	"cap_dac_override,cap_net_bind_service,cap_net_admin,cap_net_raw,cap_sys_admin=p"
+	"cap_dac_override,cap_setgid,cap_net_bind_service,cap_net_admin,cap_net_raw,cap_sys_admin=p"
 grep -qx "rundir $T/run" "$T/bin/hutch-helper.conf" && ok "helper configuration names the run directory" ||
 	fail "helper configuration names the run directory"
 is "registry: owner and mode" "$(stat -c '%U %a' "$T/run/registry.json" 2>&1)" "root 600"

@@ -4,8 +4,8 @@
 # `hutch up` in mode nat, `hutch ssh -- id` and `hutch halt`, without sudo,
 # in a network namespace of ours.  QEMU runs as that user with no
 # capabilities; afterwards no tap, bridge, table or registry entry is left.
-# (The isolated share of README's example is left out: Debian 12's
-# virtiofsd cannot run as a user yet, see the share and conf work.)
+# (The isolated share of README's example is tested as a user, with the
+# tiny guest, in t-share-user.sh.)
 #   E2E_IMAGE=path   use this qcow2 instead of `make debian-image`
 set -u
 source "$(dirname "$0")/../lib/tap.sh"

@@ -95,6 +95,15 @@ static void t_requests(void)
 	       "a size of 0");
 	is_int(parse("{\"op\":\"unmount\",\"dir\":\"/p//w\"}"), -EINVAL, "a path with //");
 	is_int(parse("{\"op\":\"unmount\",\"dir\":\"/p/w/\"}"), -EINVAL, "a trailing slash");
+	is_int(parse("{\"op\":\"userns_map\",\"pid\":4242}"), 0, "userns_map");
+	ok(q.op == PRIVD_USERNS_MAP && q.pid == 4242, "userns_map: the pid");
+	is_int(parse("{\"op\":\"userns_map\"}"), -EINVAL, "userns_map without a pid");
+	is_int(parse("{\"op\":\"userns_map\",\"pid\":1}"), -EINVAL, "userns_map of init");
+	is_int(parse("{\"op\":\"userns_map\",\"pid\":-5}"), -EINVAL, "a negative pid");
+	is_int(parse("{\"op\":\"userns_map\",\"pid\":4194305}"), -EINVAL, "a pid over pid_max");
+	is_int(parse("{\"op\":\"userns_map\",\"pid\":2.5}"), -EINVAL, "a pid that is a real");
+	is_int(parse("{\"op\":\"userns_map\",\"pid\":2,\"uid\":0}"), -EINVAL,
+	       "no uid of the caller's choosing");
 }
 
 static void t_conf(void)

@@ -61,6 +61,19 @@ static void t_status_parser(void)
 	is_int(proc_status_parse(good, sizeof(good) - 1, &st), 0, "status parses");
 	ok(st.uid == 1000 && st.cap_eff == 0 && st.cap_bnd == 0x1ffffffffffULL && st.no_new_privs,
 	   "uid, CapEff, CapBnd, NoNewPrivs read");
+	is_int(proc_status_parse(good, sizeof(good) - 1, &st), 0, "status parses again");
+	ok(st.ppid == 0 && st.uids[0] == 1000 && st.uids[3] == 1000, "no PPid reads as 0");
+	{
+		static const char ids[] = "PPid:\t77\nUid:\t5\t6\t7\t8\nCapEff:\t0\nCapBnd:\t0\n";
+		static const char few[] = "Uid:\t5\t6\nCapEff:\t0\nCapBnd:\t0\n";
+
+		is_int(proc_status_parse(ids, sizeof(ids) - 1, &st), 0, "PPid and four uids");
+		ok(st.ppid == 77 && st.uids[0] == 5 && st.uids[1] == 6 && st.uids[2] == 7 &&
+		   st.uids[3] == 8, "PPid, real, effective, saved and fs uid read");
+		is_int(proc_status_parse(few, sizeof(few) - 1, &st), 0, "two uids only");
+		ok(st.uids[1] == 6 && st.uids[2] == (uid_t)-1 && st.uids[3] == (uid_t)-1,
+		   "missing uids read as -1 (never the caller's)");
+	}
 	is_int(proc_status_parse("Uid:\t1\nCapEff:\tzz\nCapBnd:\t0\n", 27, &st), -EINVAL,
 	       "a non-hex CapEff is refused");
 	is_int(proc_status_parse("Uid:\t1\n", 7, &st), -ENOENT, "missing CapEff is refused");
