@@ -60,7 +60,7 @@ struct ld {
 static const char *const vm_keys[] = {
 	"name", "image", "image_sha256", "cpus", "memory", "disk", "accel", "firmware",
 	"kernel", "network", "shared_folders", "ssh", "autoconnect", "cloud_init_wait",
-	"timeouts", "vms",
+	"timeouts", "warm", "vms",
 };
 #define VM_KEYS_N (UTIL_ARRAY_SIZE(vm_keys) - 1)	/* "vms" only at the top */
 static const char *const kernel_keys[] = { "path", "initrd", "cmdline" };
@@ -1433,7 +1433,10 @@ static int apply_vm(struct ld *ld, const struct ynode *m, struct cfg_vm *vm, str
 		case 14:
 			rc = apply_timeouts(ld, v, vm);
 			break;
-		case 15:	/* vms: handled by the caller */
+		case 15:
+			rc = get_bool(ld, v, "warm", &vm->warm);
+			break;
+		case 16:	/* vms: handled by the caller */
 			break;
 		default:
 			rc = unknown_key(ld, k, NULL, vm_keys, nkeys);
@@ -1811,6 +1814,7 @@ static void print_vm(FILE *f, const struct cfg_vm *vm)
 		vm->cloud_init_wait ? "true" : "false");
 	fprintf(f, "timeouts:\n  boot: %u\n  ssh: %u\n  cloud_init: %u\n  shutdown: %u\n",
 		vm->timeouts.boot, vm->timeouts.ssh, vm->timeouts.cloud_init, vm->timeouts.shutdown);
+	fprintf(f, "warm: %s\n", vm->warm ? "true" : "false");
 }
 
 int cfg_print(FILE *f, const struct cfg *c)
@@ -1882,7 +1886,7 @@ static json_t *vm_json(const struct cfg_vm *vm)
 			 " s:o,"
 			 " s:{s:o, s:s},"
 			 " s:s, s:b,"
-			 " s:{s:I, s:I, s:I, s:I}}",
+			 " s:{s:I, s:I, s:I, s:I}, s:b}",
 			 "name", vm->name, "image", jstr(vm->image),
 			 "image_sha256", jstr(vm->image_sha256),
 			 "cpus", (json_int_t)vm->cpus, "memory", (json_int_t)vm->memory_mib,
@@ -1902,7 +1906,7 @@ static json_t *vm_json(const struct cfg_vm *vm)
 			 "timeouts", "boot", (json_int_t)vm->timeouts.boot,
 			 "ssh", (json_int_t)vm->timeouts.ssh,
 			 "cloud_init", (json_int_t)vm->timeouts.cloud_init,
-			 "shutdown", (json_int_t)vm->timeouts.shutdown);
+			 "shutdown", (json_int_t)vm->timeouts.shutdown, "warm", vm->warm);
 }
 
 int cfg_to_json(const struct cfg *c, json_t **out)

@@ -97,6 +97,7 @@ struct cfg_vm {
 	struct {
 		unsigned boot, ssh, cloud_init, shutdown;	/* seconds */
 	} timeouts;
+	bool warm;		/* [false] save the running state after the first provisioning */
 };
 
 /** struct cfg - a loaded hutch.yaml */

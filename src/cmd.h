@@ -62,6 +62,52 @@ CMD_DECL(check_config);
 CMD_DECL(supervise);
 	/* hidden: the per-VM supervisor */
 
+/*
+ * The lifecycle as functions, for verbs that combine its steps (snapshot,
+ * reset, reload): select the VM, take its lock, then halt and up while
+ * holding it, so no other command slips in between.
+ */
+#include <limits.h>
+
+#include "src/cfg.h"
+
+/**
+ * struct vm_sel - the VM a verb acts on
+ * @cfg:  hutch.yaml, or NULL when there is none and a name was given
+ * @vm:   its config (NULL without @cfg)
+ * @name: the VM's name
+ * @dir:  its state directory (may not exist)
+ */
+struct vm_sel {
+	struct cfg *cfg;
+	const struct cfg_vm *vm;
+	char name[CFG_NAME_MAX + 1];
+	char dir[PATH_MAX];
+};
+
+/**
+ * vm_select() - the VM from hutch.yaml in @cli->dir and an optional @name
+ * @need_cfg: the verb needs hutch.yaml (up); otherwise a name alone will do
+ * Return: EXIT_OK with @s filled (vm_sel_free() it), or the exit code to return
+ */
+int vm_select(struct cli *cli, const char *name, bool need_cfg, struct vm_sel *s);
+void vm_sel_free(struct vm_sel *s);
+/** vm_exists() - the VM's state directory exists */
+bool vm_exists(const struct vm_sel *s);
+/** vm_take_lock() - <dir>/lock, non-blocking; EXIT_OK with *@fd set, or EXIT_BUSY/EXIT_ERR */
+int vm_take_lock(const struct vm_sel *s, int *fd);
+/**
+ * vm_up_locked() - `up` with the lock held: create if new (and provision
+ * then), start unless running, wait until ready.  Return: an exit code
+ */
+int vm_up_locked(struct cli *cli, const struct vm_sel *s);
+/**
+ * vm_halt_locked() - `halt` with the lock held; @trigger is HUTCH_TRIGGER
+ * for the hooks ("halt", "snapshot", "reset", "reload"); a failing pre-down
+ * hook aborts unless it is "reset".  Return: an exit code
+ */
+int vm_halt_locked(struct cli *cli, const struct vm_sel *s, const char *trigger);
+
 /** cmd_not_implemented() - message + exit code for a verb not built yet */
 int cmd_not_implemented(const char *verb);
 

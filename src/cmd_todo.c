@@ -48,20 +48,6 @@ __attribute__((weak)) int cmd_provision(struct cli *cli, int argc, char **argv)
 	return cmd_not_implemented(argv[0]);
 }
 
-__attribute__((weak)) int cmd_snapshot(struct cli *cli, int argc, char **argv)
-{
-	(void)cli;
-	(void)argc;
-	return cmd_not_implemented(argv[0]);
-}
-
-__attribute__((weak)) int cmd_reset(struct cli *cli, int argc, char **argv)
-{
-	(void)cli;
-	(void)argc;
-	return cmd_not_implemented(argv[0]);
-}
-
 __attribute__((weak)) int cmd_suspend(struct cli *cli, int argc, char **argv)
 {
 	(void)cli;

@@ -50,26 +50,12 @@ const int cmd_vm_verbs = 1;
 #define CTL_TIMEOUT_MS 10000
 #define HALT_MARGIN_S 15	/* quit grace and teardown beyond timeouts.shutdown */
 
-/**
- * struct vm_sel - the VM a verb acts on
- * @cfg:  hutch.yaml, or NULL when there is none and a name was given
- * @vm:   its config (NULL without @cfg)
- * @name: the VM's name
- * @dir:  its state directory (may not exist)
- */
-struct vm_sel {
-	struct cfg *cfg;
-	const struct cfg_vm *vm;
-	char name[CFG_NAME_MAX + 1];
-	char dir[PATH_MAX];
-};
-
 /*
  * Select the VM from hutch.yaml in cli->dir and an optional name argument.
  * @need_cfg: the verb needs the config (up); otherwise a name alone will do.
  * Return: EXIT_OK, or the exit code to return
  */
-static int vm_select(struct cli *cli, const char *name, bool need_cfg, struct vm_sel *s)
+int vm_select(struct cli *cli, const char *name, bool need_cfg, struct vm_sel *s)
 {
 	struct cfg_error e = { { 0 } };
 	char path[PATH_MAX];
@@ -116,13 +102,13 @@ static int vm_select(struct cli *cli, const char *name, bool need_cfg, struct vm
 	return EXIT_OK;
 }
 
-static void vm_sel_free(struct vm_sel *s)
+void vm_sel_free(struct vm_sel *s)
 {
 	cfg_free(s->cfg);
 	s->cfg = NULL;
 }
 
-static bool vm_exists(const struct vm_sel *s)
+bool vm_exists(const struct vm_sel *s)
 {
 	struct stat sb;
 
@@ -143,7 +129,7 @@ static int vm_args(int argc, char **argv, const char **name)
 	return EXIT_OK;
 }
 
-static int vm_take_lock(const struct vm_sel *s, int *fd)
+int vm_take_lock(const struct vm_sel *s, int *fd)
 {
 	int rc = vm_lock(s->dir, fd);
 
@@ -347,36 +333,24 @@ static int up_wait_running(struct up_ctx *u, int pidfd, unsigned timeout_s)
 	}
 }
 
-CMD_DECL(up)
+/*
+ * up with <vm_dir>/lock held by the caller: create the VM if it has no
+ * state.json yet, start its supervisor unless it runs, wait until ready.
+ * Return: an exit code
+ */
+int vm_up_locked(struct cli *cli, const struct vm_sel *sel)
 {
 	const struct up_ext *const *ext = ext_up_list();
 	struct up_ctx u = { .cli = cli };
-	struct vm_sel s;
+	const struct vm_sel s = *sel;
 	enum accel_kind accel;
-	const char *name;
-	char data[PATH_MAX];
-	int lock = -1, rc, ret = EXIT_ERR, pidfd = -1;
+	int rc, ret = EXIT_ERR, pidfd = -1;
 	uint64_t t0 = util_monotonic_ms();
 	pid_t svpid;
 
-	if ((rc = vm_args(argc, argv, &name)) || (rc = vm_select(cli, name, true, &s)))
-		return rc;
 	u.cfg = s.cfg;
 	u.vm = s.vm;
 	u.vm_dir = s.dir;
-	if ((rc = vm_root(data, sizeof(data))) ||
-	    (rc = util_mkdir_p(data, 0700))) {
-		log_errno(rc, "data directory");
-		goto out;
-	}
-	if (mkdir(s.dir, 0700) < 0 && errno != EEXIST) {
-		log_errno(-errno, "%s", s.dir);
-		goto out;
-	}
-	ret = vm_take_lock(&s, &lock);
-	if (ret)
-		goto out;
-	ret = EXIT_ERR;
 	/* under the lock: no state.json means new, or a creation that failed half-way */
 	rc = state_load(s.dir, &u.state);
 	if (rc && rc != -ENOENT) {
@@ -466,9 +440,35 @@ CMD_DECL(up)
 out:
 	if (pidfd >= 0)
 		close(pidfd);
+	json_decref(u.state);
+	return ret;
+}
+
+CMD_DECL(up)
+{
+	struct vm_sel s;
+	const char *name;
+	char data[PATH_MAX];
+	int lock = -1, rc, ret = EXIT_ERR;
+
+	if ((rc = vm_args(argc, argv, &name)) || (rc = vm_select(cli, name, true, &s)))
+		return rc;
+	if ((rc = vm_root(data, sizeof(data))) ||
+	    (rc = util_mkdir_p(data, 0700))) {
+		log_errno(rc, "data directory");
+		goto out;
+	}
+	if (mkdir(s.dir, 0700) < 0 && errno != EEXIST) {
+		log_errno(-errno, "%s", s.dir);
+		goto out;
+	}
+	ret = vm_take_lock(&s, &lock);
+	if (ret)
+		goto out;
+	ret = vm_up_locked(cli, &s);
+out:
 	if (lock >= 0)
 		close(lock);
-	json_decref(u.state);
 	vm_sel_free(&s);
 	return ret;
 }
@@ -498,27 +498,20 @@ static int vm_halt_running(const struct vm_sel *s, json_t *st, unsigned shutdown
 	return rc;
 }
 
-static int vm_down(struct cli *cli, int argc, char **argv, bool destroy)
+/*
+ * halt (or destroy) with <vm_dir>/lock held by the caller.  @trigger is
+ * what the hooks see (HUTCH_TRIGGER): a failing pre-down hook aborts
+ * everything but destroy and reset.
+ */
+static int vm_down_locked(struct cli *cli, const struct vm_sel *sel, const char *trigger,
+			  bool destroy)
 {
 	const struct up_ext *const *ext = ext_up_list();
-	const char *trigger = destroy ? "destroy" : "halt";
 	struct up_ctx u = { .cli = cli };
-	struct vm_sel s;
-	const char *name;
+	const struct vm_sel s = *sel;
 	unsigned shutdown_s;
-	int lock = -1, rc, ret = EXIT_ERR;
+	int rc, ret = EXIT_ERR;
 
-	if ((rc = vm_args(argc, argv, &name)) || (rc = vm_select(cli, name, false, &s)))
-		return rc;
-	if (!vm_exists(&s)) {
-		log_info("%s does not exist", s.name);
-		vm_sel_free(&s);
-		return EXIT_OK;
-	}
-	ret = vm_take_lock(&s, &lock);
-	if (ret)
-		goto out;
-	ret = EXIT_ERR;
 	u.cfg = s.cfg;
 	u.vm = s.vm;
 	u.vm_dir = s.dir;
@@ -532,8 +525,9 @@ static int vm_down(struct cli *cli, int argc, char **argv, bool destroy)
 		for (size_t i = 0; ext[i]; i++) {
 			if (ext[i]->before_down && (rc = ext[i]->before_down(&u, trigger))) {
 				log_errno(rc, "%s: before %s", ext[i]->name, trigger);
-				if (!destroy)
-					goto out;	/* pre-down failing aborts halt, never destroy */
+				/* pre-down failing aborts halt and snapshot, never destroy or reset */
+				if (!destroy && strcmp(trigger, "reset"))
+					goto out;
 			}
 		}
 	}
@@ -570,9 +564,33 @@ static int vm_down(struct cli *cli, int argc, char **argv, bool destroy)
 				log_warno(rc, "%s: after %s", ext[i]->name, trigger);
 	ret = EXIT_OK;
 out:
+	json_decref(u.state);
+	return ret;
+}
+
+int vm_halt_locked(struct cli *cli, const struct vm_sel *s, const char *trigger)
+{
+	return vm_down_locked(cli, s, trigger, false);
+}
+
+static int vm_down(struct cli *cli, int argc, char **argv, bool destroy)
+{
+	struct vm_sel s;
+	const char *name;
+	int lock = -1, rc, ret;
+
+	if ((rc = vm_args(argc, argv, &name)) || (rc = vm_select(cli, name, false, &s)))
+		return rc;
+	if (!vm_exists(&s)) {
+		log_info("%s does not exist", s.name);
+		vm_sel_free(&s);
+		return EXIT_OK;
+	}
+	ret = vm_take_lock(&s, &lock);
+	if (!ret)
+		ret = vm_down_locked(cli, &s, destroy ? "destroy" : "halt", destroy);
 	if (lock >= 0)
 		close(lock);
-	json_decref(u.state);
 	vm_sel_free(&s);
 	return ret;
 }

@@ -23,6 +23,7 @@
 #include "src/ssh.h"
 #include "src/ssh_ext.h"
 #include "src/util.h"
+#include "src/warm.h"
 
 /* The core's helpers: weak, so this module links before the core lands. */
 extern int up_state_reload(struct up_ctx *u) __attribute__((weak));
@@ -398,7 +399,8 @@ static int ssh_ext_wait(struct up_ctx *u)
 	rc = ssh_ext_wait_ssh(u, c);
 	if (rc < 0)
 		goto out;
-	if (u->vm->cloud_init_wait) {
+	/* a resumed running state (src/warm.h) booted nothing: cloud-init is done */
+	if (u->vm->cloud_init_wait && !warm_resumed(u->state)) {
 		rc = ssh_ext_wait_cloud_init(u, c);
 		if (rc < 0)
 			goto out;
@@ -439,8 +441,8 @@ static int ssh_ext_before_down(struct up_ctx *u, const char *trigger)
 	int rc = hook_run(u->cfg->dir, "pre-down", u->vm->name, u->vm_dir, trigger,
 			  ssh_ext_ip(u->state));
 
-	if (rc < 0 && !strcmp(trigger, "destroy")) {
-		log_warn("pre-down hook failed; destroying %s anyway", u->vm->name);
+	if (rc < 0 && (!strcmp(trigger, "destroy") || !strcmp(trigger, "reset"))) {
+		log_warn("pre-down hook failed; going on with %s of %s anyway", trigger, u->vm->name);
 		return 0;
 	}
 	if (rc < 0)

@@ -32,6 +32,7 @@
 #include "src/state.h"
 #include "src/util.h"
 #include "src/vm.h"
+#include "src/warm.h"
 
 #define SV_MAX_FDS 16		/* fds extensions pass to QEMU */
 #define SV_MAX_WATCH 32
@@ -98,6 +99,8 @@ struct sv_core {
 	uint64_t halt_repress;
 	bool qemu_exited;
 	int qemu_status;
+
+	struct warm_plan warm;
 };
 
 /* ---- the sv_ctx API for extensions (src/ext.h) ---- */
@@ -438,6 +441,8 @@ static json_t *sv_ctl_handle(struct sv_ctx *c, struct sv_core *k, enum vm_ctl_cm
 	case VM_CTL_QUIT:
 		sv_halt_step(c, k, SV_HALT_QUIT, SV_QUIT_GRACE_MS);
 		return json_pack("{s:b}", "ok", 1);
+	case VM_CTL_SAVE:	/* sv_ctl_read() hands it to warm_save() */
+		break;
 	case VM_CTL_SUSPEND:
 	case VM_CTL_RESUME:
 		if (!k->qmp)
@@ -476,7 +481,9 @@ static void sv_ctl_read(struct sv_ctx *c, struct sv_core *k, size_t i)
 		return;
 	}
 	if (vm_ctl_parse(cl->buf, (size_t)(nl - cl->buf), &cmd, &tmo) == 0)
-		resp = sv_ctl_handle(c, k, cmd, tmo);
+		resp = cmd == VM_CTL_SAVE ? warm_save(c, &k->warm, k->qmp, cl->buf,
+						      (size_t)(nl - cl->buf))
+					  : sv_ctl_handle(c, k, cmd, tmo);
 	else
 		resp = json_pack("{s:b, s:s}", "ok", 0, "error", "bad request");
 	out = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
@@ -880,6 +887,93 @@ static int sv_build(struct sv_ctx *c, struct sv_core *k, struct qemu_argv *a, ui
 	return rc;
 }
 
+/* the extensions and what they prepared so far (torn down in reverse) */
+struct sv_preps {
+	const struct sv_ext *const *ext;
+	void **priv;
+	size_t n_ext;
+	size_t prepared;
+};
+
+/*
+ * Prepare every extension, then build QEMU's command line and spawn it
+ * (user mode: again with another SSH port if QEMU could not bind it).
+ * Return: 0, or a negative errno; @pp says what to tear down
+ */
+static int sv_start(struct sv_ctx *c, struct sv_core *k, struct sv_preps *pp,
+		    struct qemu_argv *argv, uint64_t *t_spawn)
+{
+	const struct sv_ext *const *ext = pp->ext;
+	uint16_t port = 0;
+	bool sandbox, early;
+	int rc = 0;
+
+	k->preparing = true;
+	for (pp->prepared = 0; pp->prepared < pp->n_ext; pp->prepared++) {
+		if (!ext[pp->prepared]->prepare)
+			continue;
+		rc = ext[pp->prepared]->prepare(c, &pp->priv[pp->prepared]);
+		if (rc) {
+			log_errno(rc, "%s: prepare", ext[pp->prepared]->name);
+			k->preparing = false;
+			return rc;
+		}
+	}
+	k->preparing = false;
+	sandbox = sv_qemu_has_sandbox();
+	for (int attempt = 0;; attempt++) {
+		if (c->vm->network.mode == CFG_NET_USER) {
+			rc = qemu_free_port(&port);
+			if (rc) {
+				log_errno(rc, "no free port for SSH forwarding");
+				return rc;
+			}
+			json_object_set_new(c->state, "ssh", json_pack("{s:s, s:i}", "host", "127.0.0.1",
+									"port", (int)port));
+		}
+		qemu_argv_free(argv);
+		rc = sv_build(c, k, argv, port, sandbox);
+		if (!rc)
+			rc = warm_argv(c, &k->warm, argv);
+		if (rc) {
+			log_errno(rc, "building QEMU's command line");
+			return rc;
+		}
+		json_object_set_new(c->state, "qemu_argv", qemu_argv_json(argv));
+		*t_spawn = util_monotonic_ms();
+		rc = sv_spawn_qemu(c, k, argv, &early);
+		/* in user mode another program may have taken the port meanwhile */
+		if (rc && early && c->vm->network.mode == CFG_NET_USER && attempt + 1 < SV_PORT_TRIES)
+			continue;
+		return rc;
+	}
+}
+
+/*
+ * A warm start whose state did not load: that QEMU goes (it may have
+ * exited already), and so does everything the extensions prepared for it
+ * (a virtiofsd that served it exits with it), for a cold start from scratch.
+ */
+static void sv_discard(struct sv_ctx *c, struct sv_core *k, struct sv_preps *pp)
+{
+	int st;
+
+	kill(k->qemu_pid, SIGKILL);
+	proc_wait(k->qemu_pid, &st);
+	sv_qmp_drop(k);
+	close(k->qemu_pidfd);
+	k->qemu_pidfd = -1;
+	if (k->serial_fd >= 0)
+		close(k->serial_fd);
+	k->serial_fd = -1;
+	sv_teardown(c, pp->ext, pp->priv, pp->prepared);
+	memset(pp->priv, 0, pp->n_ext * sizeof(pp->priv[0]));
+	pp->prepared = 0;
+	qemu_argv_free(&k->extra);
+	k->n_fds = 0;
+	k->shutdown_seen = false;
+}
+
 int sv_run(const char *vm_dir)
 {
 	const struct sv_ext *const *ext = ext_sv_list();
@@ -890,9 +984,7 @@ int sv_run(const char *vm_dir)
 	struct qemu_argv argv = { 0 };
 	const struct cfg_vm *vm = NULL;
 	struct cfg *cfg = NULL;
-	size_t n_ext = 0, prepared = 0;
-	uint16_t port = 0;
-	bool sandbox, early;
+	struct sv_preps pp = { .ext = ext, .priv = priv };
 	int rc;
 
 	uint64_t t_start = util_monotonic_ms(), t_spawn = 0;
@@ -900,8 +992,8 @@ int sv_run(const char *vm_dir)
 	log_init("hutch-supervisor", LOG_LVL_INFO);
 	for (size_t i = 0; i < SV_MAX_CONSOLE; i++)
 		k.con[i] = -1;
-	while (n_ext < UTIL_ARRAY_SIZE(priv) && ext[n_ext])
-		n_ext++;
+	while (pp.n_ext < UTIL_ARRAY_SIZE(priv) && ext[pp.n_ext])
+		pp.n_ext++;
 	rc = sv_load(vm_dir, &c.state, &cfg, &vm);
 	if (rc)
 		goto out_nostate;
@@ -921,44 +1013,16 @@ int sv_run(const char *vm_dir)
 		log_errno(rc, "supervisor set-up");
 		goto out;
 	}
-	k.preparing = true;
-	for (prepared = 0; prepared < n_ext; prepared++) {
-		if (!ext[prepared]->prepare)
-			continue;
-		rc = ext[prepared]->prepare(&c, &priv[prepared]);
-		if (rc) {
-			log_errno(rc, "%s: prepare", ext[prepared]->name);
-			goto out_teardown;
-		}
-	}
-	k.preparing = false;
-	sandbox = sv_qemu_has_sandbox();
-	for (int attempt = 0;; attempt++) {
-		if (vm->network.mode == CFG_NET_USER) {
-			rc = qemu_free_port(&port);
-			if (rc) {
-				log_errno(rc, "no free port for SSH forwarding");
-				goto out_teardown;
-			}
-			json_object_set_new(c.state, "ssh", json_pack("{s:s, s:i}", "host", "127.0.0.1",
-								       "port", (int)port));
-		}
-		qemu_argv_free(&argv);
-		rc = sv_build(&c, &k, &argv, port, sandbox);
-		if (rc) {
-			log_errno(rc, "building QEMU's command line");
-			goto out_teardown;
-		}
-		json_object_set_new(c.state, "qemu_argv", qemu_argv_json(&argv));
-		t_spawn = util_monotonic_ms();
-		rc = sv_spawn_qemu(&c, &k, &argv, &early);
-		/* in user mode another program may have taken the port meanwhile */
-		if (rc && early && vm->network.mode == CFG_NET_USER && attempt + 1 < SV_PORT_TRIES)
-			continue;
-		break;
+	warm_plan(&c, &k.warm);
+	rc = sv_start(&c, &k, &pp, &argv, &t_spawn);
+	if (!rc && k.warm.tried && warm_incoming(&c, &k.warm, k.qmp)) {
+		/* a saved state that does not load: start again, cold, from scratch */
+		sv_discard(&c, &k, &pp);
+		rc = sv_start(&c, &k, &pp, &argv, &t_spawn);
 	}
 	if (rc)
 		goto out_teardown;
+	warm_record(&c, &k.warm);
 	json_object_set_new(c.state, "qemu_pid", json_integer(k.qemu_pid));
 	/* CLOCK_MONOTONIC ms, for tests/bench/bench-vm.sh: where start-up time goes */
 	json_object_set_new(c.state, "timing",
@@ -966,7 +1030,7 @@ int sv_run(const char *vm_dir)
 				      "qemu_spawn", (json_int_t)t_spawn, "qmp_ready",
 				      (json_int_t)util_monotonic_ms()));
 	json_object_set_new(c.state, "started_at", json_integer((json_int_t)time(NULL)));
-	for (size_t i = 0; i < n_ext; i++) {
+	for (size_t i = 0; i < pp.n_ext; i++) {
 		if (!ext[i]->started)
 			continue;
 		rc = ext[i]->started(&c, priv[i]);
@@ -992,7 +1056,7 @@ out_teardown:
 	json_object_set_new(c.state, "error", json_string(strerror(-rc)));
 out_teardown_ok:
 	k.preparing = false;
-	sv_teardown(&c, ext, priv, prepared);
+	sv_teardown(&c, ext, priv, pp.prepared);
 out:
 	sv_qmp_drop(&k);
 	if (k.qemu_pidfd >= 0)
@@ -1030,6 +1094,7 @@ out:
 	sv_unlink(vm_dir, "supervisor.pid");
 	qemu_argv_free(&argv);
 	qemu_argv_free(&k.extra);
+	warm_plan_free(&k.warm);
 out_nostate:
 	json_decref(c.state);
 	cfg_free(cfg);
