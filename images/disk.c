@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <dirent.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "images/img.h"
 #include "src/log.h"
 #include "src/proc.h"
 #include "src/util.h"
@@ -334,4 +336,57 @@ int disk_tag_delete(const char *path, const char *tag)
 	if (rc <= 0)
 		return rc;
 	return disk_run(argv, false, NULL);
+}
+
+/* whether the backing chain of @disk reaches @image (both real paths) */
+static bool disk_based_on(const char *disk, const char *image)
+{
+	char cur[PATH_MAX], next[PATH_MAX], real[PATH_MAX];
+
+	if (util_snprintf(cur, sizeof(cur), "%s", disk))
+		return false;
+	for (int depth = 0; depth < 16; depth++) {
+		if (img_qcow2_backing(cur, next, sizeof(next)) || !next[0])
+			return false;
+		/* a relative backing name is relative to the file that names it */
+		if (next[0] != '/') {
+			char *slash = strrchr(cur, '/');
+
+			if (!slash || util_snprintf(slash + 1, sizeof(cur) - (size_t)(slash + 1 - cur), "%s",
+						    next))
+				return false;
+		} else if (util_snprintf(cur, sizeof(cur), "%s", next)) {
+			return false;
+		}
+		if (realpath(cur, real) && !strcmp(real, image))
+			return true;
+	}
+	return false;
+}
+
+int disk_users(const char *image, json_t *names)
+{
+	char data[PATH_MAX], vms[PATH_MAX], disk[PATH_MAX], real[PATH_MAX];
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	if (!realpath(image, real))
+		return -errno;
+	if (util_data_dir(data, sizeof(data)) || util_path_join(vms, sizeof(vms), data, "vms"))
+		return -ENAMETOOLONG;
+	d = opendir(vms);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		if (!util_name_valid(de->d_name) ||
+		    util_snprintf(disk, sizeof(disk), "%s/%s/disk.qcow2", vms, de->d_name))
+			continue;
+		if (disk_based_on(disk, real)) {
+			json_array_append_new(names, json_string(de->d_name));
+			n++;
+		}
+	}
+	closedir(d);
+	return n;
 }

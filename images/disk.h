@@ -102,4 +102,14 @@ int disk_tag_exists(const char *path, const char *tag);
  */
 int disk_fsync_path(const char *path);
 
+/**
+ * disk_users() - the VMs whose disk.qcow2 is based on @image, directly or
+ * through a chain of backing files (at most 16 deep)
+ * @image: absolute path (compared after realpath())
+ * @names: array the VM names are appended to
+ * Return: how many, or a negative errno
+ */
+struct json_t;
+int disk_users(const char *image, struct json_t *names);
+
 #endif

@@ -613,6 +613,13 @@ void qmp_set_event_cb(struct qmp *q, qmp_event_cb cb, void *opaque)
 	q->opaque = opaque;
 }
 
+qmp_event_cb qmp_get_event_cb(const struct qmp *q, void **opaque)
+{
+	if (opaque)
+		*opaque = q->opaque;
+	return q->cb;
+}
+
 const char *qmp_last_error(const struct qmp *q, const char **desc)
 {
 	if (!q->have_error)

@@ -169,6 +169,14 @@ int qmp_fd(const struct qmp *q);
 void qmp_set_event_cb(struct qmp *q, qmp_event_cb cb, void *opaque);
 
 /**
+ * qmp_get_event_cb() - the callback set now (NULL: none), and its @opaque
+ *
+ * For a caller that holds events back for a while (qmp_set_event_cb(q,
+ * NULL, NULL)) and then restores the owner's callback.
+ */
+qmp_event_cb qmp_get_event_cb(const struct qmp *q, void **opaque);
+
+/**
  * qmp_process() - read what the monitor has sent, dispatch complete events
  * @q: the connection
  *

@@ -1852,7 +1852,7 @@ static json_t *jstr(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
-static json_t *vm_json(const struct cfg_vm *vm)
+json_t *cfg_vm_json(const struct cfg_vm *vm)
 {
 	json_t *ha = json_array(), *fw = json_array(), *sh = json_array();
 	char a[INET_ADDRSTRLEN], buf[48];
@@ -1917,7 +1917,7 @@ int cfg_to_json(const struct cfg *c, json_t **out)
 	if (!vms)
 		return -ENOMEM;
 	for (i = 0; i < c->n_vms; i++) {
-		v = vm_json(&c->vms[i]);
+		v = cfg_vm_json(&c->vms[i]);
 		if (!v || json_array_append_new(vms, v)) {
 			json_decref(vms);
 			return -ENOMEM;

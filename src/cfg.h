@@ -152,4 +152,11 @@ int cfg_load_buffer(const char *buf, size_t len, const char *path_for_messages, 
  */
 int cfg_to_json(const struct cfg *c, json_t **out);
 
+/**
+ * cfg_vm_json() - one VM's resolved settings as JSON, as in cfg_to_json()
+ * (the supervisor records them in state.json "config"; `reload` compares)
+ * Return: a new reference, or NULL without memory
+ */
+json_t *cfg_vm_json(const struct cfg_vm *vm);
+
 #endif

@@ -62,13 +62,6 @@ __attribute__((weak)) int cmd_resume(struct cli *cli, int argc, char **argv)
 	return cmd_not_implemented(argv[0]);
 }
 
-__attribute__((weak)) int cmd_reload(struct cli *cli, int argc, char **argv)
-{
-	(void)cli;
-	(void)argc;
-	return cmd_not_implemented(argv[0]);
-}
-
 __attribute__((weak)) int cmd_ssh(struct cli *cli, int argc, char **argv)
 {
 	(void)cli;
@@ -104,13 +97,6 @@ __attribute__((weak)) int cmd_pubkey(struct cli *cli, int argc, char **argv)
 	return cmd_not_implemented(argv[0]);
 }
 
-__attribute__((weak)) int cmd_tz(struct cli *cli, int argc, char **argv)
-{
-	(void)cli;
-	(void)argc;
-	return cmd_not_implemented(argv[0]);
-}
-
 __attribute__((weak)) int cmd_mount(struct cli *cli, int argc, char **argv)
 {
 	(void)cli;
@@ -140,13 +126,6 @@ __attribute__((weak)) int cmd_setup(struct cli *cli, int argc, char **argv)
 }
 
 __attribute__((weak)) int cmd_list(struct cli *cli, int argc, char **argv)
-{
-	(void)cli;
-	(void)argc;
-	return cmd_not_implemented(argv[0]);
-}
-
-__attribute__((weak)) int cmd_storage(struct cli *cli, int argc, char **argv)
 {
 	(void)cli;
 	(void)argc;

@@ -28,8 +28,9 @@ static const struct verb verbs[] = {
 	{ "destroy", cmd_destroy, "[NAME]", "stop the VM and remove its disk, seed and snapshot" },
 	{ "status", cmd_status, "[NAME]", "state of the VM (--json)" },
 	{ "provision", cmd_provision, "[NAME]", "run playbook.yml again" },
-	{ "snapshot", cmd_snapshot, "[NAME]", "stop the VM and save a flattened disk" },
-	{ "reset", cmd_reset, "[NAME]", "rebuild the disk from the snapshot" },
+	{ "snapshot", cmd_snapshot, "[save|restore|rm NAME|...]",
+	  "halt and save the disk; named, push/pop, --running (warm)" },
+	{ "reset", cmd_reset, "[NAME]", "rebuild the disk from the snapshot and start the VM" },
 	{ "suspend", cmd_suspend, "[NAME]", "pause the VM's CPUs" },
 	{ "resume", cmd_resume, "[NAME]", "continue a suspended VM" },
 	{ "reload", cmd_reload, "[NAME]", "halt and up again with the current hutch.yaml" },
@@ -38,14 +39,14 @@ static const struct verb verbs[] = {
 	{ "console", cmd_console, "[NAME]", "attach to the serial console (Ctrl-] leaves)" },
 	{ "ip", cmd_ip, "[NAME]", "print the VM's address (--json)" },
 	{ "pubkey", cmd_pubkey, "", "print the managed public key, creating it if needed" },
-	{ "tz", cmd_tz, "[ZONE]", "show or set the guest's time zone" },
+	{ "tz", cmd_tz, "[ZONE]", "set the guest's time zone (default: the host's)" },
 	{ "mount", cmd_mount, "[NAME]", "mount the shared folder images on the host" },
 	{ "unmount", cmd_unmount, "[NAME]", "unmount them" },
 	{ "logs", cmd_logs, "[--console|--provision] [-f]", "show the supervisor, console or provision log" },
 	{ "setup", cmd_setup, "", "check and install what the host needs" },
 	{ "list", cmd_list, "", "all VMs of this user (--json)" },
 	{ "storage", cmd_storage, "", "disk space used by VMs and images (--json)" },
-	{ "images", cmd_images, "[pull|list|rm|build] ...", "manage the base image cache (--json)" },
+	{ "images", cmd_images, "[pull|list|rm|prune|build] ...", "manage the base image cache (--json)" },
 	{ "gc", cmd_gc, "", "remove what crashed VMs left behind" },
 	{ "wg", cmd_wg, "", "WireGuard status of the VM" },
 	{ "inspect", cmd_inspect, "[NAME]", "QEMU argv, QMP status, rules in place (--json)" },
@@ -81,7 +82,8 @@ int cmd_completion(struct cli *cli, int argc, char **argv)
 		printf(" help\" -- \"$cur\"))\n"
 		       "  else\n    case $verb in\n"
 		       "      logs) COMPREPLY=($(compgen -W \"--console --provision -f\" -- \"$cur\"));;\n"
-		       "      images) COMPREPLY=($(compgen -W \"pull list rm build\" -- \"$cur\"));;\n"
+		       "      images) COMPREPLY=($(compgen -W \"pull list rm prune build\" -- \"$cur\"));;\n"
+		       "      snapshot) COMPREPLY=($(compgen -W \"save restore list rm push pop --running\" -- \"$cur\"));;\n"
 		       "      completion) COMPREPLY=($(compgen -W \"bash zsh fish\" -- \"$cur\"));;\n"
 		       "      *) COMPREPLY=();;\n    esac\n  fi\n}\ncomplete -F _hutch hutch\n");
 	} else if (!strcmp(argv[1], "zsh")) {

@@ -194,6 +194,8 @@ void warm_plan(struct sv_ctx *c, struct warm_plan *p)
 	const char *name, *addr;
 
 	memset(p, 0, sizeof(*p));
+	/* what this start runs with: `hutch reload` says what changed against it */
+	json_object_set_new(c->state, "config", cfg_vm_json(c->vm));
 	if (snap_index_load(c->vm_dir, &idx))
 		return;
 	name = json_string_value(json_object_get(idx, "resume"));
@@ -450,7 +452,26 @@ static int warm_plug(struct warm_plan *p, struct qmp *q)
 	return 0;
 }
 
+static int warm_load(struct sv_ctx *c, struct warm_plan *p, struct qmp *q);
+
+/*
+ * The supervisor's event callback would take the RESUME of `cont` for
+ * "running" and save state.json before the supervisor is done starting
+ * (no qemu_pid yet): events wait in the queue until it has finished.
+ */
 int warm_incoming(struct sv_ctx *c, struct warm_plan *p, struct qmp *q)
+{
+	void *opaque;
+	qmp_event_cb cb = qmp_get_event_cb(q, &opaque);
+	int rc;
+
+	qmp_set_event_cb(q, NULL, NULL);
+	rc = warm_load(c, p, q);
+	qmp_set_event_cb(q, cb, opaque);
+	return rc;
+}
+
+static int warm_load(struct sv_ctx *c, struct warm_plan *p, struct qmp *q)
 {
 	uint64_t t0 = util_monotonic_ms();
 	const char *want = json_string_value(json_object_get(p->item, "qemu"));
