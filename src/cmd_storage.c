@@ -137,6 +137,10 @@ static json_t *stor_vm(const char *vm_dir, const char *name, uint64_t *shares_to
 	json_t *st = NULL, *o, *disk;
 	char path[PATH_MAX];
 	uint64_t snaps = 0, shares = 0, all = stor_du(vm_dir);
+	struct stat sb;
+
+	if (lstat(vm_dir, &sb) == 0)
+		all += (uint64_t)sb.st_blocks * 512;	/* du counts the directory itself */
 
 	if (state_load(vm_dir, &st))
 		st = json_object();

@@ -176,7 +176,11 @@ int guest_run_root(const struct guest_target *t, const char *script, bool clock,
 	pin[1] = -1;	/* closed by guest_io */
 	if (rc == -ETIMEDOUT)
 		kill(pid, SIGKILL);
-	if (proc_wait(pid, &st) == 0 && !rc && proc_exit_code(st) != 0) {
+	if (proc_wait(pid, &st) == 0 && !rc && proc_exit_code(st) == 255) {
+		/* ssh's own failure: no connection (yet), or the host key is not the pinned one */
+		log_debug("ssh to %s: %s", t->vm->name, log_escape(esc, sizeof(esc), buf, len));
+		rc = -ECONNREFUSED;
+	} else if (!rc && proc_exit_code(st) != 0) {
 		log_err("in %s: %s", t->vm->name, log_escape(esc, sizeof(esc), buf, len));
 		rc = -EIO;
 	}

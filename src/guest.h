@@ -63,8 +63,10 @@ bool guest_can_ssh(const struct guest_target *t);
  * @timeout_s: for the whole session
  * @out:       if not NULL, set to the script's output (malloc'd, bounded)
  *
- * Return: 0 when the script exited 0; -EIO (its output logged), -ETIMEDOUT,
- * -ENOENT (no address yet), or a negative errno
+ * Return: 0 when the script exited 0; -EIO (it failed; its output logged),
+ * -ECONNREFUSED (ssh itself failed: no connection yet, or a host key that
+ * is not the pinned one), -ETIMEDOUT, -ENOENT (no address yet), or a
+ * negative errno
  */
 int guest_run_root(const struct guest_target *t, const char *script, bool clock,
 		   unsigned timeout_s, char **out);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "src/log.h"
@@ -208,4 +209,25 @@ void snap_drop_running(const char *vm_dir, json_t *idx)
 		if (!json_object_get(items, json_string_value(json_array_get(stack, i))))
 			json_array_remove(stack, i);
 	snap_set_str(idx, "resume", NULL);
+}
+
+void snap_summary(const char *vm_dir, const json_t *st, json_t *o)
+{
+	const json_t *start = json_object_get(st, "start");
+	char path[PATH_MAX], when[32];
+	struct stat sb;
+	struct tm tm;
+
+	if (snap_path(vm_dir, "anchor", NULL, path, sizeof(path)) == 0 && stat(path, &sb) == 0) {
+		gmtime_r(&sb.st_mtime, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		json_object_set_new(o, "snapshot", json_string(when));
+		json_object_set_new(o, "snapshot_size", json_integer((json_int_t)sb.st_size));
+	} else {
+		json_object_set_new(o, "snapshot", json_string("none"));
+	}
+	if (json_is_string(json_object_get(start, "kind")))
+		json_object_set(o, "start", json_object_get(start, "kind"));
+	if (json_is_string(json_object_get(start, "reason")))
+		json_object_set(o, "start_reason", json_object_get(start, "reason"));
 }

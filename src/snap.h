@@ -97,4 +97,12 @@ int snap_disk_path(const char *vm_dir, char *buf, size_t n);
  */
 void snap_drop_running(const char *vm_dir, json_t *idx);
 
+/**
+ * snap_summary() - what `hutch status` shows of snapshots and the last start:
+ * "snapshot" (the anchor's time, or "none"), "snapshot_size" (bytes), "start"
+ * ("warm" or "cold"), "start_reason" (why a saved state was not resumed)
+ * @st: state.json (borrowed); @o: the status object, filled
+ */
+void snap_summary(const char *vm_dir, const json_t *st, json_t *o);
+
 #endif

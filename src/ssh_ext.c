@@ -388,10 +388,14 @@ static int ssh_ext_wait(struct up_ctx *u)
 		return 0;
 	}
 	free(info);
+	ssh_ext_reload(u);
+	/* a resumed running state booted nothing: no cloud-init, no playbook;
+	 * the first SSH session steps the guest's clock (src/warm.h) */
+	if (warm_resumed(u->state))
+		return warm_guest_ready(u);
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	ssh_ext_reload(u);
 	/* the address may not be known yet: ssh_conn_init's -ENOENT is fine here */
 	rc = ssh_conn_init(c, u->vm, u->cfg->dir, u->vm_dir, u->state);
 	if (rc < 0 && rc != -ENOENT)
@@ -399,8 +403,7 @@ static int ssh_ext_wait(struct up_ctx *u)
 	rc = ssh_ext_wait_ssh(u, c);
 	if (rc < 0)
 		goto out;
-	/* a resumed running state (src/warm.h) booted nothing: cloud-init is done */
-	if (u->vm->cloud_init_wait && !warm_resumed(u->state)) {
+	if (u->vm->cloud_init_wait) {
 		rc = ssh_ext_wait_cloud_init(u, c);
 		if (rc < 0)
 			goto out;

@@ -165,6 +165,7 @@ static bool warm_item_ok(const json_t *it)
 static bool warm_fits(struct sv_ctx *c, const char *name, const json_t *it, char *why, size_t n)
 {
 	char id[PATH_MAX + 64], path[PATH_MAX];
+	uint64_t t0;
 	json_t *cfg;
 	bool diff;
 
@@ -182,9 +183,11 @@ static bool warm_fits(struct sv_ctx *c, const char *name, const json_t *it, char
 			 json_string_value(json_object_get(it, "qemu")));
 		return false;
 	}
+	t0 = util_monotonic_ms();
 	if (snap_path(c->vm_dir, name, "vmstate", path, sizeof(path)) ||
 	    warm_check_file(path, it, why, n))
 		return false;
+	log_info("state file checked in %llu ms", (unsigned long long)(util_monotonic_ms() - t0));
 	return true;
 }
 

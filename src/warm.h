@@ -136,6 +136,14 @@ void warm_plan_free(struct warm_plan *p);
 bool warm_resumed(const json_t *state);
 
 /**
+ * warm_guest_ready() - `up` of a resumed guest: wait (timeouts.ssh) until
+ * SSH answers, stepping the guest's clock and mounting its shares in that
+ * first session; the ssh extension calls it instead of its own wait
+ * Return: 0, or a negative errno (-ETIMEDOUT, -ESRCH: the VM stopped)
+ */
+int warm_guest_ready(struct up_ctx *u);
+
+/**
  * warm_cli_save() - save the running VM's state as @name (lock held)
  * @state: state.json as read under the lock
  * Return: an exit code

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "src/guest.h"
 #include "src/log.h"
@@ -102,7 +103,39 @@ static int warm_up_wait(struct up_ctx *u)
 	return 0;
 }
 
-/* after the other waits: a resumed guest's clock and shares; `warm: true` saves once */
+int warm_guest_ready(struct up_ctx *u)
+{
+	struct guest_target t = { .vm = u->vm, .project_dir = u->cfg->dir, .vm_dir = u->vm_dir };
+	uint64_t t0 = util_monotonic_ms(), deadline = t0 + u->vm->timeouts.ssh * 1000ULL;
+	int rc;
+
+	for (;;) {
+		if (!up_vm_alive(u)) {
+			log_err("%s stopped while waiting for SSH", u->vm->name);
+			return -ESRCH;
+		}
+		t.state = u->state;
+		rc = guest_after_resume(&t);
+		/* not answering yet (or no address yet): try again; anything else is final */
+		if (rc != -ECONNREFUSED && rc != -ENOENT)
+			break;
+		if (util_monotonic_ms() >= deadline) {
+			log_err("SSH on %s did not answer within %us (timeouts.ssh)", u->vm->name,
+				u->vm->timeouts.ssh);
+			return -ETIMEDOUT;
+		}
+		nanosleep(&(struct timespec){ .tv_nsec = 300000000L }, NULL);
+	}
+	if (rc) {
+		log_errno(rc, "setting the clock and mounting the shares in the resumed %s", u->vm->name);
+		return rc;
+	}
+	log_info("SSH ready on %s after %.1fs (clock stepped%s)", u->vm->name,
+		 (double)(util_monotonic_ms() - t0) / 1000.0, u->vm->n_shares ? ", shares mounted" : "");
+	return 0;
+}
+
+/* after the other waits: `warm: true` saves once, after the first provisioning */
 static int warm_up_after(struct up_ctx *u)
 {
 	struct guest_target t = { .vm = u->vm, .project_dir = u->cfg->dir, .vm_dir = u->vm_dir };
@@ -111,11 +144,6 @@ static int warm_up_after(struct up_ctx *u)
 	if (up_state_reload(u))
 		return 0;
 	t.state = u->state;
-	if (warm_resumed(u->state) && guest_can_ssh(&t)) {
-		rc = guest_after_resume(&t);
-		if (rc)
-			log_errno(rc, "setting the clock and mounting the shares in the resumed guest");
-	}
 	if (u->created && u->vm->warm) {
 		log_info("warm: true: saving the running state \"warm\"; later `up`s resume it");
 		rc = warm_save_request(&t, "warm");
