@@ -74,11 +74,11 @@ d0=$(sum "$V/disk.qcow2")
 H reset >/dev/null 2>"$T/err"
 is "reset without a snapshot: exit 78" "$?" 78
 is "... and the disk is untouched" "$(sum "$V/disk.qcow2")" "$d0"
-cp "$T/p/hutch.yaml" "$T/good.yaml"
-printf 'memory: lots\n' >>"$T/p/hutch.yaml"
 check "snapshot (VM halted)" H snapshot
 s0=$(sum "$V/snapshot.qcow2")
 d0=$(sum "$V/disk.qcow2")
+cp "$T/p/hutch.yaml" "$T/good.yaml"
+printf 'memory: lots\n' >>"$T/p/hutch.yaml"
 H reset >/dev/null 2>"$T/err"
 rc=$?
 # SPEC.md: 2 is a config error (as for every verb); 78 is "no snapshot"
@@ -104,8 +104,8 @@ is "reset: the marker written after the snapshot is gone, the earlier one is the
 # --- kill -9 of hutch while it saves a snapshot
 mark KILLED
 check "halt" H halt
-H snapshot >/dev/null 2>&1 &
-hp=$!
+"$HUTCH" -C "$T/p" snapshot >/dev/null 2>&1 &
+hp=$!	# hutch itself, not a subshell around it
 if wait_for 120 test -e "$V/snapshot.qcow2.part"; then
 	kill -9 "$hp"
 	wait "$hp" 2>/dev/null
