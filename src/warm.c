@@ -565,8 +565,7 @@ void warm_plan_free(struct warm_plan *p)
 
 /* ---- saving ---- */
 
-/* the "name" of a save request, checked (the line passed vm_ctl_parse already) */
-static int warm_ctl_name(const char *line, size_t n, char *name, size_t sz)
+int warm_ctl_name(const char *line, size_t n, char *name, size_t sz)
 {
 	json_t *req = json_loadb(line, n, JSON_REJECT_DUPLICATES, NULL);
 	const char *v = json_string_value(json_object_get(req, "name"));

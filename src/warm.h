@@ -127,6 +127,13 @@ json_t *warm_save(struct sv_ctx *c, struct warm_plan *p, struct qmp *q, const ch
 
 void warm_plan_free(struct warm_plan *p);
 
+/**
+ * warm_ctl_name() - the "name" of a save request line (untrusted bytes,
+ * at most VM_CTL_LINE_MAX), checked with snap_name_valid()
+ * Return: 0 with @name set, -EINVAL, -ENAMETOOLONG
+ */
+int warm_ctl_name(const char *line, size_t n, char *name, size_t sz);
+
 /* ---- CLI side ---- */
 
 /**
