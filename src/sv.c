@@ -887,6 +887,32 @@ static int sv_build(struct sv_ctx *c, struct sv_core *k, struct qemu_argv *a, ui
 	return rc;
 }
 
+/* every fd and socket of the supervisor, at its end */
+static void sv_close_all(struct sv_core *k, const char *vm_dir)
+{
+	sv_qmp_drop(k);
+	if (k->qemu_pidfd >= 0)
+		close(k->qemu_pidfd);
+	if (k->serial_fd >= 0)
+		close(k->serial_fd);
+	for (size_t i = 0; i < SV_MAX_CONSOLE; i++)
+		if (k->con[i] >= 0)
+			sv_con_close(k, i);
+	for (size_t i = 0; i < SV_MAX_CTL; i++)
+		if (k->ctl[i])
+			sv_ctl_close(k, i);
+	if (k->console_lfd >= 0)
+		close(k->console_lfd);
+	if (k->control_lfd >= 0)
+		close(k->control_lfd);
+	if (k->log_fd >= 0)
+		close(k->log_fd);
+	if (k->sig_fd >= 0)
+		close(k->sig_fd);
+	sv_unlink(vm_dir, "console.sock");
+	sv_unlink(vm_dir, "control.sock");
+}
+
 /* the extensions and what they prepared so far (torn down in reverse) */
 struct sv_preps {
 	const struct sv_ext *const *ext;
@@ -1058,27 +1084,7 @@ out_teardown_ok:
 	k.preparing = false;
 	sv_teardown(&c, ext, priv, pp.prepared);
 out:
-	sv_qmp_drop(&k);
-	if (k.qemu_pidfd >= 0)
-		close(k.qemu_pidfd);
-	if (k.serial_fd >= 0)
-		close(k.serial_fd);
-	for (size_t i = 0; i < SV_MAX_CONSOLE; i++)
-		if (k.con[i] >= 0)
-			sv_con_close(&k, i);
-	for (size_t i = 0; i < SV_MAX_CTL; i++)
-		if (k.ctl[i])
-			sv_ctl_close(&k, i);
-	if (k.console_lfd >= 0)
-		close(k.console_lfd);
-	if (k.control_lfd >= 0)
-		close(k.control_lfd);
-	if (k.log_fd >= 0)
-		close(k.log_fd);
-	if (k.sig_fd >= 0)
-		close(k.sig_fd);
-	sv_unlink(vm_dir, "console.sock");
-	sv_unlink(vm_dir, "control.sock");
+	sv_close_all(&k, vm_dir);
 	if (rc) {
 		const char *s = state_get_str(c.state, "status");
 

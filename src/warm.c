@@ -650,13 +650,21 @@ struct warm_save_ctx {
 static int warm_save_paused(struct warm_save_ctx *w, struct qmp *q)
 {
 	uint64_t deadline = util_monotonic_ms() + WARM_SAVE_MS;
+	json_t *warm_bw = json_pack("{s:I}", "max-bandwidth", (json_int_t)1 << 40);
 	int rc;
+
+	if (!warm_bw)
+		return -ENOMEM;
 
 	/* the tag first: a finished migration leaves the disk inactive until `cont` */
 	rc = warm_tag_cmd(q, "blockdev-snapshot-internal-sync", w->dev, w->tag);
 	if (rc)
-		return rc;
+		goto out;
 	w->tagged = true;
+	/* QEMU throttles migration to 128 MiB/s by default: a file needs no such care */
+	rc = qmp_command(q, "migrate-set-parameters", warm_bw, NULL, WARM_QMP_MS);
+	if (rc)
+		log_warno(rc, "migrate-set-parameters");
 	rc = qmp_getfd(q, WARM_FD_OUT, w->fd, WARM_QMP_MS);
 	if (!rc)
 		rc = qmp_migrate(q, "fd:" WARM_FD_OUT, WARM_QMP_MS);
@@ -668,6 +676,8 @@ static int warm_save_paused(struct warm_save_ctx *w, struct qmp *q)
 		rc = -errno;
 	if (!rc)
 		rc = warm_file_sum(w->fd, &w->sum, &w->size);
+out:
+	json_decref(warm_bw);
 	return rc;
 }
 

@@ -73,7 +73,7 @@ users:
 package_update: false
 Y
 
-# --- cold up, the share in both directions
+# --- cold up, the share in both directions (the folder is root's here: sudo in the guest)
 t0=$(date +%s)
 if H up >"$T/up.log" 2>&1; then
 	ok "cold up ($(( $(date +%s) - t0 ))s)"
@@ -84,7 +84,7 @@ fi
 is "cold up: start is cold" "$(H --json status | jq -r .start)" cold
 echo host1 >"$T/p/ws/h1"
 is "share, host -> guest" "$(G cat /ws/h1)" host1
-G 'echo guest1 > /ws/g1'
+G 'echo guest1 | sudo tee /ws/g1 >/dev/null'
 is "share, guest -> host" "$(cat "$T/p/ws/g1" 2>/dev/null)" guest1
 G 'echo written-before-the-save > ~/marker'
 
@@ -99,7 +99,7 @@ fi
 is "the VM runs on" "$(H --json status | jq -r .status)" running
 echo host2 >"$T/p/ws/h2"
 is "after the save: share, host -> guest" "$(G cat /ws/h2)" host2
-G 'echo guest2 > /ws/g2'
+G 'echo guest2 | sudo tee /ws/g2 >/dev/null'
 is "after the save: share, guest -> host" "$(cat "$T/p/ws/g2" 2>/dev/null)" guest2
 d=$(( $(G date +%s) - $(date +%s) ))
 [ "${d#-}" -le 2 ] && ok "after the save: guest clock within 2 s of the host ($d)" || fail "clock after the save ($d s)"
@@ -126,7 +126,7 @@ d=$(( $(G date +%s) - $(date +%s) ))
 [ "${d#-}" -le 2 ] && ok "guest clock within 2 s of the host ($d)" || fail "guest clock off by $d s"
 echo host3 >"$T/p/ws/h3"
 is "after the resume: share, host -> guest" "$(G cat /ws/h3)" host3
-G 'echo guest3 > /ws/g3'
+G 'echo guest3 | sudo tee /ws/g3 >/dev/null'
 is "after the resume: share, guest -> host" "$(cat "$T/p/ws/g3" 2>/dev/null)" guest3
 if [ "$MODE" = nat ]; then
 	[ -n "$addr" ] && is "nat: the guest has the address it had at the save" "$(js .net.ip)" "$addr" ||
