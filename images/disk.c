@@ -316,6 +316,27 @@ int disk_tag_exists(const char *path, const char *tag)
 	return found;
 }
 
+int disk_tags(const char *path, json_t **names)
+{
+	struct disk_info di;
+	json_t *snaps = NULL, *s, *out;
+	size_t i;
+	int rc = disk_info_snaps(path, &di, &snaps);
+
+	if (rc)
+		return rc;
+	out = json_array();
+	json_array_foreach(snaps, i, s) {
+		json_t *name = json_object_get(s, "name");
+
+		if (json_is_string(name) && disk_tag_valid(json_string_value(name)))
+			json_array_append(out, name);
+	}
+	json_decref(snaps);
+	*names = out;
+	return out ? 0 : -ENOMEM;
+}
+
 int disk_tag_apply(const char *path, const char *tag)
 {
 	const char *argv[] = { "qemu-img", "snapshot", "-q", "-a", tag, path, NULL };

@@ -95,6 +95,13 @@ int disk_tag_delete(const char *path, const char *tag);
 int disk_tag_exists(const char *path, const char *tag);
 
 /**
+ * disk_tags() - the internal snapshot tags of @path (those hutch could have
+ * written: disk_tag_valid()), as a new JSON array of strings
+ */
+struct json_t;
+int disk_tags(const char *path, struct json_t **names);
+
+/**
  * disk_fsync_path() - fsync @path (a file or a directory)
  *
  * qemu-img does not fsync what it wrote; before a rename makes a file the
@@ -109,7 +116,6 @@ int disk_fsync_path(const char *path);
  * @names: array the VM names are appended to
  * Return: how many, or a negative errno
  */
-struct json_t;
 int disk_users(const char *image, struct json_t *names);
 
 #endif

@@ -113,11 +113,35 @@ static void sc_close(struct snapcmd *c)
 	vm_sel_free(&c->s);
 }
 
+/* drop the internal snapshots "hutch-warm-*" of disk.qcow2 that no entry names */
+static void sc_gc_tags(struct snapcmd *c)
+{
+	json_t *tags = NULL, *t, *it;
+	const char *k;
+	size_t i;
+
+	if (disk_tags(c->disk, &tags))
+		return;
+	json_array_foreach(tags, i, t) {
+		const char *tag = json_string_value(t);
+		bool used = false;
+
+		if (strncmp(tag, "hutch-warm-", 11))
+			continue;
+		json_object_foreach(json_object_get(c->idx, "items"), k, it)
+			used |= !strcmp(json_string_value(json_object_get(it, "tag")) ?: "", tag);
+		if (!used && disk_tag_delete(c->disk, tag) == 0)
+			log_debug("dropped the unused disk tag %s", tag);
+	}
+	json_decref(tags);
+}
+
 /*
- * Select the VM, refuse (78) one that has no disk, take the lock, read
- * state and index.  Return: EXIT_OK, or the exit code (then sc_close()).
+ * Select the VM, refuse (78) one that has no disk, take the lock (unless
+ * @readonly), read state and index, drop unused disk tags of a halted VM.
+ * Return: EXIT_OK, or the exit code (then sc_close()).
  */
-static int sc_open(struct snapcmd *c, struct cli *cli, const char *vm, bool need_cfg)
+static int sc_open(struct snapcmd *c, struct cli *cli, const char *vm, bool need_cfg, bool readonly)
 {
 	int rc;
 
@@ -133,7 +157,8 @@ static int sc_open(struct snapcmd *c, struct cli *cli, const char *vm, bool need
 			"nothing to snapshot", c->s.name);
 		return EXIT_NOSETUP;
 	}
-	rc = vm_take_lock(&c->s, &c->lock);
+	/* list only reads: it does not wait for, nor block, an `up` */
+	rc = readonly ? EXIT_OK : vm_take_lock(&c->s, &c->lock);
 	if (rc)
 		return rc;
 	rc = state_load(c->s.dir, &c->state);
@@ -144,6 +169,9 @@ static int sc_open(struct snapcmd *c, struct cli *cli, const char *vm, bool need
 	c->running = c->state && vm_supervisor_alive(c->s.dir, c->state);
 	if (snap_index_load(c->s.dir, &c->idx))
 		return EXIT_ERR;
+	/* tags of running states that are gone (rm while running, a killed save) */
+	if (!c->running && !readonly)
+		sc_gc_tags(c);
 	return EXIT_OK;
 }
 
@@ -268,7 +296,7 @@ int cmd_reset(struct cli *cli, int argc, char **argv)
 		vm = argv[i];
 	}
 	/* hutch.yaml first: a broken one must not cost the user the disk */
-	rc = sc_open(&c, cli, vm, true);
+	rc = sc_open(&c, cli, vm, true, false);
 	if (rc)
 		goto out;
 	if (snap_path(c.s.dir, "anchor", NULL, path, sizeof(path)) || access(path, F_OK) < 0) {
@@ -405,7 +433,11 @@ static int snapshot_restore(struct snapcmd *c, const char *name)
 	if (snap_index_save(c->s.dir, c->idx))
 		return EXIT_ERR;
 	log_info("%s restored to %s", c->s.name, name);
-	return c->no_start ? EXIT_OK : sc_up(c);
+	if (c->no_start)
+		return EXIT_OK;
+	rc = sc_up(c);
+	c->running = rc == EXIT_OK && c->s.cfg;
+	return rc;
 }
 
 /*
@@ -572,19 +604,25 @@ static int sc_by_time(const void *a, const void *b)
 
 static int snapshot_list(struct snapcmd *c)
 {
-	json_t *arr = json_array(), *it, *rows[1024];
+	json_t *items = json_object_get(c->idx, "items"), *arr = json_array(), *it, **rows;
 	char path[PATH_MAX], hum[32];
 	const char *k;
 	size_t n = 0;
 
+	rows = calloc(json_object_size(items) + 1, sizeof(*rows));
+	if (!rows || !arr) {
+		free(rows);
+		json_decref(arr);
+		return EXIT_ERR;
+	}
 	if (!snap_path(c->s.dir, "anchor", NULL, path, sizeof(path)) && access(path, F_OK) == 0)
 		rows[n++] = sc_row(c, NULL, json_object_get(c->idx, "anchor"));
-	json_object_foreach(json_object_get(c->idx, "items"), k, it)
-		if (n < UTIL_ARRAY_SIZE(rows))
-			rows[n++] = sc_row(c, k, it);
+	json_object_foreach(items, k, it)
+		rows[n++] = sc_row(c, k, it);
 	qsort(rows, n, sizeof(rows[0]), sc_by_time);
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(arr, rows[i]);
+	free(rows);
 	if (c->cli->json) {
 		json_dumpf(arr, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		putchar('\n');
@@ -692,7 +730,7 @@ int cmd_snapshot(struct cli *cli, int argc, char **argv)
 	}
 	if (rc)
 		return rc;
-	rc = sc_open(&c, cli, vm, false);
+	rc = sc_open(&c, cli, vm, false, sub == SC_LIST);
 	if (rc)
 		goto out;
 	switch (sub) {

@@ -26,7 +26,8 @@
 
 #define WARM_QMP_MS 10000
 #define WARM_UNPLUG_MS 30000		/* the guest must let go of the device */
-#define WARM_SAVE_MS (30 * 60 * 1000)	/* the whole save, guest paused */
+#define WARM_SAVE_MS (30 * 60 * 1000)	/* the whole save */
+#define WARM_LIVE_MS (60 * 1000)	/* copying while the guest runs, before it is paused */
 #define WARM_POLL_NS 20000000L		/* query-migrate every 20 ms */
 #define WARM_FD_OUT "hutch-warm-out"
 #define WARM_FD_IN "hutch-warm-in"
@@ -646,39 +647,112 @@ struct warm_save_ctx {
 	unsigned long long paused_ms;
 };
 
-/* guest paused: disk tag, then memory into the file; the file is whole on success */
-static int warm_save_paused(struct warm_save_ctx *w, struct qmp *q)
+/* migration parameters and capabilities of a save */
+static int warm_save_setup(struct qmp *q)
 {
-	uint64_t deadline = util_monotonic_ms() + WARM_SAVE_MS;
-	json_t *warm_bw = json_pack("{s:I}", "max-bandwidth", (json_int_t)1 << 40);
+	/* QEMU throttles migration to 128 MiB/s by default: a file needs no such care */
+	json_t *bw = json_pack("{s:I}", "max-bandwidth", (json_int_t)1 << 40);
+	/* stop before the switch-over, while the disks are still active, for the tag */
+	json_t *caps = json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability",
+				 "pause-before-switchover", "state", 1);
+	int rc = bw && caps ? 0 : -ENOMEM;
+
+	if (!rc && qmp_command(q, "migrate-set-parameters", bw, NULL, WARM_QMP_MS))
+		log_warn("migrate-set-parameters: the save runs throttled");
+	if (!rc)
+		rc = qmp_command(q, "migrate-set-capabilities", caps, NULL, WARM_QMP_MS);
+	json_decref(bw);
+	json_decref(caps);
+	return rc;
+}
+
+/*
+ * Wait for the migration to reach @want.  While it is still copying the
+ * running guest's RAM (the guest keeps running meanwhile), a guest that
+ * dirties memory faster than it converges is stopped after WARM_LIVE_MS.
+ */
+static int warm_save_wait(struct qmp *q, enum qmp_mig_status want, uint64_t deadline,
+			  uint64_t *stopped_at)
+{
+	uint64_t t0 = util_monotonic_ms();
+	struct qmp_migrate_info mi;
 	int rc;
 
-	if (!warm_bw)
-		return -ENOMEM;
+	for (;;) {
+		rc = qmp_query_migrate(q, &mi, WARM_QMP_MS);
+		if (rc)
+			return rc;
+		if (mi.status == want)
+			return 0;
+		if (mi.status == QMP_MIG_FAILED || mi.status == QMP_MIG_CANCELLED) {
+			log_err("saving the running state failed: %s",
+				mi.error[0] ? mi.error : qmp_migrate_status_name(mi.status));
+			return -EIO;
+		}
+		if (!*stopped_at && util_monotonic_ms() - t0 > WARM_LIVE_MS) {
+			log_info("the guest changes its memory faster than it is saved: pausing it");
+			if ((rc = qmp_stop(q, WARM_QMP_MS)))
+				return rc;
+			*stopped_at = util_monotonic_ms();
+		}
+		if (util_monotonic_ms() >= deadline)
+			return -ETIMEDOUT;
+		warm_nap();
+	}
+}
 
-	/* the tag first: a finished migration leaves the disk inactive until `cont` */
-	rc = warm_tag_cmd(q, "blockdev-snapshot-internal-sync", w->dev, w->tag);
-	if (rc)
-		goto out;
-	w->tagged = true;
-	/* QEMU throttles migration to 128 MiB/s by default: a file needs no such care */
-	rc = qmp_command(q, "migrate-set-parameters", warm_bw, NULL, WARM_QMP_MS);
-	if (rc)
-		log_warno(rc, "migrate-set-parameters");
-	rc = qmp_getfd(q, WARM_FD_OUT, w->fd, WARM_QMP_MS);
+/*
+ * Memory into the file while the guest runs; QEMU stops the guest for the
+ * last pass and waits (pre-switchover): the disk tag is taken then, so disk
+ * and memory are of that one paused instant.  On success the guest is
+ * paused (postmigrate) and the file complete; *@stopped_at says since when.
+ */
+static int warm_save_live(struct warm_save_ctx *w, struct qmp *q, uint64_t *stopped_at)
+{
+	uint64_t deadline = util_monotonic_ms() + WARM_SAVE_MS;
+	json_t *cont = json_pack("{s:s}", "state", "pre-switchover");
+	int rc = cont ? warm_save_setup(q) : -ENOMEM;
+
+	if (!rc)
+		rc = qmp_getfd(q, WARM_FD_OUT, w->fd, WARM_QMP_MS);
 	if (!rc)
 		rc = qmp_migrate(q, "fd:" WARM_FD_OUT, WARM_QMP_MS);
 	if (!rc)
-		rc = warm_migration_wait(q, deadline, "saving the running state");
-	if (!rc && fsync(w->fd) < 0)
-		rc = -errno;
-	if (!rc && lseek(w->fd, 0, SEEK_SET) != 0)
-		rc = -errno;
+		rc = warm_save_wait(q, QMP_MIG_PRE_SWITCHOVER, deadline, stopped_at);
+	if (!rc && !*stopped_at)
+		*stopped_at = util_monotonic_ms();
+	if (!rc && !(rc = warm_tag_cmd(q, "blockdev-snapshot-internal-sync", w->dev, w->tag)))
+		w->tagged = true;
 	if (!rc)
-		rc = warm_file_sum(w->fd, &w->sum, &w->size);
-out:
-	json_decref(warm_bw);
+		rc = qmp_command(q, "migrate-continue", cont, NULL, WARM_QMP_MS);
+	if (!rc)
+		rc = warm_save_wait(q, QMP_MIG_COMPLETED, deadline, stopped_at);
+	if (rc && rc != -ECONNRESET) {
+		log_errno(rc, "saving the running state");
+		(void)qmp_command(q, "migrate_cancel", NULL, NULL, WARM_QMP_MS);
+	}
+	json_decref(cont);
 	return rc;
+}
+
+/* the file is whole: on disk, and its checksum (the guest runs again meanwhile) */
+static int warm_save_seal(struct warm_save_ctx *w)
+{
+	if (fsync(w->fd) < 0 || lseek(w->fd, 0, SEEK_SET) != 0)
+		return -errno;
+	return warm_file_sum(w->fd, &w->sum, &w->size);
+}
+
+/* continue the guest if it ran before the save and does not now (a failed save may have stopped it) */
+static void warm_save_resume(struct qmp *q, bool was_running)
+{
+	enum qmp_runstate rs;
+
+	if (!was_running ||
+	    (qmp_query_status(q, &rs, NULL, 0, WARM_QMP_MS) == 0 && rs == QMP_RS_RUNNING))
+		return;
+	if (qmp_cont(q, WARM_QMP_MS))
+		log_warn("the guest could not be continued after the save");
 }
 
 /* the index entry of the state just saved; replaces an older one of that name */
@@ -747,9 +821,9 @@ json_t *warm_save(struct sv_ctx *c, struct warm_plan *p, struct qmp *q, const ch
 		  size_t n)
 {
 	struct warm_save_ctx w = { .fd = -1 };
+	uint64_t stopped_at = 0;
 	size_t unplugged = 0;
-	uint64_t t0;
-	bool stopped = false;
+	enum qmp_runstate rs = QMP_RS_OTHER;
 	int rc;
 
 	if (!q)
@@ -757,20 +831,20 @@ json_t *warm_save(struct sv_ctx *c, struct warm_plan *p, struct qmp *q, const ch
 	if (warm_ctl_name(line, n, w.name, sizeof(w.name)))
 		return json_pack("{s:b, s:s}", "ok", 0, "error", "bad snapshot name");
 	log_info("saving the running state %s", w.name);
+	/* a guest the user paused (`hutch suspend`) stays paused */
+	(void)qmp_query_status(q, &rs, NULL, 0, WARM_QMP_MS);
 	rc = warm_save_prepare(c, &w, q);
 	if (!rc)
 		rc = warm_unplug(p, q, &unplugged);
-	t0 = util_monotonic_ms();
-	if (!rc && !(rc = qmp_stop(q, WARM_QMP_MS)))
-		stopped = true;
 	if (!rc)
-		rc = warm_save_paused(&w, q);
+		rc = warm_save_live(&w, q, &stopped_at);
 	if (rc && w.tagged)
 		(void)warm_tag_cmd(q, "blockdev-snapshot-delete-internal-sync", w.dev, w.tag);
 	warm_replug(p, q, unplugged);
-	if (stopped && qmp_cont(q, WARM_QMP_MS))
-		log_warn("the guest could not be continued after the save");
-	w.paused_ms = util_monotonic_ms() - t0;
+	warm_save_resume(q, rs == QMP_RS_RUNNING);
+	w.paused_ms = stopped_at ? util_monotonic_ms() - stopped_at : 0;
+	if (!rc)
+		rc = warm_save_seal(&w);
 	if (w.fd >= 0)
 		close(w.fd);
 	if (!rc && rename(w.part, w.dst) < 0)

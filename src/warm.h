@@ -7,13 +7,17 @@
  * Saving (`snapshot save --running NAME`, or `warm: true` after the first
  * provisioning): the CLI unmounts the shares in the guest over SSH and asks
  * the supervisor ("save" on control.sock).  The supervisor unplugs the
- * virtiofs devices (vhost-user-fs cannot be migrated in QEMU 7.2), stops
- * the vCPUs, has QEMU take an internal qcow2 snapshot of disk.qcow2
- * (blockdev-snapshot-internal-sync) and then migrate memory and device
- * state into a file it passed over QMP (getfd, `migrate fd:`), all while
- * the guest stays paused: disk and memory are from the same instant.  Then
- * it plugs the devices back and continues; the CLI mounts the shares again
- * and steps the guest clock.  QEMU runs with `-sandbox spawn=deny`, so an
+ * virtiofs devices (vhost-user-fs cannot be migrated in QEMU 7.2) and
+ * migrates the VM into a file it passed over QMP (getfd, `migrate fd:`):
+ * RAM is copied while the guest runs, then QEMU stops the guest for the
+ * last pass and, with the pause-before-switchover capability, waits while
+ * the disks are still active.  Then QEMU takes an internal qcow2 snapshot
+ * of disk.qcow2 (blockdev-snapshot-internal-sync), the migration finishes
+ * with the device state, and the guest continues: disk and memory are of
+ * the same paused instant, and the pause is the last pass only (a guest
+ * that dirties memory faster than it is written is paused after a minute).
+ * The devices are plugged back; the CLI mounts the shares again and steps
+ * the guest clock.  QEMU runs with `-sandbox spawn=deny`, so an
  * `exec:` migration is not possible; an fd is.  The file is written as
  * NAME.vmstate.part and renamed when complete; the index entry (src/snap.h)
  * is written last, so a save killed at any point leaves the previous state
@@ -49,7 +53,7 @@
  * inode, size, mtime), "config" ({cpus, memory, accel, firmware, kernel,
  * mode, shares}), "argv" (QEMU's command line without the -incoming parts
  * and the user-mode SSH port), "addr" (the guest's address, mode nat),
- * "save_ms" (how long the guest was paused).
+ * "save_ms" (how long the guest was paused for the save).
  */
 #include <jansson.h>
 #include <stdbool.h>

@@ -118,7 +118,7 @@ fi
 up_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%d", b - a + 1 }')
 is "status says warm" "$(H --json status | jq -r .start)" warm
 grep -q 'resumed the running state clean' "$T/up2.log" && ok "up said it resumed" || fail "up said it resumed"
-is "a file written before the save is there" "$(G cat ~/marker)" written-before-the-save
+is "a file written before the save is there" "$(G 'cat ~/marker')" written-before-the-save
 upt=$(G cut -d. -f1 /proc/uptime)
 [ "${upt:-0}" -gt "$up_s" ] && ok "the guest's uptime ($upt s) is older than the up ($up_s s)" ||
 	fail "uptime $upt vs up $up_s"

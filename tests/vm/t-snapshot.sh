@@ -113,7 +113,8 @@ if wait_for 120 test -e "$V/snapshot.qcow2.part"; then
 else
 	fail "snapshot.qcow2.part never appeared"
 fi
-wait_for 30 bash -c "! pgrep -f 'qemu-img convert.*$V' >/dev/null" && ok "no qemu-img left running" ||
+# [q]: the pattern must not match the command line of the shell running pgrep
+wait_for 30 bash -c "! pgrep -f '[q]emu-img convert.*$V' >/dev/null" && ok "no qemu-img left running" ||
 	fail "qemu-img outlived hutch"
 is "the previous snapshot is intact" "$(sum "$V/snapshot.qcow2")" "$s0"
 check "... and passes qemu-img check" qemu-img check -q "$V/snapshot.qcow2"
@@ -280,7 +281,11 @@ else
 fi
 wait "$hp" 2>/dev/null
 wait_for 60 gone "$(js .qemu_pid)" || true
-check "the disk is intact (qemu-img check)" qemu-img check -q "$V/disk.qcow2"
+# exit 3: leaked clusters only (space a killed QEMU allocated), which is no damage
+qemu-img check -q "$V/disk.qcow2" >"$T/o" 2>&1
+rc=$?
+[ "$rc" -eq 0 ] || [ "$rc" -eq 3 ] && ok "the disk is intact (qemu-img check: no corruption, rc $rc)" ||
+	{ fail "the disk is intact (qemu-img check rc $rc)"; diag "$(head -5 "$T/o")"; }
 [ "$(jq -r '.items | has("w3")' "$V/snapshots/index.json")" = false ] && ok "no half state recorded" ||
 	fail "w3 recorded"
 check "up after the killed save" H up
