@@ -116,6 +116,8 @@ int warm_guest_ready(struct up_ctx *u)
 		}
 		t.state = u->state;
 		rc = guest_after_resume(&t);
+		log_debug("resumed guest: SSH session after %llu ms: %d",
+			  (unsigned long long)(util_monotonic_ms() - t0), rc);
 		/* not answering yet (or no address yet): try again; anything else is final */
 		if (rc != -ECONNREFUSED && rc != -ENOENT)
 			break;

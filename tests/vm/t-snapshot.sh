@@ -25,8 +25,16 @@ H() { "$HUTCH" -C "$T/p" "$@"; }
 js() { jq -r "$1" "$V/state.json" 2>/dev/null; }
 gsh() { python3 "$GUESTSH_PY" --timeout 120 "$V/console.sock" "$@" | tr -d '\r'; }
 ready() { python3 "$GUESTSH_PY" --timeout 180 --wait-ready "$V/console.sock" >/dev/null 2>&1; }
-# mark WORD: the guest writes WORD at the start of its disk; seen: what it reads there
-mark() { ready && gsh "echo $1 | dd of=/dev/vda bs=512 count=1 conv=sync 2>/dev/null; sync; echo ok" >/dev/null; }
+# mark WORD: the guest writes WORD at the start of its disk (checked by reading it
+# back; a console that does not answer on a loaded host is tried again);
+# seen: what the guest reads there
+mark() {
+	local i
+	for i in 1 2 3; do
+		ready && [ "$(gsh "echo $1 | dd of=/dev/vda bs=512 count=1 conv=sync 2>/dev/null; sync; head -c 8 /dev/vda | tr -dc A-Za-z0-9-")" = "$1" ] && return 0
+	done
+	fail "the guest could not write the marker $1"
+}
 seen() { ready && gsh 'head -c 8 /dev/vda | tr -dc A-Za-z0-9-'; }
 wait_for() { local n=$(($1 * 10)); shift; while ((n-- > 0)); do "$@" && return 0; sleep 0.1; done; return 1; }
 gone() { [ ! -e "/proc/$1" ] || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
