@@ -1078,7 +1078,7 @@ const char *qmp_migrate_status_name(enum qmp_mig_status st)
 	return qmp_mig_names[st];
 }
 
-/* one entry of query-block: is it the drive whose image is @file? */
+/* one entry of query-block: is it the drive whose image is @file (NULL: a writable one)? */
 static bool qmp_block_is(const json_t *b, const char *file, char *dev, size_t n)
 {
 	const json_t *ins = json_object_get(b, "inserted"), *f, *d;
@@ -1087,7 +1087,9 @@ static bool qmp_block_is(const json_t *b, const char *file, char *dev, size_t n)
 		return false;
 	f = json_object_get(ins, "file");
 	d = json_object_get(b, "device");
-	if (!qmp_str_eq(f, file) || !json_is_string(d) || json_string_length(d) == 0 ||
+	if (file ? !qmp_str_eq(f, file) : !json_is_false(json_object_get(ins, "ro")))
+		return false;
+	if (!json_is_string(d) || json_string_length(d) == 0 ||
 	    json_string_length(d) >= n || memchr(json_string_value(d), 0, json_string_length(d)))
 		return false;
 	memcpy(dev, json_string_value(d), json_string_length(d) + 1);
@@ -1097,7 +1099,7 @@ static bool qmp_block_is(const json_t *b, const char *file, char *dev, size_t n)
 int qmp_block_device(struct qmp *q, const char *file, char *dev, size_t n, int timeout_ms)
 {
 	json_t *r = NULL, *b;
-	size_t i;
+	size_t i, found = 0;
 	int rc;
 
 	rc = qmp_command(q, "query-block", NULL, &r, timeout_ms);
@@ -1108,12 +1110,14 @@ int qmp_block_device(struct qmp *q, const char *file, char *dev, size_t n, int t
 		log_warn("QMP: query-block did not return a list");
 		rc = -EPROTO;
 	} else {
-		json_array_foreach(r, i, b) {
-			if (qmp_block_is(b, file, dev, n)) {
-				rc = 0;
-				break;
-			}
-		}
+		json_array_foreach(r, i, b)
+			if (qmp_block_is(b, file, dev, n))
+				found++;
+		/* by writability only one will do: two writable drives, no guess */
+		if (found == 1 || (found && file))
+			rc = 0;
+		else if (found)
+			rc = -ENOTUNIQ;
 	}
 	json_decref(r);
 	return rc;

@@ -446,10 +446,11 @@ int qmp_device_del(struct qmp *q, const char *id, int timeout_ms);
 
 /**
  * qmp_block_device() - the device name of the drive whose image is @file
- * @file: the image path exactly as QEMU was given it
+ * @file: the image path exactly as QEMU was given it; NULL for the one
+ *        writable drive (when QEMU got its image as "/dev/fdset/N")
  * @dev:  set to the name ("virtio0"), for block commands' "device"
- * Return: 0, -ENOENT when no drive has that image, -EPROTO, or as for
- * qmp_command()
+ * Return: 0, -ENOENT when no drive matches, -ENOTUNIQ when @file is NULL
+ * and more than one drive is writable, -EPROTO, or as for qmp_command()
  */
 int qmp_block_device(struct qmp *q, const char *file, char *dev, size_t n, int timeout_ms);
 

@@ -261,8 +261,11 @@ static void stor_print(const json_t *o)
 			stor_print_row(name, f);
 		}
 	}
-	json_array_foreach(json_object_get(o, "partial"), i, f)
-		stor_print_row(i ? "" : "\nunfinished downloads", f);
+	json_array_foreach(json_object_get(o, "partial"), i, f) {
+		if (!i)
+			printf("\nUNFINISHED DOWNLOADS (hutch images prune)\n");
+		stor_print_row("", f);
+	}
 	stor_human((uint64_t)state_get_int(tot, "all", 0), h, sizeof(h));
 	printf("\ntotal on disk: %s", h);
 	stor_human((uint64_t)state_get_int(tot, "images", 0), h, sizeof(h));

@@ -800,8 +800,10 @@ static int warm_save_prepare(struct sv_ctx *c, struct warm_save_ctx *w, struct q
 	char disk[PATH_MAX], dir[PATH_MAX];
 	int rc;
 
+	/* by path, or (QEMU got its files as fd sets) as the one writable drive */
 	if ((rc = snap_disk_path(c->vm_dir, disk, sizeof(disk))) ||
-	    (rc = qmp_block_device(q, disk, w->dev, sizeof(w->dev), WARM_QMP_MS))) {
+	    ((rc = qmp_block_device(q, disk, w->dev, sizeof(w->dev), WARM_QMP_MS)) == -ENOENT &&
+	     (rc = qmp_block_device(q, NULL, w->dev, sizeof(w->dev), WARM_QMP_MS)))) {
 		log_errno(rc, "finding the disk %s in QEMU", disk);
 		return rc;
 	}

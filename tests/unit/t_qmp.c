@@ -1040,6 +1040,12 @@ static void srv_block(void)
 		  " {\"device\": \"virtio0\", \"inserted\": {\"file\": \"/vm/disk.qcow2\"}}]");
 	srv_reply(srv_expect("query-block", NULL), "[{\"device\": \"virtio1\"}]");
 	srv_reply(srv_expect("query-block", NULL), "{}");
+	srv_reply(srv_expect("query-block", NULL),
+		  "[{\"device\": \"virtio1\", \"inserted\": {\"file\": \"/dev/fdset/3\", \"ro\": true}},"
+		  " {\"device\": \"virtio0\", \"inserted\": {\"file\": \"/dev/fdset/1\", \"ro\": false}}]");
+	srv_reply(srv_expect("query-block", NULL),
+		  "[{\"device\": \"a\", \"inserted\": {\"file\": \"x\", \"ro\": false}},"
+		  " {\"device\": \"b\", \"inserted\": {\"file\": \"y\", \"ro\": false}}]");
 }
 
 static void test_block(void)
@@ -1061,6 +1067,10 @@ static void test_block(void)
 	       "no drive with that image: -ENOENT");
 	is_int(qmp_block_device(q, "/vm/disk.qcow2", dev, sizeof(dev), T_MS), -EPROTO,
 	       "a reply that is not a list: -EPROTO");
+	ok(qmp_block_device(q, NULL, dev, sizeof(dev), T_MS) == 0 && !strcmp(dev, "virtio0"),
+	   "without a path: the one writable drive (images passed as fd sets)");
+	is_int(qmp_block_device(q, NULL, dev, sizeof(dev), T_MS), -ENOTUNIQ,
+	       "two writable drives: no guess");
 	qmp_close(q);
 	is_int(fake_end(pid), 0, "fake monitor done");
 }
