@@ -27,7 +27,6 @@
 #define WARM_QMP_MS 10000
 #define WARM_UNPLUG_MS 30000		/* the guest must let go of the device */
 #define WARM_SAVE_MS (30 * 60 * 1000)	/* the whole save */
-#define WARM_LIVE_MS (60 * 1000)	/* copying while the guest runs, before it is paused */
 #define WARM_POLL_NS 20000000L		/* query-migrate every 20 ms */
 #define WARM_FD_OUT "hutch-warm-out"
 #define WARM_FD_IN "hutch-warm-in"
@@ -647,91 +646,39 @@ struct warm_save_ctx {
 	unsigned long long paused_ms;
 };
 
-/* migration parameters and capabilities of a save */
-static int warm_save_setup(struct qmp *q)
-{
-	/* QEMU throttles migration to 128 MiB/s by default: a file needs no such care */
-	json_t *bw = json_pack("{s:I}", "max-bandwidth", (json_int_t)1 << 40);
-	/* stop before the switch-over, while the disks are still active, for the tag */
-	json_t *caps = json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability",
-				 "pause-before-switchover", "state", 1);
-	int rc = bw && caps ? 0 : -ENOMEM;
-
-	if (!rc && qmp_command(q, "migrate-set-parameters", bw, NULL, WARM_QMP_MS))
-		log_warn("migrate-set-parameters: the save runs throttled");
-	if (!rc)
-		rc = qmp_command(q, "migrate-set-capabilities", caps, NULL, WARM_QMP_MS);
-	json_decref(bw);
-	json_decref(caps);
-	return rc;
-}
-
 /*
- * Wait for the migration to reach @want.  While it is still copying the
- * running guest's RAM (the guest keeps running meanwhile), a guest that
- * dirties memory faster than it converges is stopped after WARM_LIVE_MS.
+ * The guest is stopped first and the whole state written in one pass.  A
+ * live migration (RAM copied while the guest runs, paused before the
+ * switch-over for the disk tag) pauses the guest for much less, but with
+ * QEMU 7.2's multi-threaded TCG it produced states whose guest kernel
+ * panicked on list corruption after the resume: not worth a shorter pause.
  */
-static int warm_save_wait(struct qmp *q, enum qmp_mig_status want, uint64_t deadline,
-			  uint64_t *stopped_at)
-{
-	uint64_t t0 = util_monotonic_ms();
-	struct qmp_migrate_info mi;
-	int rc;
-
-	for (;;) {
-		rc = qmp_query_migrate(q, &mi, WARM_QMP_MS);
-		if (rc)
-			return rc;
-		if (mi.status == want)
-			return 0;
-		if (mi.status == QMP_MIG_FAILED || mi.status == QMP_MIG_CANCELLED) {
-			log_err("saving the running state failed: %s",
-				mi.error[0] ? mi.error : qmp_migrate_status_name(mi.status));
-			return -EIO;
-		}
-		if (!*stopped_at && util_monotonic_ms() - t0 > WARM_LIVE_MS) {
-			log_info("the guest changes its memory faster than it is saved: pausing it");
-			if ((rc = qmp_stop(q, WARM_QMP_MS)))
-				return rc;
-			*stopped_at = util_monotonic_ms();
-		}
-		if (util_monotonic_ms() >= deadline)
-			return -ETIMEDOUT;
-		warm_nap();
-	}
-}
-
-/*
- * Memory into the file while the guest runs; QEMU stops the guest for the
- * last pass and waits (pre-switchover): the disk tag is taken then, so disk
- * and memory are of that one paused instant.  On success the guest is
- * paused (postmigrate) and the file complete; *@stopped_at says since when.
- */
-static int warm_save_live(struct warm_save_ctx *w, struct qmp *q, uint64_t *stopped_at)
+static int warm_save_stopped(struct warm_save_ctx *w, struct qmp *q, uint64_t *stopped_at)
 {
 	uint64_t deadline = util_monotonic_ms() + WARM_SAVE_MS;
-	json_t *cont = json_pack("{s:s}", "state", "pre-switchover");
-	int rc = cont ? warm_save_setup(q) : -ENOMEM;
+	/* QEMU throttles migration to 128 MiB/s by default: a file needs no such care */
+	json_t *bw = json_pack("{s:I}", "max-bandwidth", (json_int_t)1 << 40);
+	int rc = bw ? qmp_stop(q, WARM_QMP_MS) : -ENOMEM;
 
-	if (!rc)
-		rc = qmp_getfd(q, WARM_FD_OUT, w->fd, WARM_QMP_MS);
+	if (rc)
+		goto out;
+	*stopped_at = util_monotonic_ms();
+	/* the tag first: a finished migration leaves the disks inactive until `cont` */
+	rc = warm_tag_cmd(q, "blockdev-snapshot-internal-sync", w->dev, w->tag);
+	if (rc)
+		goto out;
+	w->tagged = true;
+	if (qmp_command(q, "migrate-set-parameters", bw, NULL, WARM_QMP_MS))
+		log_warn("migrate-set-parameters: the save runs throttled");
+	rc = qmp_getfd(q, WARM_FD_OUT, w->fd, WARM_QMP_MS);
 	if (!rc)
 		rc = qmp_migrate(q, "fd:" WARM_FD_OUT, WARM_QMP_MS);
 	if (!rc)
-		rc = warm_save_wait(q, QMP_MIG_PRE_SWITCHOVER, deadline, stopped_at);
-	if (!rc && !*stopped_at)
-		*stopped_at = util_monotonic_ms();
-	if (!rc && !(rc = warm_tag_cmd(q, "blockdev-snapshot-internal-sync", w->dev, w->tag)))
-		w->tagged = true;
-	if (!rc)
-		rc = qmp_command(q, "migrate-continue", cont, NULL, WARM_QMP_MS);
-	if (!rc)
-		rc = warm_save_wait(q, QMP_MIG_COMPLETED, deadline, stopped_at);
-	if (rc && rc != -ECONNRESET) {
-		log_errno(rc, "saving the running state");
+		rc = warm_migration_wait(q, deadline, "saving the running state");
+	if (rc && rc != -ECONNRESET)
 		(void)qmp_command(q, "migrate_cancel", NULL, NULL, WARM_QMP_MS);
-	}
-	json_decref(cont);
+out:
+	json_decref(bw);
 	return rc;
 }
 
@@ -839,7 +786,7 @@ json_t *warm_save(struct sv_ctx *c, struct warm_plan *p, struct qmp *q, const ch
 	if (!rc)
 		rc = warm_unplug(p, q, &unplugged);
 	if (!rc)
-		rc = warm_save_live(&w, q, &stopped_at);
+		rc = warm_save_stopped(&w, q, &stopped_at);
 	if (rc && w.tagged)
 		(void)warm_tag_cmd(q, "blockdev-snapshot-delete-internal-sync", w.dev, w.tag);
 	warm_replug(p, q, unplugged);

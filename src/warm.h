@@ -7,15 +7,14 @@
  * Saving (`snapshot save --running NAME`, or `warm: true` after the first
  * provisioning): the CLI unmounts the shares in the guest over SSH and asks
  * the supervisor ("save" on control.sock).  The supervisor unplugs the
- * virtiofs devices (vhost-user-fs cannot be migrated in QEMU 7.2) and
- * migrates the VM into a file it passed over QMP (getfd, `migrate fd:`):
- * RAM is copied while the guest runs, then QEMU stops the guest for the
- * last pass and, with the pause-before-switchover capability, waits while
- * the disks are still active.  Then QEMU takes an internal qcow2 snapshot
- * of disk.qcow2 (blockdev-snapshot-internal-sync), the migration finishes
- * with the device state, and the guest continues: disk and memory are of
- * the same paused instant, and the pause is the last pass only (a guest
- * that dirties memory faster than it is written is paused after a minute).
+ * virtiofs devices (vhost-user-fs cannot be migrated in QEMU 7.2), stops
+ * the guest, has QEMU take an internal qcow2 snapshot of disk.qcow2
+ * (blockdev-snapshot-internal-sync) and then migrate memory and device
+ * state into a file it passed over QMP (getfd, `migrate fd:`), all while
+ * the guest stays paused: disk and memory are of the same instant.  (A
+ * live migration paused before the switch-over would pause the guest for
+ * less; with QEMU 7.2's multi-threaded TCG its states did not always
+ * resume, see warm_save_stopped().)
  * The devices are plugged back; the CLI mounts the shares again and steps
  * the guest clock.  QEMU runs with `-sandbox spawn=deny`, so an
  * `exec:` migration is not possible; an fd is.  The file is written as
