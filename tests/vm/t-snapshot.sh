@@ -307,6 +307,18 @@ is "... the disk is the last resumed one's" "$(seen)" KEEP
 # --- destroy removes snapshots and states
 check "destroy" H destroy
 [ ! -e "$V" ] && ok "destroy removed disk, snapshots and saved states" || fail "destroy"
+
+# --- warm: true saves a state "warm" after the first up, later ups resume it
+printf 'warm: true\n' >>"$T/p/hutch.yaml"
+H up >/dev/null 2>"$T/err"
+is "up of a new VM with warm: true exits 0" "$?" 0
+[ "$(jq -r '.items.warm.kind' "$V/snapshots/index.json" 2>/dev/null)" = running ] &&
+	grep -q 'saved the running state warm' "$T/err" && ok "warm: true saved the state \"warm\"" ||
+	{ fail "warm: true saved a state"; diag "$(cat "$T/err")"; }
+check "halt" H halt
+check "up" H up
+is "the next up resumes it" "$(H --json status | jq -r .start)" warm
+check "destroy" H destroy
 [ -e "$T/p/base.qcow2" ] && ok "destroy kept the base image" || fail "base image kept"
 leftover=$(pgrep -f "$T" | tr '\n' ' ')
 [ -z "$leftover" ] && ok "no process left behind" || { fail "no process left behind"; diag "$leftover"; }
