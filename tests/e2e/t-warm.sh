@@ -5,7 +5,7 @@
 # there, one written after it is not (the disk is the save's), the guest's
 # uptime is older than the `up`, its clock is within 2 s of the host's, the
 # share works in both directions, after the save and after the resume, and
-# (mode nat) the guest has the address it had.  The host-side paths (state
+# (mode nat) the guest has the address it had; then `hutch tz`.  The host-side paths (state
 # mismatch, corrupt file, kill -9 during a save) are in tests/vm/t-snapshot.sh.
 #   WARM_MODE=nat|user  network mode (default nat, in a namespace of ours; user without root)
 #   E2E_IMAGE=path      the guest image instead of `make debian-image`
@@ -134,6 +134,16 @@ if [ "$MODE" = nat ]; then
 	is "nat: hutch ip agrees" "$(H ip 2>/dev/null)" "$addr"
 fi
 H inspect | grep -q 'warm state clean' && ok "inspect shows the state file" || fail "inspect"
+
+# --- tz: a zone, the host's zone, and one that does not exist
+is "tz Asia/Tokyo prints the zone" "$(H tz Asia/Tokyo 2>/dev/null)" Asia/Tokyo
+is "... and the guest is in it" "$(G 'date +%Z')" JST
+is "tz without a zone takes the host's" "$(TZ=America/New_York H tz 2>/dev/null)" America/New_York
+[[ "$(G 'date +%Z')" == E[SD]T ]] && ok "... and the guest is in it" || fail "tz host zone in the guest"
+H tz Mars/Olympus_Mons >/dev/null 2>&1
+is "tz of an unknown zone: exit 2" "$?" 2
+H tz ../../etc/passwd >/dev/null 2>&1
+is "tz of a path: exit 2" "$?" 2
 check "destroy" H destroy
 [ ! -e "$V" ] && ok "destroy removed the saved state" || fail "destroy"
 done_testing

@@ -262,6 +262,15 @@ H --json status | jq -e '.start_reason | test("memory")' >/dev/null && ok "statu
 	fail "status start_reason"
 sed -i 's/^memory: 288/memory: 320/' "$T/p/hutch.yaml"
 
+# another QEMU than the one that saved: cold, with the reason
+check "halt" H halt
+cp "$V/snapshots/index.json" "$T/index.json"
+jq '.items.w1.qemu_id = "/usr/bin/qemu-system-x86_64 1 2 3"' "$T/index.json" >"$V/snapshots/index.json"
+H up >/dev/null 2>"$T/err"
+grep -q 'booted cold.*QEMU changed' "$T/err" && [ "$(H --json status | jq -r .start)" = cold ] &&
+	ok "another QEMU binary: cold, and said why" || { fail "QEMU changed"; diag "$(cat "$T/err")"; }
+cp "$T/index.json" "$V/snapshots/index.json"
+
 # corrupt state file: cold, with a warning, and nothing lost
 mark KEEP
 check "halt" H halt
