@@ -41,6 +41,15 @@ struct qmp_evnode {
 	struct qmp_evnode *next;
 };
 
+/* one command sent with qmp_command_async(); @id 0 is a free slot */
+struct qmp_async {
+	int64_t id;
+	uint64_t deadline;
+	qmp_reply_cb cb;
+	void *opaque;
+	json_t *reply;		/* arrived, to be handed over by qmp_dispatch() */
+};
+
 struct qmp {
 	int fd;
 	int broken;		/* 0, or the negative errno that broke the stream */
@@ -67,6 +76,8 @@ struct qmp {
 		qmp_event_match match;
 		void *arg;
 	} evwait;
+
+	struct qmp_async async[QMP_ASYNC_MAX];
 
 	struct qmp_evnode *ev_head, *ev_tail;
 	size_t ev_count;
@@ -206,6 +217,54 @@ static void qmp_ev_push(struct qmp *q, json_t *m, enum qmp_event_kind kind)
 	q->ev_count++;
 }
 
+/* error class and desc of a reply into qmp_last_error()'s place; -EIO or 0 */
+static int qmp_take_error(struct qmp *q, const json_t *r)
+{
+	const json_t *err = json_object_get(r, "error");
+
+	q->have_error = err != NULL;
+	q->err_class[0] = q->err_desc[0] = '\0';
+	if (!err)
+		return 0;
+	qmp_esc(q->err_class, sizeof(q->err_class), json_object_get(err, "class"));
+	qmp_esc(q->err_desc, sizeof(q->err_desc), json_object_get(err, "desc"));
+	return -EIO;
+}
+
+/* free slot @a and call its callback with @rc and @ret (borrowed) */
+static void qmp_async_finish(struct qmp *q, struct qmp_async *a, int rc, json_t *ret)
+{
+	struct qmp_async done = *a;
+
+	memset(a, 0, sizeof(*a));
+	if (done.cb)
+		done.cb(q, rc, ret, done.opaque);
+}
+
+/*
+ * Hand arrived replies of asynchronous commands to their callbacks.  The
+ * slot is freed before the call, so a callback may send the next command.
+ */
+static void qmp_async_dispatch(struct qmp *q)
+{
+	for (size_t i = 0; i < QMP_ASYNC_MAX; i++) {
+		struct qmp_async *a = &q->async[i];
+		json_t *r = a->reply;
+		int rc;
+
+		if (!a->id || !r)
+			continue;
+		a->reply = NULL;
+		rc = qmp_take_error(q, r);
+		qmp_async_finish(q, a, rc, rc ? NULL : json_object_get(r, "return"));
+		json_decref(r);
+	}
+	/* a broken stream answers nothing more: tell whoever still waits */
+	for (size_t i = 0; q->broken && i < QMP_ASYNC_MAX; i++)
+		if (q->async[i].id)
+			qmp_async_finish(q, &q->async[i], q->broken, NULL);
+}
+
 /*
  * Hand queued events to the callback in arrival order.  The node is
  * unlinked before the call, so a callback that itself runs qmp_command()
@@ -239,6 +298,7 @@ static void qmp_dispatch(struct qmp *q)
 		json_decref(n->msg);
 		free(n);
 	}
+	qmp_async_dispatch(q);
 }
 
 /* ---- message handling ----------------------------------------------- */
@@ -340,6 +400,13 @@ static int qmp_handle_reply(struct qmp *q, json_t *m)
 	    !q->reply) {
 		q->reply = m;
 		return 0;
+	}
+	for (size_t i = 0; json_is_integer(id) && i < QMP_ASYNC_MAX; i++) {
+		if (q->async[i].id && q->async[i].id == json_integer_value(id) &&
+		    !q->async[i].reply) {
+			q->async[i].reply = m;
+			return 0;
+		}
 	}
 	/* Not for the command in flight: most likely the late reply to one
 	 * that timed out.  Drop it; ids keep it from being misattributed. */
@@ -644,6 +711,15 @@ void qmp_close(struct qmp *q)
 {
 	if (!q)
 		return;
+	/* whoever waits for a reply learns that none will come */
+	if (!q->broken)
+		q->broken = -ECONNRESET;
+	for (size_t i = 0; i < QMP_ASYNC_MAX; i++) {
+		json_decref(q->async[i].reply);
+		q->async[i].reply = NULL;
+		if (q->async[i].id)
+			qmp_async_finish(q, &q->async[i], -ECONNRESET, NULL);
+	}
 	while (q->ev_head) {
 		struct qmp_evnode *n = q->ev_head;
 
@@ -680,23 +756,19 @@ int qmp_process(struct qmp *q)
 	return q->broken;
 }
 
-/* Send one command and wait for its reply; events stay queued */
-static int qmp_exec(struct qmp *q, const char *name, json_t *args, int pass_fd, json_t **reply,
-		    uint64_t deadline)
+/* {"execute": @name, "arguments": @args, "id": N}\n into *@linep (malloc'd) */
+static int qmp_build(struct qmp *q, const char *name, json_t *args, int64_t *idp, char **linep,
+		     size_t *np)
 {
-	json_t *msg, *r, *err;
-	char *s = NULL, *line = NULL;
+	json_t *msg;
+	char *s, *line;
 	size_t n;
 	int64_t id;
-	int rc;
 
 	if (q->broken)
 		return q->broken;
 	if (!name || (args && !json_is_object(args)))
 		return -EINVAL;
-	q->have_error = false;
-	q->err_class[0] = q->err_desc[0] = '\0';
-
 	id = q->next_id++;
 	msg = json_object();
 	if (!msg)
@@ -705,30 +777,49 @@ static int qmp_exec(struct qmp *q, const char *name, json_t *args, int pass_fd, 
 	if (json_object_set_new(msg, "execute", json_string(name)) < 0 ||
 	    (args && json_object_set(msg, "arguments", args) < 0) ||
 	    json_object_set_new(msg, "id", json_integer(id)) < 0) {
-		rc = -EINVAL;
-		goto out_msg;
+		json_decref(msg);
+		return -EINVAL;
 	}
 	s = json_dumps(msg, JSON_COMPACT);
-	if (!s) {
-		rc = -ENOMEM;
-		goto out_msg;
-	}
+	json_decref(msg);
+	if (!s)
+		return -ENOMEM;
 	n = strlen(s);
-	line = malloc(n + 2);
+	line = realloc(s, n + 2);
 	if (!line) {
-		rc = -ENOMEM;
-		goto out_str;
+		free(s);
+		return -ENOMEM;
 	}
-	memcpy(line, s, n);
 	line[n] = '\n';
 	line[n + 1] = '\0';
+	*idp = id;
+	*linep = line;
+	*np = n + 1;
+	return 0;
+}
 
+/* Send one command and wait for its reply; events stay queued */
+static int qmp_exec(struct qmp *q, const char *name, json_t *args, int pass_fd, json_t **reply,
+		    uint64_t deadline)
+{
+	char *line = NULL;
+	size_t n;
+	int64_t id;
+	json_t *r;
+	int rc;
+
+	q->have_error = false;
+	q->err_class[0] = q->err_desc[0] = '\0';
+	rc = qmp_build(q, name, args, &id, &line, &n);
+	if (rc)
+		return rc;
 	q->waiting = true;
 	q->wait_id = id;
-	rc = qmp_send(q, line, n + 1, pass_fd, deadline);
+	rc = qmp_send(q, line, n, pass_fd, deadline);
 	if (rc == 0)
 		rc = qmp_wait(q, deadline, qmp_done_reply);
 	q->waiting = false;
+	free(line);
 	if (rc < 0) {
 		if (rc == -ETIMEDOUT) {
 			char esc[64];
@@ -736,29 +827,69 @@ static int qmp_exec(struct qmp *q, const char *name, json_t *args, int pass_fd, 
 			log_warn("QMP: no reply to %s within the timeout",
 				 log_escape(esc, sizeof(esc), name, strlen(name)));
 		}
-		goto out_line;
+		return rc;
 	}
-
 	r = q->reply;
 	q->reply = NULL;
-	err = json_object_get(r, "error");
-	if (err) {
-		q->have_error = true;
-		qmp_esc(q->err_class, sizeof(q->err_class), json_object_get(err, "class"));
-		qmp_esc(q->err_desc, sizeof(q->err_desc), json_object_get(err, "desc"));
-		rc = -EIO;
-	} else if (reply) {
+	rc = qmp_take_error(q, r);
+	if (!rc && reply)
 		*reply = json_incref(json_object_get(r, "return"));
-	}
 	json_decref(r);
-
-out_line:
-	free(line);
-out_str:
-	free(s);
-out_msg:
-	json_decref(msg);
 	return rc;
+}
+
+int qmp_command_async(struct qmp *q, const char *name, json_t *args, int timeout_ms,
+		      qmp_reply_cb cb, void *opaque)
+{
+	struct qmp_async *a = NULL;
+	char *line = NULL;
+	size_t n;
+	int64_t id;
+	int rc;
+
+	for (size_t i = 0; i < QMP_ASYNC_MAX && !a; i++)
+		if (!q->async[i].id)
+			a = &q->async[i];
+	if (!a)
+		return -EBUSY;
+	rc = qmp_build(q, name, args, &id, &line, &n);
+	if (rc)
+		return rc;
+	/* a command line is small and the socket's buffer empty but for a
+	 * stuck QEMU: a short bound on the send keeps the caller responsive */
+	rc = qmp_send(q, line, n, -1, qmp_deadline(QMP_ASYNC_SEND_MS));
+	free(line);
+	if (rc)
+		return rc;
+	*a = (struct qmp_async){ .id = id, .deadline = qmp_deadline(timeout_ms), .cb = cb,
+				 .opaque = opaque };
+	return 0;
+}
+
+int qmp_async_next_ms(const struct qmp *q)
+{
+	uint64_t now = util_monotonic_ms(), next = UINT64_MAX;
+
+	for (size_t i = 0; i < QMP_ASYNC_MAX; i++)
+		if (q->async[i].id && q->async[i].deadline < next)
+			next = q->async[i].deadline;
+	if (next == UINT64_MAX)
+		return -1;
+	return next <= now ? 0 : next - now > INT32_MAX ? INT32_MAX : (int)(next - now);
+}
+
+void qmp_async_expire(struct qmp *q)
+{
+	uint64_t now = util_monotonic_ms();
+
+	for (size_t i = 0; i < QMP_ASYNC_MAX; i++) {
+		struct qmp_async *a = &q->async[i];
+
+		if (a->id && !a->reply && a->deadline <= now) {
+			log_warn("QMP: no reply to command %" PRId64 " within the timeout", a->id);
+			qmp_async_finish(q, a, -ETIMEDOUT, NULL);
+		}
+	}
 }
 
 int qmp_command(struct qmp *q, const char *name, json_t *args, json_t **reply, int timeout_ms)

@@ -223,6 +223,45 @@ size_t qmp_pending(const struct qmp *q);
  */
 int qmp_command(struct qmp *q, const char *name, json_t *args, json_t **reply, int timeout_ms);
 
+/* Commands sent with qmp_command_async() and not answered yet, at most */
+#define QMP_ASYNC_MAX 8
+/* qmp_command_async() waits at most this long for the command to go out */
+#define QMP_ASYNC_SEND_MS 1000
+
+/**
+ * typedef qmp_reply_cb - the reply to an asynchronous command
+ * @q:      the connection
+ * @rc:     0, -EIO (QEMU answered with an error: qmp_last_error() says
+ *          which, until the next command), -ETIMEDOUT, or the errno that
+ *          broke the connection (-ECONNRESET also when it is closed)
+ * @ret:    the "return" value when @rc is 0 (borrowed), else NULL
+ * @opaque: as given
+ */
+typedef void (*qmp_reply_cb)(struct qmp *q, int rc, json_t *ret, void *opaque);
+
+/**
+ * qmp_command_async() - send a command; its reply goes to @cb later
+ * @q, @name, @args: as for qmp_command()
+ * @timeout_ms: after this long without a reply, @cb gets -ETIMEDOUT
+ *              (from qmp_async_expire()); a later reply is then dropped
+ * @cb:     called exactly once, from qmp_process(), qmp_command(),
+ *          qmp_async_expire() or qmp_close(); may be NULL
+ *
+ * For a caller with its own poll loop (the supervisor): nothing waits, so
+ * DHCP, DNS and the console go on while QEMU answers.  Replies are matched
+ * by id like qmp_command()'s; the callback runs after the events that came
+ * before the reply were dispatched.
+ * Return: 0 (sent), -EBUSY (QMP_ASYNC_MAX commands in flight), or an errno
+ */
+int qmp_command_async(struct qmp *q, const char *name, json_t *args, int timeout_ms,
+		      qmp_reply_cb cb, void *opaque);
+
+/** qmp_async_next_ms() - ms until the earliest async deadline (for poll()), -1: none */
+int qmp_async_next_ms(const struct qmp *q);
+
+/** qmp_async_expire() - fail the async commands whose deadline passed (-ETIMEDOUT) */
+void qmp_async_expire(struct qmp *q);
+
 /**
  * qmp_command_fd() - qmp_command() that passes @fd to QEMU with the command
  * @fd: sent as SCM_RIGHTS with the command's first byte (the socket must be

@@ -4,111 +4,144 @@
 /**
  * DOC: cmd - the verbs of the hutch CLI
  *
- * main.c parses the global options into a struct cli and dispatches to
- * cmd_<verb>().  Each verb returns an exit code of SPEC.md (EXIT_* in
- * util.h).  Verbs not built yet are weak stubs in cmd_todo.c; a module that
- * implements one defines the strong symbol in its own src/cmd_*.c file.
+ * One table (cmd_table[] in src/cmd.c) lists every verb; each verb's file
+ * defines its `struct cmd_entry`: name, usage, one-line summary, the full
+ * help page (also the man page, `hutch.1`, and the completion scripts are
+ * generated from the table, so they cannot drift), the options that take a
+ * value, and what the verb needs before it runs (flags CMD_F_*).
+ *
+ * The dispatcher (cmd_run()) takes the global options out of argv wherever
+ * they are (before `--`), finds the VM the verb acts on, and fills one
+ * struct vm_target (src/vm.h): hutch.yaml, the VM's config, its state
+ * directory, the VM lock when the verb changes the VM, and state.json read
+ * under that lock.  The verb gets the target and its own arguments
+ * (argv[0] is the verb; the VM name, when it was given as the first
+ * argument, is taken out).  A verb returns an exit code of SPEC.md (EXIT_*
+ * in util.h).
  */
+#include <jansson.h>
+#include <limits.h>
 #include <stdbool.h>
+#include <stdio.h>
+
+struct vm_target;
 
 /**
  * struct cli - global options, resolved
  * @dir:     project directory (-C, $HUTCH_DIR, or the current directory), absolute
+ * @vm:      --vm NAME: the VM of a multi-VM project, for verbs whose
+ *           positional arguments are something else (snapshot names, a zone)
  * @json:    --json
  * @quiet:   -q
+ * @yes:     --yes: consent without asking (scripts)
  * @verbose: -v count
  * @tty:     stderr is a terminal (progress bars allowed)
  */
 struct cli {
-	char dir[4096];
+	char dir[PATH_MAX];
+	const char *vm;
 	bool json;
 	bool quiet;
+	bool yes;
 	int verbose;
 	bool tty;
 };
 
-typedef int (*cmd_fn)(struct cli *cli, int argc, char **argv);
+/* What a verb needs before it runs (struct cmd_entry.flags) */
+#define CMD_F_VM      (1u << 0)	/* acts on one VM: the dispatcher resolves it */
+#define CMD_F_CFG     (1u << 1)	/* needs hutch.yaml (a VM name alone will not do) */
+#define CMD_F_LOCK    (1u << 2)	/* holds the VM lock while it runs (exit 75 when busy) */
+#define CMD_F_EXISTS  (1u << 3)	/* the VM must have been created */
+#define CMD_F_RUNNING (1u << 4)	/* its supervisor must be alive */
+#define CMD_F_CREATE  (1u << 5)	/* creates the VM's directory before locking (up) */
+#define CMD_F_HIDDEN  (1u << 6)	/* internal: not listed, no help page */
+#define CMD_F_NAME_IF_VM (1u << 7)	/* the first argument is a VM name only if
+					   hutch.yaml has a VM of that name (mount TAG) */
+#define CMD_F_NO_NAME (1u << 8)	/* positional arguments are never the VM (--vm picks it) */
 
-/* argv[0] is the verb itself; options after it are the verb's own */
-#define CMD_DECL(n) int cmd_##n(struct cli *cli, int argc, char **argv)
-CMD_DECL(up);
-CMD_DECL(halt);
-CMD_DECL(destroy);
-CMD_DECL(status);
-CMD_DECL(provision);
-CMD_DECL(snapshot);
-CMD_DECL(reset);
-CMD_DECL(suspend);
-CMD_DECL(resume);
-CMD_DECL(reload);
-CMD_DECL(ssh);
-CMD_DECL(ssh_config);
-CMD_DECL(console);
-CMD_DECL(ip);
-CMD_DECL(pubkey);
-CMD_DECL(tz);
-CMD_DECL(mount);
-CMD_DECL(unmount);
-CMD_DECL(logs);
-CMD_DECL(setup);
-CMD_DECL(list);
-CMD_DECL(storage);
-CMD_DECL(images);
-CMD_DECL(gc);
-CMD_DECL(wg);
-CMD_DECL(inspect);
-CMD_DECL(completion);
-CMD_DECL(check_config);
-CMD_DECL(supervise);
-	/* hidden: the per-VM supervisor */
+typedef int (*cmd_fn)(struct cli *cli, struct vm_target *t, int argc, char **argv);
+
+/**
+ * struct cmd_entry - one verb
+ * @name:    what the user types
+ * @usage:   its arguments, e.g. "[NAME] [-- CMD...]"
+ * @summary: one line for `hutch --help` and completions
+ * @help:    the full page: what it does, options, exit codes, examples
+ *           (plain text, paragraphs separated by blank lines; lines that
+ *           start with two spaces are kept as they are)
+ * @valopts: NULL-terminated list of the verb's options that take a value
+ *           as the next argument ("--for", "--timeout"), so the dispatcher
+ *           does not take that value for the VM name
+ * @flags:   CMD_F_*
+ * @fn:      the verb
+ */
+struct cmd_entry {
+	const char *name;
+	const char *usage;
+	const char *summary;
+	const char *help;
+	const char *const *valopts;
+	unsigned flags;
+	cmd_fn fn;
+};
+
+/** cmd_table - every verb, in the order `hutch --help` lists them; NULL-terminated */
+extern const struct cmd_entry *const cmd_table[];
+
+/**
+ * cmd_run() - run the verb in @argv (argv[0] is the verb, global options
+ * already removed from the whole command line)
+ * Return: the exit code
+ */
+int cmd_run(struct cli *cli, int argc, char **argv);
+
+/** cmd_find() - the entry of verb @name, or NULL */
+const struct cmd_entry *cmd_find(const char *name);
+
+/** cmd_list_verbs() - `hutch --help`: the commands and the global options */
+void cmd_list_verbs(FILE *f);
+
+/** cmd_usage() - "usage: hutch VERB USAGE" on stderr; returns EXIT_USAGE */
+int cmd_usage(const struct cmd_entry *e);
+
+/** cmd_print_json() - @j on stdout (indented), then a newline; steals @j */
+int cmd_print_json(json_t *j);
+
+/**
+ * cmd_console_attach() - the terminal on the console of the VM in @vm_dir
+ * (`hutch console`, and `autoconnect: console` after up)
+ * Return: an exit code
+ */
+int cmd_console_attach(const char *vm_dir, const char *name);
+
+/* The verbs' entries, each defined in its own src/cmd_*.c */
+extern const struct cmd_entry cmd_up_entry, cmd_halt_entry, cmd_destroy_entry,
+	cmd_status_entry, cmd_provision_entry, cmd_suspend_entry, cmd_resume_entry,
+	cmd_wait_entry, cmd_ssh_entry, cmd_ssh_config_entry, cmd_console_entry, cmd_ip_entry,
+	cmd_pubkey_entry, cmd_mount_entry, cmd_unmount_entry, cmd_logs_entry, cmd_list_entry,
+	cmd_images_entry, cmd_gc_entry, cmd_inspect_entry, cmd_completion_entry,
+	cmd_check_config_entry, cmd_wg_entry, cmd_allow_entry, cmd_setup_entry, cmd_help_entry, cmd_supervise_entry, cmd_man_entry,
+	cmd_snapshot_entry, cmd_reset_entry, cmd_reload_entry, cmd_tz_entry, cmd_storage_entry;
 
 /*
  * The lifecycle as functions, for verbs that combine its steps (snapshot,
- * reset, reload): select the VM, take its lock, then halt and up while
- * holding it, so no other command slips in between.
+ * reset, reload): the dispatcher holds the VM lock (CMD_F_LOCK), and halt
+ * and up run under it, so no other command slips in between.  Both take
+ * over t->state (NULL after them; vm_target_reload() reads it again).
  */
-#include <limits.h>
-
-#include "src/cfg.h"
 
 /**
- * struct vm_sel - the VM a verb acts on
- * @cfg:  hutch.yaml, or NULL when there is none and a name was given
- * @vm:   its config (NULL without @cfg)
- * @name: the VM's name
- * @dir:  its state directory (may not exist)
+ * vm_up_locked() - `hutch up` of @t with its lock held: create if new,
+ * start unless running, wait until ready.  Return: an exit code
  */
-struct vm_sel {
-	struct cfg *cfg;
-	const struct cfg_vm *vm;
-	char name[CFG_NAME_MAX + 1];
-	char dir[PATH_MAX];
-};
+int vm_up_locked(struct cli *cli, struct vm_target *t);
 
 /**
- * vm_select() - the VM from hutch.yaml in @cli->dir and an optional @name
- * @need_cfg: the verb needs hutch.yaml (up); otherwise a name alone will do
- * Return: EXIT_OK with @s filled (vm_sel_free() it), or the exit code to return
+ * vm_halt_locked() - `hutch halt` of @t with its lock held; @trigger is
+ * HUTCH_TRIGGER for the hooks ("snapshot", "reset", "reload", "restore");
+ * a failing pre-down hook stops it unless @trigger is "reset".
+ * Return: an exit code
  */
-int vm_select(struct cli *cli, const char *name, bool need_cfg, struct vm_sel *s);
-void vm_sel_free(struct vm_sel *s);
-/** vm_exists() - the VM's state directory exists */
-bool vm_exists(const struct vm_sel *s);
-/** vm_take_lock() - <dir>/lock, non-blocking; EXIT_OK with *@fd set, or EXIT_BUSY/EXIT_ERR */
-int vm_take_lock(const struct vm_sel *s, int *fd);
-/**
- * vm_up_locked() - `up` with the lock held: create if new (and provision
- * then), start unless running, wait until ready.  Return: an exit code
- */
-int vm_up_locked(struct cli *cli, const struct vm_sel *s);
-/**
- * vm_halt_locked() - `halt` with the lock held; @trigger is HUTCH_TRIGGER
- * for the hooks ("halt", "snapshot", "reset", "reload"); a failing pre-down
- * hook aborts unless it is "reset".  Return: an exit code
- */
-int vm_halt_locked(struct cli *cli, const struct vm_sel *s, const char *trigger);
-
-/** cmd_not_implemented() - message + exit code for a verb not built yet */
-int cmd_not_implemented(const char *verb);
+int vm_halt_locked(struct cli *cli, struct vm_target *t, const char *trigger);
 
 #endif

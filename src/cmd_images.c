@@ -13,6 +13,7 @@
 #include "src/cmd.h"
 #include "src/log.h"
 #include "src/proc.h"
+#include "src/trust.h"
 #include "src/util.h"
 
 #include <ctype.h>
@@ -374,6 +375,7 @@ static int images_build(struct cli *cli, int argc, char **argv)
 {
 	char recipes[PATH_MAX], script[PATH_MAX], dir[PATH_MAX], out[PATH_MAX], img[PATH_MAX];
 	char final[PATH_MAX], sha[65], source[PATH_MAX + 16], file[80], side[PATH_MAX];
+	char why[TRUST_WHY_MAX];
 	const char *name = NULL;
 	struct proc_fdmap fds[2] = { { 2, 1 }, { 2, 2 } };
 	struct img_ref ref;
@@ -407,7 +409,9 @@ static int images_build(struct cli *cli, int argc, char **argv)
 		printf("%s\n", final);
 		return EXIT_OK;
 	}
-	rc = util_mkdir_p(dir, 0755);
+	rc = trust_dir(dir, 2, why, sizeof(why));	/* the cache: 0700, nobody else's */
+	if (rc == -EPERM)
+		log_err("%s", why);
 	if (rc || util_snprintf(out, sizeof(out), "%s/build-%s.XXXXXX", dir, name) || !mkdtemp(out)) {
 		log_errno(rc ? rc : -errno, "%s", dir);
 		return EXIT_ERR;
@@ -481,11 +485,12 @@ out:
 	return code;
 }
 
-int cmd_images(struct cli *cli, int argc, char **argv)
+static int cmd_images(struct cli *cli, struct vm_target *t, int argc, char **argv)
 {
 	const char *sub;
 	int i, j;
 
+	(void)t;
 	/* --json is also taken after the verb: `hutch images list --json` */
 	for (i = j = 0; i < argc; i++) {
 		if (i > 0 && !strcmp(argv[i], "--json"))
@@ -518,3 +523,31 @@ int cmd_images(struct cli *cli, int argc, char **argv)
 	images_usage();
 	return EXIT_USAGE;
 }
+
+static const char *const images_valopts[] = { "--sha256", NULL };
+
+const struct cmd_entry cmd_images_entry = {
+	.name = "images",
+	.usage = "[list | pull NAME|URL [--sha256 HEX] | rm NAME [--force] | prune | build NAME [--force]]",
+	.summary = "manage the base image cache (--json)",
+	.help = "Base images are downloaded once into $XDG_CACHE_HOME/hutch/images, verified\n"
+		"(sha256 or sha512 from the distribution's checksum file, or image_sha256), and\n"
+		"never modified: each VM's disk is a copy-on-write overlay over one.\n"
+		"\n"
+		"  list               cached images, their size and where they came from\n"
+		"  pull NAME|URL      download and verify (aliases: debian-12, debian-13,\n"
+		"                     ubuntu-24.04, fedora, arch; or an https URL)\n"
+		"  rm NAME            remove a cached image; refused (exit 1, naming the VMs)\n"
+		"                     while a VM's disk is based on it, unless --force\n"
+		"  prune              remove unfinished downloads (.part) older than a day,\n"
+		"                     listing each ('hutch storage' shows them)\n"
+		"  build NAME         make an image from Debian packages (debootstrap) for hosts\n"
+		"                     without internet, cached under NAME (--force: again)\n"
+		"\n"
+		"Examples:\n"
+		"  hutch images pull debian-12\n"
+		"  hutch images rm debian-13\n"
+		"  hutch images prune\n",
+	.valopts = images_valopts,
+	.fn = cmd_images,
+};

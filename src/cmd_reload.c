@@ -23,22 +23,6 @@
 #include "src/util.h"
 #include "src/vm.h"
 
-static const char reload_help[] =
-	"usage: hutch reload [VM]\n"
-	"\n"
-	"Halt the VM (pre-down hook, ACPI power-down) and bring it up again with the\n"
-	"current hutch.yaml, then say which changed settings took effect (cpus,\n"
-	"memory, network, forwards, shares, timeouts, ...).  A larger `disk:` grows the\n"
-	"disk.  Changes that cannot apply to an existing disk are refused before the VM\n"
-	"is stopped: another image, a smaller disk, a shared folder whose tag changed;\n"
-	"destroy the VM and bring it up again for those.  The playbook is not run.\n"
-	"\n"
-	"Exit codes: 0 ok, 1 error, 2 invalid hutch.yaml or a change that cannot apply,\n"
-	"75 busy, 78 the VM was never created.\n"
-	"\n"
-	"Example:\n"
-	"  sed -i 's/^memory: .*/memory: 4096/' hutch.yaml && hutch reload\n";
-
 /* keys of cfg_vm_json() and how a change applies */
 static const char *const reload_keys[] = {
 	"cpus", "memory", "disk", "accel", "firmware", "kernel", "network", "shared_folders",
@@ -122,67 +106,73 @@ static int reload_changes(const json_t *old, const json_t *now, char *buf, size_
 	return count;
 }
 
-int cmd_reload(struct cli *cli, int argc, char **argv)
+/* what took effect, once the VM is up again; @n from reload_changes(), -1: no record */
+static void reload_report(const char *name, int n, const char *changes)
 {
-	struct vm_sel s;
-	const char *vm = NULL;
-	json_t *st = NULL, *now = NULL, *old;
+	if (n > 0)
+		log_info("took effect: %s", changes);
+	else if (n == 0)
+		log_info("hutch.yaml has not changed since %s last started", name);
+	else
+		log_info("%s started with the current hutch.yaml (no record of the previous "
+			 "settings to compare)", name);
+}
+
+static int cmd_reload(struct cli *cli, struct vm_target *t, int argc, char **argv)
+{
+	json_t *now = NULL, *old;
 	char changes[4096], disk[PATH_MAX];
 	struct disk_info di = { 0 };
-	int lock = -1, rc, n;
+	int rc, n;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			fputs(reload_help, stdout);
-			return EXIT_OK;
-		}
-		if (argv[i][0] == '-' || vm) {
-			log_err("reload: unexpected argument '%s'", argv[i]);
-			return EXIT_USAGE;
-		}
-		vm = argv[i];
+	(void)argv;
+	if (argc > 1)
+		return cmd_usage(&cmd_reload_entry);
+	if (!t->state) {
+		log_err("%s was never created: `hutch up` creates it", t->name);
+		return EXIT_NOSETUP;
 	}
-	if ((rc = vm_select(cli, vm, true, &s)))
-		return rc;
-	if (!vm_exists(&s)) {
-		log_err("%s was never created: `hutch up` creates it", s.name);
-		rc = EXIT_NOSETUP;
-		goto out;
-	}
-	if ((rc = vm_take_lock(&s, &lock)))
-		goto out;
-	rc = EXIT_ERR;
-	if (state_load(s.dir, &st) || !(now = cfg_vm_json(s.vm)))
-		goto out;
-	old = json_object_get(st, "config");
-	if (snap_disk_path(s.dir, disk, sizeof(disk)) || disk_info(disk, &di))
+	if (!(now = cfg_vm_json(t->vm)))
+		return EXIT_ERR;
+	old = json_object_get(t->state, "config");
+	if (snap_disk_path(t->dir, disk, sizeof(disk)) || disk_info(disk, &di))
 		di.vsize = 0;	/* no disk (direct kernel boot): nothing to shrink */
 	if (json_is_object(old) && reload_refusals(old, now, di.vsize)) {
 		log_err("these changes cannot apply to %s's existing disk: `hutch destroy` and "
-			"`hutch up` make a new VM with them; nothing was changed", s.name);
+			"`hutch up` make a new VM with them; nothing was changed", t->name);
 		rc = EXIT_USAGE;
 		goto out;
 	}
 	n = json_is_object(old) ? reload_changes(old, now, changes, sizeof(changes)) : -1;
-	if ((rc = vm_halt_locked(cli, &s, "reload")))
+	if ((rc = vm_halt_locked(cli, t, "reload")))
 		goto out;
-	if (s.vm->disk_gib && di.vsize && disk_resize(disk, (uint64_t)s.vm->disk_gib << 30))
-		log_warn("could not grow the disk to %u GiB", s.vm->disk_gib);
-	rc = vm_up_locked(cli, &s);
-	if (rc == EXIT_OK) {
-		if (n > 0)
-			log_info("took effect: %s", changes);
-		else if (n == 0)
-			log_info("hutch.yaml has not changed since %s last started", s.name);
-		else
-			log_info("%s started with the current hutch.yaml (no record of the previous "
-				 "settings to compare)", s.name);
-	}
+	if (t->vm->disk_gib && di.vsize && disk_resize(disk, (uint64_t)t->vm->disk_gib << 30))
+		log_warn("could not grow the disk to %u GiB", t->vm->disk_gib);
+	rc = vm_up_locked(cli, t);
+	if (rc == EXIT_OK)
+		reload_report(t->name, n, changes);
 out:
 	json_decref(now);
-	json_decref(st);
-	if (lock >= 0)
-		close(lock);
-	vm_sel_free(&s);
 	return rc;
 }
+
+static const char reload_help[] =
+	"Halts the VM (pre-down hook, ACPI power-down) and brings it up again with the\n"
+	"current hutch.yaml, then says which changed settings took effect (cpus,\n"
+	"memory, network, forwards, shares, timeouts, ...). A larger 'disk:' grows the\n"
+	"disk. Changes that cannot apply to an existing disk are refused (exit 2)\n"
+	"before the VM is stopped: another image, a smaller disk, a shared folder whose\n"
+	"tag changed; destroy the VM and bring it up again for those. The playbook\n"
+	"does not run. A VM that was never created is refused with exit 78.\n"
+	"\n"
+	"Example:\n"
+	"  sed -i 's/^memory: .*/memory: 4096/' hutch.yaml && hutch reload\n";
+
+const struct cmd_entry cmd_reload_entry = {
+	.name = "reload",
+	.usage = "[NAME]",
+	.summary = "halt and up again with the current hutch.yaml",
+	.help = reload_help,
+	.flags = CMD_F_VM | CMD_F_CFG | CMD_F_LOCK,
+	.fn = cmd_reload,
+};

@@ -8,6 +8,8 @@
  * like the supervisor does; `unmount` undoes it.  While the VM runs the
  * supervisor owns the mount, so both refuse.  Without TAGs, every share of
  * the VM; a share with `isolation: false` is the folder itself: nothing to do.
+ * An image hutch did not make, or one of another user, is refused with exit
+ * 77 (share.h, DOC: share images); so is a folder outside the project.
  */
 #include <errno.h>
 #include <limits.h>
@@ -16,89 +18,46 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "net/priv.h"
 #include "share/share.h"
 #include "src/cfg.h"
 #include "src/cmd.h"
 #include "src/log.h"
+#include "src/proc.h"
 #include "src/state.h"
 #include "src/util.h"
-
-/* the config module's; weak so this file links in builds without it */
-#pragma weak cfg_load
-#pragma weak cfg_free
-#pragma weak cfg_find_vm
+#include "src/vm.h"
 
 /*
- * Does a supervisor run for @name?  state.json is read directly (bounded,
- * type-checked) and the pid is checked to be alive, so a stale "running"
- * left by a crash does not block `hutch mount` (gc cleans that up).
+ * `hutch mount` for one isolated share: through the privileged seam
+ * (net/priv.h), which makes the image if missing and mounts it, kept after
+ * this command exits
  */
-static bool share_vm_running(const char *name)
+static int share_cmd_mount(const struct cli *cli, const struct cfg_share *s)
 {
-	char dir[PATH_MAX], path[PATH_MAX + 16], *buf = NULL;
-	const char *status;
-	json_int_t pid;
-	json_t *st;
-	size_t n;
-	bool running = false;
+	int rc, loop;
 
-	if (util_vm_dir(name, dir, sizeof(dir)) < 0 ||
-	    util_path_join(path, sizeof(path), dir, "state.json") < 0 ||
-	    util_read_file(path, STATE_MAX_BYTES, &buf, &n) < 0)
-		return false;
-	st = json_loadb(buf, n, 0, NULL);
-	free(buf);
-	if (!json_is_object(st)) {
-		json_decref(st);
-		return false;
+	if ((rc = share_check_paths(s, cli->dir)) < 0)
+		return rc == -EPERM ? EXIT_NOPERM : EXIT_USAGE;
+	rc = priv_mount(s->host, s->size_gib, true, &loop);
+	if (rc == -ENOPKG)
+		return EXIT_NOSETUP;
+	if (rc < 0) {
+		log_errno(rc, "share %s: cannot mount its image on %s", s->tag, s->host);
+		return rc == -EPERM ? EXIT_NOPERM : EXIT_ERR;
 	}
-	status = json_string_value(json_object_get(st, "status"));
-	pid = json_integer_value(json_object_get(st, "supervisor_pid"));
-	if (status && (strcmp(status, "starting") == 0 || strcmp(status, "running") == 0 ||
-		       strcmp(status, "paused") == 0) &&
-	    pid > 1 && pid <= INT_MAX && (kill((pid_t)pid, 0) == 0 || errno == EPERM))
-		running = true;
-	json_decref(st);
-	return running;
+	if (!cli->quiet)
+		log_info("share %s: %s.img mounted on %s (nosymfollow,nodev,nosuid)", s->tag, s->host,
+			 s->host);
+	return EXIT_OK;
 }
 
-static int share_cmd(struct cli *cli, int argc, char **argv, bool do_mount)
+static int share_cmd(struct cli *cli, struct vm_target *t, int argc, char **argv, bool do_mount)
 {
-	char path[PATH_MAX + 16], img[PATH_MAX];
-	const struct cfg_vm *vm = NULL;
-	struct cfg_error ce = { { 0 } };
-	struct cfg *c = NULL;
+	char img[PATH_MAX];
+	const struct cfg_vm *vm = t->vm;
 	int i = 1, rc, ret = EXIT_OK;
 
-	if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
-		printf("usage: hutch %s [NAME] [TAG...]\n", argv[0]);
-		return EXIT_OK;
-	}
-	if (!cfg_load || !cfg_find_vm) {
-		log_err("%s: this build of hutch cannot read hutch.yaml", argv[0]);
-		return EXIT_ERR;
-	}
-	if (util_path_join(path, sizeof(path), cli->dir, "hutch.yaml") < 0)
-		return EXIT_USAGE;
-	rc = cfg_load(path, &c, &ce);
-	if (rc < 0) {
-		log_err("%s", ce.msg[0] ? ce.msg : "cannot load hutch.yaml");
-		return rc == -EINVAL ? EXIT_USAGE : EXIT_ERR;
-	}
-	if (argc > 1 && argv[1][0] != '-') {
-		for (size_t k = 0; k < c->n_vms; k++)
-			if (strcmp(c->vms[k].name, argv[1]) == 0)
-				vm = &c->vms[k];
-		if (vm)
-			i = 2;
-	}
-	if (!vm)
-		vm = cfg_find_vm(c, NULL);
-	if (!vm) {
-		log_err("no VM in %s", path);
-		ret = EXIT_USAGE;
-		goto out;
-	}
 	for (int a = i; a < argc; a++) {
 		bool known = false;
 
@@ -106,23 +65,21 @@ static int share_cmd(struct cli *cli, int argc, char **argv, bool do_mount)
 			known |= vm->shares[k].tag && strcmp(vm->shares[k].tag, argv[a]) == 0;
 		if (!known) {
 			log_err("VM %s has no shared folder with tag '%s'", vm->name, argv[a]);
-			ret = EXIT_USAGE;
-			goto out;
+			return EXIT_USAGE;
 		}
 	}
-	if (share_vm_running(vm->name)) {
+	/* checked under the VM lock: no `up` can be starting it meanwhile */
+	if (t->alive) {
 		log_err("VM %s is running: its shared folders belong to it until 'hutch halt'",
 			vm->name);
-		ret = EXIT_ERR;
-		goto out;
+		return EXIT_ERR;
 	}
 	if (vm->n_shares == 0 && !cli->quiet)
 		log_info("VM %s has no shared folders", vm->name);
 
 	for (size_t k = 0; k < vm->n_shares; k++) {
 		const struct cfg_share *s = &vm->shares[k];
-		bool want = i >= argc, created = false;
-		int loop;
+		bool want = i >= argc;
 
 		for (int a = i; a < argc; a++)
 			want |= strcmp(s->tag, argv[a]) == 0;
@@ -138,29 +95,19 @@ static int share_cmd(struct cli *cli, int argc, char **argv, bool do_mount)
 			continue;
 		}
 		if (do_mount) {
-			if ((rc = share_check_paths(s, c->dir)) < 0) {
-				ret = EXIT_USAGE;
-				continue;
-			}
-			if (geteuid() != 0) {
-				log_err("mounting %s needs root (see 'hutch setup')", img);
-				ret = EXIT_NOSETUP;
+			rc = share_cmd_mount(cli, s);
+			if (rc == EXIT_NOSETUP) {
+				ret = rc;
 				break;
 			}
-			rc = share_image_create(img, s->size_gib, getuid(), getgid(), &created);
-			if (rc == 0)
-				rc = share_mount(img, s->host, getuid(), getgid(), &loop);
-			if (rc < 0) {
-				log_errno(rc, "share %s: cannot mount %s on %s", s->tag, img, s->host);
-				ret = EXIT_ERR;
-				continue;
-			}
-			if (!cli->quiet)
-				log_info("share %s: %s mounted on %s (nosymfollow,nodev,nosuid)", s->tag,
-					 img, s->host);
+			if (rc != EXIT_OK)
+				ret = rc;
 		} else {
-			rc = share_unmount(img, s->host);
-			if (rc == -EBUSY) {
+			rc = priv_unmount(s->host);
+			if (rc == -EPERM) {
+				log_err("share %s: %s is not yours; not touching it", s->tag, img);
+				ret = EXIT_NOPERM;
+			} else if (rc == -EBUSY) {
 				log_err("share %s: %s is mounted from something else; not touching it",
 					s->tag, s->host);
 				ret = EXIT_ERR;
@@ -172,18 +119,43 @@ static int share_cmd(struct cli *cli, int argc, char **argv, bool do_mount)
 			}
 		}
 	}
-out:
-	if (cfg_free)
-		cfg_free(c);
 	return ret;
 }
-
-int cmd_mount(struct cli *cli, int argc, char **argv)
+static int cmd_mount(struct cli *cli, struct vm_target *t, int argc, char **argv)
 {
-	return share_cmd(cli, argc, argv, true);
+	return share_cmd(cli, t, argc, argv, true);
 }
 
-int cmd_unmount(struct cli *cli, int argc, char **argv)
+static int cmd_unmount(struct cli *cli, struct vm_target *t, int argc, char **argv)
 {
-	return share_cmd(cli, argc, argv, false);
+	return share_cmd(cli, t, argc, argv, false);
 }
+
+const struct cmd_entry cmd_mount_entry = {
+	.name = "mount",
+	.usage = "[NAME] [TAG...]",
+	.summary = "mount the shared folders' images on the host",
+	.help = "While the VM is halted, mounts the image of each isolated shared folder (or\n"
+		"of the folders TAG names) on its folder, nosymfollow,nodev,nosuid, as the\n"
+		"supervisor does while the VM runs, so you can fill it before the first up or\n"
+		"look into it afterwards. A missing image is created. Folders with\n"
+		"'isolation: false' are the folder itself: nothing to do.\n"
+		"\n"
+		"Example:\n"
+		"  hutch mount && cp -r src workspace/ && hutch unmount\n",
+	.flags = CMD_F_VM | CMD_F_CFG | CMD_F_CREATE | CMD_F_LOCK | CMD_F_NAME_IF_VM,
+	.fn = cmd_mount,
+};
+
+const struct cmd_entry cmd_unmount_entry = {
+	.name = "unmount",
+	.usage = "[NAME] [TAG...]",
+	.summary = "unmount them",
+	.help = "Unmounts what 'hutch mount' mounted (only mounts of hutch's own images: a\n"
+		"folder mounted from anything else is left alone). Refused while the VM runs.\n"
+		"\n"
+		"Example:\n"
+		"  hutch unmount workspace\n",
+	.flags = CMD_F_VM | CMD_F_CFG | CMD_F_CREATE | CMD_F_LOCK | CMD_F_NAME_IF_VM,
+	.fn = cmd_unmount,
+};

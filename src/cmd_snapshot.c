@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * `hutch snapshot [save|restore|list|rm NAME | push | pop] [--running]` and
- * `hutch reset`.  Files and the index: src/snap.h; disk operations:
+ * `hutch snapshot [save|restore|list|rm NAME | push | pop] [--running]`
+ * (`hutch reset`: src/cmd_reset.c).  Files and the index: src/snap.h; disk operations:
  * images/disk.h; running states (--running): src/warm.h.
  *
- * Everything here runs under the VM's lock, and a running VM is halted
+ * Everything here runs under the VM's lock (CMD_F_LOCK), and a running VM is halted
  * through vm_halt_locked() (pre-down hook included) before its disk is
  * read or replaced: a disk that QEMU writes to has no consistent copy.
  * `--running` is the exception: QEMU itself saves memory and disk at one
@@ -30,88 +30,62 @@
 #include "src/warm.h"
 
 static const char snapshot_help[] =
-	"usage: hutch snapshot [VM]\n"
-	"       hutch snapshot save NAME [--running] [--no-start] [VM]\n"
-	"       hutch snapshot restore NAME [--no-start] [VM]\n"
-	"       hutch snapshot list [--json] [VM]\n"
-	"       hutch snapshot rm NAME [VM]\n"
-	"       hutch snapshot push [--running] [--no-start] [VM]\n"
-	"       hutch snapshot pop [--no-delete] [--no-start] [VM]\n"
-	"\n"
 	"Without a subcommand: run the pre-down hook (its failure stops the snapshot),\n"
-	"halt the VM and save a flattened, standalone copy of its disk as the VM's\n"
-	"snapshot (snapshot.qcow2).  The VM stays down.  `hutch reset` goes back to it.\n"
-	"The copy is written to a temporary file and renamed into place: an interrupted\n"
-	"snapshot never replaces a good one.  A progress bar is shown on a terminal.\n"
+	"halt the VM and save a flattened, standalone copy of its disk (no backing\n"
+	"file, so it survives 'hutch images rm') as the VM's snapshot. The VM stays\n"
+	"down; 'hutch reset' goes back to it. The copy is written to a temporary file\n"
+	"and renamed into place: an interrupted snapshot never replaces a good one. A\n"
+	"progress bar is shown on a terminal.\n"
 	"\n"
-	"Named snapshots, as in Vagrant:\n"
+	"Named snapshots, as in Vagrant (NAME: 1..64 of A-Z a-z 0-9 . _ -):\n"
 	"  save NAME     halt the VM, save its disk as NAME, start it again if it ran\n"
 	"  save NAME --running\n"
 	"                save memory, devices and disk of the running VM at one paused\n"
-	"                instant (warm state); the VM goes on running, and every later\n"
-	"                `hutch up` resumes that state in seconds instead of booting\n"
-	"                (changes made after the save are dropped then, as by reset)\n"
-	"  restore NAME  halt, go back to NAME, and start the VM (unless --no-start)\n"
-	"  list          name, kind (disk|running), size, time and parent; --json\n"
-	"  rm NAME       remove NAME (the disk based on it keeps its data)\n"
-	"  push          save under a generated name, on a stack\n"
-	"  pop           restore the last pushed snapshot and remove it (--no-delete keeps it)\n"
+	"                instant (a warm state); the VM goes on running, and the next\n"
+	"                'hutch up' of the halted VM resumes that state in seconds\n"
+	"                instead of booting (what was written after the save is dropped\n"
+	"                then, as by reset). Shared folders are unmounted in the guest\n"
+	"                for the save and mounted again after it (over SSH).\n"
+	"  restore NAME  halt, go back to NAME, and start the VM\n"
+	"  list          name, kind (disk|running), size, time and parent (--json)\n"
+	"  rm NAME       remove NAME (a disk based on it keeps its data)\n"
+	"  push          save under a generated name, on a stack (--running too)\n"
+	"  pop           restore the last pushed snapshot and remove it\n"
 	"\n"
-	"Exit codes: 0 ok, 1 error, 2 usage, 75 another command holds the VM,\n"
-	"78 nothing to act on (no such VM, disk or snapshot; pop with an empty stack).\n"
+	"Options:\n"
+	"  --running     with save and push: a warm state of the running VM\n"
+	"  --no-start    with save, restore and pop: leave the VM halted\n"
+	"  --no-delete   with pop: keep the snapshot\n"
+	"\n"
+	"Positional arguments are subcommands and snapshot names: with several VMs in\n"
+	"hutch.yaml, pick one with --vm NAME.\n"
+	"\n"
+	"Exit codes: 78 when there is nothing to act on (no disk yet, no such snapshot,\n"
+	"pop with an empty stack, --running of a halted VM).\n"
 	"\n"
 	"Examples:\n"
 	"  hutch up && hutch ssh        # set things up by hand\n"
-	"  hutch snapshot               # keep that state\n"
-	"  hutch reset                  # and come back to it after a mess\n"
-	"  hutch snapshot save clean --running && hutch halt && hutch up   # warm up\n";
-
-static const char reset_help[] =
-	"usage: hutch reset [VM]\n"
-	"\n"
-	"Destroy the VM's disk and rebuild it as an overlay on the snapshot taken by\n"
-	"`hutch snapshot`, then bring the VM up.  The playbook is not run again: the\n"
-	"snapshot already holds its result.  hutch.yaml is checked first, and a VM\n"
-	"without a snapshot is left as it is: nothing is destroyed in either case.\n"
-	"The pre-down hook runs, but its failure does not stop the reset.\n"
-	"\n"
-	"Exit codes: 0 ok, 1 error, 2 invalid hutch.yaml, 75 busy, 78 no snapshot.\n"
-	"\n"
-	"Example:\n"
-	"  hutch snapshot && hutch up && hutch ssh -- rm -rf /etc && hutch reset\n";
+	"  hutch snapshot               # keep that state; 'hutch reset' returns to it\n"
+	"  hutch snapshot save clean --running && hutch halt && hutch up   # warm up\n"
+	"  hutch --vm db snapshot list --json\n";
 
 /**
- * struct snapcmd - one snapshot command; owns everything in it
+ * struct snapcmd - one snapshot command; owns @idx
  * @cli:      global options
- * @s:        the VM
- * @lock:     its lock fd, -1 before it is taken
+ * @t:        the VM, locked, state read under the lock (the dispatcher's)
  * @idx:      snapshots/index.json
- * @state:    state.json (NULL when the VM has none)
- * @running:  its supervisor runs
  * @disk:     <dir>/disk.qcow2
  * @name:     NAME of the subcommand, or NULL
  * @no_start, @no_delete, @warm: the options
  */
 struct snapcmd {
 	struct cli *cli;
-	struct vm_sel s;
-	int lock;
+	struct vm_target *t;
 	json_t *idx;
-	json_t *state;
-	bool running;
 	char disk[PATH_MAX];
 	const char *name;
 	bool no_start, no_delete, warm;
 };
-
-static void sc_close(struct snapcmd *c)
-{
-	if (c->lock >= 0)
-		close(c->lock);
-	json_decref(c->idx);
-	json_decref(c->state);
-	vm_sel_free(&c->s);
-}
 
 /* drop the internal snapshots "hutch-warm-*" of disk.qcow2 that no entry names */
 static void sc_gc_tags(struct snapcmd *c)
@@ -137,40 +111,22 @@ static void sc_gc_tags(struct snapcmd *c)
 }
 
 /*
- * Select the VM, refuse (78) one that has no disk, take the lock (unless
- * @readonly), read state and index, drop unused disk tags of a halted VM.
- * Return: EXIT_OK, or the exit code (then sc_close()).
+ * Refuse (78) a VM that has no disk, read the index, drop unused disk tags
+ * of a halted VM.  Return: EXIT_OK, or the exit code
  */
-static int sc_open(struct snapcmd *c, struct cli *cli, const char *vm, bool need_cfg, bool readonly)
+static int sc_open(struct snapcmd *c)
 {
-	int rc;
-
-	c->cli = cli;
-	c->lock = -1;
-	rc = vm_select(cli, vm, need_cfg, &c->s);
-	if (rc)
-		return rc;
-	if ((rc = snap_disk_path(c->s.dir, c->disk, sizeof(c->disk))))
+	if (snap_disk_path(c->t->dir, c->disk, sizeof(c->disk)))
 		return EXIT_ERR;
-	if (!vm_exists(&c->s) || access(c->disk, F_OK) < 0) {
+	if (!c->t->state || access(c->disk, F_OK) < 0) {
 		log_err("%s has no disk (not created yet, or booted without an image): "
-			"nothing to snapshot", c->s.name);
+			"nothing to snapshot", c->t->name);
 		return EXIT_NOSETUP;
 	}
-	/* list only reads: it does not wait for, nor block, an `up` */
-	rc = readonly ? EXIT_OK : vm_take_lock(&c->s, &c->lock);
-	if (rc)
-		return rc;
-	rc = state_load(c->s.dir, &c->state);
-	if (rc && rc != -ENOENT) {
-		log_errno(rc, "%s/state.json", c->s.dir);
-		return EXIT_ERR;
-	}
-	c->running = c->state && vm_supervisor_alive(c->s.dir, c->state);
-	if (snap_index_load(c->s.dir, &c->idx))
+	if (snap_index_load(c->t->dir, &c->idx))
 		return EXIT_ERR;
 	/* tags of running states that are gone (rm while running, a killed save) */
-	if (!c->running && !readonly)
+	if (!c->t->alive)
 		sc_gc_tags(c);
 	return EXIT_OK;
 }
@@ -178,35 +134,22 @@ static int sc_open(struct snapcmd *c, struct cli *cli, const char *vm, bool need
 /* halt the VM if it runs; @trigger for the hooks */
 static int sc_halt(struct snapcmd *c, const char *trigger)
 {
-	int rc;
-
-	if (!c->running)
-		return EXIT_OK;
-	rc = vm_halt_locked(c->cli, &c->s, trigger);
-	if (rc)
-		return rc;
-	json_decref(c->state);
-	c->state = NULL;
-	if (state_load(c->s.dir, &c->state) == 0 && vm_supervisor_alive(c->s.dir, c->state)) {
-		log_err("%s is still running", c->s.name);
-		return EXIT_ERR;
-	}
-	return EXIT_OK;
+	return vm_halt_locked(c->cli, c->t, trigger);
 }
 
 static int sc_up(struct snapcmd *c)
 {
-	if (!c->s.cfg) {
-		log_info("no hutch.yaml here: start %s from its project with `hutch up`", c->s.name);
+	if (!c->t->cfg) {
+		log_info("no hutch.yaml here: start %s from its project with `hutch up`", c->t->name);
 		return EXIT_OK;
 	}
-	return vm_up_locked(c->cli, &c->s);
+	return vm_up_locked(c->cli, c->t);
 }
 
 /* the disk size hutch.yaml asks for, in bytes (0: the snapshot's) */
 static uint64_t sc_vsize(const struct snapcmd *c)
 {
-	return c->s.vm ? (uint64_t)c->s.vm->disk_gib << 30 : 0;
+	return c->t->vm ? (uint64_t)c->t->vm->disk_gib << 30 : 0;
 }
 
 static void sc_human(uint64_t b, char *buf, size_t n)
@@ -232,7 +175,7 @@ static int sc_flatten(struct snapcmd *c, const char *dst)
 	char hum[32];
 	int rc;
 
-	log_info("saving the disk of %s", c->s.name);
+	log_info("saving the disk of %s", c->t->name);
 	rc = disk_flatten(c->disk, dst, c->cli->tty && !c->cli->quiet);
 	if (rc)
 		return rc;
@@ -241,20 +184,12 @@ static int sc_flatten(struct snapcmd *c, const char *dst)
 	return 0;
 }
 
-/* the disk of a halted VM as a new overlay on @backing; running states die with the old disk */
 static int sc_rebuild(struct snapcmd *c, const char *backing)
 {
-	int rc = disk_overlay(backing, c->disk, sc_vsize(c));
-
-	if (rc) {
-		log_errno(rc, "rebuilding the disk of %s on %s", c->s.name, backing);
-		return rc;
-	}
-	snap_drop_running(c->s.dir, c->idx);
-	return 0;
+	return snap_rebuild(c->t->dir, c->idx, backing, sc_vsize(c));
 }
 
-/* ---- the anchor: `hutch snapshot`, `hutch reset` ---- */
+/* ---- the anchor: `hutch snapshot` (`hutch reset` goes back to it) ---- */
 
 static int snapshot_anchor(struct snapcmd *c)
 {
@@ -264,63 +199,17 @@ static int snapshot_anchor(struct snapcmd *c)
 
 	if ((rc = sc_halt(c, "snapshot")))
 		return rc;
-	if (snap_path(c->s.dir, "anchor", NULL, path, sizeof(path)) || sc_flatten(c, path))
+	if (snap_path(c->t->dir, "anchor", NULL, path, sizeof(path)) || sc_flatten(c, path))
 		return EXIT_ERR;
 	a = json_pack("{s:I}", "created_at", (json_int_t)time(NULL));
 	snap_set_str(a, "parent", json_string_value(json_object_get(c->idx, "current")));
 	json_object_set_new(c->idx, "anchor", a);
 	snap_set_str(c->idx, "current", "anchor");
-	if (snap_index_save(c->s.dir, c->idx))
+	if (snap_index_save(c->t->dir, c->idx))
 		return EXIT_ERR;
 	log_info("%s stays halted; `hutch reset` rebuilds it from this snapshot, `hutch up` starts it",
-		 c->s.name);
+		 c->t->name);
 	return EXIT_OK;
-}
-
-int cmd_reset(struct cli *cli, int argc, char **argv)
-{
-	struct snapcmd c = { 0 };
-	char path[PATH_MAX];
-	const char *vm = NULL;
-	int rc;
-
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			fputs(reset_help, stdout);
-			return EXIT_OK;
-		}
-		if (argv[i][0] == '-' || vm) {
-			log_err("reset: unexpected argument '%s'", argv[i]);
-			return EXIT_USAGE;
-		}
-		vm = argv[i];
-	}
-	/* hutch.yaml first: a broken one must not cost the user the disk */
-	rc = sc_open(&c, cli, vm, true, false);
-	if (rc)
-		goto out;
-	if (snap_path(c.s.dir, "anchor", NULL, path, sizeof(path)) || access(path, F_OK) < 0) {
-		log_err("%s has no snapshot to reset to (take one with `hutch snapshot`); "
-			"nothing was changed", c.s.name);
-		rc = EXIT_NOSETUP;
-		goto out;
-	}
-	if ((rc = sc_halt(&c, "reset")))
-		goto out;
-	log_info("rebuilding the disk of %s from its snapshot", c.s.name);
-	if (sc_rebuild(&c, path)) {
-		rc = EXIT_ERR;
-		goto out;
-	}
-	snap_set_str(c.idx, "current", "anchor");
-	if (snap_index_save(c.s.dir, c.idx)) {
-		rc = EXIT_ERR;
-		goto out;
-	}
-	rc = vm_up_locked(cli, &c.s);
-out:
-	sc_close(&c);
-	return rc;
 }
 
 /* ---- named snapshots ---- */
@@ -344,14 +233,14 @@ static void sc_forget(struct snapcmd *c, const char *name)
 	if (old && !strcmp(snap_item_kind(old), "running")) {
 		const char *tag = json_string_value(json_object_get(old, "tag"));
 
-		if (snap_path(c->s.dir, name, "vmstate", path, sizeof(path)) == 0)
+		if (snap_path(c->t->dir, name, "vmstate", path, sizeof(path)) == 0)
 			unlink(path);
 		/* its disk tag can go only while QEMU does not hold the disk */
-		if (tag && disk_tag_valid(tag) && !c->running && disk_tag_delete(c->disk, tag))
+		if (tag && disk_tag_valid(tag) && !c->t->alive && disk_tag_delete(c->disk, tag))
 			log_warn("could not drop the disk tag %s of %s", tag, name);
 	}
 	if (old && !strcmp(snap_item_kind(old), "disk") &&
-	    snap_path(c->s.dir, name, "qcow2", path, sizeof(path)) == 0)
+	    snap_path(c->t->dir, name, "qcow2", path, sizeof(path)) == 0)
 		unlink(path);
 	for (size_t i = json_array_size(stack); i-- > 0;)
 		if (!strcmp(json_string_value(json_array_get(stack, i)) ?: "", name))
@@ -364,15 +253,14 @@ static void sc_forget(struct snapcmd *c, const char *name)
 static int snapshot_save_disk(struct snapcmd *c, const char *name)
 {
 	char path[PATH_MAX], dir[PATH_MAX];
-	bool was_running = c->running;
+	bool was_running = c->t->alive;
 	json_t *it;
 	int rc;
 
 	if ((rc = sc_halt(c, "snapshot")))
 		return rc;
-	c->running = false;
-	if (util_path_join(dir, sizeof(dir), c->s.dir, "snapshots") || util_mkdir_p(dir, 0700) ||
-	    snap_path(c->s.dir, name, "qcow2", path, sizeof(path)))
+	if (util_path_join(dir, sizeof(dir), c->t->dir, "snapshots") || util_mkdir_p(dir, 0700) ||
+	    snap_path(c->t->dir, name, "qcow2", path, sizeof(path)))
 		return EXIT_ERR;
 	/* the new file replaces the old by rename: only then is the old entry's rest dropped */
 	if (sc_flatten(c, path))
@@ -384,7 +272,7 @@ static int snapshot_save_disk(struct snapcmd *c, const char *name)
 		return EXIT_ERR;
 	json_object_set_new(json_object_get(c->idx, "items"), name, it);
 	snap_set_str(c->idx, "current", name);
-	if (snap_index_save(c->s.dir, c->idx))
+	if (snap_index_save(c->t->dir, c->idx))
 		return EXIT_ERR;
 	log_info("snapshot %s saved", name);
 	return was_running && !c->no_start ? sc_up(c) : EXIT_OK;
@@ -396,18 +284,18 @@ static int snapshot_save(struct snapcmd *c, const char *name)
 
 	if (!c->warm)
 		return snapshot_save_disk(c, name);
-	if (!c->running) {
+	if (!c->t->alive) {
 		log_err("%s is not running: --running saves a running VM (`hutch up` first, "
-			"or drop --running to save its disk)", c->s.name);
+			"or drop --running to save its disk)", c->t->name);
 		return EXIT_NOSETUP;
 	}
-	rc = warm_cli_save(c->cli, &c->s, c->state, name);
+	rc = warm_cli_save(c->t, name);
 	if (rc)
 		return rc;
 	/* the supervisor wrote the entry; the stack is the CLI's */
 	json_decref(c->idx);
 	c->idx = NULL;
-	return snap_index_load(c->s.dir, &c->idx) ? EXIT_ERR : EXIT_OK;
+	return snap_index_load(c->t->dir, &c->idx) ? EXIT_ERR : EXIT_OK;
 }
 
 static int snapshot_restore(struct snapcmd *c, const char *name)
@@ -417,26 +305,25 @@ static int snapshot_restore(struct snapcmd *c, const char *name)
 	int rc;
 
 	if (!it) {
-		log_err("%s has no snapshot named %s (see `hutch snapshot list`)", c->s.name, name);
+		log_err("%s has no snapshot named %s (see `hutch snapshot list`)", c->t->name, name);
 		return EXIT_NOSETUP;
 	}
 	if ((rc = sc_halt(c, "restore")))
 		return rc;
-	c->running = false;
 	if (!strcmp(snap_item_kind(it), "running")) {
 		/* the disk goes back to the state's tag when `up` resumes it */
 		snap_set_str(c->idx, "resume", name);
-	} else if (snap_path(c->s.dir, name, "qcow2", path, sizeof(path)) || sc_rebuild(c, path)) {
+	} else if (snap_path(c->t->dir, name, "qcow2", path, sizeof(path)) || sc_rebuild(c, path)) {
 		return EXIT_ERR;
 	}
 	snap_set_str(c->idx, "current", name);
-	if (snap_index_save(c->s.dir, c->idx))
+	if (snap_index_save(c->t->dir, c->idx))
 		return EXIT_ERR;
-	log_info("%s restored to %s", c->s.name, name);
+	log_info("%s restored to %s", c->t->name, name);
 	if (c->no_start)
 		return EXIT_OK;
 	rc = sc_up(c);
-	c->running = rc == EXIT_OK && c->s.cfg;
+	c->t->alive = rc == EXIT_OK && c->t->cfg;	/* for pop's rm after it */
 	return rc;
 }
 
@@ -449,17 +336,17 @@ static int sc_rm_base(struct snapcmd *c, const char *path)
 {
 	int rc;
 
-	if (c->running) {
+	if (c->t->alive) {
 		log_err("the disk of the running %s is based on this snapshot: halt it first",
-			c->s.name);
+			c->t->name);
 		return -EBUSY;
 	}
-	log_info("merging the disk of %s into the snapshot it is based on", c->s.name);
+	log_info("merging the disk of %s into the snapshot it is based on", c->t->name);
 	rc = disk_commit(c->disk);
 	if (!rc && rename(path, c->disk) < 0)
 		rc = -errno;
 	if (!rc)
-		rc = disk_fsync_path(c->s.dir);
+		rc = disk_fsync_path(c->t->dir);
 	if (rc)
 		log_errno(rc, "merging %s into %s", c->disk, path);
 	return rc;
@@ -473,11 +360,11 @@ static int snapshot_rm(struct snapcmd *c, const char *name)
 	const char *parent;
 
 	if (!it) {
-		log_err("%s has no snapshot named %s", c->s.name, name);
+		log_err("%s has no snapshot named %s", c->t->name, name);
 		return EXIT_NOSETUP;
 	}
 	if (!strcmp(snap_item_kind(it), "disk") &&
-	    !snap_path(c->s.dir, name, "qcow2", path, sizeof(path)) &&
+	    !snap_path(c->t->dir, name, "qcow2", path, sizeof(path)) &&
 	    !disk_info(c->disk, &di) && !strcmp(di.backing, path)) {
 		if (sc_rm_base(c, path))
 			return EXIT_ERR;
@@ -486,7 +373,7 @@ static int snapshot_rm(struct snapcmd *c, const char *name)
 	if (!strcmp(json_string_value(json_object_get(c->idx, "current")) ?: "", name))
 		snap_set_str(c->idx, "current", parent);
 	sc_forget(c, name);
-	if (snap_index_save(c->s.dir, c->idx))
+	if (snap_index_save(c->t->dir, c->idx))
 		return EXIT_ERR;
 	log_info("snapshot %s removed", name);
 	return EXIT_OK;
@@ -513,7 +400,7 @@ static int snapshot_push(struct snapcmd *c)
 	if (rc)
 		return rc;
 	json_array_append_new(json_object_get(c->idx, "stack"), json_string(name));
-	if (snap_index_save(c->s.dir, c->idx))
+	if (snap_index_save(c->t->dir, c->idx))
 		return EXIT_ERR;
 	printf("%s\n", name);
 	return EXIT_OK;
@@ -530,7 +417,7 @@ static int snapshot_pop(struct snapcmd *c)
 
 	top = json_string_value(json_array_get(stack, json_array_size(stack) - 1));
 	if (!top || util_snprintf(name, sizeof(name), "%s", top)) {
-		log_err("%s: no pushed snapshot to pop", c->s.name);
+		log_err("%s: no pushed snapshot to pop", c->t->name);
 		return EXIT_NOSETUP;
 	}
 	it = snap_item(c->idx, name);
@@ -543,21 +430,20 @@ static int snapshot_pop(struct snapcmd *c)
 	}
 	if ((rc = sc_halt(c, "restore")))
 		return rc;
-	c->running = false;
-	/* the standalone snapshot file simply becomes the disk: O(1), atomic */
-	if (snap_path(c->s.dir, name, "qcow2", path, sizeof(path)) || rename(path, c->disk) < 0 ||
-	    disk_fsync_path(c->s.dir)) {
+		/* the standalone snapshot file simply becomes the disk: O(1), atomic */
+	if (snap_path(c->t->dir, name, "qcow2", path, sizeof(path)) || rename(path, c->disk) < 0 ||
+	    disk_fsync_path(c->t->dir)) {
 		log_errno(-errno, "%s", path);
 		return EXIT_ERR;
 	}
 	if (sc_vsize(c) && disk_resize(c->disk, sc_vsize(c)))
-		log_warn("could not grow the disk to %u GiB", c->s.vm->disk_gib);
-	snap_drop_running(c->s.dir, c->idx);
+		log_warn("could not grow the disk to %u GiB", c->t->vm->disk_gib);
+	snap_drop_running(c->t->dir, c->idx);
 	snap_set_str(c->idx, "current", json_string_value(json_object_get(it, "parent")));
 	sc_forget(c, name);
-	if (snap_index_save(c->s.dir, c->idx))
+	if (snap_index_save(c->t->dir, c->idx))
 		return EXIT_ERR;
-	log_info("%s restored to %s, which is removed", c->s.name, name);
+	log_info("%s restored to %s, which is removed", c->t->name, name);
 	return c->no_start ? EXIT_OK : sc_up(c);
 }
 
@@ -574,9 +460,9 @@ static json_t *sc_row(struct snapcmd *c, const char *name, const json_t *it)
 
 	if (!name) {
 		name = "anchor";
-		if (!snap_path(c->s.dir, "anchor", NULL, path, sizeof(path)))
+		if (!snap_path(c->t->dir, "anchor", NULL, path, sizeof(path)))
 			size = sc_allocated(path);
-	} else if (!snap_path(c->s.dir, name, !strcmp(kind, "running") ? "vmstate" : "qcow2", path,
+	} else if (!snap_path(c->t->dir, name, !strcmp(kind, "running") ? "vmstate" : "qcow2", path,
 			      sizeof(path))) {
 		size = sc_allocated(path);
 	}
@@ -615,7 +501,7 @@ static int snapshot_list(struct snapcmd *c)
 		json_decref(arr);
 		return EXIT_ERR;
 	}
-	if (!snap_path(c->s.dir, "anchor", NULL, path, sizeof(path)) && access(path, F_OK) == 0)
+	if (!snap_path(c->t->dir, "anchor", NULL, path, sizeof(path)) && access(path, F_OK) == 0)
 		rows[n++] = sc_row(c, NULL, json_object_get(c->idx, "anchor"));
 	json_object_foreach(items, k, it)
 		rows[n++] = sc_row(c, k, it);
@@ -639,7 +525,7 @@ static int snapshot_list(struct snapcmd *c)
 			       json_is_true(json_object_get(o, "resume")) ? "  (up resumes it)" : "");
 		}
 	} else {
-		log_info("%s has no snapshots", c->s.name);
+		log_info("%s has no snapshots", c->t->name);
 	}
 	json_decref(arr);
 	return EXIT_OK;
@@ -659,14 +545,14 @@ static const struct {
 	{ "pop", SC_POP, false },
 };
 
-/* options and positionals: [SUB [NAME]] [VM], options anywhere */
-static int sc_parse(struct snapcmd *c, int argc, char **argv, enum sc_sub *sub, const char **vm)
+/* options and positionals: [SUB [NAME]], options anywhere (the VM: --vm) */
+static int sc_parse(struct snapcmd *c, int argc, char **argv, enum sc_sub *sub)
 {
 	bool have_sub = false, takes_name = false;
+	const char *bad = NULL;
 
 	*sub = SC_ANCHOR;
-	*vm = NULL;
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc && !bad; i++) {
 		const char *a = argv[i];
 
 		if (!strcmp(a, "--running"))
@@ -675,32 +561,27 @@ static int sc_parse(struct snapcmd *c, int argc, char **argv, enum sc_sub *sub, 
 			c->no_start = true;
 		else if (!strcmp(a, "--no-delete"))
 			c->no_delete = true;
-		else if (!strcmp(a, "--json"))
-			c->cli->json = true;
-		else if (!strcmp(a, "-h") || !strcmp(a, "--help"))
-			return -1;
-		else if (a[0] == '-')
-			goto bad;
-		else if (!have_sub && i == 1) {
+		else if (a[0] == '-' || (have_sub && (!takes_name || c->name)))
+			bad = a;
+		else if (have_sub)
+			c->name = a;
+		else
 			for (size_t k = 0; k < UTIL_ARRAY_SIZE(sc_subs); k++)
 				if (!strcmp(a, sc_subs[k].word)) {
 					*sub = sc_subs[k].sub;
 					takes_name = sc_subs[k].takes_name;
 					have_sub = true;
 				}
-			if (!have_sub)
-				*vm = a;	/* `hutch snapshot VM` */
-			have_sub = true;
-		} else if (takes_name && !c->name)
-			c->name = a;
-		else if (!*vm)
-			*vm = a;
-		else
-			goto bad;
+		if (!bad && !have_sub && a[0] != '-')
+			bad = a;
+	}
+	if (bad) {
+		log_err("snapshot: unexpected argument '%s' (the VM goes with --vm NAME)", bad);
+		return cmd_usage(&cmd_snapshot_entry);
 	}
 	if (takes_name && !c->name) {
-		log_err("snapshot: NAME missing (see `hutch snapshot --help`)");
-		return EXIT_USAGE;
+		log_err("snapshot: NAME missing");
+		return cmd_usage(&cmd_snapshot_entry);
 	}
 	if (c->name && !snap_name_valid(c->name)) {
 		log_err("'%s' is not a snapshot name: 1..64 of A-Z a-z 0-9 . _ -, not \"anchor\"",
@@ -712,25 +593,17 @@ static int sc_parse(struct snapcmd *c, int argc, char **argv, enum sc_sub *sub, 
 		return EXIT_USAGE;
 	}
 	return EXIT_OK;
-bad:
-	log_err("snapshot: unexpected argument '%s' (see `hutch snapshot --help`)", argv[argc > 1 ? 1 : 0]);
-	return EXIT_USAGE;
 }
 
-int cmd_snapshot(struct cli *cli, int argc, char **argv)
+static int cmd_snapshot(struct cli *cli, struct vm_target *t, int argc, char **argv)
 {
-	struct snapcmd c = { .cli = cli, .lock = -1 };
+	struct snapcmd c = { .cli = cli, .t = t };
 	enum sc_sub sub;
-	const char *vm;
-	int rc = sc_parse(&c, argc, argv, &sub, &vm);
+	int rc = sc_parse(&c, argc, argv, &sub);
 
-	if (rc < 0) {
-		fputs(snapshot_help, stdout);
-		return EXIT_OK;
-	}
 	if (rc)
 		return rc;
-	rc = sc_open(&c, cli, vm, false, sub == SC_LIST);
+	rc = sc_open(&c);
 	if (rc)
 		goto out;
 	switch (sub) {
@@ -757,6 +630,15 @@ int cmd_snapshot(struct cli *cli, int argc, char **argv)
 		break;
 	}
 out:
-	sc_close(&c);
+	json_decref(c.idx);
 	return rc;
 }
+
+const struct cmd_entry cmd_snapshot_entry = {
+	.name = "snapshot",
+	.usage = "[save NAME [--running] | restore NAME | list | rm NAME | push | pop] [--no-start]",
+	.summary = "halt and save the disk; named snapshots, push/pop, --running (warm start)",
+	.help = snapshot_help,
+	.flags = CMD_F_VM | CMD_F_LOCK | CMD_F_NO_NAME,
+	.fn = cmd_snapshot,
+};

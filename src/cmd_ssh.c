@@ -10,162 +10,92 @@
 #include <unistd.h>
 
 #include "src/cfg.h"
+#include "src/consent.h"
 #include "src/cmd.h"
 #include "src/log.h"
 #include "src/prov.h"
 #include "src/ssh.h"
 #include "src/ssh_ext.h"
-#include "src/state.h"
 #include "src/util.h"
+#include "src/vm.h"
 
-/* Weak until the config and state modules are on main (the verbs then say so). */
-extern int cfg_load(const char *path, struct cfg **out, struct cfg_error *e) __attribute__((weak));
-extern void cfg_free(struct cfg *c) __attribute__((weak));
-extern const struct cfg_vm *cfg_find_vm(const struct cfg *c, const char *name)
-	__attribute__((weak));
-extern int state_load(const char *vm_dir, json_t **out) __attribute__((weak));
+/* the index of "--" in @argv, or @argc; nothing else may come before it */
+static int ssh_dashdash(int argc, char **argv)
+{
+	if (argc == 1)
+		return argc;
+	return strcmp(argv[1], "--") ? -1 : 1;
+}
 
-/**
- * struct ssh_verb - what every ssh verb needs: the VM, its dir and state
- * Owned by the verb; ssh_verb_done() frees.
- */
-struct ssh_verb {
-	struct cfg *cfg;
-	const struct cfg_vm *vm;
-	char vm_dir[PATH_MAX];
-	json_t *state;
+static int cmd_ssh(struct cli *cli, struct vm_target *t, int argc, char **argv)
+{
+	int dd = ssh_dashdash(argc, argv);
+
+	if (dd < 0)
+		return cmd_usage(&cmd_ssh_entry);
+	/* returns only on failure */
+	ssh_exec(t->vm, cli->dir, t->dir, t->state,
+		 dd < argc - 1 ? (const char *const *)&argv[dd + 1] : NULL);
+	return EXIT_ERR;
+}
+
+const struct cmd_entry cmd_ssh_entry = {
+	.name = "ssh",
+	.usage = "[NAME] [-- CMD...]",
+	.summary = "log in, or run a command, with the pinned host key",
+	.help = "Logs in to the VM over SSH, or runs CMD there and exits with its status. The\n"
+		"connection uses the managed key (or ssh.key) and the VM's own host key, made by\n"
+		"hutch and pinned: never StrictHostKeyChecking=no.\n"
+		"\n"
+		"Examples:\n"
+		"  hutch ssh\n"
+		"  hutch ssh -- make test\n"
+		"  hutch ssh agent -- 'cd /workspace && ls'\n",
+	.flags = CMD_F_VM | CMD_F_CFG | CMD_F_RUNNING,
+	.fn = cmd_ssh,
 };
 
-static void ssh_verb_done(struct ssh_verb *v)
+static int cmd_ssh_config(struct cli *cli, struct vm_target *t, int argc, char **argv)
 {
-	json_decref(v->state);
-	if (v->cfg && cfg_free)
-		cfg_free(v->cfg);
-}
+	struct ssh_conn *c;
+	int rc = EXIT_OK;
 
-/* Load hutch.yaml, pick the VM @name (NULL: the only/first), read its state. */
-static int ssh_verb_init(struct cli *cli, const char *name, bool need_running, struct ssh_verb *v)
-{
-	char path[PATH_MAX];
-	struct cfg_error e = { { 0 } };
-	const char *status;
-	int rc;
-
-	memset(v, 0, sizeof(*v));
-	if (!cfg_load || !cfg_find_vm || !state_load)
-		return cmd_not_implemented("loading hutch.yaml");
-	if (util_path_join(path, sizeof(path), cli->dir, "hutch.yaml") < 0)
-		return EXIT_USAGE;
-	rc = cfg_load(path, &v->cfg, &e);
-	if (rc < 0) {
-		log_err("%s", e.msg[0] ? e.msg : "cannot load hutch.yaml");
-		return rc == -EINVAL ? EXIT_USAGE : EXIT_ERR;
-	}
-	v->vm = cfg_find_vm(v->cfg, name);
-	if (!v->vm) {
-		log_err("no VM named '%s' in %s", name ? name : "", path);
-		return EXIT_USAGE;
-	}
-	log_set_vm(v->vm->name);
-	if (util_vm_dir(v->vm->name, v->vm_dir, sizeof(v->vm_dir)) < 0)
-		return EXIT_ERR;
-	rc = state_load(v->vm_dir, &v->state);
-	if (rc == -ENOENT) {
-		log_err("%s does not exist yet (hutch up)", v->vm->name);
-		return EXIT_ERR;
-	}
-	if (rc < 0) {
-		log_errno(rc, "reading the state of %s", v->vm->name);
-		return EXIT_ERR;
-	}
-	status = json_string_value(json_object_get(v->state, "status"));
-	if (need_running && (!status || strcmp(status, "running"))) {
-		log_err("%s is not running (status %s): hutch up", v->vm->name,
-			status ? status : "unknown");
-		return EXIT_ERR;
-	}
-	return EXIT_OK;
-}
-
-/* [NAME] before an optional "--": the VM's name, or NULL. */
-static int ssh_verb_args(int argc, char **argv, const char **name, int *dashdash)
-{
-	int i;
-
-	*name = NULL;
-	*dashdash = argc;
-	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--")) {
-			*dashdash = i;
-			break;
-		}
-		if (argv[i][0] == '-' || *name) {
-			log_err("usage: hutch %s [NAME]%s", argv[0],
-				!strcmp(argv[0], "ssh") ? " [-- CMD...]" : "");
-			return EXIT_USAGE;
-		}
-		*name = argv[i];
-	}
-	return EXIT_OK;
-}
-
-int cmd_ssh(struct cli *cli, int argc, char **argv)
-{
-	struct ssh_verb v;
-	const char *name;
-	int dd, rc;
-
-	rc = ssh_verb_args(argc, argv, &name, &dd);
-	if (rc)
-		return rc;
-	rc = ssh_verb_init(cli, name, true, &v);
-	if (rc == EXIT_OK) {
-		/* returns only on failure */
-		ssh_exec(v.vm, cli->dir, v.vm_dir, v.state,
-			 dd < argc - 1 ? (const char *const *)&argv[dd + 1] : NULL);
+	(void)argv;
+	if (argc > 1)
+		return cmd_usage(&cmd_ssh_config_entry);
+	c = calloc(1, sizeof(*c));
+	if (!c || ssh_conn_init(c, t->vm, cli->dir, t->dir, t->state) < 0 ||
+	    ssh_config_print(stdout, c) < 0)
 		rc = EXIT_ERR;
-	}
-	ssh_verb_done(&v);
-	return rc;
-}
-
-int cmd_ssh_config(struct cli *cli, int argc, char **argv)
-{
-	struct ssh_verb v;
-	struct ssh_conn *c = NULL;
-	const char *name;
-	int dd, rc;
-
-	rc = ssh_verb_args(argc, argv, &name, &dd);
-	if (rc)
-		return rc;
-	if (dd != argc) {
-		log_err("usage: hutch ssh-config [NAME]");
-		return EXIT_USAGE;
-	}
-	rc = ssh_verb_init(cli, name, true, &v);
-	if (rc == EXIT_OK) {
-		c = calloc(1, sizeof(*c));
-		if (!c || ssh_conn_init(c, v.vm, cli->dir, v.vm_dir, v.state) < 0 ||
-		    ssh_config_print(stdout, c) < 0)
-			rc = EXIT_ERR;
-	}
 	free(c);
-	ssh_verb_done(&v);
 	return rc;
 }
 
-int cmd_pubkey(struct cli *cli, int argc, char **argv)
+const struct cmd_entry cmd_ssh_config_entry = {
+	.name = "ssh-config",
+	.usage = "[NAME]",
+	.summary = "print an ssh_config block for the VM",
+	.help = "Prints a Host block for ssh_config(5) with the VM's address, user, key and\n"
+		"pinned host key, so that plain ssh, scp, rsync or an editor's remote mode can\n"
+		"reach the VM under the host name hutch-NAME.\n"
+		"\n"
+		"Example:\n"
+		"  hutch ssh-config >> ~/.ssh/config && scp file hutch-agent:\n",
+	.flags = CMD_F_VM | CMD_F_CFG | CMD_F_RUNNING,
+	.fn = cmd_ssh_config,
+};
+
+static int cmd_pubkey(struct cli *cli, struct vm_target *t, int argc, char **argv)
 {
 	char path[PATH_MAX], line[SSH_PUB_MAX];
 	bool created;
 	int rc;
 
 	(void)cli;
-	if (argc > 1) {
-		log_err("usage: hutch %s", argv[0]);
-		return EXIT_USAGE;
-	}
+	(void)t;
+	(void)argv;
+	if (argc > 1)
+		return cmd_usage(&cmd_pubkey_entry);
 	if ((rc = ssh_managed_key_path(path, sizeof(path))) < 0 ||
 	    (rc = ssh_keygen(path, "hutch", &created)) < 0 ||
 	    (rc = ssh_pubkey_read(path, line, sizeof(line))) < 0) {
@@ -178,33 +108,53 @@ int cmd_pubkey(struct cli *cli, int argc, char **argv)
 	return fflush(stdout) == 0 ? EXIT_OK : EXIT_ERR;
 }
 
-int cmd_provision(struct cli *cli, int argc, char **argv)
+const struct cmd_entry cmd_pubkey_entry = {
+	.name = "pubkey",
+	.usage = "",
+	.summary = "print the managed public key, creating it if needed",
+	.help = "Prints the public half of the managed key ~/.ssh/hutch (ed25519, comment\n"
+		"'hutch'), creating the pair first if there is none. cloud-init.yml gets it where\n"
+		"it says __HUTCH_PUBKEY__.\n"
+		"\n"
+		"Example:\n"
+		"  hutch pubkey\n",
+	.fn = cmd_pubkey,
+};
+
+static int cmd_provision(struct cli *cli, struct vm_target *t, int argc, char **argv)
 {
-	struct ssh_verb v;
-	const char *name;
-	int dd, rc;
+	char pb[PATH_MAX];
+	int rc;
 
-	rc = ssh_verb_args(argc, argv, &name, &dd);
-	if (rc)
-		return rc;
-	if (dd != argc) {
-		log_err("usage: hutch provision [NAME]");
-		return EXIT_USAGE;
+	(void)argv;
+	if (argc > 1)
+		return cmd_usage(&cmd_provision_entry);
+	if (util_path_join(pb, sizeof(pb), cli->dir, "playbook.yml") < 0 || access(pb, R_OK) < 0) {
+		log_err("no readable playbook.yml in %s", cli->dir);
+		return EXIT_ERR;
 	}
-	rc = ssh_verb_init(cli, name, true, &v);
-	if (rc == EXIT_OK) {
-		char pb[PATH_MAX];
-		int prc;
-
-		if (util_path_join(pb, sizeof(pb), cli->dir, "playbook.yml") < 0 ||
-		    access(pb, R_OK) < 0) {
-			log_err("no readable playbook.yml in %s", cli->dir);
-			rc = EXIT_ERR;
-		} else {
-			prc = prov_playbook(v.vm, cli->dir, v.vm_dir, v.state, NULL, NULL);
-			rc = prc < 0 ? EXIT_ERR : EXIT_OK;
-		}
+	/* consent first: code nobody allowed is refused (77) whatever the VM's state */
+	rc = consent_require(cli->dir, cli->yes, "provision");
+	if (rc == 0 && !t->alive) {
+		log_err("%s is not running (hutch up starts it)", t->name);
+		return EXIT_ERR;
 	}
-	ssh_verb_done(&v);
-	return rc;
+	if (rc == 0)
+		rc = prov_playbook(t->vm, cli->dir, t->dir, t->state, NULL, NULL);
+	return rc == -EPERM ? EXIT_NOPERM : rc < 0 ? EXIT_ERR : EXIT_OK;
 }
+
+const struct cmd_entry cmd_provision_entry = {
+	.name = "provision",
+	.usage = "[NAME]",
+	.summary = "run playbook.yml again",
+	.help = "Runs the project's playbook.yml with ansible-playbook against the running VM,\n"
+		"over SSH with its pinned host key (up runs it once, on first creation). Its\n"
+		"output goes to the terminal and to provision.log ('hutch logs --provision').\n"
+		"The playbook runs only after 'hutch allow' (or --yes).\n"
+		"\n"
+		"Example:\n"
+		"  hutch provision\n",
+	.flags = CMD_F_VM | CMD_F_CFG | CMD_F_LOCK | CMD_F_EXISTS,
+	.fn = cmd_provision,
+};

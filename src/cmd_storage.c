@@ -21,24 +21,7 @@
 #include "src/snap.h"
 #include "src/state.h"
 #include "src/util.h"
-
-static const char storage_help[] =
-	"usage: hutch storage [--json]\n"
-	"\n"
-	"Disk space used by hutch, for all VMs of this user (no project dir needed):\n"
-	"  - base images in the cache, and which VMs' disks are based on each;\n"
-	"  - per VM: its disk, its snapshots (the anchor, named ones, running states),\n"
-	"    its shared-folder images, and everything else in its directory;\n"
-	"  - downloads left unfinished (.part), which `hutch images prune` removes\n"
-	"    once they are a day old;\n"
-	"  - totals.\n"
-	"Each file has its logical size (what the guest sees, as qemu-img info says)\n"
-	"and its allocated size (what it takes on the host, as du says).\n"
-	"\n"
-	"Exit codes: 0 ok, 1 error.\n"
-	"\n"
-	"Example:\n"
-	"  hutch storage --json | jq '.total'\n";
+#include "src/vm.h"
 
 /* {"path", "size", "allocated"} of one file; NULL when it does not exist */
 static json_t *stor_file(const char *path, bool image)
@@ -132,9 +115,11 @@ static json_t *stor_shares(const json_t *st, uint64_t *sum)
 	return arr;
 }
 
-static json_t *stor_vm(const char *vm_dir, const char *name, uint64_t *shares_total)
+/* one VM's files; @st: its state.json (NULL: none) */
+static json_t *stor_vm(const char *vm_dir, const char *name, const json_t *st,
+		       uint64_t *shares_total)
 {
-	json_t *st = NULL, *o, *disk;
+	json_t *o, *disk;
 	char path[PATH_MAX];
 	uint64_t snaps = 0, shares = 0, all = stor_du(vm_dir);
 	struct stat sb;
@@ -142,8 +127,6 @@ static json_t *stor_vm(const char *vm_dir, const char *name, uint64_t *shares_to
 	if (lstat(vm_dir, &sb) == 0)
 		all += (uint64_t)sb.st_blocks * 512;	/* du counts the directory itself */
 
-	if (state_load(vm_dir, &st))
-		st = json_object();
 	o = json_pack("{s:s, s:s}", "name", name, "dir", vm_dir);
 	snap_set_str(o, "project", state_get_str(st, "project"));
 	disk = snap_disk_path(vm_dir, path, sizeof(path)) ? NULL : stor_file(path, true);
@@ -163,7 +146,6 @@ static json_t *stor_vm(const char *vm_dir, const char *name, uint64_t *shares_to
 	/* the VM dir (disk, snapshots, seed, logs) + its share images, which live elsewhere */
 	json_object_set_new(o, "allocated", json_integer((json_int_t)(all + shares)));
 	*shares_total += shares;
-	json_decref(st);
 	return o;
 }
 
@@ -276,53 +258,82 @@ static void stor_print(const json_t *o)
 	printf(" of which shares %s)\n", h);
 }
 
-int cmd_storage(struct cli *cli, int argc, char **argv)
+/* every VM of this user, as `hutch list` finds them (state read as it reads it) */
+static json_t *stor_vms(uint64_t *vm_total, uint64_t *shares)
 {
-	char data[PATH_MAX], vms[PATH_MAX], d[PATH_MAX];
-	uint64_t img_total = 0, part_total = 0, vm_total = 0, shares = 0;
-	json_t *o = json_object(), *arr = json_array();
+	json_t *arr = json_array();
 	struct dirent **ents = NULL;
+	char vms[PATH_MAX];
 	int n;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json")) {
-			cli->json = true;
-		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			fputs(storage_help, stdout);
-			return EXIT_OK;
-		} else {
-			log_err("storage: unexpected argument '%s'", argv[i]);
-			return EXIT_USAGE;
-		}
-	}
-	stor_images(o, &img_total, &part_total);
-	if (!util_data_dir(data, sizeof(data)) && !util_path_join(vms, sizeof(vms), data, "vms")) {
-		n = scandir(vms, &ents, NULL, alphasort);
-		for (int i = 0; i < n; i++) {
-			json_t *v;
+	if (!arr || vm_root_dir(vms, sizeof(vms)))
+		return arr;
+	n = scandir(vms, &ents, NULL, alphasort);
+	for (int i = 0; i < n; i++) {
+		struct vm_target t;
+		json_t *v;
 
-			if (util_name_valid(ents[i]->d_name) &&
-			    !util_path_join(d, sizeof(d), vms, ents[i]->d_name)) {
-				v = stor_vm(d, ents[i]->d_name, &shares);
-				vm_total += (uint64_t)json_integer_value(json_object_get(v, "allocated"));
+		/* a directory without state.json (a creation that failed) still takes space */
+		if (util_name_valid(ents[i]->d_name)) {
+			(void)vm_target_by_dir(ents[i]->d_name, 0, &t);
+			if (t.dir[0]) {
+				v = stor_vm(t.dir, t.name, t.state, shares);
+				*vm_total += (uint64_t)json_integer_value(json_object_get(v, "allocated"));
 				json_array_append_new(arr, v);
 			}
-			free(ents[i]);
+			vm_target_close(&t);
 		}
-		free(ents);
+		free(ents[i]);
 	}
-	json_object_set_new(o, "vms", arr);
+	free(ents);
+	return arr;
+}
+
+static int cmd_storage(struct cli *cli, struct vm_target *t, int argc, char **argv)
+{
+	uint64_t img_total = 0, part_total = 0, vm_total = 0, shares = 0;
+	json_t *o;
+
+	(void)t;
+	(void)argv;
+	if (argc > 1)
+		return cmd_usage(&cmd_storage_entry);
+	o = json_object();
+	if (!o)
+		return EXIT_ERR;
+	stor_images(o, &img_total, &part_total);
+	json_object_set_new(o, "vms", stor_vms(&vm_total, &shares));
 	json_object_set_new(o, "total",
 			    json_pack("{s:I, s:I, s:I, s:I, s:I}", "images", (json_int_t)img_total,
 				      "partial", (json_int_t)part_total, "vms", (json_int_t)vm_total,
 				      "shares", (json_int_t)shares, "all",
 				      (json_int_t)(img_total + part_total + vm_total)));
-	if (cli->json) {
-		json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		putchar('\n');
-	} else {
-		stor_print(o);
-	}
+	if (cli->json)
+		return cmd_print_json(o) ? EXIT_ERR : EXIT_OK;
+	stor_print(o);
 	json_decref(o);
 	return EXIT_OK;
 }
+
+static const char storage_help[] =
+	"Disk space used by hutch, for all VMs of this user (no project directory\n"
+	"needed):\n"
+	"  - base images in the cache, and which VMs' disks are based on each;\n"
+	"  - per VM: its disk, its snapshots (the anchor, named ones, running states),\n"
+	"    its shared-folder images, and everything else in its directory;\n"
+	"  - downloads left unfinished (.part), which 'hutch images prune' removes\n"
+	"    once they are a day old;\n"
+	"  - totals.\n"
+	"Each file has its logical size (what the guest sees, as qemu-img info says)\n"
+	"and its allocated size (what it takes on the host, as du says).\n"
+	"\n"
+	"Example:\n"
+	"  hutch storage --json | jq '.total'\n";
+
+const struct cmd_entry cmd_storage_entry = {
+	.name = "storage",
+	.usage = "",
+	.summary = "disk space used by VMs, snapshots and images (--json)",
+	.help = storage_help,
+	.fn = cmd_storage,
+};

@@ -24,20 +24,6 @@
 #define TZ_DIR "/usr/share/zoneinfo"
 #define TZ_NAME_MAX 128
 
-static const char tz_help[] =
-	"usage: hutch tz [ZONE]\n"
-	"\n"
-	"Set the time zone of the running VM.  Without ZONE, the host's zone is used\n"
-	"(TZ, else /etc/localtime, else /etc/timezone).  ZONE is an IANA name such as\n"
-	"Europe/Berlin; it must exist in the host's " TZ_DIR ".  It is applied over SSH\n"
-	"with `timedatectl set-timezone` (as root, through sudo -n), and printed.\n"
-	"\n"
-	"Exit codes: 0 ok, 1 error (VM not running, no SSH), 2 unknown zone, 75 busy.\n"
-	"\n"
-	"Examples:\n"
-	"  hutch tz                 # the host's zone\n"
-	"  hutch tz America/New_York\n";
-
 /* an IANA zone name the host knows: [A-Za-z0-9/_+-], no "..", a TZif file */
 static bool tz_valid(const char *z)
 {
@@ -88,53 +74,51 @@ static int tz_host(char *buf, size_t n)
 	return util_snprintf(buf, n, "Etc/UTC");
 }
 
-int cmd_tz(struct cli *cli, int argc, char **argv)
+static int cmd_tz(struct cli *cli, struct vm_target *vt, int argc, char **argv)
 {
-	struct guest_target t = { 0 };
+	struct guest_target t = { .vm = vt->vm, .project_dir = vt->cfg->dir, .vm_dir = vt->dir,
+				  .state = vt->state };
 	char zone[TZ_NAME_MAX + 1];
-	json_t *st = NULL;
-	struct vm_sel s;
-	int lock = -1, rc;
 
-	if (argc > 2) {
-		log_err("tz: one ZONE at most (see `hutch tz --help`)");
-		return EXIT_USAGE;
-	}
-	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-		fputs(tz_help, stdout);
-		return EXIT_OK;
-	}
+	if (argc > 2 || (argc == 2 && argv[1][0] == '-'))
+		return cmd_usage(&cmd_tz_entry);
 	if (argc == 2 ? util_snprintf(zone, sizeof(zone), "%s", argv[1]) : tz_host(zone, sizeof(zone)))
 		zone[0] = '\0';
 	if (!tz_valid(zone)) {
 		log_err("'%s' is not a time zone this host knows (see %s)", zone, TZ_DIR);
 		return EXIT_USAGE;
 	}
-	if ((rc = vm_select(cli, NULL, true, &s)))
-		return rc;
-	if ((rc = vm_take_lock(&s, &lock)))
-		goto out;
-	rc = EXIT_ERR;
-	if (state_load(s.dir, &st) || !vm_supervisor_alive(s.dir, st)) {
-		log_err("%s is not running", s.name);
-		goto out;
-	}
-	t = (struct guest_target){ .vm = s.vm, .project_dir = s.cfg->dir, .vm_dir = s.dir, .state = st };
 	if (!guest_can_ssh(&t)) {
-		log_err("hutch cannot log in to %s (no network or no SSH key for the guest)", s.name);
-		goto out;
+		log_err("hutch cannot log in to %s (no network or no SSH key for the guest)", vt->name);
+		return EXIT_ERR;
 	}
 	if (guest_set_timezone(&t, zone))
-		goto out;
+		return EXIT_ERR;
 	if (cli->json)
-		printf("{\"zone\": \"%s\"}\n", zone);	/* checked: no quote or backslash */
-	else
-		printf("%s\n", zone);
-	rc = EXIT_OK;
-out:
-	json_decref(st);
-	if (lock >= 0)
-		close(lock);
-	vm_sel_free(&s);
-	return rc;
+		return cmd_print_json(json_pack("{s:s}", "zone", zone)) ? EXIT_ERR : EXIT_OK;
+	printf("%s\n", zone);
+	return EXIT_OK;
 }
+
+static const char tz_help[] =
+	"Sets the time zone of the running VM and prints it. Without ZONE, the host's\n"
+	"zone is used (TZ, else /etc/localtime, else /etc/timezone). ZONE is an IANA\n"
+	"name such as Europe/Berlin; it must exist in the host's " TZ_DIR " (exit 2\n"
+	"otherwise, and for anything that looks like a path). It is applied over SSH\n"
+	"with 'timedatectl set-timezone' (as root, through sudo -n).\n"
+	"\n"
+	"The positional argument is the zone: with several VMs, pick one with --vm NAME.\n"
+	"\n"
+	"Examples:\n"
+	"  hutch tz                 # the host's zone\n"
+	"  hutch tz America/New_York\n"
+	"  hutch --vm db tz UTC\n";
+
+const struct cmd_entry cmd_tz_entry = {
+	.name = "tz",
+	.usage = "[ZONE]",
+	.summary = "set the guest's time zone (default: the host's)",
+	.help = tz_help,
+	.flags = CMD_F_VM | CMD_F_CFG | CMD_F_RUNNING | CMD_F_NO_NAME,
+	.fn = cmd_tz,
+};

@@ -7,8 +7,8 @@
  * The core (state, supervisor, lifecycle verbs) knows nothing of bridges,
  * shares or SSH.  Each of those modules exports one `struct sv_ext` (runs
  * inside the per-VM supervisor) and/or one `struct up_ext` (runs in the CLI
- * around `up`, `halt`, `destroy`).  src/ext.c lists them, in a fixed order,
- * through weak references, so a build without a module still links.
+ * around `up`, `halt`, `destroy`).  src/ext.c lists them in a fixed order
+ * (wg, net, share, ssh) in plain tables.
  *
  * Supervisor order: every sv_ext's .prepare runs before QEMU is spawned (a
  * failure stops the VM from starting; the ones that prepared are torn down),
@@ -34,11 +34,28 @@
  */
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
 
 #include "src/cfg.h"
 #include "src/cmd.h"
+
+struct sv_ctx;
+
+/**
+ * struct sv_host - what runs the extensions: the supervisor (src/sv.c), or
+ * a test driver that hosts one extension without QEMU (tests/helpers/).
+ * sv_qemu_arg() and the other calls below go through it.
+ */
+struct sv_host {
+	int (*qemu_arg)(struct sv_ctx *c, const char *arg);
+	int (*qemu_fd)(struct sv_ctx *c, int fd);
+	int (*watch_fd)(struct sv_ctx *c, int fd, void (*cb)(struct sv_ctx *c, int fd, void *arg),
+			void *arg);
+	void (*unwatch_fd)(struct sv_ctx *c, int fd);
+	bool (*vm_running)(struct sv_ctx *c);
+};
 
 /**
  * struct sv_ctx - one VM as the supervisor sees it; owned by the core
@@ -47,7 +64,8 @@
  * @vm_dir:      $XDG_DATA_HOME/hutch/vms/<name>
  * @uid, @gid:   the user the VM belongs to (tap owner, files)
  * @state:       state.json object; extensions write under their own key
- * @core:        the core's private data
+ * @host:        the functions below
+ * @core:        the host's private data
  */
 struct sv_ctx {
 	const struct cfg_vm *vm;
@@ -56,6 +74,7 @@ struct sv_ctx {
 	uid_t uid;
 	gid_t gid;
 	json_t *state;
+	const struct sv_host *host;
 	void *core;
 };
 
@@ -77,6 +96,14 @@ int sv_state_save(struct sv_ctx *c);
 int sv_watch_fd(struct sv_ctx *c, int fd, void (*cb)(struct sv_ctx *c, int fd, void *arg),
 		void *arg);
 void sv_unwatch_fd(struct sv_ctx *c, int fd);
+/**
+ * sv_vm_running() - QEMU runs and nobody asked it to stop
+ *
+ * For watchers of helper processes: a helper that dies while this is true
+ * failed; one that dies when it is false (halt, guest power-off, QEMU
+ * gone) went with the VM, e.g. virtiofsd exits when QEMU closes its socket.
+ */
+bool sv_vm_running(struct sv_ctx *c);
 
 /** struct sv_ext - a module's part of the supervisor; any member may be NULL */
 struct sv_ext {
@@ -98,6 +125,7 @@ struct sv_ext {
  * @vm_dir:  its state directory (exists)
  * @created: this `up` created the VM (first boot: provision)
  * @state:   state.json as last read; up_state_reload() refreshes it
+ * @t0:      CLOCK_MONOTONIC ms when the verb started (up --json phases)
  */
 struct up_ctx {
 	struct cli *cli;
@@ -106,12 +134,21 @@ struct up_ctx {
 	const char *vm_dir;
 	bool created;
 	json_t *state;
+	uint64_t t0;
 };
 
 /** up_state_reload() - re-read state.json into @u->state */
 int up_state_reload(struct up_ctx *u);
 /** up_vm_alive() - the supervisor and QEMU still run (waits stop early when not) */
 bool up_vm_alive(struct up_ctx *u);
+/**
+ * up_phase() - `up --json`: one line on stdout for a phase reached
+ * ({"phase": @phase, "t_ms": ms since the verb started, "mono_ms":
+ * CLOCK_MONOTONIC ms, and @key: @val when @key is not NULL}); nothing
+ * without --json.  Phases: created, qemu-started, leased, ssh-ready,
+ * cloud-init-done, provisioned, ready.
+ */
+void up_phase(struct up_ctx *u, const char *phase, const char *key, const char *val);
 
 /**
  * struct up_ext - a module's part of up/halt/destroy; any member may be NULL
@@ -134,8 +171,18 @@ struct up_ext {
 	int (*after_down)(struct up_ctx *u, const char *trigger);
 };
 
-/* The registry (src/ext.c): NULL-terminated, in order net, share, ssh, wg */
-extern const struct sv_ext *const *ext_sv_list(void);
-extern const struct up_ext *const *ext_up_list(void);
+/* The modules' extensions, listed by src/ext.c in this order */
+extern const struct sv_ext wg_sv_ext, net_sv_ext, share_sv_ext, warm_sv_ext;
+extern const struct up_ext wg_up_ext, net_up_ext, share_up_ext, ssh_up_ext, warm_up_ext;
+
+/** ext_sv_list() / ext_up_list() - the tables, NULL-terminated, in order */
+const struct sv_ext *const *ext_sv_list(void);
+const struct up_ext *const *ext_up_list(void);
+/**
+ * ext_add() - one more extension (either may be NULL), after the built-in
+ * ones; for programs built on libhutch.a, before anything runs
+ * Return: 0, -EEXIST when one was added already
+ */
+int ext_add(const struct sv_ext *sv, const struct up_ext *up);
 
 #endif

@@ -1,7 +1,28 @@
 // SPDX-License-Identifier: MIT
 /*
  * hutch: per-project Linux VMs with QEMU, without libvirt.
- * Global option parsing and verb dispatch; each verb lives in src/cmd_*.c.
+ *
+ * How to follow `hutch up` from here to QEMU and back:
+ *  1. main() takes the global options out of argv (wherever they are) and
+ *     calls cmd_run() (src/cmd.c) with the verb and its own arguments.
+ *  2. cmd_run() finds the verb in cmd_table[], resolves the VM once
+ *     (vm_target_open(), src/vm.c: hutch.yaml, then the VM lock, then
+ *     state.json under it) and calls cmd_up() (src/cmd_up.c).
+ *  3. cmd_up() creates the VM on first use (overlay over the cached base
+ *     image, images/; NoCloud seed ISO, images/iso.c), runs every up_ext's
+ *     before_up (src/ext.c lists them: net, share, ssh), and spawns the
+ *     supervisor: this same binary as `hutch __supervise VM_DIR`, detached.
+ *  4. The supervisor, sv_run() (src/sv.c), runs every sv_ext's prepare
+ *     (net/net_sv.c: bridge, tap, rules, DHCP/DNS; share/share_sv.c: images,
+ *     virtiofsd), builds QEMU's argv (src/qemu.c), spawns QEMU with QMP and
+ *     the serial console on socketpairs, writes "running" to state.json and
+ *     loops on poll: QMP events (qmp/), console, control socket, the
+ *     extensions' fds, QEMU's pidfd.
+ *  5. cmd_up() meanwhile waits for "running", then runs each up_ext's wait
+ *     (lease, SSH, cloud-init, playbook) and after_up, and returns.
+ *  6. `hutch halt` (src/cmd_down.c) asks the supervisor over control.sock;
+ *     it powers the guest down over QMP, QEMU exits, the supervisor tears
+ *     the extensions down in reverse order, saves state.json and exits.
  */
 #include <errno.h>
 #include <limits.h>
@@ -15,142 +36,6 @@
 #include "src/log.h"
 #include "src/util.h"
 
-struct verb {
-	const char *name;
-	cmd_fn fn;
-	const char *args;
-	const char *help;
-};
-
-static const struct verb verbs[] = {
-	{ "up", cmd_up, "[NAME]", "create and/or start the VM and wait until it is ready" },
-	{ "halt", cmd_halt, "[NAME]", "ACPI power-down, then quit, then kill" },
-	{ "destroy", cmd_destroy, "[NAME]", "stop the VM and remove its disk, seed and snapshot" },
-	{ "status", cmd_status, "[NAME]", "state of the VM (--json)" },
-	{ "provision", cmd_provision, "[NAME]", "run playbook.yml again" },
-	{ "snapshot", cmd_snapshot, "[save|restore|rm NAME|...]",
-	  "halt and save the disk; named, push/pop, --running (warm)" },
-	{ "reset", cmd_reset, "[NAME]", "rebuild the disk from the snapshot and start the VM" },
-	{ "suspend", cmd_suspend, "[NAME]", "pause the VM's CPUs" },
-	{ "resume", cmd_resume, "[NAME]", "continue a suspended VM" },
-	{ "reload", cmd_reload, "[NAME]", "halt and up again with the current hutch.yaml" },
-	{ "ssh", cmd_ssh, "[NAME] [-- CMD...]", "log in, or run a command, with the pinned host key" },
-	{ "ssh-config", cmd_ssh_config, "[NAME]", "print an ssh_config block for the VM" },
-	{ "console", cmd_console, "[NAME]", "attach to the serial console (Ctrl-] leaves)" },
-	{ "ip", cmd_ip, "[NAME]", "print the VM's address (--json)" },
-	{ "pubkey", cmd_pubkey, "", "print the managed public key, creating it if needed" },
-	{ "tz", cmd_tz, "[ZONE]", "set the guest's time zone (default: the host's)" },
-	{ "mount", cmd_mount, "[NAME]", "mount the shared folder images on the host" },
-	{ "unmount", cmd_unmount, "[NAME]", "unmount them" },
-	{ "logs", cmd_logs, "[--console|--provision] [-f]", "show the supervisor, console or provision log" },
-	{ "setup", cmd_setup, "", "check and install what the host needs" },
-	{ "list", cmd_list, "", "all VMs of this user (--json)" },
-	{ "storage", cmd_storage, "", "disk space used by VMs and images (--json)" },
-	{ "images", cmd_images, "[pull|list|rm|prune|build] ...", "manage the base image cache (--json)" },
-	{ "gc", cmd_gc, "", "remove what crashed VMs left behind" },
-	{ "wg", cmd_wg, "", "WireGuard status of the VM" },
-	{ "inspect", cmd_inspect, "[NAME]", "QEMU argv, QMP status, rules in place (--json)" },
-	{ "completion", cmd_completion, "bash|zsh|fish", "print a shell completion script" },
-	{ "check-config", cmd_check_config, "[FILE]", "validate hutch.yaml and print the resolved config" },
-	{ "__supervise", cmd_supervise, NULL, NULL },
-};
-
-/*
- * Completion scripts are generated from the verb table, so a new verb is
- * completed without touching three shell dialects by hand.
- */
-int cmd_completion(struct cli *cli, int argc, char **argv)
-{
-	static const char opts[] = "-C --json -q -v --color=auto --color=always --color=never --help --version";
-	size_t i;
-
-	(void)cli;
-	if (argc != 2) {
-		log_err("usage: hutch completion bash|zsh|fish");
-		return EXIT_USAGE;
-	}
-	if (!strcmp(argv[1], "bash")) {
-		printf("# bash completion for hutch\n_hutch() {\n"
-		       "  local cur=${COMP_WORDS[COMP_CWORD]} i verb=\n"
-		       "  for ((i = 1; i < COMP_CWORD; i++)); do\n"
-		       "    case ${COMP_WORDS[i]} in -C) ((i++));; -*) ;; *) verb=${COMP_WORDS[i]}; break;; esac\n"
-		       "  done\n"
-		       "  if [ -z \"$verb\" ]; then\n    COMPREPLY=($(compgen -W \"%s", opts);
-		for (i = 0; i < UTIL_ARRAY_SIZE(verbs); i++)
-			if (verbs[i].help)
-				printf(" %s", verbs[i].name);
-		printf(" help\" -- \"$cur\"))\n"
-		       "  else\n    case $verb in\n"
-		       "      logs) COMPREPLY=($(compgen -W \"--console --provision -f\" -- \"$cur\"));;\n"
-		       "      images) COMPREPLY=($(compgen -W \"pull list rm prune build\" -- \"$cur\"));;\n"
-		       "      snapshot) COMPREPLY=($(compgen -W \"save restore list rm push pop --running\" -- \"$cur\"));;\n"
-		       "      completion) COMPREPLY=($(compgen -W \"bash zsh fish\" -- \"$cur\"));;\n"
-		       "      *) COMPREPLY=();;\n    esac\n  fi\n}\ncomplete -F _hutch hutch\n");
-	} else if (!strcmp(argv[1], "zsh")) {
-		printf("#compdef hutch\n_hutch() {\n  local -a verbs\n  verbs=(\n");
-		for (i = 0; i < UTIL_ARRAY_SIZE(verbs); i++)
-			if (verbs[i].help)
-				printf("    '%s:%s'\n", verbs[i].name, verbs[i].help);
-		printf("  )\n  _arguments '-C[project directory]:dir:_files -/' '--json[JSON output]' "
-		       "'-q[quiet]' '-v[verbose]' '1: :->verb' '*:: :->args'\n"
-		       "  case $state in verb) _describe 'command' verbs;; esac\n}\n_hutch \"$@\"\n");
-	} else if (!strcmp(argv[1], "fish")) {
-		printf("# fish completion for hutch\ncomplete -c hutch -f\n"
-		       "complete -c hutch -s C -r -d 'project directory'\n"
-		       "complete -c hutch -l json -d 'JSON output'\n");
-		for (i = 0; i < UTIL_ARRAY_SIZE(verbs); i++)
-			if (verbs[i].help)
-				printf("complete -c hutch -n __fish_use_subcommand -a %s -d '%s'\n",
-				       verbs[i].name, verbs[i].help);
-	} else {
-		log_err("unknown shell '%s': bash, zsh or fish", argv[1]);
-		return EXIT_USAGE;
-	}
-	return EXIT_OK;
-}
-
-static void usage(FILE *f)
-{
-	size_t i;
-
-	fprintf(f, "usage: hutch [-C DIR] [--json] [-q] [-v] [--color=auto|always|never] COMMAND [ARGS]\n\n"
-		   "Per-project Linux VMs with QEMU.\n\nCommands:\n");
-	for (i = 0; i < UTIL_ARRAY_SIZE(verbs); i++) {
-		if (!verbs[i].help)
-			continue;
-		fprintf(f, "  %-12s %-26s %s\n", verbs[i].name, verbs[i].args, verbs[i].help);
-	}
-	fprintf(f, "\nGlobal options:\n"
-		   "  -C DIR        project directory (default: $HUTCH_DIR or the current directory)\n"
-		   "  --json        machine-readable output where supported\n"
-		   "  -q, -v        quieter, more verbose\n"
-		   "  --color=WHEN  auto, always or never (NO_COLOR is honoured)\n"
-		   "  --help, --version\n"
-		   "\n'hutch help COMMAND' describes one command.\n");
-}
-
-static const struct verb *verb_find(const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < UTIL_ARRAY_SIZE(verbs); i++)
-		if (!strcmp(verbs[i].name, name))
-			return &verbs[i];
-	return NULL;
-}
-
-static int verb_help(const char *name)
-{
-	const struct verb *v = verb_find(name);
-
-	if (!v || !v->help) {
-		log_err("unknown command '%s'; see 'hutch --help'", name);
-		return EXIT_USAGE;
-	}
-	printf("usage: hutch %s %s\n\n%s\n", v->name, v->args, v->help);
-	return EXIT_OK;
-}
-
 static int resolve_dir(struct cli *cli, const char *opt)
 {
 	const char *d = opt ? opt : getenv("HUTCH_DIR");
@@ -159,59 +44,116 @@ static int resolve_dir(struct cli *cli, const char *opt)
 	if (!d || !*d) {
 		if (!getcwd(buf, sizeof(buf)))
 			return -errno;
-		d = buf;
 	} else if (!realpath(d, buf)) {
 		return -errno;
-	} else {
-		d = buf;
 	}
-	return util_snprintf(cli->dir, sizeof(cli->dir), "%s", d);
+	return util_snprintf(cli->dir, sizeof(cli->dir), "%s", buf);
+}
+
+/* an option's value: "--opt=V" or the next argument */
+static const char *opt_value(int argc, char **argv, int *i, const char *opt)
+{
+	size_t n = strlen(opt);
+
+	if (!strncmp(argv[*i], opt, n) && argv[*i][n] == '=')
+		return argv[*i] + n + 1;
+	if (*i + 1 >= argc)
+		die(EXIT_USAGE, "%s needs a value", opt);
+	return argv[++*i];
+}
+
+/* set *@slot to @v, refusing a second, different value (a real conflict) */
+static void opt_once(const char **slot, const char *v, const char *opt)
+{
+	if (*slot && strcmp(*slot, v))
+		die(EXIT_USAGE, "%s given twice (%s, %s)", opt, *slot, v);
+	*slot = v;
+}
+
+/*
+ * Global options are taken wherever they appear before "--", so `hutch
+ * status --json` and `hutch --json status` are the same.  Everything else
+ * is kept, in order, for the verb.
+ * Return: the new argc of @out (the verb and its own arguments)
+ */
+static int parse_globals(struct cli *cli, int argc, char **argv, char **out, const char **dir,
+			 const char **color, bool *help, bool *version)
+{
+	bool dashdash = false;
+	int n = 0, quiet = 0;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (dashdash || a[0] != '-') {
+			out[n++] = argv[i];
+			continue;
+		}
+		if (!strcmp(a, "--")) {
+			dashdash = true;
+			out[n++] = argv[i];
+		} else if (!strcmp(a, "-C")) {
+			opt_once(dir, opt_value(argc, argv, &i, "-C"), "-C");
+		} else if (!strncmp(a, "-C", 2)) {
+			opt_once(dir, a + 2, "-C");
+		} else if (!strcmp(a, "--vm") || !strncmp(a, "--vm=", 5)) {
+			opt_once(&cli->vm, opt_value(argc, argv, &i, "--vm"), "--vm");
+		} else if (!strcmp(a, "--json")) {
+			cli->json = true;
+		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+			quiet = 1;
+		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+			cli->verbose++;
+		} else if (!strcmp(a, "-vv")) {
+			cli->verbose += 2;
+		} else if (!strcmp(a, "--yes") || !strcmp(a, "-y")) {
+			cli->yes = true;
+		} else if (!strncmp(a, "--color=", 8) || !strcmp(a, "--color")) {
+			*color = opt_value(argc, argv, &i, "--color");
+			if (strcmp(*color, "auto") && strcmp(*color, "always") && strcmp(*color, "never"))
+				die(EXIT_USAGE, "--color takes auto, always or never");
+		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			*help = true;
+		} else if (!strcmp(a, "--version") || !strcmp(a, "-V")) {
+			*version = true;
+		} else if (n == 0) {
+			die(EXIT_USAGE, "unknown option '%s'; see 'hutch --help'", a);
+		} else {
+			out[n++] = argv[i];	/* the verb's own option */
+		}
+	}
+	if (quiet && cli->verbose)
+		die(EXIT_USAGE, "-q and -v contradict each other");
+	cli->quiet = quiet;
+	out[n] = NULL;
+	return n;
 }
 
 int main(int argc, char **argv)
 {
 	struct cli cli = { 0 };
 	const char *dir = NULL, *color = "auto";
-	const struct verb *v;
-	int i, rc;
+	bool help = false, version = false;
+	char **args;
+	int n, rc;
 
 	signal(SIGPIPE, SIG_IGN);
 	log_init("hutch", LOG_LVL_INFO);
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (!strcmp(a, "-C")) {
-			if (++i >= argc)
-				die(EXIT_USAGE, "-C needs a directory");
-			dir = argv[i];
-		} else if (!strncmp(a, "-C", 2)) {
-			dir = a + 2;
-		} else if (!strcmp(a, "--json")) {
-			cli.json = true;
-		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-			cli.quiet = true;
-		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-			cli.verbose++;
-		} else if (!strncmp(a, "--color=", 8)) {
-			color = a + 8;
-			if (strcmp(color, "auto") && strcmp(color, "always") && strcmp(color, "never"))
-				die(EXIT_USAGE, "--color takes auto, always or never");
-		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-			usage(stdout);
-			return EXIT_OK;
-		} else if (!strcmp(a, "--version") || !strcmp(a, "-V")) {
-			printf("hutch %s\n", HUTCH_VERSION);
-			return EXIT_OK;
-		} else if (a[0] == '-') {
-			log_err("unknown option '%s'; see 'hutch --help'", a);
-			return EXIT_USAGE;
-		} else {
-			break;
-		}
+	args = calloc((size_t)argc + 2, sizeof(*args));
+	if (!args)
+		die(EXIT_ERR, "out of memory");
+	n = parse_globals(&cli, argc, argv, args, &dir, &color, &help, &version);
+	if (version) {
+		printf("hutch %s\n", HUTCH_VERSION);
+		return EXIT_OK;
 	}
-	if (i >= argc) {
-		usage(stderr);
-		return EXIT_USAGE;
+	if (help && n > 0 && strcmp(args[0], "help")) {
+		/* `hutch up --help`: the verb's page, through the dispatcher */
+		args[n++] = "--help";
+		args[n] = NULL;
+	} else if (help || n == 0) {
+		cmd_list_verbs(help ? stdout : stderr);
+		return help ? EXIT_OK : EXIT_USAGE;
 	}
 	cli.tty = isatty(STDERR_FILENO);
 	if (!strcmp(color, "always"))
@@ -228,19 +170,7 @@ int main(int argc, char **argv)
 		log_errno(rc, "project directory %s", dir ? dir : "");
 		return EXIT_USAGE;
 	}
-	if (!strcmp(argv[i], "help")) {
-		if (i + 1 >= argc) {
-			usage(stdout);
-			return EXIT_OK;
-		}
-		return verb_help(argv[i + 1]);
-	}
-	v = verb_find(argv[i]);
-	if (!v) {
-		log_err("unknown command '%s'; see 'hutch --help'", argv[i]);
-		return EXIT_USAGE;
-	}
-	if (argc - i >= 2 && (!strcmp(argv[i + 1], "--help") || !strcmp(argv[i + 1], "-h")))
-		return verb_help(argv[i]);
-	return v->fn(&cli, argc - i, argv + i);
+	rc = cmd_run(&cli, n, args);
+	free(args);
+	return rc;
 }

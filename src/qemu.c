@@ -61,25 +61,31 @@ void qemu_argv_free(struct qemu_argv *a)
 	*a = (struct qemu_argv){ 0 };
 }
 
-/*
- * QEMU's option parser splits on ',' and ",," escapes a literal comma, so a
- * path holding a comma could otherwise inject options ("x,readonly=off").
- */
+char *qemu_opt_escape(const char *s)
+{
+	size_t n = strlen(s), j = 0;
+	char *esc = malloc(2 * n + 1);
+
+	if (!esc)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		esc[j++] = s[i];
+		if (s[i] == ',')
+			esc[j++] = ',';
+	}
+	esc[j] = 0;
+	return esc;
+}
+
+/* "PREFIX<path>SUFFIX" with @path escaped: a comma in it cannot start an option */
 static int qemu_add_path(struct qemu_argv *a, const char *prefix, const char *path,
 			 const char *suffix)
 {
-	size_t n = strlen(path), j = 0;
-	char *esc = malloc(2 * n + 1);
+	char *esc = qemu_opt_escape(path);
 	int rc;
 
 	if (!esc)
 		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		esc[j++] = path[i];
-		if (path[i] == ',')
-			esc[j++] = ',';
-	}
-	esc[j] = 0;
 	rc = qemu_argv_addf(a, "%s%s%s", prefix, esc, suffix);
 	free(esc);
 	return rc;
@@ -145,19 +151,25 @@ int qemu_build_argv(const struct qemu_params *p, struct qemu_argv *a)
 	    (rc = qemu_argv_add(a, "-serial")) || (rc = qemu_argv_add(a, "chardev:ser0")))
 		return rc;
 	if (vm->kernel.path) {
-		if ((rc = qemu_argv_add(a, "-kernel")) || (rc = qemu_argv_add(a, vm->kernel.path)))
+		if ((rc = qemu_argv_add(a, "-kernel")) ||
+		    (rc = qemu_argv_add(a, p->kernel ? p->kernel : vm->kernel.path)))
 			return rc;
-		if (vm->kernel.initrd && ((rc = qemu_argv_add(a, "-initrd")) ||
-					  (rc = qemu_argv_add(a, vm->kernel.initrd))))
+		if (vm->kernel.initrd &&
+		    ((rc = qemu_argv_add(a, "-initrd")) ||
+		     (rc = qemu_argv_add(a, p->initrd ? p->initrd : vm->kernel.initrd))))
 			return rc;
 		if (vm->kernel.cmdline && ((rc = qemu_argv_add(a, "-append")) ||
 					   (rc = qemu_argv_add(a, vm->kernel.cmdline))))
 			return rc;
 	}
-	if (p->disk && ((rc = qemu_argv_add(a, "-drive")) ||
-			(rc = qemu_add_path(a, "file=", p->disk,
-					    ",if=virtio,format=qcow2,discard=unmap"))))
-		return rc;
+	if (p->disk) {
+		char sfx[1024];
+
+		if ((rc = util_snprintf(sfx, sizeof(sfx), ",if=virtio,format=qcow2,discard=unmap%s",
+					p->disk_opts ? p->disk_opts : "")) ||
+		    (rc = qemu_argv_add(a, "-drive")) || (rc = qemu_add_path(a, "file=", p->disk, sfx)))
+			return rc;
+	}
 	/* a q35 CD-ROM needs AHCI, which Debian's cloud kernel lacks: a read-only virtio disk */
 	if (p->seed && ((rc = qemu_argv_add(a, "-drive")) ||
 			(rc = qemu_add_path(a, "file=", p->seed, ",if=virtio,format=raw,readonly=on"))))

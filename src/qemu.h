@@ -29,6 +29,17 @@ int qemu_argv_addf(struct qemu_argv *a, const char *fmt, ...) __attribute__((for
 void qemu_argv_free(struct qemu_argv *a);
 
 /**
+ * qemu_opt_escape() - @s as one value inside QEMU's comma-separated options
+ *
+ * QEMU's option parser splits on ',' and reads ",," as a literal comma, so
+ * doubling every comma is the whole escape: a path such as
+ * "/d,readonly=off" stays one value instead of adding an option.  Every
+ * path that goes into -drive, -chardev or -netdev goes through this.
+ * Return: a malloc'd string, or NULL (ENOMEM)
+ */
+char *qemu_opt_escape(const char *s);
+
+/**
  * struct qemu_params - what the argv is built from
  * @vm:        the VM's config
  * @accel:     chosen accelerator
@@ -40,6 +51,9 @@ void qemu_argv_free(struct qemu_argv *a);
  * @ssh_port:  network mode user: host port forwarded to the guest's 22
  * @sandbox:   add "-sandbox on,..." (QEMU built with seccomp)
  * @uefi_code: OVMF code image for firmware uefi, or NULL
+ * @disk_opts: more -drive options for @disk (the backing chain by fd, src/vmfd.h), or NULL
+ * @kernel:    path QEMU opens for -kernel instead of vm->kernel.path ("/proc/self/fd/N"), or NULL
+ * @initrd:    likewise for -initrd
  */
 struct qemu_params {
 	const struct cfg_vm *vm;
@@ -52,6 +66,9 @@ struct qemu_params {
 	uint16_t ssh_port;
 	bool sandbox;
 	const char *uefi_code;
+	const char *disk_opts;
+	const char *kernel;
+	const char *initrd;
 };
 
 /**

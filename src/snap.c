@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "images/disk.h"
 #include "src/log.h"
 #include "src/util.h"
 
@@ -209,6 +210,21 @@ void snap_drop_running(const char *vm_dir, json_t *idx)
 		if (!json_object_get(items, json_string_value(json_array_get(stack, i))))
 			json_array_remove(stack, i);
 	snap_set_str(idx, "resume", NULL);
+}
+
+int snap_rebuild(const char *vm_dir, json_t *idx, const char *backing, uint64_t vsize)
+{
+	char disk[PATH_MAX];
+	int rc = snap_disk_path(vm_dir, disk, sizeof(disk));
+
+	if (!rc)
+		rc = disk_overlay(backing, disk, vsize);
+	if (rc) {
+		log_errno(rc, "rebuilding %s on %s", disk, backing);
+		return rc;
+	}
+	snap_drop_running(vm_dir, idx);
+	return 0;
 }
 
 void snap_summary(const char *vm_dir, const json_t *st, json_t *o)

@@ -41,6 +41,7 @@
  * supervisor only while it runs a save the CLI asked for under that lock.
  */
 #include <jansson.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -96,6 +97,14 @@ int snap_disk_path(const char *vm_dir, char *buf, size_t n);
  * entries, clear "resume".  Does not save the index.
  */
 void snap_drop_running(const char *vm_dir, json_t *idx);
+
+/**
+ * snap_rebuild() - disk.qcow2 of a halted VM as a new overlay on @backing
+ * (a snapshot file), grown to @vsize bytes (0: the snapshot's size); the
+ * running states die with the old disk (snap_drop_running(), index not saved)
+ * Return: 0, or a negative errno (logged)
+ */
+int snap_rebuild(const char *vm_dir, json_t *idx, const char *backing, uint64_t vsize);
 
 /**
  * snap_summary() - what `hutch status` shows of snapshots and the last start:

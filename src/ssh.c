@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,13 +32,35 @@ int ssh_managed_key_path(char *buf, size_t n)
 	return util_snprintf(buf, n, "%s/.ssh/hutch", home);
 }
 
-int ssh_keygen(const char *path, const char *comment, bool *created)
+/* ssh-keygen writing a new pair to @tmp and @tmp.pub */
+static int ssh_keygen_run(const char *tmp, const char *comment)
 {
 	const char *argv[] = { "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment,
-			       "-f", path, NULL };
-	char dir[PATH_MAX], *slash, *out = NULL;
-	struct stat sb;
+			       "-f", tmp, NULL };
+	char *out = NULL, esc[512];
 	int rc, status;
+
+	rc = proc_run(argv, NULL, &out, 4096, &status);
+	if (rc == 0 && proc_exit_code(status) != 0) {
+		log_err("ssh-keygen failed for %s: %s", tmp,
+			log_escape(esc, sizeof(esc), out ? out : "", out ? strlen(out) : 0));
+		rc = -EIO;
+	}
+	free(out);
+	return rc;
+}
+
+/*
+ * Many `hutch up` may start at once in a fresh HOME (test rigs): the pair
+ * is made under a lock on its directory, under temporary names, and renamed
+ * into place public half first, so whoever sees the private key also sees
+ * the public one, and an existing key is never overwritten.
+ */
+int ssh_keygen(const char *path, const char *comment, bool *created)
+{
+	char dir[PATH_MAX], tmp[PATH_MAX], tmppub[PATH_MAX], pub[PATH_MAX], *slash;
+	struct stat sb;
+	int lock, rc;
 
 	if (created)
 		*created = false;
@@ -45,33 +68,39 @@ int ssh_keygen(const char *path, const char *comment, bool *created)
 		return 0;
 	if (errno != ENOENT)
 		return -errno;
-	rc = util_snprintf(dir, sizeof(dir), "%s", path);
-	if (rc < 0)
+	if ((rc = util_snprintf(dir, sizeof(dir), "%s", path)) ||
+	    (rc = util_snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid())) ||
+	    (rc = util_snprintf(tmppub, sizeof(tmppub), "%s.pub", tmp)) ||
+	    (rc = util_snprintf(pub, sizeof(pub), "%s.pub", path)))
 		return rc;
 	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = '\0';
-		rc = util_mkdir_p(dir, 0700);
-		if (rc < 0)
-			return rc;
-	}
-	rc = proc_run(argv, NULL, &out, 4096, &status);
-	if (rc < 0) {
-		free(out);
+	if (!slash)
+		return -EINVAL;
+	*slash = '\0';
+	if (slash != dir && (rc = util_mkdir_p(dir, 0700)) < 0)
 		return rc;
+	lock = util_flock(slash == dir ? "/" : dir, true, NULL);
+	if (lock < 0)
+		return lock;
+	if (lstat(path, &sb) == 0) {
+		rc = 0;		/* someone else made it meanwhile */
+		goto out;
 	}
-	if (proc_exit_code(status) != 0) {
-		char esc[512];
-
-		log_err("ssh-keygen failed for %s: %s", path,
-			log_escape(esc, sizeof(esc), out ? out : "", out ? strlen(out) : 0));
-		free(out);
-		return -EIO;
+	unlink(tmp);
+	unlink(tmppub);
+	rc = ssh_keygen_run(tmp, comment);
+	if (rc == 0 && (rename(tmppub, pub) < 0 || rename(tmp, path) < 0))
+		rc = -errno;
+	if (rc) {
+		unlink(tmp);
+		unlink(tmppub);
+		goto out;
 	}
-	free(out);
 	if (created)
 		*created = true;
-	return 0;
+out:
+	close(lock);
+	return rc;
 }
 
 /* First line of @path into @line, which must be a public key line. */

@@ -13,8 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "images/img.h"
 #include "src/ci.h"
 #include "src/cmd.h"
+#include "src/consent.h"
 #include "src/ext.h"
 #include "src/hook.h"
 #include "src/log.h"
@@ -22,24 +24,18 @@
 #include "src/prov.h"
 #include "src/ssh.h"
 #include "src/ssh_ext.h"
+#include "src/trust.h"
 #include "src/util.h"
 #include "src/warm.h"
 
-/* The core's helpers: weak, so this module links before the core lands. */
-extern int up_state_reload(struct up_ctx *u) __attribute__((weak));
-extern bool up_vm_alive(struct up_ctx *u) __attribute__((weak));
-
 static bool ssh_ext_alive(void *arg)
 {
-	struct up_ctx *u = arg;
-
-	return !up_vm_alive || up_vm_alive(u);
+	return up_vm_alive(arg);
 }
 
 static void ssh_ext_reload(struct up_ctx *u)
 {
-	if (up_state_reload)
-		(void)up_state_reload(u);
+	(void)up_state_reload(u);
 }
 
 /* The guest's address for HUTCH_VM_IP: the lease, when there is one. */
@@ -53,7 +49,7 @@ static const char *ssh_ext_ip(json_t *state)
 
 int ssh_ext_ci_load(const char *project_dir, char **text, size_t *len, struct ci_info **info)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], why[TRUST_WHY_MAX];
 	struct ci_info *i;
 	int rc;
 
@@ -62,28 +58,40 @@ int ssh_ext_ci_load(const char *project_dir, char **text, size_t *len, struct ci
 	rc = util_path_join(path, sizeof(path), project_dir, "cloud-init.yml");
 	if (rc < 0)
 		return rc;
-	rc = util_read_file(path, CI_USER_MAX, text, len);
+	/* the project's file, not a link to /proc/self/environ or ~/.ssh/id_* */
+	rc = trust_read(project_dir, path, CI_USER_MAX, text, len, why, sizeof(why));
 	if (rc == -ENOENT)
 		return 0;
-	if (rc < 0) {
+	if (rc == -EPERM)
+		log_err("%s %s", path, why);
+	else if (rc == -EFBIG)
+		log_err("%s is larger than %d bytes", path, CI_USER_MAX);
+	else if (rc < 0)
 		log_errno(rc, "%s", path);
+	if (rc < 0)
 		return rc;
+	if (!ci_header_known(*text, *len)) {
+		log_err("%s starts with no known header (#cloud-config, #!, a MIME Content-Type:, "
+			"...): refused, it is not user-data", path);
+		rc = -EINVAL;
+		goto err;
 	}
 	i = calloc(1, sizeof(*i));
 	if (!i) {
-		free(*text);
-		*text = NULL;
-		return -ENOMEM;
+		rc = -ENOMEM;
+		goto err;
 	}
 	rc = ci_parse(*text, *len, i);
 	if (rc < 0) {
 		free(i);
-		free(*text);
-		*text = NULL;
-		return rc;
+		goto err;
 	}
 	*info = i;
 	return 0;
+err:
+	free(*text);
+	*text = NULL;
+	return rc;
 }
 
 /*
@@ -146,6 +154,10 @@ static int ssh_ext_user_data(struct up_ctx *u, char **data, size_t *len)
 	size_t tlen = 0, i;
 	int rc;
 
+	/* before anything of the project's reaches the guest or runs here */
+	rc = consent_require(u->cfg->dir, u->cli->yes, "up");
+	if (rc < 0)
+		return rc;
 	rc = ssh_ext_keys(u, key, sizeof(key));
 	if (rc < 0)
 		return rc;
@@ -219,6 +231,13 @@ static int ssh_ext_before_up(struct up_ctx *u)
 	size_t len;
 	int rc;
 
+	rc = consent_require(u->cfg->dir, u->cli->yes, "up");
+	if (rc < 0)
+		return rc;
+	/* QEMU follows the disk's backing name at every boot: still ours? */
+	if ((rc = util_path_join(key, sizeof(key), u->vm_dir, "disk.qcow2")) < 0 ||
+	    (rc = img_backing_check(key, u->cfg->dir)) < 0)
+		return rc;
 	rc = hook_run(u->cfg->dir, "pre-up", u->vm->name, u->vm_dir, "up", ssh_ext_ip(u->state));
 	if (rc < 0) {
 		log_err("pre-up hook failed: not starting %s", u->vm->name);
@@ -359,11 +378,11 @@ static int ssh_ext_wait_cloud_init(struct up_ctx *u, struct ssh_conn *c)
 	return 0;
 }
 
-static int ssh_ext_wait(struct up_ctx *u)
+/* Is there an SSH server with our key to wait for?  1 yes, 0 no, or an error. */
+static int ssh_ext_expects_ssh(struct up_ctx *u)
 {
-	char *text = NULL, playbook[PATH_MAX];
 	struct ci_info *info = NULL;
-	struct ssh_conn *c;
+	char *text = NULL;
 	size_t len;
 	int rc;
 
@@ -371,26 +390,34 @@ static int ssh_ext_wait(struct up_ctx *u)
 	free(text);
 	if (rc < 0)
 		return rc;
+	rc = 1;
 	if (u->vm->network.mode == CFG_NET_NONE) {
-		free(info);
 		log_info("network mode none: not waiting for SSH");
-		return 0;
-	}
-	if (!info && u->vm->kernel.path) {
+		rc = 0;
+	} else if (!info && u->vm->kernel.path) {
 		/* a direct kernel boot (test rig) without cloud-init.yml: its
 		 * initramfs runs no cloud-init, so there is no SSH to wait for */
 		log_info("direct kernel boot without cloud-init.yml: not waiting for SSH");
-		return 0;
-	}
-	if (info && !info->has_keys) {
+		rc = 0;
+	} else if (info && !info->has_keys) {
 		log_info("cloud-init.yml gives the guest no SSH key: not waiting for SSH");
-		free(info);
-		return 0;
+		rc = 0;
 	}
 	free(info);
-	ssh_ext_reload(u);
+	return rc;
+}
+
+int ssh_ext_wait_for(struct up_ctx *u, bool cloud_init)
+{
+	struct ssh_conn *c;
+	int rc;
+
+	rc = ssh_ext_expects_ssh(u);
+	if (rc <= 0)
+		return rc ? rc : -ENOTSUP;
 	/* a resumed running state booted nothing: no cloud-init, no playbook;
 	 * the first SSH session steps the guest's clock (src/warm.h) */
+	ssh_ext_reload(u);
 	if (warm_resumed(u->state))
 		return warm_guest_ready(u);
 	c = calloc(1, sizeof(*c));
@@ -403,18 +430,33 @@ static int ssh_ext_wait(struct up_ctx *u)
 	rc = ssh_ext_wait_ssh(u, c);
 	if (rc < 0)
 		goto out;
-	if (u->vm->cloud_init_wait) {
+	up_phase(u, "ssh-ready", NULL, NULL);
+	if (cloud_init) {
 		rc = ssh_ext_wait_cloud_init(u, c);
-		if (rc < 0)
-			goto out;
+		if (rc == 0)
+			up_phase(u, "cloud-init-done", NULL, NULL);
 	}
-	rc = util_path_join(playbook, sizeof(playbook), u->cfg->dir, "playbook.yml");
-	if (rc < 0)
-		goto out;
-	if (u->created && access(playbook, F_OK) == 0)
-		rc = prov_playbook(u->vm, u->cfg->dir, u->vm_dir, u->state, ssh_ext_alive, u);
 out:
 	free(c);
+	return rc;
+}
+
+static int ssh_ext_wait(struct up_ctx *u)
+{
+	char playbook[PATH_MAX];
+	int rc;
+
+	rc = ssh_ext_wait_for(u, u->vm->cloud_init_wait);
+	if (rc == -ENOTSUP)
+		return 0;
+	if (rc < 0)
+		return rc;
+	rc = util_path_join(playbook, sizeof(playbook), u->cfg->dir, "playbook.yml");
+	if (rc < 0 || !u->created || access(playbook, F_OK))
+		return rc;
+	rc = prov_playbook(u->vm, u->cfg->dir, u->vm_dir, u->state, ssh_ext_alive, u);
+	if (rc == 0)
+		up_phase(u, "provisioned", NULL, NULL);
 	return rc;
 }
 
@@ -426,13 +468,8 @@ static int ssh_ext_after_up(struct up_ctx *u)
 	switch (u->vm->autoconnect) {
 	case CFG_AUTO_SSH:
 		return ssh_exec(u->vm, u->cfg->dir, u->vm_dir, u->state, NULL);
-	case CFG_AUTO_CONSOLE: {
-		char verb[] = "console", name[CFG_NAME_MAX + 1];
-		char *argv[] = { verb, name, NULL };
-
-		memcpy(name, u->vm->name, sizeof(name));
-		return cmd_console(u->cli, 2, argv) == 0 ? 0 : -EIO;
-	}
+	case CFG_AUTO_CONSOLE:
+		return cmd_console_attach(u->vm_dir, u->vm->name) == 0 ? 0 : -EIO;
 	case CFG_AUTO_NONE:
 		break;
 	}
@@ -444,6 +481,12 @@ static int ssh_ext_before_down(struct up_ctx *u, const char *trigger)
 	int rc = hook_run(u->cfg->dir, "pre-down", u->vm->name, u->vm_dir, trigger,
 			  ssh_ext_ip(u->state));
 
+	/* not allowed (or changed since): it did not run, and stopping is always safe */
+	if (rc == -EPERM) {
+		log_warn("pre-down hook not run (not allowed: see 'hutch allow'); stopping %s anyway",
+			 u->vm->name);
+		return 0;
+	}
 	if (rc < 0 && (!strcmp(trigger, "destroy") || !strcmp(trigger, "reset"))) {
 		log_warn("pre-down hook failed; going on with %s of %s anyway", trigger, u->vm->name);
 		return 0;

@@ -33,8 +33,9 @@
 #include "src/util.h"
 #include "src/vm.h"
 #include "src/warm.h"
+#include "src/vmfd.h"
 
-#define SV_MAX_FDS 16		/* fds extensions pass to QEMU */
+#define SV_MAX_FDS 32		/* fds extensions and src/vmfd.c pass to QEMU */
 #define SV_MAX_WATCH 32
 #define SV_MAX_CONSOLE 8
 #define SV_MAX_CTL 8
@@ -61,8 +62,16 @@ struct sv_watch {
 	void *arg;
 };
 
+/*
+ * A control client.  While @pending, its reply waits for QEMU's answer to
+ * an asynchronous QMP command and it is not read from; the reply callback
+ * writes and closes it.
+ */
 struct sv_ctl_client {
 	int fd;
+	bool pending;
+	enum vm_ctl_cmd cmd;
+	struct sv_ctx *c;
 	size_t have;
 	char buf[SV_CTL_REQ_MAX];
 };
@@ -71,6 +80,8 @@ enum sv_halt { SV_HALT_NONE, SV_HALT_POWERDOWN, SV_HALT_QUIT, SV_HALT_KILL };
 
 struct sv_core {
 	bool preparing;
+	struct proc_user user;	/* QEMU's (src/proc.h) */
+	struct vmfd files;	/* disk, seed, kernel by fd (src/vmfd.h) */
 	struct qemu_argv extra;
 	struct proc_fdmap fds[SV_MAX_FDS];
 	size_t n_fds;
@@ -105,7 +116,7 @@ struct sv_core {
 
 /* ---- the sv_ctx API for extensions (src/ext.h) ---- */
 
-int sv_qemu_arg(struct sv_ctx *c, const char *arg)
+static int sv_host_qemu_arg(struct sv_ctx *c, const char *arg)
 {
 	struct sv_core *k = c->core;
 
@@ -114,7 +125,7 @@ int sv_qemu_arg(struct sv_ctx *c, const char *arg)
 	return qemu_argv_add(&k->extra, arg);
 }
 
-int sv_qemu_fd(struct sv_ctx *c, int fd)
+static int sv_host_qemu_fd(struct sv_ctx *c, int fd)
 {
 	struct sv_core *k = c->core;
 	int child;
@@ -130,13 +141,8 @@ int sv_qemu_fd(struct sv_ctx *c, int fd)
 	return child;
 }
 
-int sv_state_save(struct sv_ctx *c)
-{
-	return state_save(c->vm_dir, c->state);
-}
-
-int sv_watch_fd(struct sv_ctx *c, int fd, void (*cb)(struct sv_ctx *c, int fd, void *arg),
-		void *arg)
+static int sv_host_watch_fd(struct sv_ctx *c, int fd,
+			    void (*cb)(struct sv_ctx *c, int fd, void *arg), void *arg)
 {
 	struct sv_core *k = c->core;
 
@@ -148,7 +154,7 @@ int sv_watch_fd(struct sv_ctx *c, int fd, void (*cb)(struct sv_ctx *c, int fd, v
 	return 0;
 }
 
-void sv_unwatch_fd(struct sv_ctx *c, int fd)
+static void sv_host_unwatch_fd(struct sv_ctx *c, int fd)
 {
 	struct sv_core *k = c->core;
 
@@ -159,6 +165,25 @@ void sv_unwatch_fd(struct sv_ctx *c, int fd)
 		}
 	}
 }
+
+static bool sv_host_vm_running(struct sv_ctx *c)
+{
+	struct sv_core *k = c->core;
+	struct pollfd p = { .fd = k->qemu_pidfd, .events = POLLIN };
+
+	if (k->qemu_exited || k->halt != SV_HALT_NONE || k->shutdown_seen || k->qemu_pidfd < 0)
+		return false;
+	/* QEMU may have exited in this very poll round, its pidfd not read yet */
+	return poll(&p, 1, 0) == 0;
+}
+
+static const struct sv_host sv_host = {
+	.qemu_arg = sv_host_qemu_arg,
+	.qemu_fd = sv_host_qemu_fd,
+	.watch_fd = sv_host_watch_fd,
+	.unwatch_fd = sv_host_unwatch_fd,
+	.vm_running = sv_host_vm_running,
+};
 
 /* ---- state ---- */
 
@@ -276,7 +301,11 @@ static void sv_console_accept(struct sv_core *k)
 			return;
 		}
 	}
-	(void)!write(fd, "hutch: too many console clients\r\n", 34);
+	{
+		static const char msg[] = "hutch: too many console clients\r\n";
+
+		(void)!write(fd, msg, sizeof(msg) - 1);
+	}
 	close(fd);
 }
 
@@ -335,51 +364,80 @@ static void sv_qmp_event(struct qmp *q, const struct qmp_event *ev, void *opaque
 	}
 }
 
+/* closing fires the pending callbacks (-ECONNRESET): they must see no QMP */
 static void sv_qmp_drop(struct sv_core *k)
 {
-	qmp_close(k->qmp);
+	struct qmp *q = k->qmp;
+
 	k->qmp = NULL;
+	qmp_close(q);
+}
+
+/*
+ * Every QMP command of the running supervisor is asynchronous: a
+ * synchronous one would stall DHCP, DNS and the console for as long as
+ * QEMU takes to answer (up to SV_QMP_TIMEOUT_MS).
+ */
+static int sv_qmp_async(struct sv_core *k, const char *cmd, qmp_reply_cb cb, void *opaque)
+{
+	if (!k->qmp)
+		return -ENOTCONN;
+	return qmp_command_async(k->qmp, cmd, NULL, SV_QMP_TIMEOUT_MS, cb, opaque);
 }
 
 /* ---- halt: powerdown, then quit, then SIGKILL ---- */
 
+static void sv_halt_step(struct sv_ctx *c, struct sv_core *k, enum sv_halt to, unsigned ms);
+
+/* system_powerdown or quit failed: the next, harder step */
+static void sv_halt_failed(struct qmp *q, int rc, json_t *ret, void *opaque)
+{
+	struct sv_ctx *c = opaque;
+	struct sv_core *k = c->core;
+
+	(void)q;
+	(void)ret;
+	if (!rc || k->qemu_exited)
+		return;
+	if (k->halt == SV_HALT_POWERDOWN) {
+		log_warno(rc, "system_powerdown");
+		sv_halt_step(c, k, SV_HALT_QUIT, SV_QUIT_GRACE_MS);
+	} else if (k->halt == SV_HALT_QUIT) {
+		log_warno(rc, "quit");
+		sv_halt_step(c, k, SV_HALT_KILL, 0);
+	}
+}
+
 static void sv_halt_step(struct sv_ctx *c, struct sv_core *k, enum sv_halt to, unsigned ms)
 {
-	int rc = -ENOTCONN;
-
 	if (k->qemu_exited || to <= k->halt)
 		return;
 	k->halt = to;
 	k->halt_deadline = util_monotonic_ms() + ms;
 	switch (to) {
 	case SV_HALT_POWERDOWN:
-		if (k->qmp)
-			rc = qmp_system_powerdown(k->qmp, SV_QMP_TIMEOUT_MS);
+		/* a paused guest cannot see the power button: continue it first
+		 * (QMP runs commands in order; cont on a running guest is harmless) */
+		if (!strcmp(state_get_str(c->state, "status") ?: "", "paused"))
+			(void)sv_qmp_async(k, "cont", NULL, NULL);
 		k->halt_repress = util_monotonic_ms() + SV_REPRESS_MS;
-		if (rc == 0)
+		if (sv_qmp_async(k, "system_powerdown", sv_halt_failed, c) == 0)
 			return;
-		log_warno(rc, "system_powerdown");
-		/* fall through to quit */
-		k->halt = SV_HALT_QUIT;
-		k->halt_deadline = util_monotonic_ms() + SV_QUIT_GRACE_MS;
-		/* fallthrough */
+		sv_halt_step(c, k, SV_HALT_QUIT, SV_QUIT_GRACE_MS);
+		return;
 	case SV_HALT_QUIT:
-		if (k->qmp)
-			rc = qmp_quit(k->qmp, SV_QMP_TIMEOUT_MS);
-		if (rc == 0)
+		if (sv_qmp_async(k, "quit", sv_halt_failed, c) == 0)
 			return;
-		log_warno(rc, "quit");
-		k->halt = SV_HALT_KILL;
-		/* fallthrough */
+		sv_halt_step(c, k, SV_HALT_KILL, 0);
+		return;
 	case SV_HALT_KILL:
 		log_warn("killing QEMU %d", (int)k->qemu_pid);
 		kill(k->qemu_pid, SIGKILL);
 		k->halt_deadline = UINT64_MAX;
-		break;
+		return;
 	case SV_HALT_NONE:
-		break;
+		return;
 	}
-	(void)c;
 }
 
 static void sv_halt_timer(struct sv_ctx *c, struct sv_core *k)
@@ -389,8 +447,8 @@ static void sv_halt_timer(struct sv_ctx *c, struct sv_core *k)
 	if (k->halt == SV_HALT_POWERDOWN && !k->qemu_exited && now < k->halt_deadline &&
 	    now >= k->halt_repress) {
 		k->halt_repress = now + SV_REPRESS_MS;
-		if (k->qmp && !k->shutdown_seen)
-			(void)qmp_system_powerdown(k->qmp, SV_QMP_TIMEOUT_MS);
+		if (!k->shutdown_seen)
+			(void)sv_qmp_async(k, "system_powerdown", NULL, NULL);
 	}
 	if (k->halt == SV_HALT_NONE || k->qemu_exited || now < k->halt_deadline)
 		return;
@@ -411,82 +469,11 @@ static void sv_ctl_close(struct sv_core *k, size_t i)
 	k->ctl[i] = NULL;
 }
 
-static json_t *sv_ctl_handle(struct sv_ctx *c, struct sv_core *k, enum vm_ctl_cmd cmd,
-			     long tmo)
+/* write @resp (stolen) as one line to @cl and close it */
+static void sv_ctl_reply(struct sv_core *k, struct sv_ctl_client *cl, json_t *resp)
 {
-	char name[64];
-	enum qmp_runstate rs;
-	int rc;
+	char *out = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
 
-	switch (cmd) {
-	case VM_CTL_STATUS: {
-		json_t *r = json_pack("{s:b, s:s}", "ok", 1, "status",
-				      state_get_str(c->state, "status") ?: "unknown");
-
-		if (k->qmp && qmp_query_status(k->qmp, &rs, name, sizeof(name), SV_QMP_TIMEOUT_MS) == 0)
-			json_object_set_new(r, "qmp", json_string(name));
-		return r;
-	}
-	case VM_CTL_HALT:
-		if (tmo < 0)
-			tmo = (long)c->vm->timeouts.shutdown;
-		log_info("halt requested (timeout %lds)", tmo);
-		/* a paused guest cannot see the power button */
-		if (k->qmp && !k->shutdown_seen && qmp_query_status(k->qmp, &rs, name, sizeof(name),
-								     SV_QMP_TIMEOUT_MS) == 0 &&
-		    rs == QMP_RS_PAUSED && qmp_cont(k->qmp, SV_QMP_TIMEOUT_MS))
-			log_warn("could not resume the paused guest before powering it down");
-		sv_halt_step(c, k, SV_HALT_POWERDOWN, (unsigned)tmo * 1000);
-		return json_pack("{s:b}", "ok", 1);
-	case VM_CTL_QUIT:
-		sv_halt_step(c, k, SV_HALT_QUIT, SV_QUIT_GRACE_MS);
-		return json_pack("{s:b}", "ok", 1);
-	case VM_CTL_SAVE:	/* sv_ctl_read() hands it to warm_save() */
-		break;
-	case VM_CTL_SUSPEND:
-	case VM_CTL_RESUME:
-		if (!k->qmp)
-			return json_pack("{s:b, s:s}", "ok", 0, "error", "no QMP connection");
-		rc = cmd == VM_CTL_SUSPEND ? qmp_stop(k->qmp, SV_QMP_TIMEOUT_MS)
-					   : qmp_cont(k->qmp, SV_QMP_TIMEOUT_MS);
-		if (rc)
-			return json_pack("{s:b, s:s}", "ok", 0, "error", strerror(-rc));
-		/* the STOP/RESUME event may lag: the CLI reads state right after */
-		sv_set_status(c, cmd == VM_CTL_SUSPEND ? "paused" : "running");
-		return json_pack("{s:b}", "ok", 1);
-	}
-	return json_pack("{s:b, s:s}", "ok", 0, "error", "unknown cmd");
-}
-
-static void sv_ctl_read(struct sv_ctx *c, struct sv_core *k, size_t i)
-{
-	struct sv_ctl_client *cl = k->ctl[i];
-	ssize_t r = read(cl->fd, cl->buf + cl->have, sizeof(cl->buf) - cl->have);
-	enum vm_ctl_cmd cmd;
-	json_t *resp;
-	char *nl, *out;
-	long tmo;
-
-	if (r < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (r <= 0) {
-		sv_ctl_close(k, i);
-		return;
-	}
-	cl->have += (size_t)r;
-	nl = memchr(cl->buf, '\n', cl->have);
-	if (!nl) {
-		if (cl->have == sizeof(cl->buf))
-			sv_ctl_close(k, i);	/* over the bound: not a client of ours */
-		return;
-	}
-	if (vm_ctl_parse(cl->buf, (size_t)(nl - cl->buf), &cmd, &tmo) == 0)
-		resp = cmd == VM_CTL_SAVE ? warm_save(c, &k->warm, k->qmp, cl->buf,
-						      (size_t)(nl - cl->buf))
-					  : sv_ctl_handle(c, k, cmd, tmo);
-	else
-		resp = json_pack("{s:b, s:s}", "ok", 0, "error", "bad request");
-	out = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
 	json_decref(resp);
 	if (out) {
 		/* the reply is small and the socket fresh: a short blocking write is fine */
@@ -495,7 +482,111 @@ static void sv_ctl_read(struct sv_ctx *c, struct sv_core *k, size_t i)
 			(void)util_write_all(cl->fd, "\n", 1);
 		free(out);
 	}
-	sv_ctl_close(k, i);
+	for (size_t i = 0; i < SV_MAX_CTL; i++)
+		if (k->ctl[i] == cl)
+			sv_ctl_close(k, i);
+}
+
+static json_t *sv_ctl_error(int rc)
+{
+	return json_pack("{s:b, s:s}", "ok", 0, "error", strerror(rc < 0 ? -rc : rc));
+}
+
+/* QEMU answered the QMP command a control request waited for */
+static void sv_ctl_qmp_done(struct qmp *q, int rc, json_t *ret, void *opaque)
+{
+	struct sv_ctl_client *cl = opaque;
+	struct sv_ctx *c = cl->c;
+	struct sv_core *k = c->core;
+	json_t *r;
+
+	(void)q;
+	if (cl->cmd == VM_CTL_STATUS) {
+		const char *st = json_string_value(json_object_get(ret, "status"));
+
+		r = json_pack("{s:b, s:s}", "ok", 1, "status",
+			      state_get_str(c->state, "status") ?: "unknown");
+		if (r && !rc && st)
+			json_object_set_new(r, "qmp", json_string(st));
+	} else if (rc) {
+		r = sv_ctl_error(rc);
+	} else {
+		/* the STOP/RESUME event may lag: the CLI reads state right after */
+		sv_set_status(c, cl->cmd == VM_CTL_SUSPEND ? "paused" : "running");
+		r = json_pack("{s:b}", "ok", 1);
+	}
+	sv_ctl_reply(k, cl, r);
+}
+
+/* the reply now, or NULL when it waits for QEMU (sv_ctl_qmp_done()) */
+static json_t *sv_ctl_handle(struct sv_ctx *c, struct sv_core *k, struct sv_ctl_client *cl,
+			     long tmo)
+{
+	static const char *const qmp_cmd[] = {
+		[VM_CTL_STATUS] = "query-status", [VM_CTL_SUSPEND] = "stop",
+		[VM_CTL_RESUME] = "cont",
+	};
+	int rc;
+
+	switch (cl->cmd) {
+	case VM_CTL_HALT:
+		if (tmo < 0)
+			tmo = (long)c->vm->timeouts.shutdown;
+		log_info("halt requested (timeout %lds)", tmo);
+		sv_halt_step(c, k, SV_HALT_POWERDOWN, (unsigned)tmo * 1000);
+		return json_pack("{s:b}", "ok", 1);
+	case VM_CTL_QUIT:
+		sv_halt_step(c, k, SV_HALT_QUIT, SV_QUIT_GRACE_MS);
+		return json_pack("{s:b}", "ok", 1);
+	case VM_CTL_SAVE:	/* sv_ctl_read() hands it to warm_save() */
+		break;
+	case VM_CTL_STATUS:
+	case VM_CTL_SUSPEND:
+	case VM_CTL_RESUME:
+		rc = sv_qmp_async(k, qmp_cmd[cl->cmd], sv_ctl_qmp_done, cl);
+		if (rc == 0) {
+			cl->pending = true;
+			return NULL;
+		}
+		if (cl->cmd != VM_CTL_STATUS)
+			return sv_ctl_error(rc);
+		return json_pack("{s:b, s:s}", "ok", 1, "status",
+				 state_get_str(c->state, "status") ?: "unknown");
+	}
+	return json_pack("{s:b, s:s}", "ok", 0, "error", "unknown cmd");
+}
+
+static void sv_ctl_read(struct sv_ctx *c, struct sv_core *k, size_t i)
+{
+	struct sv_ctl_client *cl = k->ctl[i];
+	char in[SV_CTL_REQ_MAX];
+	ssize_t r = read(cl->fd, in, sizeof(in));
+	json_t *resp;
+	size_t len;
+	long tmo;
+	int rc;
+
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (r <= 0) {
+		sv_ctl_close(k, i);
+		return;
+	}
+	rc = vm_ctl_feed(cl->buf, sizeof(cl->buf), &cl->have, in, (size_t)r, &len);
+	if (rc <= 0) {
+		if (rc < 0)
+			sv_ctl_close(k, i);	/* over the bound: not a client of ours */
+		return;
+	}
+	cl->c = c;
+	/* a save blocks the loop while the guest is paused anyway (src/warm.h) */
+	if (vm_ctl_parse(cl->buf, len, &cl->cmd, &tmo) == 0)
+		resp = cl->cmd == VM_CTL_SAVE ? warm_save(c, &k->warm, k->qmp, cl->buf, len)
+					      : sv_ctl_handle(c, k, cl, tmo);
+	else
+		resp = json_pack("{s:b, s:s}", "ok", 0, "error", "bad request");
+	if (!cl->pending)
+		sv_ctl_reply(k, cl, resp);
 }
 
 static void sv_ctl_accept(struct sv_core *k)
@@ -609,10 +700,14 @@ static int sv_spawn_qemu(struct sv_ctx *c, struct sv_core *k, const struct qemu_
 			 bool *early_exit)
 {
 	struct proc_fdmap fds[3 + 2 + SV_MAX_FDS];
+	struct proc_sandbox sb;
 	struct proc_opts o = { .argv = (const char *const *)argv->v, .envp = proc_default_env(),
-			       .fds = fds, .want_pidfd = true, .pdeathsig = SIGKILL };
+			       .fds = fds, .want_pidfd = true, .pdeathsig = SIGKILL, .sb = &sb };
 	int qsp[2] = { -1, -1 }, ssp[2] = { -1, -1 }, rc, st;
 	size_t n = 0;
+
+	/* never root: the user's uid, no capabilities, no_new_privs, bounded, read-only view */
+	proc_sandbox_guest(&sb, &k->user);
 
 	*early_exit = false;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qsp) < 0)
@@ -695,7 +790,8 @@ static void sv_loop(struct sv_ctx *c, struct sv_core *k)
 			p[n++] = (struct pollfd){ .fd = k->con[i], .events = POLLIN };
 		ctl0 = n;
 		for (size_t i = 0; i < SV_MAX_CTL; i++)
-			p[n++] = (struct pollfd){ .fd = k->ctl[i] ? k->ctl[i]->fd : -1, .events = POLLIN };
+			p[n++] = (struct pollfd){ .fd = k->ctl[i] && !k->ctl[i]->pending ? k->ctl[i]->fd : -1,
+						  .events = POLLIN };
 		w0 = n;
 		nw = k->n_watch;
 		for (size_t i = 0; i < nw; i++)
@@ -707,6 +803,9 @@ static void sv_loop(struct sv_ctx *c, struct sv_core *k)
 				next = k->halt_repress;
 			tmo = next > now ? (int)(next - now) : 0;
 		}
+		if (k->qmp && qmp_async_next_ms(k->qmp) >= 0 &&
+		    (tmo < 0 || qmp_async_next_ms(k->qmp) < tmo))
+			tmo = qmp_async_next_ms(k->qmp);
 		r = poll(p, n, tmo);
 		if (r < 0) {
 			if (errno != EINTR)
@@ -741,7 +840,7 @@ static void sv_loop(struct sv_ctx *c, struct sv_core *k)
 			    (p[con0 + i].revents & (POLLIN | POLLHUP | POLLERR)))
 				sv_console_input(k, i);
 		for (size_t i = 0; i < SV_MAX_CTL; i++)
-			if (k->ctl[i] && p[ctl0 + i].fd == k->ctl[i]->fd &&
+			if (k->ctl[i] && !k->ctl[i]->pending && p[ctl0 + i].fd == k->ctl[i]->fd &&
 			    (p[ctl0 + i].revents & (POLLIN | POLLHUP | POLLERR)))
 				sv_ctl_read(c, k, i);
 		/* callbacks may unwatch: match by fd, not by index */
@@ -756,9 +855,18 @@ static void sv_loop(struct sv_ctx *c, struct sv_core *k)
 			}
 		}
 		if (p[SV_P_PID].revents & POLLIN) {
-			if (proc_wait(k->qemu_pid, &k->qemu_status) == 0)
-				k->qemu_exited = true;
+			int rc = proc_wait(k->qemu_pid, &k->qemu_status);
+
+			/* the pidfd stays readable: without a status, QEMU is
+			 * gone all the same, and polling on would only spin */
+			if (rc) {
+				log_warno(rc, "waiting for QEMU %d", (int)k->qemu_pid);
+				k->qemu_status = W_EXITCODE(255, 0);
+			}
+			k->qemu_exited = true;
 		}
+		if (k->qmp)
+			qmp_async_expire(k->qmp);
 		sv_halt_timer(c, k);
 	}
 	/* events and console bytes QEMU sent before it went away */
@@ -858,11 +966,48 @@ static int sv_load(const char *vm_dir, json_t **stp, struct cfg **cfgp, const st
 	return 0;
 }
 
+/* who QEMU and virtiofsd run as (never root); the tap, share images and folders are theirs */
+static int sv_resolve_user(struct sv_ctx *c, struct sv_core *k)
+{
+	int rc = proc_user_resolve(&k->user);
+
+	if (rc) {
+		log_errno(rc, "no unprivileged user to run QEMU as");
+		return rc;
+	}
+	c->uid = k->user.uid;
+	c->gid = k->user.gid;
+	return 0;
+}
+
+/*
+ * Open disk, seed, kernel and initrd for QEMU (src/vmfd.h); their fds go
+ * after the extensions' and their "-add-fd" options into the extra argv.
+ */
+static int sv_open_files(struct sv_ctx *c, struct sv_core *k)
+{
+	int rc = vmfd_open(&k->files, c->vm_dir, c->vm, &k->user, SV_FD_EXT0 + (int)k->n_fds,
+			   &k->extra);
+
+	if (rc < 0) {
+		log_errno(rc, "opening the VM's files for QEMU");
+		return rc;
+	}
+	if (k->n_fds + k->files.n > SV_MAX_FDS) {
+		vmfd_close(&k->files);
+		return -EMFILE;
+	}
+	for (size_t i = 0; i < k->files.n; i++) {
+		k->fds[k->n_fds] = (struct proc_fdmap){ k->files.fd[i], SV_FD_EXT0 + (int)k->n_fds };
+		k->n_fds++;
+	}
+	return 0;
+}
+
 /* argv of QEMU for this start: the core's part, then the extensions' part */
 static int sv_build(struct sv_ctx *c, struct sv_core *k, struct qemu_argv *a, uint16_t port,
 		    bool sandbox)
 {
-	char disk[PATH_MAX], seed[PATH_MAX];
 	struct qemu_params p = { .vm = c->vm, .qmp_fd = SV_FD_QMP, .serial_fd = SV_FD_SERIAL,
 				 .ssh_port = port, .sandbox = sandbox,
 				 .mac = state_get_str(c->state, "mac") };
@@ -874,10 +1019,17 @@ static int sv_build(struct sv_ctx *c, struct sv_core *k, struct qemu_argv *a, ui
 		p.accel = ACCEL_TCG;
 	if (!p.mac)
 		return -EINVAL;
-	if (util_path_join(disk, sizeof(disk), c->vm_dir, "disk.qcow2") == 0 && access(disk, F_OK) == 0)
-		p.disk = disk;
-	if (util_path_join(seed, sizeof(seed), c->vm_dir, "seed.iso") == 0 && access(seed, F_OK) == 0)
-		p.seed = seed;
+	/* by fd (src/vmfd.h): QEMU's user may not walk to the VM directory */
+	if (k->files.disk[0]) {
+		p.disk = k->files.disk;
+		p.disk_opts = k->files.disk_opts;
+	}
+	if (k->files.seed[0])
+		p.seed = k->files.seed;
+	if (k->files.kernel[0])
+		p.kernel = k->files.kernel;
+	if (k->files.initrd[0])
+		p.initrd = k->files.initrd;
 	for (size_t i = 0; i < UTIL_ARRAY_SIZE(ovmf) && !p.uefi_code; i++)
 		if (access(ovmf[i], R_OK) == 0)
 			p.uefi_code = ovmf[i];
@@ -890,6 +1042,7 @@ static int sv_build(struct sv_ctx *c, struct sv_core *k, struct qemu_argv *a, ui
 /* every fd and socket of the supervisor, at its end */
 static void sv_close_all(struct sv_core *k, const char *vm_dir)
 {
+	vmfd_close(&k->files);
 	sv_qmp_drop(k);
 	if (k->qemu_pidfd >= 0)
 		close(k->qemu_pidfd);
@@ -921,32 +1074,14 @@ struct sv_preps {
 	size_t prepared;
 };
 
-/*
- * Prepare every extension, then build QEMU's command line and spawn it
- * (user mode: again with another SSH port if QEMU could not bind it).
- * Return: 0, or a negative errno; @pp says what to tear down
- */
-static int sv_start(struct sv_ctx *c, struct sv_core *k, struct sv_preps *pp,
-		    struct qemu_argv *argv, uint64_t *t_spawn)
+/* QEMU's command line, spawned (user mode: again with another SSH port if QEMU could not bind it) */
+static int sv_spawn_loop(struct sv_ctx *c, struct sv_core *k, struct qemu_argv *argv,
+			 uint64_t *t_spawn)
 {
-	const struct sv_ext *const *ext = pp->ext;
+	bool sandbox = sv_qemu_has_sandbox(), early;
 	uint16_t port = 0;
-	bool sandbox, early;
-	int rc = 0;
+	int rc;
 
-	k->preparing = true;
-	for (pp->prepared = 0; pp->prepared < pp->n_ext; pp->prepared++) {
-		if (!ext[pp->prepared]->prepare)
-			continue;
-		rc = ext[pp->prepared]->prepare(c, &pp->priv[pp->prepared]);
-		if (rc) {
-			log_errno(rc, "%s: prepare", ext[pp->prepared]->name);
-			k->preparing = false;
-			return rc;
-		}
-	}
-	k->preparing = false;
-	sandbox = sv_qemu_has_sandbox();
 	for (int attempt = 0;; attempt++) {
 		if (c->vm->network.mode == CFG_NET_USER) {
 			rc = qemu_free_port(&port);
@@ -976,6 +1111,37 @@ static int sv_start(struct sv_ctx *c, struct sv_core *k, struct sv_preps *pp,
 }
 
 /*
+ * Prepare every extension, open the VM's files, then build QEMU's command
+ * line and spawn it.
+ * Return: 0, or a negative errno; @pp says what to tear down
+ */
+static int sv_start(struct sv_ctx *c, struct sv_core *k, struct sv_preps *pp,
+		    struct qemu_argv *argv, uint64_t *t_spawn)
+{
+	const struct sv_ext *const *ext = pp->ext;
+	int rc = 0;
+
+	k->preparing = true;
+	for (pp->prepared = 0; pp->prepared < pp->n_ext; pp->prepared++) {
+		if (!ext[pp->prepared]->prepare)
+			continue;
+		rc = ext[pp->prepared]->prepare(c, &pp->priv[pp->prepared]);
+		if (rc) {
+			log_errno(rc, "%s: prepare", ext[pp->prepared]->name);
+			k->preparing = false;
+			return rc;
+		}
+	}
+	k->preparing = false;
+	rc = sv_open_files(c, k);
+	if (rc < 0)
+		return rc;
+	rc = sv_spawn_loop(c, k, argv, t_spawn);
+	vmfd_close(&k->files);	/* QEMU holds its own copies */
+	return rc;
+}
+
+/*
  * A warm start whose state did not load: that QEMU goes (it may have
  * exited already), and so does everything the extensions prepared for it
  * (a virtiofsd that served it exits with it), for a cold start from scratch.
@@ -1000,12 +1166,67 @@ static void sv_discard(struct sv_ctx *c, struct sv_core *k, struct sv_preps *pp)
 	k->shutdown_seen = false;
 }
 
+/* the supervisor's files and sockets, before anything starts */
+static int sv_setup(struct sv_ctx *c, struct sv_core *k, const char *vm_dir)
+{
+	int rc;
+
+	json_object_set_new(c->state, "supervisor_pid", json_integer(getpid()));
+	json_object_del(c->state, "qemu_pid");
+	json_object_del(c->state, "exit_reason");
+	json_object_del(c->state, "error");
+	if ((rc = sv_write_pidfile(vm_dir)) || (rc = sv_state_save(c))) {
+		log_errno(rc, "writing state");
+		return rc;
+	}
+	if ((rc = sv_signals(&k->sig_fd)) || (rc = sv_open_console_log(c, k)) ||
+	    (rc = sv_listen(vm_dir, "console.sock", &k->console_lfd)) ||
+	    (rc = sv_listen(vm_dir, "control.sock", &k->control_lfd))) {
+		log_errno(rc, "supervisor set-up");
+		return rc;
+	}
+	return 0;
+}
+
+/* QEMU runs: state.json says so, and each extension hears it */
+static int sv_started(struct sv_ctx *c, struct sv_core *k, const struct sv_preps *pp,
+		      uint64_t t_start, uint64_t t_spawn)
+{
+	int rc = 0;
+
+	warm_record(c, &k->warm);
+	json_object_set_new(c->state, "qemu_pid", json_integer(k->qemu_pid));
+	/* CLOCK_MONOTONIC ms, for tests/bench/bench-vm.sh: where start-up time goes */
+	json_object_set_new(c->state, "timing",
+			    json_pack("{s:I, s:I, s:I}", "supervisor_start", (json_int_t)t_start,
+				      "qemu_spawn", (json_int_t)t_spawn, "qmp_ready",
+				      (json_int_t)util_monotonic_ms()));
+	json_object_set_new(c->state, "started_at", json_integer((json_int_t)time(NULL)));
+	for (size_t i = 0; i < pp->n_ext; i++) {
+		if (!pp->ext[i]->started)
+			continue;
+		rc = pp->ext[i]->started(c, pp->priv[i]);
+		if (rc) {
+			log_errno(rc, "%s: started", pp->ext[i]->name);
+			sv_halt_step(c, k, SV_HALT_QUIT, SV_QUIT_GRACE_MS);
+			break;
+		}
+	}
+	if (!rc)
+		json_object_set_new(c->state, "status", json_string("running"));
+	if (sv_state_save(c))
+		log_warn("could not save state.json");
+	log_info("QEMU %d running", (int)k->qemu_pid);
+	return rc;
+}
+
 int sv_run(const char *vm_dir)
 {
 	const struct sv_ext *const *ext = ext_sv_list();
 	struct sv_core k = { .qemu_pidfd = -1, .serial_fd = -1, .console_lfd = -1,
 			     .control_lfd = -1, .sig_fd = -1, .log_fd = -1 };
-	struct sv_ctx c = { .vm_dir = vm_dir, .uid = getuid(), .gid = getgid(), .core = &k };
+	struct sv_ctx c = { .vm_dir = vm_dir, .uid = getuid(), .gid = getgid(), .host = &sv_host,
+			    .core = &k };
 	void *priv[16] = { 0 };
 	struct qemu_argv argv = { 0 };
 	const struct cfg_vm *vm = NULL;
@@ -1016,6 +1237,7 @@ int sv_run(const char *vm_dir)
 	uint64_t t_start = util_monotonic_ms(), t_spawn = 0;
 
 	log_init("hutch-supervisor", LOG_LVL_INFO);
+	log_rotate_stderr(vm_dir, "supervisor.log");	/* bounded like console.log (src/log.h) */
 	for (size_t i = 0; i < SV_MAX_CONSOLE; i++)
 		k.con[i] = -1;
 	while (pp.n_ext < UTIL_ARRAY_SIZE(priv) && ext[pp.n_ext])
@@ -1023,22 +1245,12 @@ int sv_run(const char *vm_dir)
 	rc = sv_load(vm_dir, &c.state, &cfg, &vm);
 	if (rc)
 		goto out_nostate;
+	if ((rc = sv_resolve_user(&c, &k)))
+		goto out_nostate;
 	c.vm = vm;
 	c.project_dir = cfg->dir;
-	json_object_set_new(c.state, "supervisor_pid", json_integer(getpid()));
-	json_object_del(c.state, "qemu_pid");
-	json_object_del(c.state, "exit_reason");
-	json_object_del(c.state, "error");
-	if ((rc = sv_write_pidfile(vm_dir)) || (rc = sv_state_save(&c))) {
-		log_errno(rc, "writing state");
+	if ((rc = sv_setup(&c, &k, vm_dir)))
 		goto out;
-	}
-	if ((rc = sv_signals(&k.sig_fd)) || (rc = sv_open_console_log(&c, &k)) ||
-	    (rc = sv_listen(vm_dir, "console.sock", &k.console_lfd)) ||
-	    (rc = sv_listen(vm_dir, "control.sock", &k.control_lfd))) {
-		log_errno(rc, "supervisor set-up");
-		goto out;
-	}
 	warm_plan(&c, &k.warm);
 	rc = sv_start(&c, &k, &pp, &argv, &t_spawn);
 	if (!rc && k.warm.tried && warm_incoming(&c, &k.warm, k.qmp)) {
@@ -1048,29 +1260,7 @@ int sv_run(const char *vm_dir)
 	}
 	if (rc)
 		goto out_teardown;
-	warm_record(&c, &k.warm);
-	json_object_set_new(c.state, "qemu_pid", json_integer(k.qemu_pid));
-	/* CLOCK_MONOTONIC ms, for tests/bench/bench-vm.sh: where start-up time goes */
-	json_object_set_new(c.state, "timing",
-			    json_pack("{s:I, s:I, s:I}", "supervisor_start", (json_int_t)t_start,
-				      "qemu_spawn", (json_int_t)t_spawn, "qmp_ready",
-				      (json_int_t)util_monotonic_ms()));
-	json_object_set_new(c.state, "started_at", json_integer((json_int_t)time(NULL)));
-	for (size_t i = 0; i < pp.n_ext; i++) {
-		if (!ext[i]->started)
-			continue;
-		rc = ext[i]->started(&c, priv[i]);
-		if (rc) {
-			log_errno(rc, "%s: started", ext[i]->name);
-			sv_halt_step(&c, &k, SV_HALT_QUIT, SV_QUIT_GRACE_MS);
-			break;
-		}
-	}
-	if (!rc)
-		json_object_set_new(c.state, "status", json_string("running"));
-	if (sv_state_save(&c))
-		log_warn("could not save state.json");
-	log_info("QEMU %d running", (int)k.qemu_pid);
+	sv_started(&c, &k, &pp, t_start, t_spawn);
 	sv_loop(&c, &k);
 	sv_finish_state(&c, &k);
 	rc = 0;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -319,6 +320,37 @@ int util_set_nonblock(int fd, bool on)
 	if (fcntl(fd, F_SETFL, fl) < 0)
 		return -errno;
 	return 0;
+}
+
+int util_flock(const char *path, bool wait, const char *waitmsg)
+{
+	int fd, rc;
+
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 && errno == EISDIR)
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK || !wait) {
+			rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+			close(fd);
+			return rc;
+		}
+		if (waitmsg)
+			log_info("%s", waitmsg);
+		while (flock(fd, LOCK_EX) < 0) {
+			if (errno != EINTR) {
+				rc = -errno;
+				close(fd);
+				return rc;
+			}
+		}
+		break;
+	}
+	return fd;
 }
 
 bool util_name_valid(const char *s)

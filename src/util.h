@@ -20,6 +20,7 @@
 #define EXIT_USAGE    2
 #define EXIT_NODEP    69
 #define EXIT_BUSY     75
+#define EXIT_NOPERM   77	/* not allowed: consent missing, a path outside the project */
 #define EXIT_NOSETUP  78
 
 #define UTIL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -92,6 +93,18 @@ int util_set_nonblock(int fd, bool on);
  * Return: 0 or a negative errno (missing file: -ENOENT, nothing printed)
  */
 int util_print_tail(const char *path, int lines, FILE *out, const char *prefix);
+
+/**
+ * util_flock() - the one lock helper: flock(2) @path exclusively
+ * @path:    a lock file (created 0600, never followed if a symlink) or a directory
+ * @wait:    block until the lock is free; otherwise fail with -EBUSY at once
+ * @waitmsg: with @wait, logged (info) once when the lock is taken by someone else
+ *
+ * The lock belongs to the open file: closing the returned fd (or the
+ * process dying) releases it, so a kill -9 never leaves a lock behind.
+ * Return: the locked CLOEXEC fd, or a negative errno (-EBUSY: held elsewhere)
+ */
+int util_flock(const char *path, bool wait, const char *waitmsg);
 
 /** util_name_valid() - a VM name: [a-z0-9][a-z0-9-]{0,30} */
 bool util_name_valid(const char *s);

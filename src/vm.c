@@ -9,36 +9,194 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "src/cfg.h"
+#include "src/cmd.h"
 #include "src/ext.h"
 #include "src/log.h"
 #include "src/proc.h"
 #include "src/state.h"
+#include "src/trust.h"
 #include "src/util.h"
 
-int vm_lock(const char *vm_dir, int *fdp)
+int vm_root_dir(char *buf, size_t n)
+{
+	char data[PATH_MAX];
+	int rc = util_data_dir(data, sizeof(data));
+
+	return rc ? rc : util_path_join(buf, n, data, "vms");
+}
+
+/* lock, then state, then liveness: in this order (see vm_target_open()) */
+static int vm_target_fill(struct vm_target *t, unsigned flags)
 {
 	char path[PATH_MAX];
-	int fd, rc;
+	int rc;
 
-	rc = util_path_join(path, sizeof(path), vm_dir, "lock");
+	if (flags & CMD_F_CREATE) {
+		char why[TRUST_WHY_MAX];
+
+		/* <data>/hutch/vms: hutch's own, 0700, on a path nobody else can write */
+		if ((rc = vm_root_dir(path, sizeof(path))) ||
+		    (rc = trust_dir(path, 2, why, sizeof(why)))) {
+			if (rc == -EPERM)
+				log_err("%s", why);
+			else
+				log_errno(rc, "data directory");
+			return rc == -EPERM ? EXIT_NOPERM : EXIT_ERR;
+		}
+		if (mkdir(t->dir, 0700) < 0 && errno != EEXIST) {
+			log_errno(-errno, "creating %s", t->dir);
+			return EXIT_ERR;
+		}
+	}
+	if (flags & CMD_F_LOCK) {
+		if ((rc = util_path_join(path, sizeof(path), t->dir, "lock"))) {
+			log_errno(rc, "%s", t->dir);
+			return EXIT_ERR;
+		}
+		rc = util_flock(path, false, NULL);
+		if (rc == -EBUSY) {
+			log_err("another hutch command is working on %s; try again when it is done",
+				t->name);
+			return EXIT_BUSY;
+		}
+		/* no directory: the VM was never created (checked below) */
+		if (rc < 0 && rc != -ENOENT) {
+			log_errno(rc, "%s", path);
+			return EXIT_ERR;
+		}
+		t->lock = rc < 0 ? -1 : rc;
+	}
+	rc = vm_target_reload(t);
+	if (rc && rc != -ENOENT) {
+		log_errno(rc, "%s/state.json", t->dir);
+		return EXIT_ERR;
+	}
+	if ((flags & (CMD_F_EXISTS | CMD_F_RUNNING)) && !t->state) {
+		log_err("%s does not exist (hutch up creates it)", t->name);
+		return EXIT_ERR;
+	}
+	if ((flags & CMD_F_RUNNING) && !t->alive) {
+		log_err("%s is not running (status %s; hutch up starts it)", t->name,
+			vm_effective_status(t->dir, t->state));
+		return EXIT_ERR;
+	}
+	return EXIT_OK;
+}
+
+static void vm_target_init(struct vm_target *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->lock = -1;
+}
+
+int vm_target_open(struct cli *cli, const char *name, unsigned flags, struct vm_target *t)
+{
+	struct cfg_error e = { { 0 } };
+	char path[PATH_MAX];
+	struct stat sb;
+	int rc;
+
+	vm_target_init(t);
+	if (name && !util_name_valid(name)) {
+		log_err("'%s' is not a VM name ([a-z0-9][a-z0-9-]{0,30})", name);
+		return EXIT_USAGE;
+	}
+	if ((rc = util_path_join(path, sizeof(path), cli->dir, "hutch.yaml"))) {
+		log_errno(rc, "%s", cli->dir);
+		return EXIT_USAGE;
+	}
+	if (lstat(path, &sb) < 0 && errno == ENOENT && name && !(flags & CMD_F_CFG)) {
+		/* no project here: the VM by its name alone */
+		memcpy(t->name, name, strlen(name) + 1);
+	} else {
+		rc = cfg_load(path, &t->cfg, &e);
+		if (rc) {
+			log_err("%s", e.msg[0] ? e.msg : strerror(-rc));
+			if (rc == -ENOENT)
+				log_err("hint: create hutch.yaml (at least 'name: NAME') in %s, or use -C DIR",
+					cli->dir);
+			return rc == -EACCES || rc == -EPERM ? EXIT_NOPERM : EXIT_USAGE;
+		}
+		t->vm = cfg_find_vm(t->cfg, name);
+		if (!t->vm) {
+			log_err("%s: no VM named '%s'", path, name ? name : "");
+			return EXIT_USAGE;
+		}
+		memcpy(t->name, t->vm->name, strlen(t->vm->name) + 1);
+	}
+	log_set_vm(t->name);
+	if ((rc = util_vm_dir(t->name, t->dir, sizeof(t->dir)))) {
+		log_errno(rc, "state directory of %s", t->name);
+		return EXIT_ERR;
+	}
+	rc = vm_target_fill(t, flags);
 	if (rc)
 		return rc;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return -errno;
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		close(fd);
-		return rc;
+	/* VM names are per user, not per project: never act on another project's VM */
+	if (t->cfg && t->state && state_get_str(t->state, "project") &&
+	    strcmp(state_get_str(t->state, "project"), t->cfg->dir)) {
+		log_err("a VM named %s already exists for %s; rename this one, or use -C %s "
+			"to act on that one", t->name, state_get_str(t->state, "project"),
+			state_get_str(t->state, "project"));
+		return EXIT_ERR;
 	}
-	*fdp = fd;
+	return EXIT_OK;
+}
+
+int vm_target_by_dir(const char *name, unsigned flags, struct vm_target *t)
+{
+	int rc;
+
+	vm_target_init(t);
+	if (!util_name_valid(name))
+		return EXIT_USAGE;
+	memcpy(t->name, name, strlen(name) + 1);
+	if ((rc = util_vm_dir(t->name, t->dir, sizeof(t->dir))))
+		return EXIT_ERR;
+	if (flags & CMD_F_LOCK) {
+		char path[PATH_MAX];
+
+		if (util_path_join(path, sizeof(path), t->dir, "lock"))
+			return EXIT_ERR;
+		rc = util_flock(path, false, NULL);
+		if (rc < 0)
+			return rc == -EBUSY ? EXIT_BUSY : EXIT_ERR;
+		t->lock = rc;
+	}
+	rc = vm_target_reload(t);
+	return rc ? EXIT_ERR : EXIT_OK;
+}
+
+int vm_target_reload(struct vm_target *t)
+{
+	json_t *st;
+	int rc = state_load(t->dir, &st);
+
+	if (rc)
+		return rc;
+	json_decref(t->state);
+	t->state = st;
+	t->alive = vm_supervisor_alive(t->dir, st);
 	return 0;
+}
+
+void vm_target_close(struct vm_target *t)
+{
+	json_decref(t->state);
+	t->state = NULL;
+	cfg_free(t->cfg);
+	t->cfg = NULL;
+	t->vm = NULL;
+	if (t->lock >= 0)
+		close(t->lock);
+	t->lock = -1;
 }
 
 /* NUL-separated /proc/<pid>/cmdline, bounded */
@@ -190,6 +348,21 @@ int vm_ctl_parse(const char *line, size_t n, enum vm_ctl_cmd *cmd, long *timeout
 	return rc;
 }
 
+int vm_ctl_feed(char *buf, size_t cap, size_t *have, const char *in, size_t n, size_t *len)
+{
+	size_t take = n < cap - *have ? n : cap - *have;
+	char *nl;
+
+	memcpy(buf + *have, in, take);
+	*have += take;
+	nl = memchr(buf, '\n', *have);
+	if (nl) {
+		*len = (size_t)(nl - buf);
+		return 1;
+	}
+	return *have >= cap ? -E2BIG : 0;
+}
+
 int vm_sock_path(const char *vm_dir, const char *name, char *buf, size_t n)
 {
 	struct sockaddr_un sa;
@@ -323,6 +496,84 @@ int up_state_reload(struct up_ctx *u)
 	json_decref(u->state);
 	u->state = st;
 	return 0;
+}
+
+void up_phase(struct up_ctx *u, const char *phase, const char *key, const char *val)
+{
+	uint64_t now = util_monotonic_ms();
+	json_t *o;
+
+	if (!u->cli || !u->cli->json)
+		return;
+	o = json_pack("{s:s, s:I, s:I}", "phase", phase, "t_ms", (json_int_t)(now - u->t0),
+		      "mono_ms", (json_int_t)now);
+	if (o && key && val)
+		json_object_set_new(o, key, json_string(val));
+	if (o) {
+		json_dumpf(o, stdout, JSON_COMPACT);
+		putchar('\n');
+		fflush(stdout);
+	}
+	json_decref(o);
+}
+
+#define VM_HALT_MARGIN_S 15	/* quit grace and teardown beyond timeouts.shutdown */
+
+int vm_halt_running(const char *vm_dir, json_t *st, unsigned shutdown_s)
+{
+	long long svpid = state_get_int(st, "supervisor_pid", 0);
+	json_t *req = json_pack("{s:s, s:i}", "cmd", "halt", "timeout", (int)shutdown_s), *resp = NULL;
+	int rc = vm_control(vm_dir, req, &resp, VM_CTL_TIMEOUT_MS);
+
+	json_decref(req);
+	if (rc || !json_is_true(json_object_get(resp, "ok"))) {
+		log_warn("the supervisor did not take the halt request (%s); terminating it",
+			 rc ? strerror(-rc) : state_get_str(resp, "error") ?: "?");
+		kill((pid_t)svpid, SIGTERM);
+	}
+	json_decref(resp);
+	rc = vm_wait_pid_gone((pid_t)svpid, (int)(shutdown_s + VM_HALT_MARGIN_S) * 1000);
+	if (rc == -ETIMEDOUT) {
+		log_warn("supervisor %lld still there; killing it", svpid);
+		kill((pid_t)svpid, SIGKILL);
+		rc = vm_wait_pid_gone((pid_t)svpid, 5000);
+	}
+	return rc;
+}
+
+int vm_stop(struct vm_target *t, struct up_ctx *u, const char *trigger)
+{
+	int rc;
+
+	if (u->state && vm_supervisor_alive(t->dir, u->state)) {
+		log_info("halting %s", t->name);
+		rc = vm_halt_running(t->dir, u->state, t->vm ? t->vm->timeouts.shutdown : 60);
+		if (rc) {
+			log_errno(rc, "waiting for the supervisor to exit");
+			return rc;
+		}
+		up_state_reload(u);
+	} else if (u->state && vm_is_stale(t->dir, u->state)) {
+		log_warn("cleaning up after a supervisor that died");
+		vm_gc(t->dir, u->state);
+	} else if (strcmp(trigger, "destroy")) {
+		log_info("%s is not running", t->name);
+	}
+	return 0;
+}
+
+void vm_print_tails(const char *vm_dir)
+{
+	char p[PATH_MAX];
+
+	if (util_path_join(p, sizeof(p), vm_dir, "supervisor.log") == 0) {
+		fprintf(stderr, "--- supervisor.log (last lines) ---\n");
+		util_print_tail(p, 15, stderr, "  ");
+	}
+	if (util_path_join(p, sizeof(p), vm_dir, "console.log") == 0) {
+		fprintf(stderr, "--- console (last lines) ---\n");
+		util_print_tail(p, 30, stderr, "  ");
+	}
 }
 
 bool up_vm_alive(struct up_ctx *u)

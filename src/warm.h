@@ -153,12 +153,13 @@ bool warm_resumed(const json_t *state);
  */
 int warm_guest_ready(struct up_ctx *u);
 
+struct vm_target;
 /**
- * warm_cli_save() - save the running VM's state as @name (lock held)
- * @state: state.json as read under the lock
+ * warm_cli_save() - save the running VM's state as @name (@t's lock held,
+ * t->state read under it)
  * Return: an exit code
  */
-int warm_cli_save(struct cli *cli, const struct vm_sel *s, json_t *state, const char *name);
+int warm_cli_save(const struct vm_target *t, const char *name);
 
 /** the up extension: after a resume, clock and shares; `warm: true` saves after provisioning */
 extern const struct up_ext warm_up_ext;

@@ -69,16 +69,15 @@ static int warm_save_request(const struct guest_target *t, const char *name)
 	return rc;
 }
 
-int warm_cli_save(struct cli *cli, const struct vm_sel *s, json_t *state, const char *name)
+int warm_cli_save(const struct vm_target *vt, const char *name)
 {
-	struct guest_target t = { .vm = s->vm, .vm_dir = s->dir, .state = state };
+	struct guest_target t = { .vm = vt->vm, .vm_dir = vt->dir, .state = vt->state };
 
-	(void)cli;
-	if (!s->cfg) {
+	if (!vt->cfg) {
 		log_err("saving a running state needs the VM's hutch.yaml: run it in the project directory");
 		return EXIT_USAGE;
 	}
-	t.project_dir = s->cfg->dir;
+	t.project_dir = vt->cfg->dir;
 	return warm_save_request(&t, name) ? EXIT_ERR : EXIT_OK;
 }
 

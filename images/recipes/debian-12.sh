@@ -58,7 +58,17 @@ if [ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$stamp" ] && [ -s "$OUT/i
 	exit 0
 fi
 
+# debootstrap mounts /proc (and more) inside the tree; when a package's
+# configuration fails and is retried it can leave them mounted, and a copy
+# of the tree would then copy /proc/kcore until the disk is full.
+unmount_under() {
+	local m
+	awk -v r="$1/" 'index($2 "/", r) == 1 { print $2 }' /proc/self/mounts | sort -r |
+		while read -r m; do umount -l "$m" 2>/dev/null; done
+}
+
 ROOTFS=$CACHE/debian-12-rootfs.$rootkey
+unmount_under "$ROOTFS"
 if [ ! -f "$ROOTFS.done" ]; then
 	rm -rf "$ROOTFS"
 	echo "debian-12.sh: debootstrap $SUITE into $ROOTFS (several minutes)" >&2
@@ -70,6 +80,7 @@ if [ ! -f "$ROOTFS.done" ]; then
 		exit 1
 	fi
 	rm -f "$ROOTFS"/var/cache/apt/archives/*.deb
+	unmount_under "$ROOTFS"
 	touch "$ROOTFS.done"
 	# Older trees for other package lists are dead weight.
 	for old in "$CACHE"/debian-12-rootfs.*; do
@@ -81,7 +92,7 @@ WORK=$(mktemp -d "$OUT/.work.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 R=$WORK/root
 echo "debian-12.sh: configuring the image" >&2
-cp -a "$ROOTFS" "$R"
+cp -a --one-file-system "$ROOTFS" "$R"
 
 uuid=$(cat /proc/sys/kernel/random/uuid)
 kernel=$(cd "$R/boot" && ls vmlinuz-* | sort -V | tail -1)

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * hutch with a fake extension (test_sv_ext/test_up_ext in src/ext.c's list),
+ * hutch with a fake extension (added with ext_add() after net, share, ssh),
  * to check the core's side of src/ext.h: hooks called in order, QEMU
  * arguments and fds passed, watched fds polled, state saved, teardown and
  * gc run, inspect output, before_down failures.  Supervisor-side events are
@@ -200,23 +200,14 @@ const struct up_ext test_up_ext = {
 	.after_down = fake_after_down,
 };
 
-extern const int cmd_vm_verbs;
-
 int main(int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		cmd_fn fn;
-	} verbs[] = {
-		{ "up", cmd_up }, { "halt", cmd_halt }, { "destroy", cmd_destroy },
-		{ "status", cmd_status }, { "inspect", cmd_inspect }, { "gc", cmd_gc },
-		{ "__supervise", cmd_supervise },
-	};
 	struct cli cli = { 0 };
 	int i = 1;
 
 	log_init("hutch", LOG_LVL_INFO);
-	if (!cmd_vm_verbs)	/* pulls cmd_vm.o, not the weak stubs */
+	/* explicitly, after net, share and ssh: the core's side of src/ext.h */
+	if (ext_add(&test_sv_ext, &test_up_ext))
 		return EXIT_ERR;
 	if (argc > 2 && !strcmp(argv[1], "-C")) {
 		if (!realpath(argv[2], cli.dir))
@@ -229,9 +220,9 @@ int main(int argc, char **argv)
 		cli.json = true;
 		i++;
 	}
-	for (size_t v = 0; i < argc && v < UTIL_ARRAY_SIZE(verbs); v++)
-		if (!strcmp(argv[i], verbs[v].name))
-			return verbs[v].fn(&cli, argc - i, argv + i);
-	fprintf(stderr, "usage: fake_ext [-C DIR] [--json] VERB [ARGS...]\n");
-	return EXIT_USAGE;
+	if (i >= argc) {
+		fprintf(stderr, "usage: fake_ext [-C DIR] [--json] VERB [ARGS...]\n");
+		return EXIT_USAGE;
+	}
+	return cmd_run(&cli, argc - i, argv + i);
 }

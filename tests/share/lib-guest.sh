@@ -14,6 +14,8 @@ SG_TOOL=$HUTCH_SRC/build/tests/share_tool
 
 sg_find() {
 	TINY=${HUTCH_TINY:-$HUTCH_SRC/build/guests/tiny}
+	# the test projects boot this kernel from outside themselves: the user's word allows it
+	export HUTCH_ALLOW_PATHS=${HUTCH_ALLOW_PATHS:+$HUTCH_ALLOW_PATHS:}$TINY
 	GUESTSH=${GUESTSH:-$HUTCH_SRC/tests/lib/guestsh.py}
 	QEMU=$(command -v qemu-system-x86_64 || true)
 	if [ "$(id -u)" != 0 ] || [ ! -w /dev/loop-control ]; then SG_WHY="needs root and /dev/loop-control"; return 1; fi
@@ -32,6 +34,8 @@ sg_boot() {
 	SG_DIR=$1
 	local gib=$2
 	SG_WS=$SG_DIR/ws SG_IMG=$SG_DIR/ws.img SG_SOCK=$SG_DIR/vfs.sock
+	# the image's provenance record goes beside it unless the caller chose a data dir
+	export XDG_DATA_HOME=${XDG_DATA_HOME:-$SG_DIR/data}
 	"$SG_TOOL" create "$SG_IMG" "$gib" >/dev/null 2>&1 || return 1
 	"$SG_TOOL" mount "$SG_IMG" "$SG_WS" >/dev/null || return 1
 	SG_VPID=$("$SG_TOOL" vfs-start "$SG_WS" "$SG_SOCK") || return 1

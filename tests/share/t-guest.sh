@@ -61,7 +61,9 @@ is "image file size unchanged" "$(stat -c %s "$SG_IMG")" 1073741824
 alloc=$(( $(stat -c %b "$SG_IMG") * $(stat -c %B "$SG_IMG") ))
 if [ "$alloc" -le $((1 << 30)) ]; then ok "image blocks on the host <= 1 GiB ($((alloc >> 20)) MiB)"; else fail "image uses $alloc bytes"; fi
 after=$(df -k --output=avail "$T" | tail -1)
-if [ $((before - after)) -le $((1100 * 1024)) ]; then ok "host disk use grew by at most the cap ($(((before - after) >> 10)) MiB)"; else fail "host disk shrank by $((before - after)) KiB"; fi
+# df sees every writer on the machine (a shared CI host): the image's own
+# blocks above are the exact measure, this is context only
+diag "free space on the host's disk changed by $(((before - after) >> 10)) MiB meanwhile"
 check "the guest removes the fill" sg_sh "rm /mnt/ws/fill && sync"
 
 sg_stop

@@ -2,8 +2,11 @@
 # Shares through a VM's life with the real supervisor (tiny guest, kernel
 # boot, TCG): `up` creates the image on first use, mounts it nosymfollow and
 # starts virtiofsd; the guest sees the folder; `mount` refuses while the VM
-# runs; `halt` unmounts and stops virtiofsd; after `kill -9` of the
-# supervisor, `gc` does; `destroy` keeps the image and its data.
+# runs; `halt` unmounts and stops virtiofsd; a virtiofsd killed -9 under a
+# running VM is noticed (pidfd): logged, the share "broken" in state.json and
+# `status`, the VM kept running and `halt` still clean; after `kill -9` of
+# the supervisor, `gc` cleans up; `destroy` keeps the image and its data; a
+# folder with files in it is never mounted over.
 source "$(dirname "$0")/../lib/tap.sh"
 source "$(dirname "$0")/lib-guest.sh"
 
@@ -72,6 +75,33 @@ check_fails "its socket is gone" test -e "$V/vfs-workspace.sock"
 check "up again (image reused)" h up
 vpid=$(state_share virtiofsd_pid)
 is "data kept across restarts" "$(cat "$WS/up.txt" 2>&1)" via-up
+
+# virtiofsd dies under a running VM (issue 14.6): the share is marked broken
+qpid=$(python3 -c "import json; print(json.load(open('$V/state.json'))['qemu_pid'])" 2>/dev/null)
+check "status shows the share ok while virtiofsd runs" bash -c "'$HUTCH' -C '$P' status | grep -q 'share  *workspace: ok'"
+t0=$(date +%s%N)
+kill -9 "$vpid"
+for _ in $(seq 3000); do [ "$(state_share broken)" = True ] && break; sleep 0.02; done
+diag "virtiofsd death seen in state.json after $((($(date +%s%N) - t0) / 1000000)) ms"
+is "state.json: the share is broken" "$(state_share broken)" True
+is "with the reason" "$(state_share reason)" "virtiofsd exited: killed by signal 9"
+is "and no virtiofsd pid" "$(state_share virtiofsd_pid)" 0
+if grep -q "share workspace: virtiofsd exited: killed by signal 9 while the VM runs" "$V/supervisor.log"
+then ok "the supervisor logged it"; else fail "not in supervisor.log"; tail -5 "$V/supervisor.log" | sed 's/^/#   /'; fi
+out=$(h status 2>&1)
+if [[ $out == *"share        workspace: broken (virtiofsd exited: killed by signal 9)"* ]]; then
+	ok "hutch status shows it"; else fail "status: $out"; fi
+is "status --json: shares[0].broken" "$(h --json status 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["shares"][0]["broken"])' 2>&1)" True
+is "the VM keeps running" "$(h --json status 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])' 2>&1)" running
+if alive "$qpid"; then ok "QEMU still runs"; else fail "QEMU $qpid is gone"; fi
+check "the mount stays (isolation does not depend on virtiofsd)" mounted
+check "halt with a broken share" h halt
+check_fails "halt unmounted the folder" mounted
+check_fails "no virtiofsd left for this VM" pgrep -f "virtiofsd.*$V/vfs-workspace.sock"
+check "up restores the share" h up
+vpid=$(state_share virtiofsd_pid)
+if alive "$vpid" && [ "$(state_share broken)" = None ]; then ok "a new virtiofsd, the share no longer broken"
+else fail "after up: virtiofsd '$vpid', broken '$(state_share broken)'"; fi
 spid=$(cat "$V/supervisor.pid" 2>/dev/null)
 kill -9 "$spid"
 for _ in $(seq 50); do alive "$spid" || break; sleep 0.1; done
@@ -95,4 +125,13 @@ is "the foreign mount is untouched" "$(awk -v m="$WS" '$5 == m {print $NF}' /pro
 check_fails "no QEMU left running" test -n "$(pgrep -f "qemu-system.*-name sharelife" || true)"
 check_fails "no virtiofsd left running" test -n "$(pgrep -f "virtiofsd.*$V/vfs-workspace.sock" || true)"
 umount "$WS"
+
+# a folder with files in it is never mounted over (they would be hidden)
+echo mine >"$WS/notes.txt"
+out=$(h up 2>&1); rc=$?
+if [ "$rc" != 0 ] && [[ $out == *"not empty"* ]]; then ok "up refuses a folder that is not empty (exit $rc)"
+else fail "up over a non-empty folder: exit $rc"; diag "$(echo "$out" | tail -5)"; fi
+check_fails "nothing mounted on it" mounted
+is "its file is untouched" "$(cat "$WS/notes.txt" 2>&1)" mine
+check "the used image is kept (it holds data)" test -f "$IMG"
 done_testing

@@ -102,6 +102,14 @@ int main(void)
 	   "disk is virtio qcow2, comma in the path escaped");
 	ok(has_pair(&a, "-drive", "file=/vms/a/seed.iso,if=virtio,format=raw,readonly=on"),
 	   "seed is a read-only virtio disk");
+	{
+		char *e1 = qemu_opt_escape("/d,file=/etc/shadow,,x"), *e2 = qemu_opt_escape("");
+
+		ok(e1 && strcmp(e1, "/d,,file=/etc/shadow,,,,x") == 0 && e2 && !e2[0],
+		   "qemu_opt_escape() doubles every comma (issue 15.2)");
+		free(e1);
+		free(e2);
+	}
 	ok(has_pair(&a, "-kernel", "/k/vmlinuz") && has_pair(&a, "-initrd", "/k/initrd.img") &&
 		   has_pair(&a, "-append", "console=ttyS0 quiet"), "direct kernel boot");
 	ok(has_pair(&a, "-accel", "kvm") && has_pair(&a, "-cpu", "host"), "KVM accel");

@@ -1075,6 +1075,84 @@ static void test_block(void)
 	is_int(fake_end(pid), 0, "fake monitor done");
 }
 
+/* ---- asynchronous commands (the supervisor's) ---------------------------- */
+
+static void srv_async(void)
+{
+	long long a, b, c;
+
+	srv_greet();
+	a = srv_expect("query-status", NULL);
+	b = srv_expect("stop", NULL);
+	c = srv_expect("never-answered", NULL);
+	(void)c;
+	/* out of order, an event in between, and an error */
+	srv_sendf("{\"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}, \"id\": %lld}\r\n", b);
+	srv_event("STOP");
+	srv_reply(a, "{\"status\": \"paused\", \"running\": false}");
+	/* a synchronous command in between still gets only its own reply */
+	srv_reply(srv_expect("sync", NULL), "{}");
+	srv_expect("left-pending", NULL);
+}
+
+struct async_rec {
+	int calls, rc;
+	char what[64];
+};
+
+static void async_cb(struct qmp *q, int rc, json_t *ret, void *opaque)
+{
+	struct async_rec *r = opaque;
+	const char *cls = rc == -EIO ? qmp_last_error(q, NULL) : NULL;
+
+	r->calls++;
+	r->rc = rc;
+	snprintf(r->what, sizeof(r->what), "%s",
+		 ret && json_is_string(json_object_get(ret, "status"))
+			 ? json_string_value(json_object_get(ret, "status"))
+			 : cls ? cls : "");
+}
+
+static void test_async(void)
+{
+	struct async_rec ra = { 0 }, rb = { 0 }, rc3 = { 0 }, rd = { 0 };
+	struct rec ev = { 0 };
+	struct qmp *q;
+	int rc, i;
+	pid_t pid = fake_open(srv_async, &q, &rc);
+
+	is_int(rc, 0, "async: connection opens");
+	if (rc < 0)
+		goto out;
+	qmp_set_event_cb(q, rec_cb, &ev);
+	is_int(qmp_command_async(q, "query-status", NULL, T_MS, async_cb, &ra), 0, "async sent");
+	is_int(qmp_command_async(q, "stop", NULL, T_MS, async_cb, &rb), 0, "second async sent");
+	is_int(qmp_command_async(q, "never-answered", NULL, 200, async_cb, &rc3), 0,
+	       "third async sent (short timeout)");
+	is_int(qmp_async_next_ms(q) <= 200, 1, "the next deadline is the short one");
+	for (i = 0; i < 200 && (ra.calls == 0 || rb.calls == 0); i++) {
+		struct pollfd p = { .fd = qmp_fd(q), .events = POLLIN };
+
+		poll(&p, 1, 50);
+		qmp_process(q);
+	}
+	ok(ra.calls == 1 && ra.rc == 0 && !strcmp(ra.what, "paused"),
+	   "first reply reaches its own callback (%d, %d, %s)", ra.calls, ra.rc, ra.what);
+	ok(rb.calls == 1 && rb.rc == -EIO && !strcmp(rb.what, "GenericError"),
+	   "an error reply reaches its callback as -EIO with the class (%s)", rb.what);
+	is_int(ev.n, 1, "the event between the replies was dispatched");
+	is_int(qmp_command(q, "sync", NULL, NULL, T_MS), 0, "a synchronous command meanwhile");
+	usleep(300 * 1000);
+	qmp_async_expire(q);
+	ok(rc3.calls == 1 && rc3.rc == -ETIMEDOUT, "an unanswered async command times out once");
+	is_int(qmp_async_next_ms(q), -1, "nothing in flight any more");
+	is_int(qmp_command_async(q, "left-pending", NULL, T_MS, async_cb, &rd), 0, "one more sent");
+	qmp_close(q);
+	ok(rd.calls == 1 && rd.rc == -ECONNRESET, "closing tells the pending one (-ECONNRESET)");
+out:
+	is_int(fake_end(pid), 0, "fake monitor saw the async commands in order");
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -1096,5 +1174,6 @@ int main(void)
 	test_migrate();
 	test_hotplug();
 	test_block();
+	test_async();
 	return tap_done();
 }

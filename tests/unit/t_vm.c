@@ -60,12 +60,19 @@ int main(void)
 	if (!mkdtemp(dir))
 		return 1;
 
-	/* lock */
-	is_int(vm_lock(dir, &a), 0, "lock taken");
-	is_int(vm_lock(dir, &b), -EBUSY, "second lock: -EBUSY (not blocking)");
-	close(a);
-	is_int(vm_lock(dir, &b), 0, "lock free again once the holder closed it");
-	close(b);
+	/* lock: util_flock() is the one lock helper */
+	{
+		char lk[sizeof(dir) + 8];
+
+		snprintf(lk, sizeof(lk), "%s/lock", dir);
+		ok((a = util_flock(lk, false, NULL)) >= 0, "lock taken");
+		is_int(util_flock(lk, false, NULL), -EBUSY, "second lock: -EBUSY (not blocking)");
+		close(a);
+		ok((b = util_flock(lk, false, NULL)) >= 0, "lock free again once the holder closed it");
+		close(b);
+		ok((a = util_flock(dir, false, NULL)) >= 0, "a directory can be the lock");
+		close(a);
+	}
 
 	/* liveness and crash detection */
 	st = json_pack("{s:s, s:s, s:i}", "name", "t", "status", "running", "supervisor_pid", (int)getpid());

@@ -189,11 +189,38 @@ sv=$(js .supervisor_pid)
 kill -9 "$sv"
 wait_for 30 gone "$qemu" && ok "kill -9 supervisor: QEMU dies with it" || fail "QEMU outlived its supervisor"
 is "status crashed with a dead supervisor" "$(H --json status | jq -r .status)" crashed
+is "list is never stale: crashed too" "$(H --json list | jq -r '.[] | select(.name=="core-t") | .status')" crashed
 "$HUTCH" gc 2>"$T/err"
 is "gc exits 0" "$?" 0
 grep -q 'core-t' "$T/err" && [ ! -e "$V/control.sock" ] && [ ! -e "$V/supervisor.pid" ] &&
 	[ "$(js .status)" = crashed ] && ok "gc removed the leftovers and recorded the crash" ||
 	{ fail "gc"; ls "$V" | sed 's/^/#   /'; }
+
+# --- for rigs: up --no-wait --json, wait (issue 16)
+out=$(H up --no-wait --json 2>"$T/err")
+rc=$?
+is "up --no-wait --json exits 0" "$rc" 0
+phases=$(jq -r .phase <<<"$out" 2>/dev/null | tr '\n' ' ')
+is "one JSON object per phase, then the outcome" "$phases" "qemu-started done "
+jq -s -e 'map(select(.phase == "qemu-started"))[0] | (.t_ms >= 0) and (.mono_ms > 0) and .accel' \
+	<<<"$out" >/dev/null && ok "phases carry timestamps (t_ms, mono_ms) and the accel" ||
+	{ fail "phase timestamps"; diag "$out"; }
+is "outcome ready, exit 0" "$(jq -r 'select(.phase == "done") | "\(.outcome) \(.exit)"' <<<"$out")" "ready 0"
+check "wait --for ssh on a guest with no SSH: exit 1, says why" bash -c '! "$HUTCH" -C "'"$T"'/p" wait --for ssh 2>&1 | grep -q "no SSH" && false || true'
+H wait --for stopped --timeout 2 2>/dev/null
+is "wait --for stopped times out while it runs: exit 1" "$?" 1
+H wait --for stopped --timeout 600 &
+wpid=$!
+sleep 1
+H halt >/dev/null 2>&1
+wait "$wpid"
+is "wait --for stopped returns 0 once halted" "$?" 0
+H wait --for bogus 2>/dev/null
+is "wait --for with an unknown thing: exit 2" "$?" 2
+j=$(H --json list)
+[ "$(jq -r '.[] | select(.name=="core-t") | .status' <<<"$j")" = stopped ] &&
+	[ "$(jq -r '.[] | select(.name=="core-t") | .project' <<<"$j")" = "$T/p" ] &&
+	ok "list --json: state and project of every VM" || { fail "list --json fields"; diag "$j"; }
 
 # --- destroy
 check "up once more" H up
@@ -213,6 +240,7 @@ cp "$T/p/cloud-init.yml" "$T/u/"
 if "$HUTCH" -C "$T/u" up >/dev/null 2>"$T/err"; then
 	ok "up (network user)"
 	is "ip prints 127.0.0.1" "$("$HUTCH" -C "$T/u" ip 2>/dev/null)" 127.0.0.1
+	is "wait --for ip prints it too" "$("$HUTCH" -C "$T/u" wait --for ip --timeout 60 2>/dev/null)" 127.0.0.1
 	port=$("$HUTCH" -C "$T/u" --json ip | jq -r .ssh_port)
 	(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && ok "SSH forward listens on 127.0.0.1:$port" ||
 		fail "SSH forward listens on 127.0.0.1:$port"
