@@ -79,14 +79,6 @@ static void images_source(const char *path, char *buf, size_t n)
 	free(txt);
 }
 
-static void images_human(uint64_t b, char *buf, size_t n)
-{
-	if (b >= (1ull << 30))
-		snprintf(buf, n, "%.1fG", (double)b / (double)(1ull << 30));
-	else
-		snprintf(buf, n, "%.1fM", (double)b / (double)(1ull << 20));
-}
-
 static int images_list(struct cli *cli)
 {
 	char dir[PATH_MAX], path[PATH_MAX], side[PATH_MAX], src[1024], name[256], hum[32];
@@ -139,7 +131,7 @@ static int images_list(struct cli *cli)
 							     (json_int_t)st.st_size, "sha256", sha,
 							     "source", src));
 		} else {
-			images_human((uint64_t)st.st_size, hum, sizeof(hum));
+			util_human_size((uint64_t)st.st_size, hum, sizeof(hum));
 			printf("%-28s %8s  %.12s  %s\n", name, hum, sha, src);
 		}
 		free(sha);

@@ -152,14 +152,6 @@ static uint64_t sc_vsize(const struct snapcmd *c)
 	return c->t->vm ? (uint64_t)c->t->vm->disk_gib << 30 : 0;
 }
 
-static void sc_human(uint64_t b, char *buf, size_t n)
-{
-	if (b >= (1ull << 30))
-		snprintf(buf, n, "%.1f GiB", (double)b / (double)(1ull << 30));
-	else
-		snprintf(buf, n, "%.1f MiB", (double)b / (double)(1ull << 20));
-}
-
 /* bytes a file takes on the host (as du), 0 if missing */
 static uint64_t sc_allocated(const char *path)
 {
@@ -179,7 +171,7 @@ static int sc_flatten(struct snapcmd *c, const char *dst)
 	rc = disk_flatten(c->disk, dst, c->cli->tty && !c->cli->quiet);
 	if (rc)
 		return rc;
-	sc_human(sc_allocated(dst), hum, sizeof(hum));
+	util_human_size(sc_allocated(dst), hum, sizeof(hum));
 	log_info("saved %s (%s) in %.1fs", dst, hum, (double)(util_monotonic_ms() - t0) / 1000.0);
 	return 0;
 }
@@ -517,7 +509,7 @@ static int snapshot_list(struct snapcmd *c)
 		for (size_t i = 0; i < n; i++) {
 			json_t *o = json_array_get(arr, i);
 
-			sc_human((uint64_t)json_integer_value(json_object_get(o, "size")), hum, sizeof(hum));
+			util_human_size((uint64_t)json_integer_value(json_object_get(o, "size")), hum, sizeof(hum));
 			printf("%s %-24s %-8s %10s  %-20s  %s%s\n",
 			       json_is_true(json_object_get(o, "current")) ? "*" : " ",
 			       state_get_str(o, "name"), state_get_str(o, "kind"), hum,

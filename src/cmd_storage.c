@@ -196,20 +196,12 @@ static void stor_images(json_t *out, uint64_t *img_total, uint64_t *part_total)
 	json_object_set_new(out, "partial", parts);
 }
 
-static void stor_human(uint64_t b, char *buf, size_t n)
-{
-	if (b >= (1ull << 30))
-		snprintf(buf, n, "%.1fG", (double)b / (double)(1ull << 30));
-	else
-		snprintf(buf, n, "%.1fM", (double)b / (double)(1ull << 20));
-}
-
 static void stor_print_row(const char *what, const json_t *f)
 {
 	char a[32], b[32];
 
-	stor_human((uint64_t)json_integer_value(json_object_get(f, "size")), a, sizeof(a));
-	stor_human(stor_alloc(f), b, sizeof(b));
+	util_human_size((uint64_t)json_integer_value(json_object_get(f, "size")), a, sizeof(a));
+	util_human_size(stor_alloc(f), b, sizeof(b));
 	printf("  %-30s %9s %9s  %s\n", what, a, b, state_get_str(f, "path") ?: "");
 }
 
@@ -228,7 +220,7 @@ static void stor_print(const json_t *o)
 		free(users);
 	}
 	json_array_foreach(json_object_get(o, "vms"), i, v) {
-		stor_human((uint64_t)json_integer_value(json_object_get(v, "allocated")), h, sizeof(h));
+		util_human_size((uint64_t)json_integer_value(json_object_get(v, "allocated")), h, sizeof(h));
 		printf("\nVM %s (%s on disk, %s)\n", state_get_str(v, "name"), h,
 		       state_get_str(v, "project") ?: "no project");
 		if (json_is_object(json_object_get(v, "disk")))
@@ -248,13 +240,13 @@ static void stor_print(const json_t *o)
 			printf("\nUNFINISHED DOWNLOADS (hutch images prune)\n");
 		stor_print_row("", f);
 	}
-	stor_human((uint64_t)state_get_int(tot, "all", 0), h, sizeof(h));
+	util_human_size((uint64_t)state_get_int(tot, "all", 0), h, sizeof(h));
 	printf("\ntotal on disk: %s", h);
-	stor_human((uint64_t)state_get_int(tot, "images", 0), h, sizeof(h));
+	util_human_size((uint64_t)state_get_int(tot, "images", 0), h, sizeof(h));
 	printf(" (images %s", h);
-	stor_human((uint64_t)state_get_int(tot, "vms", 0), h, sizeof(h));
+	util_human_size((uint64_t)state_get_int(tot, "vms", 0), h, sizeof(h));
 	printf(", VMs %s", h);
-	stor_human((uint64_t)state_get_int(tot, "shares", 0), h, sizeof(h));
+	util_human_size((uint64_t)state_get_int(tot, "shares", 0), h, sizeof(h));
 	printf(" of which shares %s)\n", h);
 }
 
