@@ -371,11 +371,38 @@ static bool warm_ready(struct sv_ctx *c, struct warm_plan *p)
 	return true;
 }
 
+/*
+ * QEMU's image locks off for the VM's disk when it comes as an fd set
+ * (src/vmfd.h).  A save inactivates the disk and `cont` activates it
+ * again: file-posix then locks a fresh dup of the read-write fd while the
+ * read-only description it used meanwhile keeps its locks, because the fd
+ * set still holds that description open, so `cont` failed with 'Failed to
+ * get "write" lock' and the guest stayed paused.  The VM lock (one
+ * supervisor per VM directory) is what keeps a second writer away.
+ */
+static int warm_drive_nolock(struct qemu_argv *a)
+{
+	for (size_t i = 1; i < a->n; i++) {
+		char *s;
+
+		if (strcmp(a->v[i - 1], "-drive") || strncmp(a->v[i], "file=/dev/fdset/", 16) ||
+		    !strstr(a->v[i], ",format=qcow2") || strstr(a->v[i], "file.locking="))
+			continue;
+		if (asprintf(&s, "%s,file.locking=off", a->v[i]) < 0)
+			return -ENOMEM;
+		free(a->v[i]);
+		a->v[i] = s;
+	}
+	return 0;
+}
+
 int warm_argv(struct sv_ctx *c, struct warm_plan *p, struct qemu_argv *a)
 {
 	struct qemu_argv out = { 0 }, full = { 0 };
-	int rc;
+	int rc = warm_drive_nolock(a);
 
+	if (rc)
+		return rc;
 	/* the recorded form always has the devices in: build it, normalize it */
 	rc = warm_fs_ports(p, a, &full, false);
 	if (!rc) {
@@ -698,8 +725,12 @@ static void warm_save_resume(struct qmp *q, bool was_running)
 	if (!was_running ||
 	    (qmp_query_status(q, &rs, NULL, 0, WARM_QMP_MS) == 0 && rs == QMP_RS_RUNNING))
 		return;
-	if (qmp_cont(q, WARM_QMP_MS))
-		log_warn("the guest could not be continued after the save");
+	if (qmp_cont(q, WARM_QMP_MS)) {
+		const char *desc = NULL, *cls = qmp_last_error(q, &desc);
+
+		log_warn("the guest could not be continued after the save: %s",
+			 cls && desc ? desc : "no answer from QEMU");
+	}
 }
 
 /* the index entry of the state just saved; replaces an older one of that name */
