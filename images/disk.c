@@ -22,6 +22,7 @@
 #include "src/log.h"
 #include "src/proc.h"
 #include "src/util.h"
+#include "src/vm.h"
 
 #define DISK_OUT_MAX (256 * 1024)	/* qemu-img output kept (info --output=json) */
 
@@ -387,14 +388,14 @@ static bool disk_based_on(const char *disk, const char *image)
 
 int disk_users(const char *image, json_t *names)
 {
-	char data[PATH_MAX], vms[PATH_MAX], disk[PATH_MAX], real[PATH_MAX];
+	char vms[PATH_MAX], disk[PATH_MAX], real[PATH_MAX];
 	struct dirent *de;
 	int n = 0;
 	DIR *d;
 
 	if (!realpath(image, real))
 		return -errno;
-	if (util_data_dir(data, sizeof(data)) || util_path_join(vms, sizeof(vms), data, "vms"))
+	if (vm_root_dir(vms, sizeof(vms)))
 		return -ENAMETOOLONG;
 	d = opendir(vms);
 	if (!d)
