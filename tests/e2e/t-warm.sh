@@ -27,6 +27,9 @@ export HOME=$T/home XDG_DATA_HOME=$T/data XDG_CACHE_HOME=$T/cache XDG_CONFIG_HOM
 export XDG_RUNTIME_DIR=$T/run
 mkdir -p "$HOME" "$XDG_DATA_HOME" "$XDG_CACHE_HOME" "$XDG_CONFIG_HOME" "$XDG_RUNTIME_DIR" "$T/p/ws"
 chmod 700 "$XDG_RUNTIME_DIR"
+# virtiofsd runs as QEMU's unprivileged user (SUDO_UID or hutch-vm), not as
+# root: the guest's writes into the shared folder are that user's writes
+chmod 777 "$T/p/ws"
 V=$XDG_DATA_HOME/hutch/vms/warm-e2e
 
 IMAGE=${E2E_IMAGE:-}
