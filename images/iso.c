@@ -372,15 +372,10 @@ static void iso_unique_names(struct iso_ent *e, size_t n)
  * Return: 0, -EINVAL (bad name, duplicate, volid), -EFBIG (a file of 4 GiB
  * or more: ISO 9660 sizes are 32 bits), or the errno of the write.
  */
-int iso_write(const char *path, const char *volid, const struct iso_file *files, size_t n)
+/* the volume id and the files: printable, bounded, unique names */
+static int iso_check_args(const char *volid, const struct iso_file *files, size_t n)
 {
-	uint32_t proot_sec, jroot_sec, proot_lba, jroot_lba, next, total, meta_sec;
-	struct iso_ent *ents = NULL, **pord = NULL, **jord = NULL;
-	uint8_t *meta = NULL, date7[7];
-	char tmp[PATH_MAX], date17[18];
-	uint64_t lba64;
 	size_t i, j, vl;
-	int fd = -1, rc;
 
 	if (!volid || (vl = strlen(volid)) == 0 || vl > 16 || n > ISO_FILES_MAX)
 		return -EINVAL;
@@ -396,7 +391,58 @@ int iso_write(const char *path, const char *volid, const struct iso_file *files,
 			if (!strcmp(files[i].name, files[j].name))
 				return -EINVAL;
 	}
+	return 0;
+}
+
+/*
+ * The metadata, then each file padded to a sector, into a temporary file
+ * renamed over @path once synced: a reader never sees half an image.
+ */
+static int iso_write_file(const char *path, const uint8_t *meta, size_t meta_len,
+			  const struct iso_file *files, size_t n)
+{
+	static const uint8_t zeros[ISO_SECTOR];
+	char tmp[PATH_MAX];
+	int fd, rc;
+
 	rc = util_snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+	if (rc)
+		return rc;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return -errno;
+	rc = util_write_all(fd, meta, meta_len);
+	for (size_t i = 0; !rc && i < n; i++) {
+		size_t pad = (ISO_SECTOR - files[i].len % ISO_SECTOR) % ISO_SECTOR;
+
+		if (!files[i].len)
+			continue;
+		rc = util_write_all(fd, files[i].data, files[i].len);
+		if (!rc)
+			rc = util_write_all(fd, zeros, pad);
+	}
+	if (!rc && fsync(fd) < 0)
+		rc = -errno;
+	if (close(fd) < 0 && !rc)
+		rc = -errno;
+	if (!rc && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc)
+		unlink(tmp);
+	return rc;
+}
+
+int iso_write(const char *path, const char *volid, const struct iso_file *files, size_t n)
+{
+	uint32_t proot_sec, jroot_sec, proot_lba, jroot_lba, next, total, meta_sec;
+	struct iso_ent *ents = NULL, **pord = NULL, **jord = NULL;
+	uint8_t *meta = NULL, date7[7];
+	char date17[18];
+	uint64_t lba64;
+	size_t i, j;
+	int rc;
+
+	rc = iso_check_args(volid, files, n);
 	if (rc)
 		return rc;
 
@@ -464,44 +510,8 @@ int iso_write(const char *path, const char *volid, const struct iso_file *files,
 	iso_dir(meta + (size_t)proot_lba * ISO_SECTOR, proot_lba, proot_sec, pord, n, false, date7);
 	iso_dir(meta + (size_t)jroot_lba * ISO_SECTOR, jroot_lba, jroot_sec, jord, n, true, date7);
 
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0) {
-		rc = -errno;
-		goto out;
-	}
-	rc = util_write_all(fd, meta, (size_t)meta_sec * ISO_SECTOR);
-	for (i = 0; !rc && i < n; i++) {
-		static const uint8_t zeros[ISO_SECTOR];
-		size_t pad = (ISO_SECTOR - files[i].len % ISO_SECTOR) % ISO_SECTOR;
-
-		if (!files[i].len)
-			continue;
-		rc = util_write_all(fd, files[i].data, files[i].len);
-		if (!rc)
-			rc = util_write_all(fd, zeros, pad);
-	}
-	if (rc)
-		goto out_unlink;
-	if (fsync(fd) < 0) {
-		rc = -errno;
-		goto out_unlink;
-	}
-	rc = close(fd) < 0 ? -errno : 0;
-	fd = -1;
-	if (rc)
-		goto out_unlink;
-	if (rename(tmp, path) < 0) {
-		rc = -errno;
-		goto out_unlink;
-	}
-	rc = 0;
-	goto out;
-
-out_unlink:
-	unlink(tmp);
+	rc = iso_write_file(path, meta, (size_t)meta_sec * ISO_SECTOR, files, n);
 out:
-	if (fd >= 0)
-		close(fd);
 	free(meta);
 	free(jord);
 	free(pord);

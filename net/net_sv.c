@@ -518,6 +518,7 @@ static int net_wait(struct up_ctx *u)
 				if (progress)
 					fprintf(stderr, "\r\033[K");
 				log_info("%s has address %s", vm->name, ip);
+				up_phase(u, "leased", "ip", ip);
 				return 0;
 			}
 		}

@@ -418,22 +418,17 @@ int privd_reg_save(struct privd *d, const struct privd_reg *r)
  */
 int privd_reg_lock(struct privd *d, struct privd_reg *r)
 {
-	uint64_t deadline = util_monotonic_ms() + PRIVD_LOCK_MS;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
 	if (d->reg_fd < 0)
 		return -EBADF;
-	while (flock(d->reg_fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno != EWOULDBLOCK && errno != EINTR)
-			return -errno;
-		if (util_monotonic_ms() >= deadline) {
-			log_err("registry: still locked by another hutch-helper after %d s",
-				PRIVD_LOCK_MS / 1000);
-			return -ETIMEDOUT;
-		}
-		usleep(5000);
-	}
+	rc = util_flock_fd(d->reg_fd, PRIVD_LOCK_MS, NULL);
+	if (rc == -ETIMEDOUT)
+		log_err("registry: still locked by another hutch-helper after %d s",
+			PRIVD_LOCK_MS / 1000);
+	if (rc)
+		return rc;
 	rc = privd_reg_load(d->reg_fd, r);
 	if (rc == -EUCLEAN && !d->helper && d->uid == 0) {
 		/* root in-process: no boundary to keep, start a new one (as `hutch setup` would) */
@@ -482,6 +477,13 @@ unsigned long long privd_proc_start(pid_t pid)
 	if (!p)
 		return 0;
 	p++;
+	/*
+	 * A zombie is gone: a supervisor killed with -9 stays one for as long
+	 * as nobody reaps it (a container's init that never does), and its
+	 * VM's tap and rules must not be kept alive by that.
+	 */
+	if (p[0] == ' ' && (p[1] == 'Z' || p[1] == 'X' || p[1] == 'x'))
+		return 0;
 	/* field 3 (state) is the first after ')'; starttime is field 22 */
 	for (int field = 3; field < 22 && p; field++)
 		p = strchr(p + 1, ' ');

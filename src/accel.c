@@ -308,6 +308,6 @@ int accel_select(enum cfg_accel want, enum accel_kind *out)
 		return rc;
 	}
 	if (want == CFG_ACCEL_AUTO && !kvm_ok)
-		fprintf(stderr, "hutch: KVM unusable here (%s); using TCG (slow)\n", why);
+		log_warn("KVM unusable here (%s); using TCG (slow)", why);
 	return 0;
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * `hutch gc`: clean up after supervisors that died (kill -9, OOM, a host
- * crash): taps, rules, mounts, sockets, a QEMU that survived.
+ * crash): taps, rules, mounts, sockets, a QEMU that survived; then the
+ * taps and rules whose VM directory is gone altogether.
  *
  * Each VM is locked before its state is read, and skipped when another
  * command holds the lock: a VM being started or stopped right now is not
@@ -9,9 +10,12 @@
  * in between would otherwise have its fresh tap and rules removed).
  */
 #include <dirent.h>
+#include <errno.h>
+#include <unistd.h>
 #include <limits.h>
 #include <stdio.h>
 
+#include "net/priv.h"
 #include "src/cmd.h"
 #include "src/log.h"
 #include "src/util.h"
@@ -21,7 +25,7 @@ static int cmd_gc(struct cli *cli, struct vm_target *t0, int argc, char **argv)
 {
 	char dir[PATH_MAX];
 	struct dirent *de;
-	int n = 0, ret = EXIT_OK;
+	int n = 0, ret = EXIT_OK, rc;
 	DIR *d;
 
 	(void)cli;
@@ -50,6 +54,20 @@ static int cmd_gc(struct cli *cli, struct vm_target *t0, int argc, char **argv)
 	if (d)
 		closedir(d);
 	log_set_vm(NULL);
+	/*
+	 * Then the privileged side's sweep: taps, rules and mounts whose VM
+	 * directory is gone (rm -rf, another user's crashed VM) have no state
+	 * to be found by above.  Without the helper (a user with no network
+	 * set up) there is nothing of that kind to sweep.
+	 */
+	if (priv_check() == 0) {
+		rc = priv_gc(NULL);
+		if (rc < 0 && rc != -ENOENT) {
+			log_errno(rc, "sweeping taps and rules of VMs that are gone");
+			ret = EXIT_ERR;
+		}
+	}
+	priv_close();
 	if (!n)
 		log_info("nothing to clean up");
 	return ret;

@@ -322,6 +322,35 @@ int util_set_nonblock(int fd, bool on)
 	return 0;
 }
 
+int util_flock_fd(int fd, int wait_ms, const char *waitmsg)
+{
+	uint64_t deadline = wait_ms > 0 ? util_monotonic_ms() + (uint64_t)wait_ms : 0;
+	bool said = false;
+
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK)
+			return -errno;
+		if (wait_ms == 0)
+			return -EBUSY;
+		if (waitmsg && !said)
+			log_info("%s", waitmsg);
+		said = true;
+		if (wait_ms < 0) {
+			if (flock(fd, LOCK_EX) == 0)
+				return 0;
+			if (errno != EINTR)
+				return -errno;
+			continue;
+		}
+		if (util_monotonic_ms() >= deadline)
+			return -ETIMEDOUT;
+		usleep(5000);
+	}
+	return 0;
+}
+
 int util_flock(const char *path, bool wait, const char *waitmsg)
 {
 	int fd, rc;
@@ -331,24 +360,10 @@ int util_flock(const char *path, bool wait, const char *waitmsg)
 		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
-	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno == EINTR)
-			continue;
-		if (errno != EWOULDBLOCK || !wait) {
-			rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
-			close(fd);
-			return rc;
-		}
-		if (waitmsg)
-			log_info("%s", waitmsg);
-		while (flock(fd, LOCK_EX) < 0) {
-			if (errno != EINTR) {
-				rc = -errno;
-				close(fd);
-				return rc;
-			}
-		}
-		break;
+	rc = util_flock_fd(fd, wait ? -1 : 0, waitmsg);
+	if (rc < 0) {
+		close(fd);
+		return rc;
 	}
 	return fd;
 }

@@ -111,6 +111,18 @@ int util_print_tail(const char *path, int lines, FILE *out, const char *prefix);
  */
 int util_flock(const char *path, bool wait, const char *waitmsg);
 
+/**
+ * util_flock_fd() - flock(2) an open @fd exclusively, waiting at most @wait_ms
+ * @wait_ms: 0: fail with -EBUSY at once; -1: block; > 0: give up with
+ *           -ETIMEDOUT after that long (a holder that was SIGSTOPped must
+ *           not hang everybody else for good)
+ * @waitmsg: logged (info) once when the lock is taken by someone else
+ *
+ * util_flock() is this on a file it opens; the helper's registry, opened
+ * once with a capability, is locked through this directly.
+ */
+int util_flock_fd(int fd, int wait_ms, const char *waitmsg);
+
 /** util_name_valid() - a VM name: [a-z0-9][a-z0-9-]{0,30} */
 bool util_name_valid(const char *s);
 

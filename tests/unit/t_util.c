@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "src/log.h"
@@ -37,6 +41,26 @@ int main(void)
 		const char *bad[] = { "/nonexistent/prog", NULL };
 
 		is_int(proc_run(bad, NULL, NULL, 0, &st), -ENOENT, "missing program fails at spawn");
+	}
+	{
+		/* the one lock helper: a second open file of the same lock */
+		char path[] = "/tmp/t_util.lock.XXXXXX";
+		int tmp = mkstemp(path), a, b;
+		uint64_t t0;
+
+		close(tmp);
+		a = util_flock(path, false, NULL);
+		ok(a >= 0, "util_flock takes a free lock");
+		is_int(util_flock(path, false, NULL), -EBUSY, "and a second one is busy at once");
+		b = open(path, O_RDWR | O_CLOEXEC);
+		is_int(util_flock_fd(b, 0, NULL), -EBUSY, "util_flock_fd without waiting: busy");
+		t0 = util_monotonic_ms();
+		is_int(util_flock_fd(b, 100, NULL), -ETIMEDOUT, "a bounded wait gives up");
+		ok(util_monotonic_ms() - t0 >= 100, "after its time, not before");
+		close(a);
+		is_int(util_flock_fd(b, 100, NULL), 0, "free again once the holder closed its fd");
+		close(b);
+		unlink(path);
 	}
 	return tap_done();
 }

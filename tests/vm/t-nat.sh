@@ -2,7 +2,8 @@
 # Network mode nat end to end through the core, inside a network namespace of
 # our own (never the host's network): up waits for the DHCP lease, ip/status
 # show it, QEMU gets the tap from the net extension, and after halt, and after
-# a kill -9 of the supervisor followed by gc, no tap, bridge or nft table is left.
+# a kill -9 of the supervisor followed by gc (also with the VM directory
+# removed), no tap, bridge or nft table is left.
 source "$(dirname "$0")/../lib/tap.sh"
 cd "$HUTCH_SRC" || exit 1
 [ "$(id -u)" -eq 0 ] || { skip "nat" "needs root for a network namespace"; done_testing; exit 0; }
@@ -64,7 +65,9 @@ is "exit_reason guest-shutdown" "$(js .exit_reason)" guest-shutdown
 is "no tap or bridge left after halt" "$(links)" ""
 is "no nft table left after halt" "$(tables)" ""
 
-check "up again" N up
+N up --json >"$T/up.json" 2>"$T/err" && ok "up again (--json)" || { fail "up again (--json)"; sed 's/^/#   /' "$T/err"; }
+is "up --json reports the lease with its address" \
+	"$(jq -r 'select(.phase == "leased") | .ip' "$T/up.json")" "$(N ip 2>/dev/null)"
 qemu=$(js .qemu_pid)
 kill -9 "$(js .supervisor_pid)"
 wait_for 30 gone "$qemu" && ok "kill -9 supervisor: QEMU gone" || fail "kill -9 supervisor: QEMU gone"
@@ -73,4 +76,17 @@ is "no tap or bridge left after gc" "$(links)" ""
 is "no nft table left after gc" "$(tables)" ""
 is "status crashed" "$(N --json status | jq -r .status)" crashed
 check "destroy" N destroy
+
+# the VM's directory removed by hand after a crash: nothing in state names
+# the tap and rules any more, and gc still finds and removes them
+check "up after destroy" N up
+qemu=$(js .qemu_pid)
+kill -9 "$(js .supervisor_pid)"
+wait_for 30 gone "$qemu" && ok "kill -9 supervisor again: QEMU gone" || fail "kill -9 supervisor again: QEMU gone"
+rm -rf "$V"
+[[ $(tables) == *hutch* && -n $(links) ]] && ok "the rules and the bridge outlived the VM's directory" ||
+	fail "the rules and the bridge outlived the VM's directory ($(tables) / $(links))"
+check "gc with the VM's directory gone" ip netns exec "$NS" "$HUTCH" gc
+is "no tap or bridge left after gc of a VM without a directory" "$(links)" ""
+is "no nft table left either" "$(tables)" ""
 done_testing
