@@ -1679,6 +1679,29 @@ int img_resolve(const char *spec, const char *sha256, const char *project_dir, b
 
 /* ---- overlays ----------------------------------------------------------- */
 
+/*
+ * @backing is one of the VM's own snapshots (hutch snapshot / reset, snapshot
+ * restore): <vm_dir>/snapshot.qcow2 or <vm_dir>/snapshots/NAME.qcow2 beside
+ * @disk, in hutch's private data directory, a regular file of ours.
+ */
+static bool img_backing_is_snapshot(const char *disk, const char *backing)
+{
+	const char *slash = strrchr(disk, '/'), *rest;
+	size_t dl = slash ? (size_t)(slash - disk) : 0;
+	struct stat st;
+
+	if (!dl || strncmp(backing, disk, dl) || backing[dl] != '/')
+		return false;
+	rest = backing + dl + 1;
+	if (!strncmp(rest, "snapshots/", 10))
+		rest += 10;
+	else if (strcmp(rest, "snapshot.qcow2"))
+		return false;
+	if (strchr(rest, '/') || !strcmp(rest, "..") || !strcmp(rest, "."))
+		return false;
+	return lstat(backing, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid();
+}
+
 int img_backing_check(const char *disk, const char *project_dir)
 {
 	char backing[PATH_MAX], cache[PATH_MAX], why[TRUST_WHY_MAX];
@@ -1692,6 +1715,8 @@ int img_backing_check(const char *disk, const char *project_dir)
 		return 0;	/* no disk (kernel boot), or no backing file */
 	if (rc)
 		return rc;
+	if (img_backing_is_snapshot(disk, backing))
+		return 0;
 	rc = img_cache_dir(cache, sizeof(cache));
 	if (rc)
 		return rc;

@@ -70,6 +70,13 @@ struct qmp {
 	char err_class[64];
 	char err_desc[1024];
 
+	struct {		/* qmp_wait_event(): the event being waited for */
+		bool on, seen;
+		enum qmp_event_kind kind;
+		qmp_event_match match;
+		void *arg;
+	} evwait;
+
 	struct qmp_async async[QMP_ASYNC_MAX];
 
 	struct qmp_evnode *ev_head, *ev_tail;
@@ -183,6 +190,10 @@ static void qmp_ev_push(struct qmp *q, json_t *m, enum qmp_event_kind kind)
 {
 	struct qmp_evnode *n;
 
+	/* before the bounds: an event waited for counts even when it is dropped */
+	if (q->evwait.on && !q->evwait.seen && kind == q->evwait.kind &&
+	    (!q->evwait.match || q->evwait.match(json_object_get(m, "data"), q->evwait.arg)))
+		q->evwait.seen = true;
 	if (q->ev_count >= QMP_EVENT_QUEUE_HARD ||
 	    (q->ev_count >= QMP_EVENT_QUEUE_SOFT && kind == QMP_EV_OTHER)) {
 		if (q->ev_dropped++ == 0)
@@ -565,6 +576,7 @@ static uint64_t qmp_deadline(int timeout_ms)
 }
 
 static bool qmp_done_greeting(const struct qmp *q) { return q->greeted; }
+static bool qmp_done_event(const struct qmp *q) { return q->evwait.seen; }
 static bool qmp_done_reply(const struct qmp *q) { return q->reply != NULL; }
 
 /*
@@ -597,19 +609,47 @@ static int qmp_wait(struct qmp *q, uint64_t deadline, bool (*done)(const struct 
 	}
 }
 
+/* sendmsg() with @fd as SCM_RIGHTS (QMP getfd, add-fd) */
+static ssize_t qmp_send_fd(int sock, const char *s, size_t n, int fd)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = (void *)s, .iov_len = n };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cm;
+
+	memset(&u, 0, sizeof(u));
+	cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	return sendmsg(sock, &mh, MSG_NOSIGNAL);
+}
+
 /*
  * Write a whole message.  A timeout after part of it went out leaves QEMU
  * with half a command, so the stream is broken then; before any byte went
  * out, the connection stays usable.
  */
-static int qmp_send(struct qmp *q, const char *s, size_t n, uint64_t deadline)
+static int qmp_send(struct qmp *q, const char *s, size_t n, int pass_fd, uint64_t deadline)
 {
 	size_t off = 0;
 
 	while (off < n) {
 		struct pollfd pfd = { .fd = q->fd, .events = POLLOUT };
-		ssize_t w = send(q->fd, s + off, n - off, MSG_NOSIGNAL);
+		ssize_t w;
 		int left;
+
+		/* the fd rides on the first byte that goes out; QEMU's monitor
+		 * keeps it until the command reading that byte consumes it */
+		if (pass_fd >= 0 && off == 0)
+			w = qmp_send_fd(q->fd, s, n, pass_fd);
+		else
+			w = send(q->fd, s + off, n - off, MSG_NOSIGNAL);
 
 		if (w > 0) {
 			off += (size_t)w;
@@ -638,6 +678,13 @@ void qmp_set_event_cb(struct qmp *q, qmp_event_cb cb, void *opaque)
 {
 	q->cb = cb;
 	q->opaque = opaque;
+}
+
+qmp_event_cb qmp_get_event_cb(const struct qmp *q, void **opaque)
+{
+	if (opaque)
+		*opaque = q->opaque;
+	return q->cb;
 }
 
 const char *qmp_last_error(const struct qmp *q, const char **desc)
@@ -752,7 +799,7 @@ static int qmp_build(struct qmp *q, const char *name, json_t *args, int64_t *idp
 }
 
 /* Send one command and wait for its reply; events stay queued */
-static int qmp_exec(struct qmp *q, const char *name, json_t *args, json_t **reply,
+static int qmp_exec(struct qmp *q, const char *name, json_t *args, int pass_fd, json_t **reply,
 		    uint64_t deadline)
 {
 	char *line = NULL;
@@ -768,7 +815,7 @@ static int qmp_exec(struct qmp *q, const char *name, json_t *args, json_t **repl
 		return rc;
 	q->waiting = true;
 	q->wait_id = id;
-	rc = qmp_send(q, line, n, deadline);
+	rc = qmp_send(q, line, n, pass_fd, deadline);
 	if (rc == 0)
 		rc = qmp_wait(q, deadline, qmp_done_reply);
 	q->waiting = false;
@@ -810,7 +857,7 @@ int qmp_command_async(struct qmp *q, const char *name, json_t *args, int timeout
 		return rc;
 	/* a command line is small and the socket's buffer empty but for a
 	 * stuck QEMU: a short bound on the send keeps the caller responsive */
-	rc = qmp_send(q, line, n, qmp_deadline(QMP_ASYNC_SEND_MS));
+	rc = qmp_send(q, line, n, -1, qmp_deadline(QMP_ASYNC_SEND_MS));
 	free(line);
 	if (rc)
 		return rc;
@@ -847,7 +894,13 @@ void qmp_async_expire(struct qmp *q)
 
 int qmp_command(struct qmp *q, const char *name, json_t *args, json_t **reply, int timeout_ms)
 {
-	int rc = qmp_exec(q, name, args, reply, qmp_deadline(timeout_ms));
+	return qmp_command_fd(q, name, args, -1, reply, timeout_ms);
+}
+
+int qmp_command_fd(struct qmp *q, const char *name, json_t *args, int fd, json_t **reply,
+		   int timeout_ms)
+{
+	int rc = qmp_exec(q, name, args, fd, reply, qmp_deadline(timeout_ms));
 
 	/* lines read past the reply would not wake the caller's poll() again */
 	if (!q->broken) {
@@ -888,7 +941,7 @@ int qmp_open_fd(int fd, int timeout_ms, struct qmp **qp)
 	if (rc < 0)
 		goto err_free;
 	/* Until capabilities are negotiated QEMU accepts no other command */
-	rc = qmp_exec(q, "qmp_capabilities", NULL, NULL, deadline);
+	rc = qmp_exec(q, "qmp_capabilities", NULL, -1, NULL, deadline);
 	if (rc < 0) {
 		if (rc == -EIO)
 			log_warn("QMP: qmp_capabilities refused: %s", q->err_desc);
@@ -994,6 +1047,209 @@ int qmp_query_status(struct qmp *q, enum qmp_runstate *st, char *name, size_t na
 	}
 	*st = s;
 out:
+	json_decref(r);
+	return rc;
+}
+
+/* ---- fds, devices, migration (warm start) ---------------------------- */
+
+void qmp_event_arm(struct qmp *q, enum qmp_event_kind kind, qmp_event_match match, void *arg)
+{
+	q->evwait.on = true;
+	q->evwait.seen = false;
+	q->evwait.kind = kind;
+	q->evwait.match = match;
+	q->evwait.arg = arg;
+}
+
+int qmp_event_wait(struct qmp *q, int timeout_ms)
+{
+	int rc = 0;
+
+	if (!q->evwait.on)
+		return -EINVAL;
+	if (!q->evwait.seen)
+		rc = q->broken ? q->broken : qmp_wait(q, qmp_deadline(timeout_ms), qmp_done_event);
+	q->evwait.on = false;
+	qmp_dispatch(q);
+	return rc;
+}
+
+int qmp_getfd(struct qmp *q, const char *fdname, int fd, int timeout_ms)
+{
+	json_t *args;
+	int rc;
+
+	if (fd < 0)
+		return -EBADF;
+	args = json_pack("{s:s}", "fdname", fdname);
+	if (!args)
+		return -EINVAL;
+	rc = qmp_command_fd(q, "getfd", args, fd, NULL, timeout_ms);
+	json_decref(args);
+	return rc;
+}
+
+int qmp_closefd(struct qmp *q, const char *fdname, int timeout_ms)
+{
+	json_t *args = json_pack("{s:s}", "fdname", fdname);
+	int rc;
+
+	if (!args)
+		return -EINVAL;
+	rc = qmp_command(q, "closefd", args, NULL, timeout_ms);
+	json_decref(args);
+	return rc;
+}
+
+/* a command whose only argument is the string @key = @val */
+static int qmp_cmd_str(struct qmp *q, const char *cmd, const char *key, const char *val,
+		       int timeout_ms)
+{
+	json_t *args = json_pack("{s:s}", key, val);
+	int rc;
+
+	if (!args)
+		return -EINVAL;	/* not UTF-8 */
+	rc = qmp_command(q, cmd, args, NULL, timeout_ms);
+	json_decref(args);
+	return rc;
+}
+
+int qmp_migrate(struct qmp *q, const char *uri, int timeout_ms)
+{
+	return qmp_cmd_str(q, "migrate", "uri", uri, timeout_ms);
+}
+
+int qmp_migrate_incoming(struct qmp *q, const char *uri, int timeout_ms)
+{
+	return qmp_cmd_str(q, "migrate-incoming", "uri", uri, timeout_ms);
+}
+
+int qmp_device_del(struct qmp *q, const char *id, int timeout_ms)
+{
+	return qmp_cmd_str(q, "device_del", "id", id, timeout_ms);
+}
+
+int qmp_device_add(struct qmp *q, json_t *props, int timeout_ms)
+{
+	if (!json_is_object(props) || !json_is_string(json_object_get(props, "driver")))
+		return -EINVAL;
+	return qmp_command(q, "device_add", props, NULL, timeout_ms);
+}
+
+/* QEMU's qapi/migration.json MigrationStatus values */
+static const char *const qmp_mig_names[] = {
+	[QMP_MIG_OTHER] = "unknown",
+	[QMP_MIG_NONE] = "none",
+	[QMP_MIG_SETUP] = "setup",
+	[QMP_MIG_ACTIVE] = "active",
+	[QMP_MIG_DEVICE] = "device",
+	[QMP_MIG_COMPLETED] = "completed",
+	[QMP_MIG_FAILED] = "failed",
+	[QMP_MIG_CANCELLING] = "cancelling",
+	[QMP_MIG_CANCELLED] = "cancelled",
+	[QMP_MIG_PRE_SWITCHOVER] = "pre-switchover",
+	[QMP_MIG_WAIT_UNPLUG] = "wait-unplug",
+};
+
+int qmp_query_migrate(struct qmp *q, struct qmp_migrate_info *info, int timeout_ms)
+{
+	json_t *r = NULL, *status, *ram, *desc;
+	struct qmp_migrate_info mi = { .status = QMP_MIG_NONE };
+	int64_t v;
+	int rc;
+
+	rc = qmp_command(q, "query-migrate", NULL, &r, timeout_ms);
+	if (rc < 0)
+		return rc;
+	if (!json_is_object(r)) {
+		rc = -EPROTO;
+		goto out;
+	}
+	/* no "status" at all: no migration has run (MigrationInfo is empty) */
+	status = json_object_get(r, "status");
+	if (status) {
+		if (!json_is_string(status)) {
+			rc = -EPROTO;
+			goto out;
+		}
+		mi.status = QMP_MIG_OTHER;
+		for (size_t i = 1; i < UTIL_ARRAY_SIZE(qmp_mig_names); i++)
+			if (qmp_mig_names[i] && qmp_str_eq(status, qmp_mig_names[i]))
+				mi.status = (enum qmp_mig_status)i;
+	}
+	ram = json_object_get(r, "ram");
+	if (ram && !json_is_object(ram)) {
+		rc = -EPROTO;
+		goto out;
+	}
+	if (ram && qmp_get_int(ram, "total", 0, INT64_MAX, &v) == 0)
+		mi.ram_total = (uint64_t)v;
+	if (ram && qmp_get_int(ram, "transferred", 0, INT64_MAX, &v) == 0)
+		mi.ram_transferred = (uint64_t)v;
+	desc = json_object_get(r, "error-desc");
+	if (desc && !json_is_string(desc)) {
+		rc = -EPROTO;
+		goto out;
+	}
+	qmp_esc(mi.error, sizeof(mi.error), desc);
+	*info = mi;
+out:
+	if (rc == -EPROTO)
+		log_warn("QMP: malformed query-migrate reply");
+	json_decref(r);
+	return rc;
+}
+
+const char *qmp_migrate_status_name(enum qmp_mig_status st)
+{
+	if ((size_t)st >= UTIL_ARRAY_SIZE(qmp_mig_names) || !qmp_mig_names[st])
+		return "unknown";
+	return qmp_mig_names[st];
+}
+
+/* one entry of query-block: is it the drive whose image is @file (NULL: a writable one)? */
+static bool qmp_block_is(const json_t *b, const char *file, char *dev, size_t n)
+{
+	const json_t *ins = json_object_get(b, "inserted"), *f, *d;
+
+	if (!json_is_object(b) || !json_is_object(ins))
+		return false;
+	f = json_object_get(ins, "file");
+	d = json_object_get(b, "device");
+	if (file ? !qmp_str_eq(f, file) : !json_is_false(json_object_get(ins, "ro")))
+		return false;
+	if (!json_is_string(d) || json_string_length(d) == 0 ||
+	    json_string_length(d) >= n || memchr(json_string_value(d), 0, json_string_length(d)))
+		return false;
+	memcpy(dev, json_string_value(d), json_string_length(d) + 1);
+	return true;
+}
+
+int qmp_block_device(struct qmp *q, const char *file, char *dev, size_t n, int timeout_ms)
+{
+	json_t *r = NULL, *b;
+	size_t i, found = 0;
+	int rc;
+
+	rc = qmp_command(q, "query-block", NULL, &r, timeout_ms);
+	if (rc < 0)
+		return rc;
+	rc = -ENOENT;
+	if (!json_is_array(r)) {
+		log_warn("QMP: query-block did not return a list");
+		rc = -EPROTO;
+	} else {
+		json_array_foreach(r, i, b)
+			if (qmp_block_is(b, file, dev, n))
+				found++;
+		/* by writability only one will do: two writable drives, no guess */
+		if (found == 1 || (found && file))
+			rc = 0;
+		else if (found)
+			rc = -ENOTUNIQ;
+	}
 	json_decref(r);
 	return rc;
 }

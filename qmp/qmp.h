@@ -169,6 +169,14 @@ int qmp_fd(const struct qmp *q);
 void qmp_set_event_cb(struct qmp *q, qmp_event_cb cb, void *opaque);
 
 /**
+ * qmp_get_event_cb() - the callback set now (NULL: none), and its @opaque
+ *
+ * For a caller that holds events back for a while (qmp_set_event_cb(q,
+ * NULL, NULL)) and then restores the owner's callback.
+ */
+qmp_event_cb qmp_get_event_cb(const struct qmp *q, void **opaque);
+
+/**
  * qmp_process() - read what the monitor has sent, dispatch complete events
  * @q: the connection
  *
@@ -253,6 +261,17 @@ int qmp_async_next_ms(const struct qmp *q);
 
 /** qmp_async_expire() - fail the async commands whose deadline passed (-ETIMEDOUT) */
 void qmp_async_expire(struct qmp *q);
+
+/**
+ * qmp_command_fd() - qmp_command() that passes @fd to QEMU with the command
+ * @fd: sent as SCM_RIGHTS with the command's first byte (the socket must be
+ *      AF_UNIX); -1 for none.  The caller keeps its copy and closes it.
+ *
+ * For "getfd" and "add-fd": QEMU takes the fd it received with the command.
+ * Return: as qmp_command()
+ */
+int qmp_command_fd(struct qmp *q, const char *name, json_t *args, int fd, json_t **reply,
+		   int timeout_ms);
 
 /**
  * qmp_last_error() - the error class and description of the last -EIO
@@ -347,5 +366,131 @@ int qmp_cont(struct qmp *q, int timeout_ms);
  * Return: 0, or a negative errno as for qmp_command()
  */
 int qmp_quit(struct qmp *q, int timeout_ms);
+
+/* ---- warm start: fds, hotplug, migration --------------------------- */
+
+/**
+ * typedef qmp_event_match - does this event's data match what is waited for
+ * @data: the event's "data" object, or NULL; borrowed, untrusted
+ * @arg:  as given to qmp_wait_event()
+ */
+typedef bool (*qmp_event_match)(const json_t *data, void *arg);
+
+/**
+ * qmp_event_arm() - start watching for one event of @kind (and @match)
+ * @q:     the connection
+ * @kind:  the event kind waited for
+ * @match: further test on its data, or NULL for any event of @kind
+ * @arg:   for @match
+ *
+ * Arm before the command that causes the event: QEMU may send the event in
+ * the same read as the command's reply, and qmp_command() dispatches it.
+ * Then qmp_event_wait().  One watch at a time; arming again replaces it.
+ */
+void qmp_event_arm(struct qmp *q, enum qmp_event_kind kind, qmp_event_match match, void *arg);
+
+/**
+ * qmp_event_wait() - wait until the armed event has arrived, then disarm
+ * @q:          the connection
+ * @timeout_ms: how long to wait; negative waits forever
+ *
+ * Every event read meanwhile, the awaited one included, still goes to the
+ * event callback, in order, before this returns.
+ *
+ * Return: 0, -ETIMEDOUT, -EINVAL when nothing was armed, or the error that
+ * broke the connection
+ */
+int qmp_event_wait(struct qmp *q, int timeout_ms);
+
+/**
+ * qmp_getfd() - hand @fd to QEMU under @fdname (QMP "getfd", SCM_RIGHTS)
+ * @q:          the connection (over a unix socket)
+ * @fdname:     the name "fd:NAME" URIs and "closefd" use
+ * @fd:         the fd; the caller keeps and closes its own copy
+ * @timeout_ms: as for qmp_command()
+ *
+ * Return: 0, or a negative errno as for qmp_command()
+ */
+int qmp_getfd(struct qmp *q, const char *fdname, int fd, int timeout_ms);
+
+/** qmp_closefd() - drop a named fd QEMU got with qmp_getfd() and did not use */
+int qmp_closefd(struct qmp *q, const char *fdname, int timeout_ms);
+
+/**
+ * qmp_migrate() - start an outgoing migration ("fd:NAME" after qmp_getfd());
+ * it runs in the background: poll qmp_query_migrate() until it ends
+ */
+int qmp_migrate(struct qmp *q, const char *uri, int timeout_ms);
+
+/**
+ * qmp_migrate_incoming() - load the migration stream of @uri into a QEMU
+ * started with "-incoming defer"; runs in the background like qmp_migrate()
+ * (on the destination, query-migrate reports the incoming side's status)
+ */
+int qmp_migrate_incoming(struct qmp *q, const char *uri, int timeout_ms);
+
+/** enum qmp_mig_status - QEMU's MigrationStatus (OTHER: a value we do not know) */
+enum qmp_mig_status {
+	QMP_MIG_OTHER = 0,
+	QMP_MIG_NONE,		/* no migration ran */
+	QMP_MIG_SETUP,
+	QMP_MIG_ACTIVE,
+	QMP_MIG_DEVICE,
+	QMP_MIG_COMPLETED,
+	QMP_MIG_FAILED,
+	QMP_MIG_CANCELLING,
+	QMP_MIG_CANCELLED,
+	QMP_MIG_PRE_SWITCHOVER,
+	QMP_MIG_WAIT_UNPLUG,
+};
+
+/**
+ * struct qmp_migrate_info - what query-migrate said
+ * @status:          the status (QMP_MIG_NONE when no migration ran)
+ * @ram_total:       guest RAM in bytes (0 if not reported)
+ * @ram_transferred: bytes sent so far
+ * @error:           "error-desc" when it failed, escaped ("" if none)
+ */
+struct qmp_migrate_info {
+	enum qmp_mig_status status;
+	uint64_t ram_total;
+	uint64_t ram_transferred;
+	char error[256];
+};
+
+/**
+ * qmp_query_migrate() - status of the running or last migration
+ * Return: 0 with @info filled, -EPROTO for a reply of the wrong shape, or a
+ * negative errno as for qmp_command()
+ */
+int qmp_query_migrate(struct qmp *q, struct qmp_migrate_info *info, int timeout_ms);
+
+/** qmp_migrate_status_name() - QEMU's name of @st ("completed", ...) */
+const char *qmp_migrate_status_name(enum qmp_mig_status st);
+
+/**
+ * qmp_device_add() - hot-plug a device
+ * @props: {"driver": ..., "id": ..., ...} as for -device; borrowed
+ * Return: 0, -EINVAL without a driver, or as for qmp_command()
+ */
+int qmp_device_add(struct qmp *q, json_t *props, int timeout_ms);
+
+/**
+ * qmp_device_del() - ask for the unplug of device @id
+ *
+ * The guest has to let go first: wait for QMP_EV_DEVICE_DELETED whose
+ * data "device" is @id (qmp_wait_event()) before relying on it.
+ */
+int qmp_device_del(struct qmp *q, const char *id, int timeout_ms);
+
+/**
+ * qmp_block_device() - the device name of the drive whose image is @file
+ * @file: the image path exactly as QEMU was given it; NULL for the one
+ *        writable drive (when QEMU got its image as "/dev/fdset/N")
+ * @dev:  set to the name ("virtio0"), for block commands' "device"
+ * Return: 0, -ENOENT when no drive matches, -ENOTUNIQ when @file is NULL
+ * and more than one drive is writable, -EPROTO, or as for qmp_command()
+ */
+int qmp_block_device(struct qmp *q, const char *file, char *dev, size_t n, int timeout_ms);
 
 #endif

@@ -1633,6 +1633,11 @@ static int key_timeouts(struct ld *ld, const struct ynode *v, struct actx *a)
 }
 
 /* The keys of a VM, SPEC.md's order (also the "did you mean" candidates); `vms` last. */
+static int key_warm(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	return get_bool(ld, v, "warm", &a->vm->warm);
+}
+
 static const struct key_handler vm_keys[] = {
 	{ "name", key_name },
 	{ "image", key_image },
@@ -1649,6 +1654,7 @@ static const struct key_handler vm_keys[] = {
 	{ "autoconnect", key_autoconnect },
 	{ "cloud_init_wait", key_cloud_init_wait },
 	{ "timeouts", key_timeouts },
+	{ "warm", key_warm },
 	{ "vms", NULL },	/* the caller's, and only at the top */
 };
 
@@ -2313,6 +2319,7 @@ static void print_vm(FILE *f, const struct cfg_vm *vm)
 		vm->cloud_init_wait ? "true" : "false");
 	fprintf(f, "timeouts:\n  boot: %u\n  ssh: %u\n  cloud_init: %u\n  shutdown: %u\n",
 		vm->timeouts.boot, vm->timeouts.ssh, vm->timeouts.cloud_init, vm->timeouts.shutdown);
+	fprintf(f, "warm: %s\n", vm->warm ? "true" : "false");
 }
 
 int cfg_print(FILE *f, const struct cfg *c)
@@ -2350,7 +2357,7 @@ static json_t *jstr(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
-static json_t *vm_json(const struct cfg_vm *vm)
+json_t *cfg_vm_json(const struct cfg_vm *vm)
 {
 	json_t *ha = json_array(), *fw = json_array(), *sh = json_array();
 	char a[INET_ADDRSTRLEN], buf[48];
@@ -2384,7 +2391,7 @@ static json_t *vm_json(const struct cfg_vm *vm)
 			 " s:o,"
 			 " s:{s:o, s:s},"
 			 " s:s, s:b,"
-			 " s:{s:I, s:I, s:I, s:I}}",
+			 " s:{s:I, s:I, s:I, s:I}, s:b}",
 			 "name", vm->name, "image", jstr(vm->image),
 			 "image_sha256", jstr(vm->image_sha256),
 			 "cpus", (json_int_t)vm->cpus, "memory", (json_int_t)vm->memory_mib,
@@ -2404,7 +2411,7 @@ static json_t *vm_json(const struct cfg_vm *vm)
 			 "timeouts", "boot", (json_int_t)vm->timeouts.boot,
 			 "ssh", (json_int_t)vm->timeouts.ssh,
 			 "cloud_init", (json_int_t)vm->timeouts.cloud_init,
-			 "shutdown", (json_int_t)vm->timeouts.shutdown);
+			 "shutdown", (json_int_t)vm->timeouts.shutdown, "warm", vm->warm);
 }
 
 int cfg_to_json(const struct cfg *c, json_t **out)
@@ -2415,7 +2422,7 @@ int cfg_to_json(const struct cfg *c, json_t **out)
 	if (!vms)
 		return -ENOMEM;
 	for (i = 0; i < c->n_vms; i++) {
-		v = vm_json(&c->vms[i]);
+		v = cfg_vm_json(&c->vms[i]);
 		if (!v || json_array_append_new(vms, v)) {
 			json_decref(vms);
 			return -ENOMEM;

@@ -99,6 +99,7 @@ struct cfg_vm {
 	struct {
 		unsigned boot, ssh, cloud_init, shutdown;	/* seconds */
 	} timeouts;
+	bool warm;		/* [false] save the running state after the first provisioning */
 };
 
 /** struct cfg - a loaded hutch.yaml */
@@ -210,5 +211,12 @@ void cfg_user_free(struct cfg_user *u);
  *       the caller owns the reference
  */
 int cfg_to_json(const struct cfg *c, json_t **out);
+
+/**
+ * cfg_vm_json() - one VM's resolved settings as JSON, as in cfg_to_json()
+ * (the supervisor records them in state.json "config"; `reload` compares)
+ * Return: a new reference, or NULL without memory
+ */
+json_t *cfg_vm_json(const struct cfg_vm *vm);
 
 #endif

@@ -120,6 +120,28 @@ extern const struct cmd_entry cmd_up_entry, cmd_halt_entry, cmd_destroy_entry,
 	cmd_wait_entry, cmd_ssh_entry, cmd_ssh_config_entry, cmd_console_entry, cmd_ip_entry,
 	cmd_pubkey_entry, cmd_mount_entry, cmd_unmount_entry, cmd_logs_entry, cmd_list_entry,
 	cmd_images_entry, cmd_gc_entry, cmd_inspect_entry, cmd_completion_entry,
-	cmd_check_config_entry, cmd_wg_entry, cmd_allow_entry, cmd_setup_entry, cmd_help_entry, cmd_supervise_entry, cmd_man_entry;
+	cmd_check_config_entry, cmd_wg_entry, cmd_allow_entry, cmd_setup_entry, cmd_help_entry, cmd_supervise_entry, cmd_man_entry,
+	cmd_snapshot_entry, cmd_reset_entry, cmd_reload_entry, cmd_tz_entry, cmd_storage_entry;
+
+/*
+ * The lifecycle as functions, for verbs that combine its steps (snapshot,
+ * reset, reload): the dispatcher holds the VM lock (CMD_F_LOCK), and halt
+ * and up run under it, so no other command slips in between.  Both take
+ * over t->state (NULL after them; vm_target_reload() reads it again).
+ */
+
+/**
+ * vm_up_locked() - `hutch up` of @t with its lock held: create if new,
+ * start unless running, wait until ready.  Return: an exit code
+ */
+int vm_up_locked(struct cli *cli, struct vm_target *t);
+
+/**
+ * vm_halt_locked() - `hutch halt` of @t with its lock held; @trigger is
+ * HUTCH_TRIGGER for the hooks ("snapshot", "reset", "reload", "restore");
+ * a failing pre-down hook stops it unless @trigger is "reset".
+ * Return: an exit code
+ */
+int vm_halt_locked(struct cli *cli, struct vm_target *t, const char *trigger);
 
 #endif

@@ -17,7 +17,7 @@
 #include "src/util.h"
 #include "src/vm.h"
 
-/* pre-down hooks; a failure aborts halt, never destroy */
+/* pre-down hooks; a failure aborts halt and snapshot, never destroy nor reset */
 static int vm_before_down(struct up_ctx *u, const char *trigger, bool destroy)
 {
 	const struct up_ext *const *ext = ext_up_list();
@@ -26,24 +26,21 @@ static int vm_before_down(struct up_ctx *u, const char *trigger, bool destroy)
 	for (size_t i = 0; u->state && u->vm && ext[i]; i++) {
 		if (ext[i]->before_down && (rc = ext[i]->before_down(u, trigger))) {
 			log_errno(rc, "%s: before %s", ext[i]->name, trigger);
-			if (!destroy)
+			if (!destroy && strcmp(trigger, "reset"))
 				return rc;
 		}
 	}
 	return 0;
 }
 
-static int vm_down(struct cli *cli, struct vm_target *t, int argc, char **argv, bool destroy)
+/* halt or destroy with the lock held; @trigger is what hooks see (HUTCH_TRIGGER) */
+static int vm_down_locked(struct cli *cli, struct vm_target *t, const char *trigger, bool destroy)
 {
 	const struct up_ext *const *ext = ext_up_list();
-	const char *trigger = destroy ? "destroy" : "halt";
 	struct up_ctx u = { .cli = cli, .cfg = t->cfg, .vm = t->vm, .vm_dir = t->dir,
 			    .state = t->state, .t0 = util_monotonic_ms() };
 	int rc, ret = EXIT_ERR;
 
-	(void)argv;
-	if (argc > 1)
-		return cmd_usage(destroy ? &cmd_destroy_entry : &cmd_halt_entry);
 	t->state = NULL;	/* u owns it from here */
 	if (!u.state && !destroy) {
 		log_info("%s does not exist", t->name);
@@ -74,14 +71,37 @@ out:
 	return ret;
 }
 
+int vm_halt_locked(struct cli *cli, struct vm_target *t, const char *trigger)
+{
+	int rc;
+
+	if (!t->alive)
+		return EXIT_OK;
+	rc = vm_down_locked(cli, t, trigger, false);
+	if (rc)
+		return rc;
+	/* what comes next (a disk copy, a rebuild) needs QEMU gone for sure */
+	if (vm_target_reload(t) == 0 && t->alive) {
+		log_err("%s is still running", t->name);
+		return EXIT_ERR;
+	}
+	return EXIT_OK;
+}
+
 static int cmd_halt(struct cli *cli, struct vm_target *t, int argc, char **argv)
 {
-	return vm_down(cli, t, argc, argv, false);
+	(void)argv;
+	if (argc > 1)
+		return cmd_usage(&cmd_halt_entry);
+	return vm_down_locked(cli, t, "halt", false);
 }
 
 static int cmd_destroy(struct cli *cli, struct vm_target *t, int argc, char **argv)
 {
-	return vm_down(cli, t, argc, argv, true);
+	(void)argv;
+	if (argc > 1)
+		return cmd_usage(&cmd_destroy_entry);
+	return vm_down_locked(cli, t, "destroy", true);
 }
 
 static const char halt_help[] =

@@ -8,6 +8,7 @@
  * files its output in the cache under the recipe's name, so that
  * `image: NAME` in hutch.yaml finds it without a network.
  */
+#include "images/disk.h"
 #include "images/img.h"
 #include "src/cmd.h"
 #include "src/log.h"
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -34,7 +36,8 @@ static void images_usage(void)
 {
 	fprintf(stderr, "usage: hutch images [list]\n"
 			"       hutch images pull NAME|URL [--sha256 HEX]\n"
-			"       hutch images rm NAME\n"
+			"       hutch images rm NAME [--force]   (refused while a VM's disk is based on it)\n"
+			"       hutch images prune     (removes unfinished downloads older than a day)\n"
 			"       hutch images build NAME [--force]\n");
 }
 
@@ -74,14 +77,6 @@ static void images_source(const char *path, char *buf, size_t n)
 		log_escape(buf, n, txt + 7, strlen(txt + 7));
 	}
 	free(txt);
-}
-
-static void images_human(uint64_t b, char *buf, size_t n)
-{
-	if (b >= (1ull << 30))
-		snprintf(buf, n, "%.1fG", (double)b / (double)(1ull << 30));
-	else
-		snprintf(buf, n, "%.1fM", (double)b / (double)(1ull << 20));
 }
 
 static int images_list(struct cli *cli)
@@ -136,7 +131,7 @@ static int images_list(struct cli *cli)
 							     (json_int_t)st.st_size, "sha256", sha,
 							     "source", src));
 		} else {
-			images_human((uint64_t)st.st_size, hum, sizeof(hum));
+			util_human_size((uint64_t)st.st_size, hum, sizeof(hum));
 			printf("%-28s %8s  %.12s  %s\n", name, hum, sha, src);
 		}
 		free(sha);
@@ -214,45 +209,55 @@ static int images_find(const char *name, char *path, size_t n)
 	return access(path, F_OK) == 0 ? 0 : -ENOENT;
 }
 
-/* warn about VM disks whose backing file is @path: they stop working without it */
-static void images_warn_users(const char *path)
+/*
+ * A VM whose disk is based on the image (directly, or through a snapshot
+ * overlay chain) stops working without it: refused unless --force.
+ * Snapshots are standalone files and never keep an image in use.
+ */
+static bool images_in_use(const char *path, bool force)
 {
-	char data[PATH_MAX], vms[PATH_MAX], disk[PATH_MAX], backing[PATH_MAX];
-	struct dirent *de;
-	DIR *d;
+	json_t *names = json_array();
+	char *list;
+	int n = names ? disk_users(path, names) : -ENOMEM;
 
-	if (util_data_dir(data, sizeof(data)) || util_path_join(vms, sizeof(vms), data, "vms"))
-		return;
-	d = opendir(vms);
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		if (util_snprintf(disk, sizeof(disk), "%s/%s/disk.qcow2", vms, de->d_name) ||
-		    img_qcow2_backing(disk, backing, sizeof(backing)))
-			continue;
-		if (!strcmp(backing, path))
-			log_warn("VM %s uses %s as its base: it will not start until it is "
-				 "destroyed and created again",
-				 de->d_name, path);
+	if (n > 0) {
+		list = json_dumps(names, JSON_COMPACT);
+		if (force)
+			log_warn("%s is the base of the disk of %s: those VMs will not start until "
+				 "they are destroyed and created again", path, list ? list : "?");
+		else
+			log_err("%s is the base of the disk of %s: destroy those VMs first, or "
+				"--force", path, list ? list : "?");
+		free(list);
 	}
-	closedir(d);
+	json_decref(names);
+	return n > 0 && !force;
 }
 
 static int images_rm(int argc, char **argv)
 {
 	char path[PATH_MAX], side[PATH_MAX];
+	const char *name = NULL;
+	bool force = false;
 
-	if (argc != 2 || !images_name_ok(argv[1])) {
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--force") || !strcmp(argv[i], "-f"))
+			force = true;
+		else if (name || !images_name_ok(argv[i]))
+			name = "";
+		else
+			name = argv[i];
+	}
+	if (!name || !*name) {
 		images_usage();
 		return EXIT_USAGE;
 	}
-	if (images_find(argv[1], path, sizeof(path))) {
-		log_err("no cached image '%s' (see 'hutch images list')", argv[1]);
+	if (images_find(name, path, sizeof(path))) {
+		log_err("no cached image '%s' (see 'hutch images list')", name);
 		return EXIT_ERR;
 	}
-	images_warn_users(path);
+	if (images_in_use(path, force))
+		return EXIT_ERR;
 	if (unlink(path) < 0) {
 		log_errno(-errno, "%s", path);
 		return EXIT_ERR;
@@ -262,6 +267,47 @@ static int images_rm(int argc, char **argv)
 			unlink(side);
 	log_info("removed %s", path);
 	return EXIT_OK;
+}
+
+/* unfinished downloads (<name>.part) older than a day: a resumable download
+ * younger than that may still be continued by the next pull */
+static int images_prune(struct cli *cli, int argc)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+	unsigned long long freed = 0;
+	struct dirent *de;
+	int n = 0, ret = EXIT_OK;
+	DIR *d;
+
+	if (argc > 1) {
+		images_usage();
+		return EXIT_USAGE;
+	}
+	if (img_cache_dir(dir, sizeof(dir)))
+		return EXIT_ERR;
+	d = opendir(dir);
+	while (d && (de = readdir(d))) {
+		struct stat st;
+
+		if (!ends_with(de->d_name, ".part") || util_path_join(path, sizeof(path), dir, de->d_name) ||
+		    lstat(path, &st) < 0 || !S_ISREG(st.st_mode) || time(NULL) - st.st_mtime < 86400)
+			continue;
+		if (unlink(path) < 0) {
+			log_errno(-errno, "%s", path);
+			ret = EXIT_ERR;
+			continue;
+		}
+		if (!cli->quiet)
+			printf("removed %s (%lld bytes, %lld h old)\n", path, (long long)st.st_size,
+			       (long long)(time(NULL) - st.st_mtime) / 3600);
+		freed += (unsigned long long)st.st_blocks * 512;
+		n++;
+	}
+	if (d)
+		closedir(d);
+	log_info("%d unfinished download%s older than a day removed (%.1f MiB)", n, n == 1 ? "" : "s",
+		 (double)freed / (1 << 20));
+	return ret;
 }
 
 /* $HUTCH_RECIPES, else <dir of this executable>/images/recipes (source tree),
@@ -458,6 +504,8 @@ static int cmd_images(struct cli *cli, struct vm_target *t, int argc, char **arg
 		return images_pull(cli, argc - 1, argv + 1);
 	if (!strcmp(sub, "rm"))
 		return images_rm(argc - 1, argv + 1);
+	if (!strcmp(sub, "prune"))
+		return images_prune(cli, argc - 1);
 	if (!strcmp(sub, "build"))
 		return images_build(cli, argc - 1, argv + 1);
 	if (!strcmp(sub, "--help") || !strcmp(sub, "-h")) {
@@ -472,7 +520,7 @@ static const char *const images_valopts[] = { "--sha256", NULL };
 
 const struct cmd_entry cmd_images_entry = {
 	.name = "images",
-	.usage = "[list | pull NAME|URL [--sha256 HEX] | rm NAME | build NAME [--force]]",
+	.usage = "[list | pull NAME|URL [--sha256 HEX] | rm NAME [--force] | prune | build NAME [--force]]",
 	.summary = "manage the base image cache (--json)",
 	.help = "Base images are downloaded once into $XDG_CACHE_HOME/hutch/images, verified\n"
 		"(sha256 or sha512 from the distribution's checksum file, or image_sha256), and\n"
@@ -481,13 +529,17 @@ const struct cmd_entry cmd_images_entry = {
 		"  list               cached images, their size and where they came from\n"
 		"  pull NAME|URL      download and verify (aliases: debian-12, debian-13,\n"
 		"                     ubuntu-24.04, fedora, arch; or an https URL)\n"
-		"  rm NAME            remove a cached image\n"
+		"  rm NAME            remove a cached image; refused (exit 1, naming the VMs)\n"
+		"                     while a VM's disk is based on it, unless --force\n"
+		"  prune              remove unfinished downloads (.part) older than a day,\n"
+		"                     listing each ('hutch storage' shows them)\n"
 		"  build NAME         make an image from Debian packages (debootstrap) for hosts\n"
 		"                     without internet, cached under NAME (--force: again)\n"
 		"\n"
 		"Examples:\n"
 		"  hutch images pull debian-12\n"
-		"  hutch images build debian-12\n",
+		"  hutch images rm debian-13\n"
+		"  hutch images prune\n",
 	.valopts = images_valopts,
 	.fn = cmd_images,
 };

@@ -19,6 +19,7 @@
 #include "src/cmd.h"
 #include "src/ext.h"
 #include "src/log.h"
+#include "src/snap.h"
 #include "src/state.h"
 #include "src/util.h"
 #include "src/vm.h"
@@ -44,6 +45,7 @@ static json_t *vm_summary(const char *vm_dir, const char *name, json_t *st)
 
 	if (!st || !o)
 		return o;
+	snap_summary(vm_dir, st, o);
 	for (size_t i = 0; i < UTIL_ARRAY_SIZE(keys); i++)
 		if (state_get_str(st, keys[i]))
 			json_object_set_new(o, keys[i], json_string(state_get_str(st, keys[i])));

@@ -343,19 +343,16 @@ static void up_outcome(struct up_ctx *u, int code)
 	json_decref(o);
 }
 
-static int cmd_up(struct cli *cli, struct vm_target *t, int argc, char **argv)
+/*
+ * up with the lock held (the dispatcher's, or a verb's that halts and
+ * starts again: reset, reload, snapshot restore); t->state becomes ours
+ */
+static int up_locked(struct cli *cli, struct vm_target *t, bool no_wait)
 {
 	struct up_ctx u = { .cli = cli, .cfg = t->cfg, .vm = t->vm, .vm_dir = t->dir,
 			    .t0 = util_monotonic_ms() };
-	bool no_wait = false;
 	int pidfd = -1, ret;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--no-wait"))
-			no_wait = true;
-		else
-			return cmd_usage(&cmd_up_entry);
-	}
 	/* the state the dispatcher read under the lock is ours from here */
 	u.state = t->state;
 	t->state = NULL;
@@ -381,6 +378,24 @@ out:
 		close(pidfd);
 	json_decref(u.state);
 	return ret;
+}
+
+int vm_up_locked(struct cli *cli, struct vm_target *t)
+{
+	return up_locked(cli, t, false);
+}
+
+static int cmd_up(struct cli *cli, struct vm_target *t, int argc, char **argv)
+{
+	bool no_wait = false;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--no-wait"))
+			no_wait = true;
+		else
+			return cmd_usage(&cmd_up_entry);
+	}
+	return up_locked(cli, t, no_wait);
 }
 
 static const char up_help[] =

@@ -15,11 +15,15 @@
 /*
  * wg before net: net puts the tunnel's kill switch into the VM's rules;
  * wg first among the up extensions: a bad wireguard.conf stops `up` before
- * anything else runs.
+ * anything else runs.  warm's up side comes right after it: its wait only
+ * reports how the VM started, and its after_up (clock, shares, warm: true)
+ * must run before ssh's autoconnect.  warm's supervisor side decides, first,
+ * whether QEMU boots or resumes a saved state (src/warm.h).
  */
-static const struct sv_ext *ext_sv[] = { &wg_sv_ext, &net_sv_ext, &share_sv_ext, NULL, NULL };
-static const struct up_ext *ext_up[] = { &wg_up_ext, &net_up_ext, &share_up_ext, &ssh_up_ext,
+static const struct sv_ext *ext_sv[] = { &warm_sv_ext, &wg_sv_ext, &net_sv_ext, &share_sv_ext,
 					 NULL, NULL };
+static const struct up_ext *ext_up[] = { &wg_up_ext, &warm_up_ext, &net_up_ext, &share_up_ext,
+					 &ssh_up_ext, NULL, NULL };
 
 int ext_add(const struct sv_ext *sv, const struct up_ext *up)
 {

@@ -22,6 +22,11 @@
  * "stopped_at", "exit_reason" (guest-shutdown|host-quit|killed|crashed),
  * "mac" (52:54:00:xx:xx:xx, stable per VM), "ssh": {"host", "port"} (set by
  * the core in network mode user: 127.0.0.1 and the forwarded port).
+ * "config" (the VM's settings this start runs with, as cfg_vm_json();
+ * `hutch reload` compares against it) and "start" ({"kind": "warm"|"cold",
+ * "reason", "snapshot", "at", "load_ms"}: whether the last start resumed a
+ * saved running state, see src/warm.h) are written by the supervisor.
+ * Snapshots keep their own index in snapshots/index.json (src/snap.h).
  * Each extension keeps its own data under its own key ("net", "shares"),
  * e.g. net sets "net": {"ip": "10.77.0.23", ...} when the guest got its
  * lease, and calls sv_state_save().  While the supervisor runs it is the
@@ -167,8 +172,8 @@ struct up_ext {
 };
 
 /* The modules' extensions, listed by src/ext.c in this order */
-extern const struct sv_ext wg_sv_ext, net_sv_ext, share_sv_ext;
-extern const struct up_ext wg_up_ext, net_up_ext, share_up_ext, ssh_up_ext;
+extern const struct sv_ext wg_sv_ext, net_sv_ext, share_sv_ext, warm_sv_ext;
+extern const struct up_ext wg_up_ext, net_up_ext, share_up_ext, ssh_up_ext, warm_up_ext;
 
 /** ext_sv_list() / ext_up_list() - the tables, NULL-terminated, in order */
 const struct sv_ext *const *ext_sv_list(void);

@@ -32,6 +32,7 @@
 #include "src/state.h"
 #include "src/util.h"
 #include "src/vm.h"
+#include "src/warm.h"
 #include "src/vmfd.h"
 
 #define SV_MAX_FDS 32		/* fds extensions and src/vmfd.c pass to QEMU */
@@ -109,6 +110,8 @@ struct sv_core {
 	uint64_t halt_repress;
 	bool qemu_exited;
 	int qemu_status;
+
+	struct warm_plan warm;
 };
 
 /* ---- the sv_ctx API for extensions (src/ext.h) ---- */
@@ -535,6 +538,8 @@ static json_t *sv_ctl_handle(struct sv_ctx *c, struct sv_core *k, struct sv_ctl_
 	case VM_CTL_QUIT:
 		sv_halt_step(c, k, SV_HALT_QUIT, SV_QUIT_GRACE_MS);
 		return json_pack("{s:b}", "ok", 1);
+	case VM_CTL_SAVE:	/* sv_ctl_read() hands it to warm_save() */
+		break;
 	case VM_CTL_STATUS:
 	case VM_CTL_SUSPEND:
 	case VM_CTL_RESUME:
@@ -574,8 +579,10 @@ static void sv_ctl_read(struct sv_ctx *c, struct sv_core *k, size_t i)
 		return;
 	}
 	cl->c = c;
+	/* a save blocks the loop while the guest is paused anyway (src/warm.h) */
 	if (vm_ctl_parse(cl->buf, len, &cl->cmd, &tmo) == 0)
-		resp = sv_ctl_handle(c, k, cl, tmo);
+		resp = cl->cmd == VM_CTL_SAVE ? warm_save(c, &k->warm, k->qmp, cl->buf, len)
+					      : sv_ctl_handle(c, k, cl, tmo);
 	else
 		resp = json_pack("{s:b, s:s}", "ok", 0, "error", "bad request");
 	if (!cl->pending)
@@ -1032,6 +1039,187 @@ static int sv_build(struct sv_ctx *c, struct sv_core *k, struct qemu_argv *a, ui
 	return rc;
 }
 
+/* every fd and socket of the supervisor, at its end */
+static void sv_close_all(struct sv_core *k, const char *vm_dir)
+{
+	vmfd_close(&k->files);
+	sv_qmp_drop(k);
+	if (k->qemu_pidfd >= 0)
+		close(k->qemu_pidfd);
+	if (k->serial_fd >= 0)
+		close(k->serial_fd);
+	for (size_t i = 0; i < SV_MAX_CONSOLE; i++)
+		if (k->con[i] >= 0)
+			sv_con_close(k, i);
+	for (size_t i = 0; i < SV_MAX_CTL; i++)
+		if (k->ctl[i])
+			sv_ctl_close(k, i);
+	if (k->console_lfd >= 0)
+		close(k->console_lfd);
+	if (k->control_lfd >= 0)
+		close(k->control_lfd);
+	if (k->log_fd >= 0)
+		close(k->log_fd);
+	if (k->sig_fd >= 0)
+		close(k->sig_fd);
+	sv_unlink(vm_dir, "console.sock");
+	sv_unlink(vm_dir, "control.sock");
+}
+
+/* the extensions and what they prepared so far (torn down in reverse) */
+struct sv_preps {
+	const struct sv_ext *const *ext;
+	void **priv;
+	size_t n_ext;
+	size_t prepared;
+};
+
+/* QEMU's command line, spawned (user mode: again with another SSH port if QEMU could not bind it) */
+static int sv_spawn_loop(struct sv_ctx *c, struct sv_core *k, struct qemu_argv *argv,
+			 uint64_t *t_spawn)
+{
+	bool sandbox = sv_qemu_has_sandbox(), early;
+	uint16_t port = 0;
+	int rc;
+
+	for (int attempt = 0;; attempt++) {
+		if (c->vm->network.mode == CFG_NET_USER) {
+			rc = qemu_free_port(&port);
+			if (rc) {
+				log_errno(rc, "no free port for SSH forwarding");
+				return rc;
+			}
+			json_object_set_new(c->state, "ssh", json_pack("{s:s, s:i}", "host", "127.0.0.1",
+									"port", (int)port));
+		}
+		qemu_argv_free(argv);
+		rc = sv_build(c, k, argv, port, sandbox);
+		if (!rc)
+			rc = warm_argv(c, &k->warm, argv);
+		if (rc) {
+			log_errno(rc, "building QEMU's command line");
+			return rc;
+		}
+		json_object_set_new(c->state, "qemu_argv", qemu_argv_json(argv));
+		*t_spawn = util_monotonic_ms();
+		rc = sv_spawn_qemu(c, k, argv, &early);
+		/* in user mode another program may have taken the port meanwhile */
+		if (rc && early && c->vm->network.mode == CFG_NET_USER && attempt + 1 < SV_PORT_TRIES)
+			continue;
+		return rc;
+	}
+}
+
+/*
+ * Prepare every extension, open the VM's files, then build QEMU's command
+ * line and spawn it.
+ * Return: 0, or a negative errno; @pp says what to tear down
+ */
+static int sv_start(struct sv_ctx *c, struct sv_core *k, struct sv_preps *pp,
+		    struct qemu_argv *argv, uint64_t *t_spawn)
+{
+	const struct sv_ext *const *ext = pp->ext;
+	int rc = 0;
+
+	k->preparing = true;
+	for (pp->prepared = 0; pp->prepared < pp->n_ext; pp->prepared++) {
+		if (!ext[pp->prepared]->prepare)
+			continue;
+		rc = ext[pp->prepared]->prepare(c, &pp->priv[pp->prepared]);
+		if (rc) {
+			log_errno(rc, "%s: prepare", ext[pp->prepared]->name);
+			k->preparing = false;
+			return rc;
+		}
+	}
+	k->preparing = false;
+	rc = sv_open_files(c, k);
+	if (rc < 0)
+		return rc;
+	rc = sv_spawn_loop(c, k, argv, t_spawn);
+	vmfd_close(&k->files);	/* QEMU holds its own copies */
+	return rc;
+}
+
+/*
+ * A warm start whose state did not load: that QEMU goes (it may have
+ * exited already), and so does everything the extensions prepared for it
+ * (a virtiofsd that served it exits with it), for a cold start from scratch.
+ */
+static void sv_discard(struct sv_ctx *c, struct sv_core *k, struct sv_preps *pp)
+{
+	int st;
+
+	kill(k->qemu_pid, SIGKILL);
+	proc_wait(k->qemu_pid, &st);
+	sv_qmp_drop(k);
+	close(k->qemu_pidfd);
+	k->qemu_pidfd = -1;
+	if (k->serial_fd >= 0)
+		close(k->serial_fd);
+	k->serial_fd = -1;
+	sv_teardown(c, pp->ext, pp->priv, pp->prepared);
+	memset(pp->priv, 0, pp->n_ext * sizeof(pp->priv[0]));
+	pp->prepared = 0;
+	qemu_argv_free(&k->extra);
+	k->n_fds = 0;
+	k->shutdown_seen = false;
+}
+
+/* the supervisor's files and sockets, before anything starts */
+static int sv_setup(struct sv_ctx *c, struct sv_core *k, const char *vm_dir)
+{
+	int rc;
+
+	json_object_set_new(c->state, "supervisor_pid", json_integer(getpid()));
+	json_object_del(c->state, "qemu_pid");
+	json_object_del(c->state, "exit_reason");
+	json_object_del(c->state, "error");
+	if ((rc = sv_write_pidfile(vm_dir)) || (rc = sv_state_save(c))) {
+		log_errno(rc, "writing state");
+		return rc;
+	}
+	if ((rc = sv_signals(&k->sig_fd)) || (rc = sv_open_console_log(c, k)) ||
+	    (rc = sv_listen(vm_dir, "console.sock", &k->console_lfd)) ||
+	    (rc = sv_listen(vm_dir, "control.sock", &k->control_lfd))) {
+		log_errno(rc, "supervisor set-up");
+		return rc;
+	}
+	return 0;
+}
+
+/* QEMU runs: state.json says so, and each extension hears it */
+static int sv_started(struct sv_ctx *c, struct sv_core *k, const struct sv_preps *pp,
+		      uint64_t t_start, uint64_t t_spawn)
+{
+	int rc = 0;
+
+	warm_record(c, &k->warm);
+	json_object_set_new(c->state, "qemu_pid", json_integer(k->qemu_pid));
+	/* CLOCK_MONOTONIC ms, for tests/bench/bench-vm.sh: where start-up time goes */
+	json_object_set_new(c->state, "timing",
+			    json_pack("{s:I, s:I, s:I}", "supervisor_start", (json_int_t)t_start,
+				      "qemu_spawn", (json_int_t)t_spawn, "qmp_ready",
+				      (json_int_t)util_monotonic_ms()));
+	json_object_set_new(c->state, "started_at", json_integer((json_int_t)time(NULL)));
+	for (size_t i = 0; i < pp->n_ext; i++) {
+		if (!pp->ext[i]->started)
+			continue;
+		rc = pp->ext[i]->started(c, pp->priv[i]);
+		if (rc) {
+			log_errno(rc, "%s: started", pp->ext[i]->name);
+			sv_halt_step(c, k, SV_HALT_QUIT, SV_QUIT_GRACE_MS);
+			break;
+		}
+	}
+	if (!rc)
+		json_object_set_new(c->state, "status", json_string("running"));
+	if (sv_state_save(c))
+		log_warn("could not save state.json");
+	log_info("QEMU %d running", (int)k->qemu_pid);
+	return rc;
+}
+
 int sv_run(const char *vm_dir)
 {
 	const struct sv_ext *const *ext = ext_sv_list();
@@ -1043,9 +1231,7 @@ int sv_run(const char *vm_dir)
 	struct qemu_argv argv = { 0 };
 	const struct cfg_vm *vm = NULL;
 	struct cfg *cfg = NULL;
-	size_t n_ext = 0, prepared = 0;
-	uint16_t port = 0;
-	bool sandbox, early;
+	struct sv_preps pp = { .ext = ext, .priv = priv };
 	int rc;
 
 	uint64_t t_start = util_monotonic_ms(), t_spawn = 0;
@@ -1054,8 +1240,8 @@ int sv_run(const char *vm_dir)
 	log_rotate_stderr(vm_dir, "supervisor.log");	/* bounded like console.log (src/log.h) */
 	for (size_t i = 0; i < SV_MAX_CONSOLE; i++)
 		k.con[i] = -1;
-	while (n_ext < UTIL_ARRAY_SIZE(priv) && ext[n_ext])
-		n_ext++;
+	while (pp.n_ext < UTIL_ARRAY_SIZE(priv) && ext[pp.n_ext])
+		pp.n_ext++;
 	rc = sv_load(vm_dir, &c.state, &cfg, &vm);
 	if (rc)
 		goto out_nostate;
@@ -1063,83 +1249,18 @@ int sv_run(const char *vm_dir)
 		goto out_nostate;
 	c.vm = vm;
 	c.project_dir = cfg->dir;
-	json_object_set_new(c.state, "supervisor_pid", json_integer(getpid()));
-	json_object_del(c.state, "qemu_pid");
-	json_object_del(c.state, "exit_reason");
-	json_object_del(c.state, "error");
-	if ((rc = sv_write_pidfile(vm_dir)) || (rc = sv_state_save(&c))) {
-		log_errno(rc, "writing state");
+	if ((rc = sv_setup(&c, &k, vm_dir)))
 		goto out;
+	warm_plan(&c, &k.warm);
+	rc = sv_start(&c, &k, &pp, &argv, &t_spawn);
+	if (!rc && k.warm.tried && warm_incoming(&c, &k.warm, k.qmp)) {
+		/* a saved state that does not load: start again, cold, from scratch */
+		sv_discard(&c, &k, &pp);
+		rc = sv_start(&c, &k, &pp, &argv, &t_spawn);
 	}
-	if ((rc = sv_signals(&k.sig_fd)) || (rc = sv_open_console_log(&c, &k)) ||
-	    (rc = sv_listen(vm_dir, "console.sock", &k.console_lfd)) ||
-	    (rc = sv_listen(vm_dir, "control.sock", &k.control_lfd))) {
-		log_errno(rc, "supervisor set-up");
-		goto out;
-	}
-	k.preparing = true;
-	for (prepared = 0; prepared < n_ext; prepared++) {
-		if (!ext[prepared]->prepare)
-			continue;
-		rc = ext[prepared]->prepare(&c, &priv[prepared]);
-		if (rc) {
-			log_errno(rc, "%s: prepare", ext[prepared]->name);
-			goto out_teardown;
-		}
-	}
-	k.preparing = false;
-	if ((rc = sv_open_files(&c, &k)) < 0)
-		goto out_teardown;
-	sandbox = sv_qemu_has_sandbox();
-	for (int attempt = 0;; attempt++) {
-		if (vm->network.mode == CFG_NET_USER) {
-			rc = qemu_free_port(&port);
-			if (rc) {
-				log_errno(rc, "no free port for SSH forwarding");
-				goto out_teardown;
-			}
-			json_object_set_new(c.state, "ssh", json_pack("{s:s, s:i}", "host", "127.0.0.1",
-								       "port", (int)port));
-		}
-		qemu_argv_free(&argv);
-		rc = sv_build(&c, &k, &argv, port, sandbox);
-		if (rc) {
-			log_errno(rc, "building QEMU's command line");
-			goto out_teardown;
-		}
-		json_object_set_new(c.state, "qemu_argv", qemu_argv_json(&argv));
-		t_spawn = util_monotonic_ms();
-		rc = sv_spawn_qemu(&c, &k, &argv, &early);
-		/* in user mode another program may have taken the port meanwhile */
-		if (rc && early && vm->network.mode == CFG_NET_USER && attempt + 1 < SV_PORT_TRIES)
-			continue;
-		break;
-	}
-	vmfd_close(&k.files);	/* QEMU holds its own copies */
 	if (rc)
 		goto out_teardown;
-	json_object_set_new(c.state, "qemu_pid", json_integer(k.qemu_pid));
-	/* CLOCK_MONOTONIC ms, for tests/bench/bench-vm.sh: where start-up time goes */
-	json_object_set_new(c.state, "timing",
-			    json_pack("{s:I, s:I, s:I}", "supervisor_start", (json_int_t)t_start,
-				      "qemu_spawn", (json_int_t)t_spawn, "qmp_ready",
-				      (json_int_t)util_monotonic_ms()));
-	json_object_set_new(c.state, "started_at", json_integer((json_int_t)time(NULL)));
-	for (size_t i = 0; i < n_ext; i++) {
-		if (!ext[i]->started)
-			continue;
-		rc = ext[i]->started(&c, priv[i]);
-		if (rc) {
-			log_errno(rc, "%s: started", ext[i]->name);
-			sv_halt_step(&c, &k, SV_HALT_QUIT, SV_QUIT_GRACE_MS);
-			break;
-		}
-	}
-	if (!rc)
-		json_object_set_new(c.state, "status", json_string("running"));
-	if (sv_state_save(&c))
-		log_warn("could not save state.json");
-	log_info("QEMU %d running", (int)k.qemu_pid);
+	sv_started(&c, &k, &pp, t_start, t_spawn);
 	sv_loop(&c, &k);
 	sv_finish_state(&c, &k);
 	rc = 0;
@@ -1151,30 +1272,9 @@ out_teardown:
 	json_object_set_new(c.state, "error", json_string(strerror(-rc)));
 out_teardown_ok:
 	k.preparing = false;
-	sv_teardown(&c, ext, priv, prepared);
+	sv_teardown(&c, ext, priv, pp.prepared);
 out:
-	vmfd_close(&k.files);
-	sv_qmp_drop(&k);
-	if (k.qemu_pidfd >= 0)
-		close(k.qemu_pidfd);
-	if (k.serial_fd >= 0)
-		close(k.serial_fd);
-	for (size_t i = 0; i < SV_MAX_CONSOLE; i++)
-		if (k.con[i] >= 0)
-			sv_con_close(&k, i);
-	for (size_t i = 0; i < SV_MAX_CTL; i++)
-		if (k.ctl[i])
-			sv_ctl_close(&k, i);
-	if (k.console_lfd >= 0)
-		close(k.console_lfd);
-	if (k.control_lfd >= 0)
-		close(k.control_lfd);
-	if (k.log_fd >= 0)
-		close(k.log_fd);
-	if (k.sig_fd >= 0)
-		close(k.sig_fd);
-	sv_unlink(vm_dir, "console.sock");
-	sv_unlink(vm_dir, "control.sock");
+	sv_close_all(&k, vm_dir);
 	if (rc) {
 		const char *s = state_get_str(c.state, "status");
 
@@ -1190,6 +1290,7 @@ out:
 	sv_unlink(vm_dir, "supervisor.pid");
 	qemu_argv_free(&argv);
 	qemu_argv_free(&k.extra);
+	warm_plan_free(&k.warm);
 out_nostate:
 	json_decref(c.state);
 	cfg_free(cfg);

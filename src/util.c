@@ -436,3 +436,11 @@ out_close:
 	close(fd);
 	return rc;
 }
+
+void util_human_size(uint64_t b, char *buf, size_t n)
+{
+	if (b >= (1ull << 30))
+		snprintf(buf, n, "%.1fG", (double)b / (double)(1ull << 30));
+	else
+		snprintf(buf, n, "%.1fM", (double)b / (double)(1ull << 20));
+}

@@ -26,6 +26,11 @@
 #define UTIL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /**
+ * util_human_size() - @b bytes as "1.5G" or "12.0M" (GiB, MiB) for tables
+ */
+void util_human_size(uint64_t b, char *buf, size_t n);
+
+/**
  * util_snprintf() - snprintf that refuses to truncate
  * Return: 0, -ENAMETOOLONG if the result did not fit, -EINVAL on a format error
  */

@@ -321,7 +321,7 @@ int vm_ctl_parse(const char *line, size_t n, enum vm_ctl_cmd *cmd, long *timeout
 		enum vm_ctl_cmd cmd;
 	} cmds[] = {
 		{ "status", VM_CTL_STATUS }, { "halt", VM_CTL_HALT }, { "quit", VM_CTL_QUIT },
-		{ "suspend", VM_CTL_SUSPEND }, { "resume", VM_CTL_RESUME },
+		{ "suspend", VM_CTL_SUSPEND }, { "resume", VM_CTL_RESUME }, { "save", VM_CTL_SAVE },
 	};
 	json_t *req, *t;
 	const char *name;

@@ -7,7 +7,8 @@
  * The VM a verb acts on (struct vm_target, resolved once by the
  * dispatcher), per-VM lock, supervisor liveness, the control socket protocol (one JSON
  * object per line each way: {"cmd": "status"|"halt"|"suspend"|"resume"|
- * "quit", "timeout": N} -> {"ok": true, ...} or {"ok": false, "error": "..."}),
+ * "quit", "timeout": N} -> {"ok": true, ...} or {"ok": false, "error": "..."};
+ * {"cmd": "save", "name": NAME} saves the running state, see src/warm.h),
  * and gc of what a dead supervisor left.
  */
 #include <jansson.h>
@@ -118,7 +119,8 @@ int vm_control(const char *vm_dir, json_t *req, json_t **resp, int timeout_ms);
 int vm_wait_pid_gone(pid_t pid, int timeout_ms);
 
 /** enum vm_ctl_cmd - what a control request asks for */
-enum vm_ctl_cmd { VM_CTL_STATUS, VM_CTL_HALT, VM_CTL_QUIT, VM_CTL_SUSPEND, VM_CTL_RESUME };
+enum vm_ctl_cmd { VM_CTL_STATUS, VM_CTL_HALT, VM_CTL_QUIT, VM_CTL_SUSPEND, VM_CTL_RESUME,
+		  VM_CTL_SAVE };
 
 /**
  * vm_ctl_parse() - one control request line (its '\n' excluded)

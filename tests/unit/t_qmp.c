@@ -812,6 +812,269 @@ static void test_connect(void)
 	       "connect errors other than ENOENT/ECONNREFUSED are returned at once");
 }
 
+/* ---- warm start: getfd, migration, hotplug ------------------------------ */
+
+/* recvmsg() the first byte of the next command, with its SCM_RIGHTS fd */
+static int srv_recv_fd(void)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	char c;
+	struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cm;
+	int fd = -1;
+
+	if (recvmsg(srv_fd, &mh, 0) != 1 || c != '{')
+		srv_die(20);
+	for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+			memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
+	return fd;
+}
+
+/* the rest of a command whose first byte srv_recv_fd() took */
+static long long srv_expect_rest(const char *name, json_t **msgp)
+{
+	char line[65536] = "{";
+	size_t n = 1;
+	json_t *m;
+
+	while (n < sizeof(line) - 1 && read(srv_fd, line + n, 1) == 1 && line[n] != '\n')
+		n++;
+	m = json_loadb(line, n, 0, NULL);
+	if (!m || !json_is_string(json_object_get(m, "execute")) ||
+	    strcmp(json_string_value(json_object_get(m, "execute")), name))
+		srv_die(21);
+	if (msgp)
+		*msgp = m;
+	else
+		json_decref(m);
+	return json_integer_value(json_object_get(m, "id"));
+}
+
+static void srv_getfd(void)
+{
+	json_t *m = NULL;
+	long long id;
+	int fd;
+
+	srv_greet();
+	fd = srv_recv_fd();
+	id = srv_expect_rest("getfd", &m);
+	if (fd < 0)
+		srv_die(22);	/* no fd came with the command */
+	if (strcmp(json_string_value(json_object_get(json_object_get(m, "arguments"), "fdname")) ?: "",
+		   "hutch-warm"))
+		srv_die(23);
+	if (write(fd, "via-scm", 7) != 7)
+		srv_die(24);
+	close(fd);
+	json_decref(m);
+	srv_reply(id, "{}");
+	srv_reply(srv_expect("closefd", NULL), "{}");
+}
+
+static void test_getfd(void)
+{
+	struct qmp *q;
+	int p[2], rc;
+	char buf[16] = { 0 };
+	pid_t pid = fake_open(srv_getfd, &q, &rc);
+
+	if (rc < 0 || pipe(p) < 0) {
+		ok(0, "open");
+		fake_end(pid);
+		return;
+	}
+	is_int(qmp_getfd(q, "hutch-warm", -1, T_MS), -EBADF, "getfd without an fd is refused");
+	is_int(qmp_getfd(q, "hutch-warm", p[1], T_MS), 0, "getfd: QEMU takes the fd");
+	close(p[1]);
+	ok(read(p[0], buf, sizeof(buf) - 1) == 7 && !strcmp(buf, "via-scm"),
+	   "the fd arrived by SCM_RIGHTS and is the caller's pipe (%s)", buf);
+	close(p[0]);
+	is_int(qmp_closefd(q, "hutch-warm", T_MS), 0, "closefd");
+	qmp_close(q);
+	is_int(fake_end(pid), 0, "fake monitor saw the fd on the getfd command");
+}
+
+static void srv_migrate(void)
+{
+	json_t *m = NULL;
+	long long id;
+
+	srv_greet();
+	id = srv_expect("migrate", &m);
+	if (strcmp(json_string_value(json_object_get(json_object_get(m, "arguments"), "uri")) ?: "",
+		   "fd:hutch-warm"))
+		srv_die(30);
+	json_decref(m);
+	srv_reply(id, "{}");
+	srv_reply(srv_expect("query-migrate", NULL), "{}");
+	srv_reply(srv_expect("query-migrate", NULL),
+		  "{\"status\": \"active\", \"ram\": {\"total\": 268435456, \"transferred\": 1024}}");
+	srv_reply(srv_expect("query-migrate", NULL), "{\"status\": \"completed\"}");
+	srv_reply(srv_expect("query-migrate", NULL),
+		  "{\"status\": \"failed\", \"error-desc\": \"disk \\u001b[2J full\"}");
+	srv_reply(srv_expect("query-migrate", NULL), "{\"status\": \"postcopy-somewhere\"}");
+	srv_reply(srv_expect("query-migrate", NULL), "{\"status\": 7}");
+	srv_reply(srv_expect("migrate-incoming", NULL), "{}");
+	srv_reply(srv_expect("query-migrate", NULL), "[]");
+}
+
+static void test_migrate(void)
+{
+	struct qmp_migrate_info mi;
+	struct qmp *q;
+	int rc;
+	pid_t pid = fake_open(srv_migrate, &q, &rc);
+
+	if (rc < 0) {
+		ok(0, "open");
+		fake_end(pid);
+		return;
+	}
+	is_int(qmp_migrate(q, "fd:hutch-warm", T_MS), 0, "migrate to a named fd");
+	is_int(qmp_query_migrate(q, &mi, T_MS), 0, "query-migrate before any migration");
+	is_int(mi.status, QMP_MIG_NONE, "... no status is QMP_MIG_NONE");
+	is_int(qmp_query_migrate(q, &mi, T_MS), 0, "query-migrate while active");
+	ok(mi.status == QMP_MIG_ACTIVE && mi.ram_total == 268435456 && mi.ram_transferred == 1024,
+	   "status and RAM counters read");
+	is_int(qmp_query_migrate(q, &mi, T_MS), 0, "query-migrate when completed");
+	ok(mi.status == QMP_MIG_COMPLETED && !strcmp(qmp_migrate_status_name(mi.status), "completed"),
+	   "completed");
+	is_int(qmp_query_migrate(q, &mi, T_MS), 0, "query-migrate when failed");
+	ok(mi.status == QMP_MIG_FAILED && strstr(mi.error, "disk") && !strchr(mi.error, '\033'),
+	   "failed, with QEMU's reason kept escaped (%s)", mi.error);
+	is_int(qmp_query_migrate(q, &mi, T_MS), 0, "an unknown status is no error");
+	is_int(mi.status, QMP_MIG_OTHER, "... it is QMP_MIG_OTHER");
+	is_int(qmp_query_migrate(q, &mi, T_MS), -EPROTO, "a status that is not a string is -EPROTO");
+	is_int(qmp_migrate_incoming(q, "fd:hutch-warm", T_MS), 0, "migrate-incoming");
+	is_int(qmp_query_migrate(q, &mi, T_MS), -EPROTO, "a reply that is not an object is -EPROTO");
+	qmp_close(q);
+	is_int(fake_end(pid), 0, "fake monitor saw the migration commands");
+}
+
+static void srv_hotplug(void)
+{
+	json_t *m = NULL;
+	long long id;
+
+	srv_greet();
+	id = srv_expect("device_del", &m);
+	if (strcmp(json_string_value(json_object_get(json_object_get(m, "arguments"), "id")) ?: "",
+		   "hutch-fs0"))
+		srv_die(40);
+	json_decref(m);
+	srv_reply(id, "{}");
+	srv_sendf("{\"event\": \"DEVICE_DELETED\", \"data\": {\"path\": \"/machine/peripheral/hutch-fs0/virtio-backend\"}}\r\n");
+	srv_event("STOP");
+	srv_sendf("{\"event\": \"DEVICE_DELETED\", \"data\": {\"device\": \"hutch-fs1\", \"path\": \"x\"}}\r\n");
+	srv_sendf("{\"event\": \"DEVICE_DELETED\", \"data\": {\"device\": \"hutch-fs0\", \"path\": \"y\"}}\r\n");
+	id = srv_expect("device_add", &m);
+	if (strcmp(json_string_value(json_object_get(json_object_get(m, "arguments"), "driver")) ?: "",
+		   "vhost-user-fs-pci") ||
+	    strcmp(json_string_value(json_object_get(json_object_get(m, "arguments"), "tag")) ?: "", "ws"))
+		srv_die(41);
+	json_decref(m);
+	srv_reply(id, "{}");
+	srv_reply(srv_expect("device_del", NULL), "{}");
+	/* this one never comes: the waiter times out */
+}
+
+static bool match_dev(const json_t *data, void *arg)
+{
+	const json_t *d = json_object_get(data, "device");
+
+	return json_is_string(d) && !strcmp(json_string_value(d), arg);
+}
+
+static void test_hotplug(void)
+{
+	struct rec ev = { 0 };
+	struct qmp *q;
+	json_t *props;
+	uint64_t t0;
+	int rc;
+	pid_t pid = fake_open(srv_hotplug, &q, &rc);
+
+	if (rc < 0) {
+		ok(0, "open");
+		fake_end(pid);
+		return;
+	}
+	qmp_set_event_cb(q, rec_cb, &ev);
+	is_int(qmp_event_wait(q, T_MS), -EINVAL, "waiting without arming is an error");
+	qmp_event_arm(q, QMP_EV_DEVICE_DELETED, match_dev, (void *)"hutch-fs0");
+	is_int(qmp_device_del(q, "hutch-fs0", T_MS), 0, "device_del");
+	is_int(qmp_event_wait(q, T_MS), 0,
+	       "DEVICE_DELETED of that device, sent right behind the reply, is not missed");
+	ok(ev.n == 4 && ev.kind[0] == QMP_EV_DEVICE_DELETED && ev.kind[1] == QMP_EV_STOP &&
+	   ev.kind[3] == QMP_EV_DEVICE_DELETED,
+	   "every event on the way, the awaited one too, reached the callback in order (%d)", ev.n);
+	props = json_pack("{s:s}", "tag", "ws");
+	is_int(qmp_device_add(q, props, T_MS), -EINVAL, "device_add without a driver is refused");
+	json_object_set_new(props, "driver", json_string("vhost-user-fs-pci"));
+	is_int(qmp_device_add(q, props, T_MS), 0, "device_add passes the properties through");
+	json_decref(props);
+	qmp_event_arm(q, QMP_EV_DEVICE_DELETED, match_dev, (void *)"hutch-fs1");
+	is_int(qmp_device_del(q, "hutch-fs1", T_MS), 0, "device_del of a device that never goes");
+	t0 = util_monotonic_ms();
+	is_int(qmp_event_wait(q, 300),
+	       -ETIMEDOUT, "an event that does not come times out");
+	ok(util_monotonic_ms() - t0 < 4000, "... within its timeout");
+	qmp_close(q);
+	is_int(fake_end(pid), 0, "fake monitor done");
+}
+
+static void srv_block(void)
+{
+	srv_greet();
+	srv_reply(srv_expect("query-block", NULL),
+		  "[{\"device\": \"virtio1\", \"inserted\": {\"file\": \"/vm/seed.iso\"}},"
+		  " {\"device\": 3, \"inserted\": {\"file\": \"/vm/disk.qcow2\"}},"
+		  " \"junk\", {\"device\": \"x\", \"inserted\": []},"
+		  " {\"device\": \"virtio0\", \"inserted\": {\"file\": \"/vm/disk.qcow2\"}}]");
+	srv_reply(srv_expect("query-block", NULL), "[{\"device\": \"virtio1\"}]");
+	srv_reply(srv_expect("query-block", NULL), "{}");
+	srv_reply(srv_expect("query-block", NULL),
+		  "[{\"device\": \"virtio1\", \"inserted\": {\"file\": \"/dev/fdset/3\", \"ro\": true}},"
+		  " {\"device\": \"virtio0\", \"inserted\": {\"file\": \"/dev/fdset/1\", \"ro\": false}}]");
+	srv_reply(srv_expect("query-block", NULL),
+		  "[{\"device\": \"a\", \"inserted\": {\"file\": \"x\", \"ro\": false}},"
+		  " {\"device\": \"b\", \"inserted\": {\"file\": \"y\", \"ro\": false}}]");
+}
+
+static void test_block(void)
+{
+	struct qmp *q;
+	char dev[32] = "";
+	int rc;
+	pid_t pid = fake_open(srv_block, &q, &rc);
+
+	if (rc < 0) {
+		ok(0, "open");
+		fake_end(pid);
+		return;
+	}
+	is_int(qmp_block_device(q, "/vm/disk.qcow2", dev, sizeof(dev), T_MS), 0,
+	       "query-block: the drive of an image is found");
+	ok(!strcmp(dev, "virtio0"), "... skipping entries of the wrong shape (%s)", dev);
+	is_int(qmp_block_device(q, "/vm/disk.qcow2", dev, sizeof(dev), T_MS), -ENOENT,
+	       "no drive with that image: -ENOENT");
+	is_int(qmp_block_device(q, "/vm/disk.qcow2", dev, sizeof(dev), T_MS), -EPROTO,
+	       "a reply that is not a list: -EPROTO");
+	ok(qmp_block_device(q, NULL, dev, sizeof(dev), T_MS) == 0 && !strcmp(dev, "virtio0"),
+	   "without a path: the one writable drive (images passed as fd sets)");
+	is_int(qmp_block_device(q, NULL, dev, sizeof(dev), T_MS), -ENOTUNIQ,
+	       "two writable drives: no guess");
+	qmp_close(q);
+	is_int(fake_end(pid), 0, "fake monitor done");
+}
+
 /* ---- asynchronous commands (the supervisor's) ---------------------------- */
 
 static void srv_async(void)
@@ -907,6 +1170,10 @@ int main(void)
 	test_flood();
 	test_args();
 	test_connect();
+	test_getfd();
+	test_migrate();
+	test_hotplug();
+	test_block();
 	test_async();
 	return tap_done();
 }

@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Snapshot pieces without a VM: names, index.json parsing (untrusted),
+ * shell quoting for the guest, and the disk operations against the real
+ * qemu-img on small images in a temporary directory.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "images/disk.h"
+#include "src/guest.h"
+#include "src/log.h"
+#include "src/proc.h"
+#include "src/snap.h"
+#include "src/util.h"
+#include "tests/unit/tap.h"
+
+static void test_names(void)
+{
+	ok(snap_name_valid("clean") && snap_name_valid("v1.2_x-3") && snap_name_valid("A"),
+	   "ordinary snapshot names are valid");
+	ok(!snap_name_valid("") && !snap_name_valid("-x") && !snap_name_valid(".x") &&
+	   !snap_name_valid("a/b") && !snap_name_valid("a b") && !snap_name_valid("../x") &&
+	   !snap_name_valid(NULL), "empty, leading punctuation, slash, space, NULL: refused");
+	ok(!snap_name_valid("anchor"), "\"anchor\" is reserved");
+	ok(snap_name_valid("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa") &&
+	   !snap_name_valid("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+	   "64 characters at most");
+	ok(disk_tag_valid("hutch-warm-clean-1700000000") && !disk_tag_valid("a b") &&
+	   !disk_tag_valid("") && !disk_tag_valid("-o=x,y"), "disk tags: a narrow alphabet");
+}
+
+static void test_index(void)
+{
+	static const char in[] =
+		"{\"current\": \"one\", \"resume\": \"gone\", \"stack\": [\"one\", 5, \"gone\"],"
+		" \"anchor\": {\"created_at\": 7, \"parent\": \"../etc\"},"
+		" \"items\": {\"one\": {\"kind\": \"disk\", \"created_at\": 1, \"parent\": \"anchor\"},"
+		"  \"w\": {\"kind\": \"running\", \"created_at\": 2, \"parent\": 3, \"tag\": \"t\"},"
+		"  \"bad/name\": {\"kind\": \"disk\", \"created_at\": 1},"
+		"  \"nokind\": {\"created_at\": 1}, \"oddkind\": {\"kind\": \"x\", \"created_at\": 1},"
+		"  \"notime\": {\"kind\": \"disk\", \"created_at\": \"1\"}}}";
+	json_t *idx = NULL;
+
+	is_int(snap_index_parse("[1]", 3, &idx), -EINVAL, "an index that is not an object: -EINVAL");
+	is_int(snap_index_parse("{", 1, &idx), -EINVAL, "truncated JSON: -EINVAL");
+	is_int(snap_index_parse(in, sizeof(in) - 1, &idx), 0, "a messy index parses");
+	ok(snap_item(idx, "one") && snap_item(idx, "w") && !strcmp(snap_item_kind(snap_item(idx, "w")), "running"),
+	   "well-formed entries are kept");
+	ok(!snap_item(idx, "bad/name") && !snap_item(idx, "nokind") && !snap_item(idx, "oddkind") &&
+	   !snap_item(idx, "notime"), "entries with a bad name, kind or time are dropped");
+	ok(json_is_null(json_object_get(snap_item(idx, "w"), "parent")), "a parent that is no name is null");
+	ok(json_is_null(json_object_get(idx, "resume")), "resume naming a missing entry is null");
+	ok(json_array_size(json_object_get(idx, "stack")) == 1, "the stack keeps existing entries only");
+	ok(!strcmp(json_string_value(json_object_get(idx, "current")), "one"), "current kept");
+	ok(json_is_null(json_object_get(json_object_get(idx, "anchor"), "parent")),
+	   "the anchor's parent is checked too");
+	json_decref(idx);
+}
+
+static void test_quote(void)
+{
+	static const char *const cases[] = { "plain", "it's", "'", "''", "a b", "$(id)", "`x`",
+					     "\"q\"", "back\\slash", "semi;colon", "new\nline" };
+	char q[256], cmd[512], *out = NULL;
+	int st;
+
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(cases); i++) {
+		const char *argv[] = { "sh", "-c", cmd, NULL };
+
+		if (guest_sh_quote(cases[i], q, sizeof(q)) ||
+		    util_snprintf(cmd, sizeof(cmd), "printf %%s %s", q) ||
+		    proc_run(argv, NULL, &out, 1024, &st)) {
+			ok(0, "quote %zu", i);
+			continue;
+		}
+		ok(!strcmp(out, cases[i]), "sh reads the quoted word back as it was (case %zu)", i);
+		free(out);
+		out = NULL;
+	}
+	is_int(guest_sh_quote("'''''", q, 8), -ENAMETOOLONG, "quoting never truncates");
+}
+
+static int sh(const char *cmd)
+{
+	const char *argv[] = { "sh", "-c", cmd, NULL };
+	int st;
+
+	return proc_run(argv, NULL, NULL, 0, &st) == 0 && proc_exit_code(st) == 0 ? 0 : -1;
+}
+
+static void test_disk(void)
+{
+	char dir[] = "/tmp/t_snap.XXXXXX", base[256], disk[256], snap[256], cmd[2048];
+	struct disk_info di;
+	json_t *tags = NULL;
+
+	if (!mkdtemp(dir)) {
+		ok(0, "mkdtemp");
+		return;
+	}
+	snprintf(base, sizeof(base), "%s/base.qcow2", dir);
+	snprintf(disk, sizeof(disk), "%s/disk.qcow2", dir);
+	snprintf(snap, sizeof(snap), "%s/snap.qcow2", dir);
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && printf BASE > b.raw && truncate -s 16M b.raw && "
+		 "qemu-img convert -q -f raw -O qcow2 b.raw base.qcow2 && "
+		 "qemu-img create -q -f qcow2 -F qcow2 -b %s disk.qcow2", dir, base);
+	if (sh(cmd)) {
+		ok(0, "qemu-img set-up (skipping the disk tests)");
+		goto out;
+	}
+	is_int(disk_info(disk, &di), 0, "disk_info");
+	ok(di.vsize == 16 << 20 && !strcmp(di.backing, base) && !strcmp(di.format, "qcow2"),
+	   "virtual size, backing file and format");
+	is_int(disk_flatten(disk, snap, false), 0, "flatten");
+	ok(disk_info(snap, &di) == 0 && !di.backing[0] && di.vsize == 16 << 20,
+	   "the flattened copy has no backing file and the same size");
+	snprintf(cmd, sizeof(cmd), "[ ! -e %s.part ] && qemu-img compare -q %s %s", snap, disk, snap);
+	is_int(sh(cmd), 0, "... the same content, and no .part left");
+	is_int(disk_overlay(snap, disk, 32ull << 20), 0, "overlay on the snapshot, grown");
+	ok(disk_info(disk, &di) == 0 && !strcmp(di.backing, snap) && di.vsize == 32ull << 20,
+	   "the disk is an overlay on the snapshot, with the new size");
+	is_int(disk_overlay("relative.qcow2", disk, 0), -EINVAL, "a relative backing file is refused");
+	snprintf(cmd, sizeof(cmd), "qemu-io -c 'write -P 0x41 0 4k' %s >/dev/null", disk);
+	if (sh(cmd) == 0) {
+		is_int(disk_commit(disk), 0, "commit the overlay into its backing file");
+		snprintf(cmd, sizeof(cmd), "qemu-io -c 'read -P 0x41 0 4k' %s | grep -q 'read 4096'", snap);
+		is_int(sh(cmd), 0, "the backing file has the overlay's data");
+	} else {
+		ok(1, "qemu-io missing: commit not tested # SKIP");
+	}
+	snprintf(cmd, sizeof(cmd), "qemu-img snapshot -c hutch-warm-x-1 %s", disk);
+	if (sh(cmd) == 0) {
+		is_int(disk_tag_exists(disk, "hutch-warm-x-1"), 1, "an internal snapshot is seen");
+		ok(disk_tags(disk, &tags) == 0 && json_array_size(tags) == 1, "disk_tags lists it");
+		json_decref(tags);
+		is_int(disk_tag_apply(disk, "hutch-warm-x-1"), 0, "apply it");
+		is_int(disk_tag_apply(disk, "nope"), -EIO, "applying a missing tag fails");
+		is_int(disk_tag_delete(disk, "hutch-warm-x-1"), 0, "delete it");
+		is_int(disk_tag_exists(disk, "hutch-warm-x-1"), 0, "it is gone");
+		is_int(disk_tag_delete(disk, "hutch-warm-x-1"), 0, "deleting a missing tag is fine");
+	}
+	is_int(disk_resize(disk, 16ull << 20), -EINVAL, "a disk is never shrunk");
+	is_int(disk_resize(disk, 64ull << 20), 0, "it grows");
+out:
+	util_rm_rf(dir);
+}
+
+int main(void)
+{
+	log_init("t_snap", getenv("SNAP_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERR);
+	test_names();
+	test_index();
+	test_quote();
+	test_disk();
+	return tap_done();
+}
