@@ -57,9 +57,10 @@ static inline uint32_t net_mask(uint8_t prefix)
  */
 /**
  * net_bridge_ensure() - the bridge of @nc exists, has its address, its
- * sysctls, is up, and IPv4 forwarding is on.  Idempotent.
+ * sysctls, is up, and IPv4 forwarding is on (its previous value recorded
+ * in @recdir, nl_forwarding_on()).  Idempotent.
  */
-int net_bridge_ensure(const struct net_conf *nc, bool ipv6);
+int net_bridge_ensure(const struct net_conf *nc, bool ipv6, const char *recdir);
 /** net_port_attach() - enslave @port to @bridge, isolate it, set its sysctls (not up) */
 int net_port_attach(const char *port, const char *bridge, bool ipv6);
 /**
@@ -68,7 +69,7 @@ int net_port_attach(const char *port, const char *bridge, bool ipv6);
  * A bridge that does not exist is left alone, base rules included.
  * Return: 1 when removed, 0 when still in use or absent, or a negative errno
  */
-int net_bridge_release(const char *bridge);
+int net_bridge_release(const char *bridge, const char *recdir);
 /** net_mac_parse() - "52:54:00:12:34:56" */
 int net_mac_parse(const char *s, uint8_t mac[6]);
 #endif

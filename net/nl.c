@@ -1121,7 +1121,7 @@ int nl_if_sysctls(const char *name, bool ipv6, bool is_bridge)
  * root-owned directory that outlives every supervisor, so the last VM to
  * stop, or `hutch gc` after a crash, can put the old value back.
  */
-static int nl_forward_record(char *path, size_t n)
+static int nl_forward_record(const char *dir, char *path, size_t n)
 {
 	uint64_t cookie = 0;
 	socklen_t len = sizeof(cookie);
@@ -1139,10 +1139,10 @@ static int nl_forward_record(char *path, size_t n)
 	close(fd);
 	if (rc)
 		return rc;
-	return util_snprintf(path, n, "%s/ip_forward.%llu", NL_FORWARD_DIR, (unsigned long long)cookie);
+	return util_snprintf(path, n, "%s/ip_forward.%llu", dir, (unsigned long long)cookie);
 }
 
-int nl_forwarding_on(void)
+int nl_forwarding_on(const char *dir)
 {
 	char old[16], path[256];
 	int rc = nl_sysctl_write("net/ipv4/ip_forward", "1", old, sizeof(old));
@@ -1150,13 +1150,13 @@ int nl_forwarding_on(void)
 	if (rc || !strcmp(old, "1"))
 		return rc;
 	log_info("enabled net.ipv4.ip_forward (was %s) for NAT; restored when the last VM stops", old);
-	if ((rc = nl_forward_record(path, sizeof(path))) || (rc = util_mkdir_p(NL_FORWARD_DIR, 0755)) ||
+	if ((rc = nl_forward_record(dir, path, sizeof(path))) || (rc = util_mkdir_p(dir, 0755)) ||
 	    (rc = util_write_atomic(path, old, strlen(old), 0644)))
-		log_warno(rc, "recording the previous ip_forward in %s; it will stay on", NL_FORWARD_DIR);
+		log_warno(rc, "recording the previous ip_forward in %s; it will stay on", dir);
 	return 0;
 }
 
-int nl_forwarding_restore(void)
+int nl_forwarding_restore(const char *dir)
 {
 	char path[256], *old = NULL, cur[16];
 	size_t n = 0, len = 0;
@@ -1166,7 +1166,7 @@ int nl_forwarding_restore(void)
 		return rc;
 	if (n)
 		return 0;	/* another VM (of any bridge) still needs it */
-	if ((rc = nl_forward_record(path, sizeof(path))))
+	if ((rc = nl_forward_record(dir, path, sizeof(path))))
 		return rc;
 	rc = util_read_file(path, 16, &old, &len);
 	if (rc == -ENOENT)

@@ -241,19 +241,17 @@ int nl_sysctl_write(const char *rel, const char *val, char *old, size_t oldsz);
 int nl_if_sysctls(const char *name, bool ipv6, bool is_bridge);
 /**
  * nl_forwarding_on() - ip_forward=1; when hutch turned it on, the previous
- * value is recorded in NL_FORWARD_DIR/ip_forward.<netns cookie> for nl_forwarding_restore()
+ * value is recorded in @dir/ip_forward.<netns cookie> for nl_forwarding_restore()
+ * @dir: the registry's directory (root's: the helper raises CAP_DAC_OVERRIDE)
  */
-int nl_forwarding_on(void);
+int nl_forwarding_on(const char *dir);
 /**
  * nl_forwarding_restore() - when no hutch tap (ht-*) is left in this network
  * namespace and hutch turned ip_forward on, put the previous value back
  *
+ * @dir: where nl_forwarding_on() recorded it
  * Return: 1 when restored, 0 when nothing was to do, or a negative errno
  */
-int nl_forwarding_restore(void);
-
-#ifndef NL_FORWARD_DIR
-#define NL_FORWARD_DIR "/run/hutch"	/* survives supervisors, not reboots (nor does ip_forward) */
-#endif
+int nl_forwarding_restore(const char *dir);
 
 #endif

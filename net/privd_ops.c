@@ -33,7 +33,7 @@
 
 /* ---- bridge primitives (the privileged side's only) ---- */
 
-int net_bridge_ensure(const struct net_conf *nc, bool ipv6)
+int net_bridge_ensure(const struct net_conf *nc, bool ipv6, const char *recdir)
 {
 	int rc;
 
@@ -48,7 +48,7 @@ int net_bridge_ensure(const struct net_conf *nc, bool ipv6)
 		return rc;
 	if ((rc = nl_link_up(nc->bridge)))
 		return rc;
-	return nl_forwarding_on();
+	return nl_forwarding_on(recdir);
 }
 
 int net_port_attach(const char *port, const char *bridge, bool ipv6)
@@ -63,7 +63,7 @@ int net_port_attach(const char *port, const char *bridge, bool ipv6)
 	return nl_brport_isolate(port, true);
 }
 
-int net_bridge_release(const char *bridge)
+int net_bridge_release(const char *bridge, const char *recdir)
 {
 	size_t n = 0;
 	int rc, ifi;
@@ -82,7 +82,7 @@ int net_bridge_release(const char *bridge)
 	rc = nft_base_remove();
 	if (rc && rc != -EBUSY)	/* EBUSY: VMs of another bridge still have rules */
 		log_warno(rc, "removing hutch's base nftables rules");
-	rc = nl_forwarding_restore();
+	rc = nl_forwarding_restore(recdir);
 	if (rc < 0)
 		log_warno(rc, "restoring net.ipv4.ip_forward");
 	return 1;
@@ -143,8 +143,9 @@ static void ops_bridge_release(const struct privd *d, const char *bridge)
 
 	if (!bridge[0])
 		return;
-	privd_caps(d, PRIVD_CAP_NET);
-	rc = net_bridge_release(bridge);
+	/* DAC: the ip_forward record in the registry's root-owned directory */
+	privd_caps(d, PRIVD_CAP_NET | PRIVD_CAP_DAC);
+	rc = net_bridge_release(bridge, d->conf.rundir);
 	privd_caps(d, 0);
 	if (rc < 0)
 		log_warno(rc, "removing bridge %s", bridge);
@@ -384,8 +385,10 @@ static int ops_net_create(struct privd *d, const struct privd_ent *e, struct ops
 	o->fds[0] = o->fds[1] = o->fds[2] = -1;
 	if ((rc = tap_name(e->id, o->tap, sizeof(o->tap))))
 		return privd_err(err, en, rc, "bad id");
+	privd_caps(d, PRIVD_CAP_NET | PRIVD_CAP_DAC);	/* DAC: as in ops_bridge_release() */
+	rc = net_bridge_ensure(&e->nc, e->ipv6, d->conf.rundir);
 	privd_caps(d, PRIVD_CAP_NET);
-	if ((rc = net_bridge_ensure(&e->nc, e->ipv6))) {
+	if (rc) {
 		privd_err(err, en, rc, "setting up bridge %s: %s", e->nc.bridge, strerror(-rc));
 		goto out;
 	}

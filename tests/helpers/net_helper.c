@@ -688,6 +688,14 @@ static int cmd_vm(char **av)
 	return 0;
 }
 
+/* where ip_forward's previous value is recorded: the test's own run dir */
+static const char *helper_run_dir(void)
+{
+	const char *d = getenv("HUTCH_RUN_DIR");
+
+	return d && *d ? d : "/run/hutch";
+}
+
 int main(int argc, char **argv)
 {
 	int rc;
@@ -702,7 +710,7 @@ int main(int argc, char **argv)
 		if ((rc = net_subnet_parse(argv[3], &nc)))
 			return fail(rc, "subnet");
 		util_snprintf(nc.bridge, sizeof(nc.bridge), "%s", argv[2]);
-		rc = net_bridge_ensure(&nc, false);
+		rc = net_bridge_ensure(&nc, false, helper_run_dir());
 		return rc ? fail(rc, "bridge") : 0;
 	}
 	if (!strcmp(cmd, "attach") && (argc == 4 || argc == 5)) {
@@ -754,7 +762,7 @@ int main(int argc, char **argv)
 		return rc ? fail(rc, "del") : 0;
 	}
 	if (!strcmp(cmd, "release") && argc == 3) {
-		rc = net_bridge_release(argv[2]);
+		rc = net_bridge_release(argv[2], helper_run_dir());
 		if (rc < 0)
 			return fail(rc, "release");
 		printf("%d\n", rc);

@@ -136,9 +136,15 @@ ln -s "$T/elsewhere.conf" "$B/wireguard.conf"
 bad_up "a symlink" 'symbolic link: refused'
 rm -f "$B/wireguard.conf"
 mv "$T/elsewhere.conf" "$B/wireguard.conf"
-out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$HUTCH" -C "$B" check-config 2>&1)
+# the project is that user's (hutch reads no one else's hutch.yaml); only
+# wireguard.conf is root's 0600
+U=$T/bad-user
+project "$U" wgbad
+cp -p "$B/wireguard.conf" "$U/wireguard.conf"
+chown 65534:65534 "$U" "$U/hutch.yaml" "$U/cloud-init.yml"
+out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$HUTCH" -C "$U" check-config 2>&1)
 rc=$?
-[ $rc -ne 0 ] && grep -q 'wireguard.conf: cannot read it: Permission denied' <<<"$out" &&
+[ $rc -ne 0 ] && grep -Eq 'wireguard.conf: (cannot read it: Permission denied|it is owned by uid 0, not by you)' <<<"$out" &&
 	ok "bad input, unreadable file: check-config says so" ||
 	{ fail "bad input, unreadable file: check-config says so (rc $rc)"; sed 's/^/#   /' <<<"$out" | tail -3; }
 out=$(hn "$HUTCH" -C "$B" check-config 2>&1)

@@ -59,7 +59,7 @@ snap() {
 	awk -v t="$T" 'index($5, t) == 1 {print $5}' /proc/self/mountinfo | sort
 	priv_registry
 }
-NETUP='"op":"net_up","bridge":"hutch0","subnet":"10.77.0.1/24","mac":"52:54:00:aa:bb:cc","isolation":true,"ipv6":false'
+NETUP='"op":"net_up","bridge":"hutch0","subnet":"10.77.0.1/24","mac":"52:54:00:aa:bb:cc","isolation":true,"ipv6":false,"dns":true'
 
 # A: a VM network, held open (the helper removes it when A hangs up)
 mkfifo "$T/hold"
@@ -73,6 +73,13 @@ IDA=$(jfield "$RA" id) ADDRA=$(jfield "$RA" addr) MACA=$(jfield "$RA" mac)
 	{ fail "A's VM network is up"; diag "$RA"; sed 's/^/#   /' "$T/a.err"; done_testing; exit 1; }
 ip netns exec "$NS" nft list chain bridge hutch "vm-$IDA" >/dev/null 2>&1 &&
 	ok "A's rules are in place" || fail "A's rules are in place"
+# ip_forward's previous value goes to the helper's (root-owned) run dir, not to
+# /run/hutch, which a user's helper could not write without its DAC capability
+if grep -q "enabled net.ipv4.ip_forward" "$T/a.err"; then
+	! grep -q "it will stay on" "$T/a.err" && ls "$PRIV_DIR/run"/ip_forward.* >/dev/null 2>&1 &&
+		ok "the previous ip_forward is recorded in the helper's run dir" ||
+		{ fail "the previous ip_forward is recorded in the helper's run dir"; sed 's/^/#   /' "$T/a.err"; }
+fi
 out=$(client "$UA" "{\"op\":\"inspect\",\"id\":\"$IDA\"}")
 grep -q "vm-$IDA" <<<"$out" && ok "A may inspect its own VM" || { fail "A may inspect its own VM"; diag "$out"; }
 

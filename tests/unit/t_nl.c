@@ -199,16 +199,20 @@ static void kernel(void)
 
 	/* ip_forward: restored only when hutch turned it on and no tap is left */
 	if (fwd_now() == '0') {
-		is_int(nl_forwarding_on(), 0, "nl_forwarding_on");
+		char fwd_dir[] = "/tmp/t_nl.run.XXXXXX";
+
+		ok(mkdtemp(fwd_dir) != NULL, "a run dir for the ip_forward record");
+		is_int(nl_forwarding_on(fwd_dir), 0, "nl_forwarding_on");
 		ok(fwd_now() == '1', "ip_forward is 1");
-		is_int(nl_forwarding_restore(), fd >= 0 ? 0 : 1, "nl_forwarding_restore while a tap exists: 0");
+		is_int(nl_forwarding_restore(fwd_dir), fd >= 0 ? 0 : 1, "nl_forwarding_restore while a tap exists: 0");
 		if (fd >= 0) {
 			close(fd);
 			nl_link_del("ht-t1");
-			is_int(nl_forwarding_restore(), 1, "... after the last tap: restored");
+			is_int(nl_forwarding_restore(fwd_dir), 1, "... after the last tap: restored");
 		}
 		ok(fwd_now() == '0', "ip_forward is 0 again");
-		is_int(nl_forwarding_restore(), 0, "nothing more to restore");
+		is_int(nl_forwarding_restore(fwd_dir), 0, "nothing more to restore");
+		rmdir(fwd_dir);
 	}
 	nl_link_del("tb1");
 	nl_link_del("tb2");
