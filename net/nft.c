@@ -2102,10 +2102,19 @@ static int rules_dump(struct nl_sock *s, const struct rule_list *want, struct ru
 	for (size_t i = 0; i < want->n; i++) {
 		const struct rule_rec *w = &want->r[i];
 		struct rules_q q = { .l = l, .chain = w->chain };
+		bool seen = false;
 		int rc;
 
-		if (i && w->family == want->r[i - 1].family && !strcmp(w->chain, want->r[i - 1].chain))
-			continue;	/* the builders add a chain's rules together */
+		/*
+		 * Once per chain: a builder may come back to a chain (the WireGuard
+		 * rules go to the input chain, then the forward chain, then the
+		 * input chain gets the rest), and a second dump would list its
+		 * rules twice.
+		 */
+		for (size_t k = 0; k < i && !seen; k++)
+			seen = w->family == want->r[k].family && !strcmp(w->chain, want->r[k].chain);
+		if (seen)
+			continue;
 		rc = query(s, NFT_MSG_GETRULE, w->family, true, build_chain_rules, (void *)w->chain,
 			   cb_rules, &q);
 		if (rc && rc != -ENOENT)

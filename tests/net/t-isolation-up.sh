@@ -61,6 +61,13 @@ fi
 # jget FILE KEY...: a member of a JSON file, or nothing (tests/lib/priv.sh)
 cleanup() {
 	local p d
+	# a failure's evidence: what the supervisors said (rules, repairs, taps)
+	if [ "${TAP_FAILED:-0}" -gt 0 ]; then
+		for d in "$XDG_DATA_HOME"/hutch/vms/*; do
+			diag "$(basename "$d")'s supervisor.log:"
+			grep -v 'DHCP\|dhcp' "$d/supervisor.log" 2>/dev/null | tail -25 | sed 's/^/  /' | while IFS= read -r l; do diag "$l"; done
+		done
+	fi
 	for d in "$XDG_DATA_HOME"/hutch/vms/*; do
 		for p in $(jget "$d/state.json" supervisor_pid) $(jget "$d/state.json" qemu_pid); do
 			grep -qs "$T" "/proc/$p/cmdline" && kill -9 "$p" 2>/dev/null

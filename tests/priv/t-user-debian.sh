@@ -4,8 +4,9 @@
 # `hutch up` in mode nat, `hutch ssh -- id` and `hutch halt`, without sudo,
 # in a network namespace of ours.  QEMU runs as that user with no
 # capabilities; afterwards no tap, bridge, table or registry entry is left.
-# (The isolated share of README's example is tested as a user, with the
-# tiny guest, in t-share-user.sh.)
+# README's example exactly: with an isolated shared folder, which the guest
+# writes and the host reads, served by a virtiofsd of that user (who has a
+# supplementary group: the helper's).
 #   E2E_IMAGE=path   use this qcow2 instead of `make debian-image`
 set -u
 source "$(dirname "$0")/../lib/tap.sh"
@@ -45,6 +46,8 @@ cpus: 2
 memory: 1024
 accel: ${E2E_ACCEL:-tcg}
 network: {mode: nat}
+shared_folders:
+  - {host: work, guest: /work, isolation: true, size: 1}
 timeouts: {boot: 900, ssh: 900, cloud_init: 1200, shutdown: 120}
 Y
 cat >"$T/p/cloud-init.yml" <<Y
@@ -52,6 +55,7 @@ cat >"$T/p/cloud-init.yml" <<Y
 users:
   - name: dev
     shell: /bin/bash
+    sudo: ALL=(ALL) NOPASSWD:ALL
     ssh_authorized_keys: [__HUTCH_PUBKEY__]
 Y
 chown -R "$U:" "$T/p"
@@ -66,6 +70,15 @@ is "QEMU runs as $U with CapEff 0" "$(awk '/^Uid:/ {print $2} /^CapEff:/ {print 
 	"$(id -u "$U") 0000000000000000 "
 out=$(hh timeout 300 "$HUTCH" -C "$T/p" ssh -- id 2>&1)
 grep -q '^uid=[0-9]*(dev)' <<<"$out" && ok "hutch ssh -- id as $U: $out" || { fail "hutch ssh -- id as $U"; diag "$out"; }
+vp=$(jq -r '.shares[0].virtiofsd_pid // empty' "$VMD/state.json" 2>/dev/null)
+is "virtiofsd runs as $U with CapEff 0" "$(awk '/^Uid:/ {print $2} /^CapEff:/ {print $2}' "/proc/${vp:-0}/status" 2>/dev/null | tr '\n' ' ')" \
+	"$(id -u "$U") 0000000000000000 "
+out=$(hh timeout 300 "$HUTCH" -C "$T/p" ssh -- "sudo sh -c 'echo from-guest >/work/x' && findmnt -no FSTYPE /work" 2>&1)
+# read it where the mount is: ip netns exec gave `up` (and so the supervisor)
+# a mount namespace of its own, seen through /proc/PID/root
+sp=$(jget "$VMD/state.json" supervisor_pid)
+[ "$(cat "/proc/${sp:-0}/root$T/p/work/x" 2>/dev/null)" = from-guest ] && ok "the guest wrote into the isolated share, the host reads it ($out)" ||
+	{ fail "the guest wrote into the isolated share"; diag "$out"; }
 check "hutch halt as $U" hh timeout 300 "$HUTCH" -C "$T/p" halt
 is "no ht-* link, no bridge" "$(ip -n "$NS" -br link | awk '{print $1}' | grep -E '^(ht-|hutch)' | tr '\n' ' ')" ""
 ip netns exec "$NS" nft list tables 2>/dev/null | grep -q hutch && fail "no hutch table" || ok "no hutch table"

@@ -445,6 +445,23 @@ static void test_kernel_nft(void)
 	ok(dump_has(NULL, "wg: DNS udp/53 to the gateway -> the tunnel's DNS 10.64.0.1") == 1, "  its DNAT chain");
 	ok(dump_has("wgb", "kill switch") == 0 && dump_has("wgb", "wg:") == 0, "  the other VM has none of it");
 	ok(nft_wg_drops("wga", &pk, &by) == 0 && pk == 0 && by == 0, "  kill-switch counters read (0)");
+	/* the supervisor's watch compares what is in force with what it installed */
+	is_int(nft_vm_intact(&a), 1, "nft: the tunnelled VM's rules are found intact");
+	{
+		struct cfg_host_access ha[3] = { { .kind = CFG_HA_LAN_HOST },
+						 { .kind = CFG_HA_HOST_PORT, .proto = CFG_PROTO_TCP,
+						   .port = 8081 } };
+		struct nft_vm c = a;
+
+		inet_pton(AF_INET, "192.168.77.50", &ha[0].addr);
+		c.host_access = ha;
+		c.n_host_access = 2;
+		c.dns = true;
+		is_int(nft_vm_add(&c), 0, "nft: with allow-lan-host, allow-host-port and DNS");
+		is_int(nft_vm_intact(&c), 1, "nft: ... found intact too");
+		is_int(nft_repair(&c, "hutch0", net, 24), 0, "nft: ... and nothing to repair");
+		is_int(nft_vm_add(&a), 0, "nft: back as it was");
+	}
 	is_int(nft_vm_add(&a), 0, "nft: the tunnelled VM replaced in one batch");
 	is_int(nft_vm_del("wga"), 0, "nft: the tunnelled VM removed");
 	ok(dump_has(NULL, "wg:") == 0 && dump_has("wgb", "drop daddr 10.0.0.0/8") == 1,
