@@ -40,7 +40,7 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
 HELPER_SRC := $(wildcard tests/helpers/*.c)
 HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=$(B)/tests/%)
 
-.PHONY: all check unit fuzz fuzz-run bench demo install uninstall clean asan analyze format deps
+.PHONY: all check check-load unit fuzz fuzz-run bench demo install uninstall clean asan analyze format deps
 
 all: hutch hutch.1
 
@@ -93,8 +93,15 @@ fuzz-run: fuzz
 	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(B)/fuzz/corpus-$$n $$seeds >$(B)/fuzz/$$n.log 2>&1 \
 	    || { tail -40 $(B)/fuzz/$$n.log; exit 1; }; done
 
+# tests/run: the tiers in parallel (JOBS=3), one log per test in
+# build/test-logs; TESTS='tests/net/*' for some, EXCLUDE=... to leave some out
 check: hutch hutch.1 unit
 	bash tests/run
+
+# the same with every core kept busy beside it (stress-ng --cpu N), as CI does
+# for the network and VM tiers (.ci/run)
+check-load: hutch hutch.1 unit
+	bash tests/lib/under-load.sh bash tests/run
 
 bench: hutch unit
 	bash tests/bench/run

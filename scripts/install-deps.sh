@@ -13,6 +13,7 @@ PKGS=(
   iproute2 nftables python3 openssh-client ansible
   xorriso genisoimage xz-utils zstd gzip curl ca-certificates procps psmisc
   strace jq groff-base man-db
+  stress-ng
 )
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q

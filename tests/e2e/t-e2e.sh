@@ -88,7 +88,7 @@ Y
 	ip netns exec "$NS" unshare -m --propagation private bash "$D/srv/run.sh" >"$D/srv/log" 2>&1 &
 	pid=$!
 	SSHD_PID=$pid
-	for _ in $(seq 50); do grep -q 'Server listening' "$D/srv/log" && break; sleep 0.2; done
+	wait_until 120 grep -q 'Server listening' "$D/srv/log"
 	local X=(ip netns exec "$NS" "$HUTCH" -C "$P")
 	out=$("${X[@]}" ssh -- 'echo hi from $(id -un)' </dev/null 2>&1)
 	is "sshd: hutch ssh logs in with the managed key and the pinned host key" "$out" "hi from tester"

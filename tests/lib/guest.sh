@@ -10,7 +10,8 @@
 #                           on DIR/qmp.sock, console log in DIR/console.log,
 #                           pid in TINY_PID.  TINY_CMDLINE adds kernel
 #                           arguments (e.g. "hutch.net=dhcp").
-#   tiny_stop DIR           system_powerdown, wait up to 30 s, then kill
+#   tiny_stop DIR           system_powerdown, wait (up to 120 s) until QEMU
+#                           exits, then kill
 #   guestsh ARGS...         tests/lib/guestsh.py (console commands, --qmp)
 #   now / since T0          timestamps and elapsed seconds for diagnostics
 GUESTSH_PY=$HUTCH_SRC/tests/lib/guestsh.py
@@ -72,13 +73,10 @@ tiny_boot() {
 }
 
 tiny_stop() {
-	local dir=$1 i
+	local dir=$1
 	[ -n "${TINY_PID:-}" ] || return 0
-	guestsh --timeout 10 --qmp "$dir/qmp.sock" system_powerdown >/dev/null 2>&1
-	for ((i = 0; i < 300; i++)); do
-		kill -0 "$TINY_PID" 2>/dev/null || break
-		sleep 0.1
-	done
+	guestsh --timeout 60 --qmp "$dir/qmp.sock" system_powerdown >/dev/null 2>&1
+	wait_until 120 gone "$TINY_PID"
 	kill "$TINY_PID" 2>/dev/null
 	wait "$TINY_PID" 2>/dev/null
 	TINY_PID=

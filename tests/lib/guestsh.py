@@ -16,7 +16,9 @@ and exits with the command's status.  The markers are typed with '' inside
 them, so the console echoing the typed line never matches them.  The command
 runs in a subshell (so `exit N` is its status, and cd/variables do not
 persist) with stdin from /dev/null so it cannot swallow later console input.
-Exit status 124 on timeout, 125 on a connection error.
+Exit status 124 on timeout, 125 on a connection error.  --timeout is a
+ceiling for the whole call (default 600 s, or $GUESTSH_TIMEOUT): a loaded
+host makes TCG guests slow, and the answer comes as soon as it is there.
 
 --wait-ready: waits until the tiny guest's shell answers a probe (it starts
 right after "hutch-tiny: ready"; that line itself is not trusted, since it may
@@ -90,12 +92,16 @@ class Console:
 
 
 def probe(con, nonce):
-    """Types a probe every second until the shell answers it."""
+    """Types a probe until the shell answers it: at once, then again after 1,
+    1.5, 2.25 and then every 3 seconds.  A guest slowed down by a busy
+    host answers late, not never, and every probe typed is a line its shell
+    must work through, so they get rarer rather than pile up."""
     want = b"HUTCH_P_" + nonce
     typed = b"echo HUTCH''_P_" + nonce + b"\n"
+    gap = 1.0
     while True:
         con.send(b"\n" + typed)
-        until = time.monotonic() + 1.0
+        until = time.monotonic() + gap
         while time.monotonic() < until:
             if want in con.buf:
                 return
@@ -105,6 +111,7 @@ def probe(con, nonce):
             return
         if con.timed_out():
             die("timed out waiting for the guest shell", 124)
+        gap = min(gap * 1.5, 3.0)
 
 
 # busybox ash's line editor keeps at most 1024 characters of a line: longer
@@ -184,7 +191,7 @@ def qmp(path, deadline, cmd, args):
 
 
 def main(argv):
-    timeout = 60.0
+    timeout = float(os.environ.get("GUESTSH_TIMEOUT", 600))
     mode = "cmd"
     rest = []
     i = 0

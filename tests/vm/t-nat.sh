@@ -39,7 +39,7 @@ memory: 256
 accel: tcg
 kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet hutch.net=dhcp"}
 network: {mode: nat}
-timeouts: {boot: 120, shutdown: 45}
+timeouts: {boot: 600, shutdown: 300}
 EOF
 printf '#cloud-config\n' >"$T/p/cloud-init.yml"
 
@@ -67,7 +67,7 @@ is "no nft table left after halt" "$(tables)" ""
 check "up again" N up
 qemu=$(js .qemu_pid)
 kill -9 "$(js .supervisor_pid)"
-wait_for 30 gone "$qemu" && ok "kill -9 supervisor: QEMU gone" || fail "kill -9 supervisor: QEMU gone"
+wait_for 120 gone "$qemu" && ok "kill -9 supervisor: QEMU gone" || fail "kill -9 supervisor: QEMU gone"
 check "gc" ip netns exec "$NS" "$HUTCH" gc
 is "no tap or bridge left after gc" "$(links)" ""
 is "no nft table left after gc" "$(tables)" ""
