@@ -49,7 +49,7 @@ check "seed written" "$HUTCH_SRC/build/tests/iso_mk" "$T/seed.iso" cidata \
 	user-data="$T/user-data" meta-data="$T/meta-data" network-config="$T/network-config"
 
 qemu-system-x86_64 -accel tcg -M q35 -m 256 -display none -no-user-config -nodefaults \
-	-kernel "$TINY_KERNEL" -initrd "$T/initrd.img" -append "console=ttyS0 quiet" \
+	-kernel "$TINY_KERNEL" -initrd "$T/initrd.img" -append "console=ttyS0 quiet no_timer_check" \
 	-chardev "socket,id=con,path=$T/console.sock,server=on,wait=off,logfile=$T/console.log" \
 	-serial chardev:con -qmp "unix:$T/qmp.sock,server=on,wait=off" \
 	-drive "file=$T/seed.iso,if=virtio,format=raw,readonly=on" \

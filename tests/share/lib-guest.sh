@@ -44,7 +44,7 @@ sg_boot() {
 		-chardev socket,id=hutch-vfs0,path="$SG_SOCK" \
 		-device vhost-user-fs-pci,chardev=hutch-vfs0,tag=ws \
 		-kernel "$TINY/vmlinuz" -initrd "$TINY/initrd.img" \
-		-append "console=ttyS0 quiet hutch.share=ws:/mnt/ws" \
+		-append "console=ttyS0 quiet no_timer_check hutch.share=ws:/mnt/ws" \
 		-chardev socket,id=con,path="$SG_DIR/console.sock",server=on,wait=off -serial chardev:con \
 		-qmp unix:"$SG_DIR/qmp.sock",server=on,wait=off \
 		>"$SG_DIR/qemu.log" 2>&1 &

@@ -27,7 +27,7 @@ cleanup() {
 trap cleanup EXIT
 cat >"$P/hutch.yaml" <<YAML
 name: sharelife
-kernel: {path: $TINY/vmlinuz, initrd: $TINY/initrd.img, cmdline: "console=ttyS0 quiet hutch.share=workspace:/mnt/ws"}
+kernel: {path: $TINY/vmlinuz, initrd: $TINY/initrd.img, cmdline: "console=ttyS0 quiet no_timer_check hutch.share=workspace:/mnt/ws"}
 memory: 256
 cpus: 1
 accel: tcg

@@ -32,7 +32,7 @@ name: core-e
 cpus: 1
 memory: 256
 accel: tcg
-kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet"}
+kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet no_timer_check"}
 network: {mode: none}
 timeouts: {boot: 600, shutdown: 300}
 EOF

@@ -50,7 +50,7 @@ name: lazy-t
 cpus: 1
 memory: 256
 accel: tcg
-kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet"}
+kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet no_timer_check"}
 network: {mode: none}
 Y
 check "up (tiny guest)" timeout 900 "$HUTCH" -q -C "$T/p" up

@@ -46,7 +46,7 @@ name: core-t
 cpus: 1
 memory: 256
 accel: auto
-kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet"}
+kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet no_timer_check"}
 network: {mode: none}
 timeouts: {boot: 600, shutdown: 300}
 EOF

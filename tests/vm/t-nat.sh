@@ -37,7 +37,7 @@ name: core-n
 cpus: 1
 memory: 256
 accel: tcg
-kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet hutch.net=dhcp"}
+kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet no_timer_check hutch.net=dhcp"}
 network: {mode: nat}
 timeouts: {boot: 600, shutdown: 300}
 EOF

@@ -69,7 +69,7 @@ name: race-g
 cpus: 1
 memory: 256
 accel: tcg
-kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet"}
+kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet no_timer_check"}
 network: {mode: none}
 timeouts: {boot: 600, shutdown: 300}
 EOF
@@ -111,7 +111,7 @@ name: race-s
 cpus: 1
 memory: 256
 accel: tcg
-kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet"}
+kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet no_timer_check"}
 network: {mode: none}
 cloud_init_wait: false
 timeouts: {boot: 600, shutdown: 300}
