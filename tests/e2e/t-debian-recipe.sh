@@ -68,7 +68,7 @@ qemu-system-x86_64 -accel tcg -M q35 -m 1024 -display none -no-user-config -node
 QPID=$!
 
 SSH=(ssh -q -i "$T/key" -p "$PORT" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
-	-o BatchMode=yes -o ConnectTimeout=10 tester@127.0.0.1)
+	-o BatchMode=yes -o ConnectTimeout=120 tester@127.0.0.1)	# (a ceiling: a loaded host is slow)
 up=
 for ((i = 0; i < 120; i++)); do   # generous: TCG on a shared 2-core box
 	kill -0 "$QPID" 2>/dev/null || break

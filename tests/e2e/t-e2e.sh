@@ -16,10 +16,11 @@ MODES=${E2E_MODES:-user nat}
 T=$(mktemp -d /tmp/hutch-e2e.XXXXXX)
 NS=ssh-e2e-$$
 NSX=()
-SSHD_PID=
+SSHD_PID= SV_PID=
 cleanup() {
 	local d
 	[ -n "$SSHD_PID" ] && kill "$SSHD_PID" 2>/dev/null
+	[ -n "$SV_PID" ] && kill "$SV_PID" 2>/dev/null
 	for d in "$T"/proj-*; do
 		[ -f "$d/hutch.yaml" ] || continue
 		"${NSX[@]}" "$HUTCH" -C "$d" destroy >/dev/null 2>&1 || true
@@ -74,7 +75,12 @@ Y
 	mkdir -p "$vmd/ssh"
 	ssh-keygen -q -t ed25519 -N '' -C hutch-pin -f "$vmd/ssh/host_ed25519"
 	echo "hutch-pin $(cut -d' ' -f1,2 "$vmd/ssh/host_ed25519.pub")" >"$vmd/ssh/known_hosts"
-	echo '{"name":"pin","status":"running","ssh":{"host":"127.0.0.1","port":2222}}' >"$vmd/state.json"
+	# a stand-in supervisor: liveness is checked by its command line
+	# ("__supervise VM_DIR"), never by a bare kill(pid, 0)
+	python3 -c 'import time; time.sleep(3600)' __supervise "$vmd" &
+	SV_PID=$!
+	printf '{"name":"pin","status":"running","supervisor_pid":%d,"ssh":{"host":"127.0.0.1","port":2222}}\n' \
+		"$SV_PID" >"$vmd/state.json"
 	cp "$vmd/ssh/host_ed25519" "$D/srv/hk"
 	cp "$HOME/.ssh/hutch.pub" "$D/srv/ak"
 	printf 'Port 2222\nListenAddress 127.0.0.1\nHostKey %s/srv/hk\nAuthorizedKeysFile %s/srv/ak\nStrictModes no\nUsePAM no\nPidFile none\nPasswordAuthentication no\n' "$D" "$D" >"$D/srv/cfg"
@@ -110,7 +116,8 @@ Y
 	else
 		fail "sshd: a server whose key is not the pinned one is refused"; diag "rc=$rc out=$out"
 	fi
-	kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+	kill "$pid" "$SV_PID" 2>/dev/null; wait "$pid" "$SV_PID" 2>/dev/null
+	SV_PID=
 	ip netns del "$NS" 2>/dev/null
 	rm -rf "$vmd" "$P"
 }
