@@ -113,7 +113,7 @@ expect() {
 	local specs=() wants=() src=() spec got want
 	if [ "$1" = -s ]; then src=(-s "$2"); shift 2; fi
 	while [ $# -gt 0 ]; do wants+=("$1"); specs+=("$2"); shift 2; done
-	ns "$n" python3 "$PROBE" probe "${src[@]}" -t 5 "${specs[@]}" >"$TMP/probe.out" 2>&1
+	ns "$n" python3 "$PROBE" probe "${src[@]}" -t 2 "${specs[@]}" >"$TMP/probe.out" 2>&1
 	local i=0
 	for spec in "${specs[@]}"; do
 		want=${wants[$i]}
@@ -290,11 +290,10 @@ arpdrop=$(ns $H "$NFTCTL" dump a | awk '/drop ARP with a sender IP/ {print $(NF-
 before=$(logcount host '^udp 0.0.0.0 68 67$')
 expect $GC blocked tcp:203.0.113.10:80 blocked udp:10.77.0.1:53 blocked udp:10.77.0.1:67
 ns $GC python3 "$PROBE" raw eth0 udp $MACC ff:ff:ff:ff:ff:ff 0.0.0.0 255.255.255.255 68 67
-# the same discover from guest a, which has rules, arrives: then the host's
+# an allowed frame from guest a, sent after it, arrives: then the host's
 # listener has read what came before it
-ns $GA python3 "$PROBE" raw eth0 udp $MACA ff:ff:ff:ff:ff:ff 0.0.0.0 255.255.255.255 68 67
-wait_until 60 logged host '^udp 0.0.0.0 68 67$' "$before"
-before=$((before + 1))
+ns $GA python3 "$PROBE" raw eth0 udp $MACA "$HMAC" 10.77.0.10 10.77.0.1 40967 67
+wait_until 60 logged host '^udp 10.77.0.10 40967 67$'
 is "tap without rules: not even DHCP" "$(( $(logcount host '^udp 0.0.0.0 68 67$') - before ))" 0
 
 # ---- port forwards: 127.0.0.1 only ----

@@ -64,8 +64,8 @@ start_vm() {	# name
 # guest printed it; status 2 (ending the wait) if the VM went down
 leased() {
 	[ -n "$(state_ip "$1")" ] && grep -q 'hutch-tiny: lease' "$TMP/vms/$1/console.sock.log" 2>/dev/null && return 0
-	! grep -q '^down' "$TMP/$1.out"
-	return $((1 + !$?))
+	grep -q '^down' "$TMP/$1.out" && return 2
+	return 1
 }
 wait_lease() {	# name
 	local end=$((SECONDS + 600)) rc
