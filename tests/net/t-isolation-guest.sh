@@ -126,7 +126,8 @@ expect_g none 192.168.77.10:80
 expect_g none 192.168.77.1:80
 
 # The guest's root changes its MAC, then its IP: nothing gets through
-LINK_UP='until grep -q up /sys/class/net/eth0/operstate; do sleep 0.1; done'	# a guest command
+# a guest command: until eth0 is up again (for at most 300 s)
+LINK_UP='i=0; until grep -q up /sys/class/net/eth0/operstate || [ $i -ge 3000 ]; do sleep 0.1; i=$((i + 1)); done' 
 gsh 'ip link set eth0 down; ip link set eth0 address 52:54:00:77:00:99; ip link set eth0 up; ip route add default via 10.77.0.1 2>/dev/null; '"$LINK_UP"'; true' >/dev/null
 run_probes "203.0.113.10 80"
 expect_g none 203.0.113.10:80 "spoofed MAC: "

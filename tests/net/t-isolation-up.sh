@@ -138,11 +138,14 @@ CA=$XDG_DATA_HOME/hutch/vms/isoa/console.sock CB=$XDG_DATA_HOME/hutch/vms/isob/c
 # (guestsh's ceiling: 600 s; a command answers as soon as it is done)
 ga() { guestsh "$CA" "$1"; }
 gb() { guestsh "$CB" "$1"; }
-# listening PORT: a guest command that returns once something listens on
-# TCP PORT in that guest (/proc/net/tcp, state 0A), within guestsh's ceiling
-listening() { printf 'until grep -q ":%04X [0-9A-F:]* 0A" /proc/net/tcp; do sleep 0.1; done' "$1"; }
-# link_up: a guest command that returns once eth0 is up again
-link_up() { echo 'until grep -q up /sys/class/net/eth0/operstate; do sleep 0.1; done'; }
+# guest_wait 'CONDITION': a guest command that returns once CONDITION holds
+# (for at most 300 s, so that the guest's shell never stays in the loop)
+guest_wait() { printf 'e=$(($(date +%%s) + 300)); until %s || [ $(date +%%s) -ge $e ]; do sleep 0.1; done' "$1"; }
+# listening PORT: ... once something listens on TCP PORT in the guest (state
+# 0A in /proc/net/tcp, or tcp6 for busybox's dual-stack listeners)
+listening() { guest_wait "$(printf 'grep -qs ":%04X [0-9A-F:]* 0A" /proc/net/tcp /proc/net/tcp6' "$1")"; }
+# link_up: ... once eth0 is up again
+link_up() { guest_wait 'grep -q up /sys/class/net/eth0/operstate'; }
 
 # The host turns attacker-friendly: loopback routable from the bridge, IPv6
 # on the bridge (a link-local address), broadcast pings answered.
@@ -267,7 +270,7 @@ row none 203.0.113.10:80 "spoofed MAC 52:54:00:66:66:66: internet"
 row none "$GW:8081" "spoofed MAC: host gateway:8081"
 # the restored link: up, and the gateway answers its ARP again, before the
 # allowed path is tried (once)
-ga "ip link set eth0 down; ip link set eth0 address $MACA; ip link set eth0 up; ip addr flush dev eth0; ip addr add $A/24 dev eth0; ip route add default via $GW; $(link_up); until arping -c 1 -w 2 -I eth0 -s $A $GW 2>/dev/null | grep -q 'Received [1-9]'; do :; done" >/dev/null 2>&1
+ga "ip link set eth0 down; ip link set eth0 address $MACA; ip link set eth0 up; ip addr flush dev eth0; ip addr add $A/24 dev eth0; ip route add default via $GW; $(link_up); $(guest_wait "arping -c 1 -w 2 -I eth0 -s $A $GW 2>/dev/null | grep -q 'Received [1-9]'")" >/dev/null 2>&1
 run_probes "p 203.0.113.10 80"
 row net 203.0.113.10:80 "own MAC and IP again: internet"
 spoofed=$(grep -c -E "^tcp (${B//./\\.}|${GW%.*}\.99) " "$T/net.log" "$T/host.log" "$T/lan.log" | awk -F: '{s += $2} END {print s + 0}')

@@ -117,8 +117,9 @@ if [ $nat = 1 ]; then
 	if grep -q 'port forwards are not supported' "$TMP/a.out"; then
 		skip "forward 127.0.0.1:8080 -> guest:80" "net/fwd.c not linked into net_helper"
 	else
-		# (returns once httpd listens: /proc/net/tcp, port 0050, state 0A)
-		guestsh "$con" 'mkdir -p /www && echo from-the-guest >/www/index.html && httpd -p 80 -h /www; until grep -q ":0050 [0-9A-F:]* 0A" /proc/net/tcp; do sleep 0.1; done' >/dev/null 2>&1
+		# (returns once httpd listens: port 0050, state 0A, in /proc/net/tcp
+		# or tcp6 as busybox listens dual-stack; for at most 300 s)
+		guestsh "$con" 'mkdir -p /www && echo from-the-guest >/www/index.html && httpd -p 80 -h /www; i=0; until grep -qs ":0050 [0-9A-F:]* 0A" /proc/net/tcp /proc/net/tcp6 || [ $i -ge 3000 ]; do sleep 0.1; i=$((i + 1)); done' >/dev/null 2>&1
 		out=$(hn python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:8080/index.html", timeout=60).read().decode().strip())' 2>&1)
 		is "forward 127.0.0.1:8080 -> guest:80" "$out" "from-the-guest"
 	fi
