@@ -9,6 +9,8 @@
 # ~/.ssh/hutch is a throwaway test key.
 #   E2E_IMAGE=path   use this qcow2 instead of `make debian-image`
 #   E2E_ACCEL=tcg    accel of the guests (tcg: KVM is not usable on the CI machines)
+# tests/run runs the two modes as two tests, side by side:
+# test: variants E2E_MODES=user E2E_MODES=nat
 source "$(dirname "$0")/../lib/tap.sh"
 cd "$HUTCH_SRC" || exit 1
 MODES=${E2E_MODES:-user nat}
