@@ -2,6 +2,7 @@
 # the program; tests/unit/t_*.c are unit tests linked against the same objects.
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
+LIBEXECDIR ?= $(PREFIX)/libexec/hutch
 DATADIR ?= $(PREFIX)/share/hutch
 MANDIR  ?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
@@ -25,13 +26,15 @@ HARDEN  := -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
 ifneq ($(WERROR)$(CI),)
 WARN    += -Werror
 endif
-CPPFLAGS += -D_GNU_SOURCE -I. -DHUTCH_VERSION='"$(VERSION)"' -DHUTCH_DATADIR='"$(DATADIR)"'
+CPPFLAGS += -D_GNU_SOURCE -I. -DHUTCH_VERSION='"$(VERSION)"' -DHUTCH_DATADIR='"$(DATADIR)"' \
+            -DHUTCH_LIBEXECDIR='"$(LIBEXECDIR)"'
 ALL_CFLAGS = $(WARN) $(HARDEN) $(CFLAGS) $(PKG_CFLAGS)
 LDFLAGS += -pie -Wl,-z,relro,-z,now
 
 B       := build
 MODULES := src qmp net share images
-LIB_SRC := $(filter-out src/main.c,$(foreach m,$(MODULES),$(wildcard $(m)/*.c)))
+MAINS   := src/main.c src/helper_main.c
+LIB_SRC := $(filter-out $(MAINS),$(foreach m,$(MODULES),$(wildcard $(m)/*.c)))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(wildcard tests/unit/t_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
@@ -42,7 +45,7 @@ HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=$(B)/tests/%)
 
 .PHONY: all check check-load unit fuzz fuzz-run bench demo install uninstall clean asan analyze format deps
 
-all: hutch hutch.1
+all: hutch hutch-helper hutch.1
 
 # the man page comes from the verb table (src/cmd.c), like `hutch help VERB`
 hutch.1: hutch
@@ -50,6 +53,11 @@ hutch.1: hutch
 
 hutch: $(B)/src/main.o $(LIB_OBJ)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# The privileged helper (net/privd.h): its main plus what the linker pulls
+# out of the library, so it holds only the modules its operations use.
+hutch-helper: $(B)/src/helper_main.o $(B)/libhutch.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Wl,--gc-sections -o $@ $< $(B)/libhutch.a $(PKG_LIBS)
 
 $(B)/libhutch.a: $(LIB_OBJ)
 	@rm -f $@
@@ -93,17 +101,31 @@ fuzz-run: fuzz
 	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(B)/fuzz/corpus-$$n $$seeds >$(B)/fuzz/$$n.log 2>&1 \
 	    || { tail -40 $(B)/fuzz/$$n.log; exit 1; }; done
 
-# tests/run: the tiers in parallel (JOBS=3), one log per test in
+# Long runs: every target for FUZZ_LONG_SECONDS (10 minutes) in turn, the
+# corpus kept in build/fuzz/corpus-<name> between runs, crashes under build/fuzz/.
+FUZZ_LONG_SECONDS ?= 600
+.PHONY: fuzz-long
+fuzz-long: fuzz
+	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); \
+	  mkdir -p $(B)/fuzz/corpus-$$n; \
+	  seeds=tests/fuzz/corpus/$$n; [ -d $$seeds ] || seeds=; \
+	  echo "fuzz-long: $$n for $(FUZZ_LONG_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_LONG_SECONDS) -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+	    -artifact_prefix=$(B)/fuzz/$$n- $(B)/fuzz/corpus-$$n $$seeds >$(B)/fuzz/$$n-long.log 2>&1 \
+	    || { tail -40 $(B)/fuzz/$$n-long.log; exit 1; }; \
+	  grep -o 'Done [0-9]* runs' $(B)/fuzz/$$n-long.log; done
+
+# tests/run: the tiers in parallel (JOBS = cores + 1), one log per test in
 # build/test-logs; TESTS='tests/net/*' for some, EXCLUDE=... to leave some out
-check: hutch hutch.1 unit
+check: hutch hutch-helper hutch.1 unit
 	bash tests/run
 
 # the same with every core kept busy beside it (stress-ng --cpu N), as CI does
 # for the network and VM tiers (.ci/run)
-check-load: hutch hutch.1 unit
+check-load: hutch hutch-helper hutch.1 unit
 	bash tests/lib/under-load.sh bash tests/run
 
-bench: hutch unit
+bench: hutch hutch-helper unit
 	bash tests/bench/run
 
 demo:
@@ -111,7 +133,7 @@ demo:
 
 asan:
 	$(MAKE) B=build-asan CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer' \
-	  LDFLAGS='-fsanitize=address,undefined' HARDEN='-fstack-protector-strong -fPIE' hutch unit
+	  LDFLAGS='-fsanitize=address,undefined' HARDEN='-fstack-protector-strong -fPIE' hutch hutch-helper unit
 
 analyze:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
@@ -121,10 +143,13 @@ analyze:
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
-install: hutch hutch.1
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/recipes $(DESTDIR)$(MANDIR)/man1 \
-	  $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+# The helper is installed without privileges; `sudo hutch setup` gives it
+# its group, mode and file capabilities (see README).
+install: hutch hutch-helper hutch.1
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/recipes $(DESTDIR)$(LIBEXECDIR) \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
 	install -m 0755 hutch $(DESTDIR)$(BINDIR)/hutch
+	install -m 0755 hutch-helper $(DESTDIR)$(LIBEXECDIR)/hutch-helper
 	install -m 0644 hutch.1 $(DESTDIR)$(MANDIR)/man1/hutch.1
 	./hutch completion bash > $(DESTDIR)$(BASHCOMPDIR)/hutch
 	./hutch completion zsh > $(DESTDIR)$(ZSHCOMPDIR)/_hutch
@@ -132,17 +157,19 @@ install: hutch hutch.1
 	if [ -d images/recipes ]; then cp -r images/recipes/. $(DESTDIR)$(DATADIR)/recipes/; fi
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/hutch $(DESTDIR)$(MANDIR)/man1/hutch.1 \
+	rm -f $(DESTDIR)$(BINDIR)/hutch $(DESTDIR)$(LIBEXECDIR)/hutch-helper \
+	  $(DESTDIR)$(LIBEXECDIR)/hutch-helper.conf $(DESTDIR)$(MANDIR)/man1/hutch.1 \
 	  $(DESTDIR)$(BASHCOMPDIR)/hutch $(DESTDIR)$(ZSHCOMPDIR)/_hutch $(DESTDIR)$(FISHCOMPDIR)/hutch.fish
+	-rmdir $(DESTDIR)$(LIBEXECDIR)
 	rm -rf $(DESTDIR)$(DATADIR)
 
 deps:
 	bash scripts/install-deps.sh
 
 clean:
-	rm -rf $(B) build-asan hutch hutch.1
+	rm -rf $(B) build-asan hutch hutch-helper hutch.1
 
--include $(LIB_OBJ:.o=.d) $(B)/src/main.d
+-include $(LIB_OBJ:.o=.d) $(B)/src/main.d $(B)/src/helper_main.d
 
 # Test guests built from Debian packages by images/recipes/ (cached: the
 # recipes do nothing when their output is up to date).

@@ -34,9 +34,11 @@
  */
 #include "images/img.h"
 
+#include "src/cfg.h"
 #include "src/lazy.h"
 #include "src/log.h"
 #include "src/proc.h"
+#include "src/trust.h"
 #include "src/util.h"
 
 #include <ctype.h>
@@ -131,7 +133,7 @@ static void img_hex(const unsigned char *d, unsigned n, char *hex)
 	hex[2 * n] = '\0';
 }
 
-static int img_hash_buf(const void *buf, size_t n, char hex[65])
+int img_hash_buf(const void *buf, size_t n, char hex[65])
 {
 	unsigned char d[EVP_MAX_MD_SIZE];
 	const struct lazy_crypto *cr;
@@ -146,7 +148,7 @@ static int img_hash_buf(const void *buf, size_t n, char hex[65])
 	return 0;
 }
 
-int img_hash_file(const char *path, const char *algo, char *hex, size_t hexsz)
+int img_hash_fd(int fd, const char *algo, char *hex, size_t hexsz)
 {
 	unsigned char d[EVP_MAX_MD_SIZE];
 	static unsigned char buf[1 << 20];
@@ -154,7 +156,7 @@ int img_hash_file(const char *path, const char *algo, char *hex, size_t hexsz)
 	EVP_MD_CTX *ctx = NULL;
 	const EVP_MD *md;
 	unsigned dl = 0;
-	int fd, rc;
+	int rc;
 
 	if (strcmp(algo, "sha256") && strcmp(algo, "sha512"))
 		return -EINVAL;
@@ -166,9 +168,6 @@ int img_hash_file(const char *path, const char *algo, char *hex, size_t hexsz)
 		return -EINVAL;
 	if (hexsz < (size_t)cr->md_get_size(md) * 2 + 1)
 		return -ENAMETOOLONG;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
 	ctx = cr->md_ctx_new();
 	if (!ctx || !cr->digest_init_ex(ctx, md, NULL)) {
 		rc = -ENOMEM;
@@ -197,6 +196,18 @@ int img_hash_file(const char *path, const char *algo, char *hex, size_t hexsz)
 	img_hex(d, dl, hex);
 out:
 	cr->md_ctx_free(ctx);
+	return rc;
+}
+
+int img_hash_file(const char *path, const char *algo, char *hex, size_t hexsz)
+{
+	int fd, rc;
+
+	/* a cache entry or a download: never through a symlink */
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	rc = img_hash_fd(fd, algo, hex, hexsz);
 	close(fd);
 	return rc;
 }
@@ -337,53 +348,64 @@ int img_qcow2_parse(const void *buf, size_t n, struct img_qcow2_hdr *out)
 	return 0;
 }
 
-static int img_read_head(const char *path, uint8_t *buf, size_t n, size_t *got, uint64_t *fsize)
+static int img_read_head_fd(int fd, uint8_t *buf, size_t n, size_t *got, uint64_t *fsize)
 {
 	struct stat st;
 	size_t have = 0;
-	int fd, rc = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (fstat(fd, &st) < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-		goto out;
-	}
+	if (!S_ISREG(st.st_mode))
+		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
 	while (have < n) {
 		ssize_t r = pread(fd, buf + have, n - have, (off_t)have);
 
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0) {
-			rc = -errno;
-			goto out;
-		}
+		if (r < 0)
+			return -errno;
 		if (r == 0)
 			break;
 		have += (size_t)r;
 	}
 	*got = have;
 	*fsize = (uint64_t)st.st_size;
-out:
+	return 0;
+}
+
+/* an image file of ours: never through a symlink, never blocking on a FIFO */
+static int img_open(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+
+	return fd < 0 ? -errno : fd;
+}
+
+static int img_read_head(const char *path, uint8_t *buf, size_t n, size_t *got, uint64_t *fsize)
+{
+	int fd = img_open(path), rc;
+
+	if (fd < 0)
+		return fd;
+	rc = img_read_head_fd(fd, buf, n, got, fsize);
 	close(fd);
 	return rc;
 }
 
-int img_probe(const char *path, struct img_ref *out)
+/* img_probe() of the file open at @fd, named @path (for messages and @out) */
+static int img_probe_fd(int fd, const char *path, struct img_ref *out)
 {
 	struct img_qcow2_hdr h;
 	struct img_ref r = { 0 };
+	struct stat st;
 	uint8_t head[4096];
 	uint64_t fsize = 0;
 	size_t got = 0;
 	int rc;
 
-	rc = img_read_head(path, head, sizeof(head), &got, &fsize);
+	rc = img_read_head_fd(fd, head, sizeof(head), &got, &fsize);
+	if (!rc && fstat(fd, &st) < 0)
+		rc = -errno;
 	if (rc) {
 		log_errno(rc, "image %s", path);
 		return rc;
@@ -391,6 +413,8 @@ int img_probe(const char *path, struct img_ref *out)
 	rc = util_snprintf(r.path, sizeof(r.path), "%s", path);
 	if (rc)
 		return rc;
+	r.dev = st.st_dev;
+	r.ino = st.st_ino;
 	if (got >= 4 && !memcmp(head, "QFI\xfb", 4)) {
 		rc = img_qcow2_parse(head, got, &h);
 		if (rc) {
@@ -423,6 +447,23 @@ int img_probe(const char *path, struct img_ref *out)
 	}
 	*out = r;
 	return 0;
+}
+
+int img_probe(const char *path, struct img_ref *out)
+{
+	int fd = img_open(path), rc;
+
+	if (fd == -ELOOP) {
+		log_err("image %s is a symbolic link: refused", path);
+		return -EPERM;
+	}
+	if (fd < 0) {
+		log_errno(fd, "image %s", path);
+		return fd;
+	}
+	rc = img_probe_fd(fd, path, out);
+	close(fd);
+	return rc;
 }
 
 int img_qcow2_backing(const char *path, char *buf, size_t n)
@@ -460,36 +501,67 @@ static int img_sidecar(char *buf, size_t n, const char *path, const char *ext)
 	return util_snprintf(buf, n, "%s.%s", path, ext);
 }
 
-static int img_mark_verified(const char *path)
+/*
+ * A file in the cache is trusted only when nobody but the user (or root)
+ * could have written it: a regular file, not a symlink, owned by the user
+ * or root, not writable by group or others.  The cache directory is 0700
+ * (img_cache_prepare()), so this catches what someone else put there
+ * before, or a cache shared by mistake.
+ */
+static bool img_cache_file_ok(const struct stat *st)
+{
+	return S_ISREG(st->st_mode) && (st->st_uid == 0 || trust_uid_ok(st->st_uid)) &&
+	       !(st->st_mode & 022);
+}
+
+/* <path>.<ext>'s text, or -ENOENT; -EPERM when it is not only the user's */
+static int img_sidecar_read(const char *path, const char *ext, size_t max, char **txt)
+{
+	char side[PATH_MAX];
+	struct stat st;
+	int fd, rc;
+
+	rc = img_sidecar(side, sizeof(side), path, ext);
+	if (rc)
+		return rc;
+	fd = img_open(side);
+	if (fd < 0)
+		return fd == -ELOOP ? -EPERM : fd;
+	if (fstat(fd, &st) < 0)
+		rc = -errno;
+	else if (!img_cache_file_ok(&st))
+		rc = -EPERM;
+	else
+		rc = trust_read_fd(fd, max, txt, NULL);
+	close(fd);
+	return rc;
+}
+
+static int img_mark_verified(const char *path, const struct stat *st)
 {
 	char side[PATH_MAX], line[96];
-	struct stat st;
 	int rc;
 
-	if (stat(path, &st) < 0)
-		return -errno;
 	rc = img_sidecar(side, sizeof(side), path, "verified");
 	if (!rc)
-		rc = util_snprintf(line, sizeof(line), "%lld %lld %ld\n", (long long)st.st_size,
-				   (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec);
+		rc = util_snprintf(line, sizeof(line), "%lld %lld %ld\n", (long long)st->st_size,
+				   (long long)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec);
 	if (!rc)
 		rc = util_write_atomic(side, line, strlen(line), 0644);
 	return rc;
 }
 
-static bool img_verified_fresh(const char *path)
+/* the .verified record matches @st, and was written by the user (or root) */
+static bool img_verified_fresh(const char *path, const struct stat *st)
 {
-	char side[PATH_MAX], want[96], *got = NULL;
-	struct stat st;
+	char want[96], *got = NULL;
 	bool fresh;
 
-	if (stat(path, &st) < 0 || img_sidecar(side, sizeof(side), path, "verified"))
+	if (util_snprintf(want, sizeof(want), "%lld %lld %ld\n", (long long)st->st_size,
+			  (long long)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec))
 		return false;
-	if (util_snprintf(want, sizeof(want), "%lld %lld %ld\n", (long long)st.st_size,
-			  (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec))
-		return false;
-	if (util_read_file(side, 256, &got, NULL))
-		return false;
+	if (img_sidecar_read(path, "verified", 256, &got))
+		return false;	/* missing, or someone else's: hash it */
 	fresh = !strcmp(got, want);
 	free(got);
 	return fresh;
@@ -500,6 +572,7 @@ int img_cache_record(const char *path, const char *sha256, const char *source,
 {
 	char side[PATH_MAX], text[8192];
 	const char *base = strrchr(path, '/');
+	struct stat st;
 	int rc;
 
 	base = base ? base + 1 : path;
@@ -519,19 +592,18 @@ int img_cache_record(const char *path, const char *sha256, const char *source,
 		rc = util_write_atomic(side, text, strlen(text), 0644);
 	if (rc)
 		return rc;
-	return img_mark_verified(path);
+	if (lstat(path, &st) < 0)
+		return -errno;
+	return img_mark_verified(path, &st);
 }
 
-/* read "<hex>" from <path>.sha256; -ENOENT when there is no record */
+/* read "<hex>" from <path>.sha256; -ENOENT when there is no record, -EPERM when not ours */
 static int img_recorded_sha(const char *path, char hex[65])
 {
-	char side[PATH_MAX], *txt = NULL;
+	char *txt = NULL;
 	int rc;
 
-	rc = img_sidecar(side, sizeof(side), path, "sha256");
-	if (rc)
-		return rc;
-	rc = util_read_file(side, 8192, &txt, NULL);
+	rc = img_sidecar_read(path, "sha256", 8192, &txt);
 	if (rc)
 		return rc;
 	rc = img_hex_norm(txt, 64, hex) ? 0 : -EINVAL;
@@ -542,10 +614,10 @@ static int img_recorded_sha(const char *path, char hex[65])
 /* "fetched=sha256:HEX" from <path>.source, when that is a sha256 */
 static bool img_recorded_fetched(const char *path, char hex[65])
 {
-	char side[PATH_MAX], *txt = NULL, *p;
+	char *txt = NULL, *p;
 	bool found = false;
 
-	if (img_sidecar(side, sizeof(side), path, "source") || util_read_file(side, 16384, &txt, NULL))
+	if (img_sidecar_read(path, "source", 16384, &txt))
 		return false;
 	p = strstr(txt, "\nfetched=sha256:");
 	if (p && strlen(p + 16) >= 64)
@@ -565,37 +637,99 @@ static void img_cache_remove(const char *path)
 			unlink(side);
 }
 
+/* open a cached image as img_cache_file_ok() wants it; -EPERM (logged) when not */
+static int img_cache_open(const char *path, struct stat *st)
+{
+	int fd = img_open(path);
+
+	if (fd == -ELOOP) {
+		log_err("cached image %s is a symbolic link: refused (the cache holds files of "
+			"hutch's own, not links to others)", path);
+		return -EPERM;
+	}
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, st) < 0) {
+		int rc = -errno;
+
+		close(fd);
+		return rc;
+	}
+	if (!img_cache_file_ok(st)) {
+		log_err("cached image %s is not a private file of yours (owner uid %u, mode %03o): "
+			"refused, someone else could have put it there", path, (unsigned)st->st_uid,
+			(unsigned)(st->st_mode & 0777));
+		close(fd);
+		return -EPERM;
+	}
+	return fd;
+}
+
 /*
  * A cached image is used when its bytes still hash to the recorded value;
  * hashing is skipped when nothing asks for it (no @want) and the file's
- * size and mtime are those of the last check.  @want may name the image's
- * own sha256 or that of the downloaded (compressed) bytes.
- * Return: 0, -ENOENT (no record), -EBADMSG (changed, or not @want)
+ * size and mtime are those of the last check, as recorded by the user.
+ * @want may name the image's own sha256 or that of the downloaded
+ * (compressed) bytes.  What is hashed is the file opened, not a name.
+ * Return: 0, -ENOENT (no record), -EBADMSG (changed, or not @want),
+ * -EPERM (a symlink, or a file or record someone else could have written)
  */
 static int img_cache_check(const char *path, const char *want)
 {
 	char rec[65], got[65], fetched[65];
-	int rc;
+	struct stat st;
+	int fd, rc;
 
+	fd = img_cache_open(path, &st);
+	if (fd < 0)
+		return fd;
 	rc = img_recorded_sha(path, rec);
+	if (rc == -EPERM)
+		log_err("the sha256 record of %s is not a private file of yours: refused", path);
 	if (rc)
-		return rc == -ENOENT ? -ENOENT : rc;
-	if (!want && img_verified_fresh(path))
-		return 0;
+		goto out;
+	if (!want && img_verified_fresh(path, &st))
+		goto out;
 	log_info("verifying %s", path);
-	rc = img_hash_file(path, "sha256", got, sizeof(got));
+	rc = img_hash_fd(fd, "sha256", got, sizeof(got));
 	if (rc)
-		return rc;
+		goto out;
 	if (strcmp(got, rec)) {
 		log_err("cached image %s changed: sha256 expected %s, got %s (remove it with "
 			"'hutch images rm')",
 			path, rec, got);
-		return -EBADMSG;
+		rc = -EBADMSG;
+		goto out;
 	}
 	if (want && strcmp(want, got) &&
-	    !(img_recorded_fetched(path, fetched) && !strcmp(want, fetched)))
-		return -EBADMSG;
-	return img_mark_verified(path);
+	    !(img_recorded_fetched(path, fetched) && !strcmp(want, fetched))) {
+		rc = -EBADMSG;
+		goto out;
+	}
+	rc = img_mark_verified(path, &st);
+out:
+	close(fd);
+	return rc;
+}
+
+/*
+ * img_cache_prepare() - the cache directory, created 0700 when missing, on
+ * a path nobody but the user and root can write (trust_dir())
+ * Return: 0 with @dir set, -EPERM (logged), or an errno (logged)
+ */
+static int img_cache_prepare(char *dir, size_t n)
+{
+	char why[TRUST_WHY_MAX];
+	int rc;
+
+	rc = img_cache_dir(dir, n);
+	if (!rc)
+		rc = trust_dir(dir, 2, why, sizeof(why));	/* "hutch/images" are ours */
+	if (rc == -EPERM)
+		log_err("image cache %s: %s", dir, why);
+	else if (rc)
+		log_errno(rc, "image cache %s", dir);
+	return rc;
 }
 
 /* ---- downloads ---------------------------------------------------------- */
@@ -718,6 +852,77 @@ static int img_dl_progress(void *opaque, curl_off_t dltotal, curl_off_t dlnow, c
 }
 
 /*
+ * One request of img_fetch(): every option set afresh.  Range by hand, not
+ * CURLOPT_RESUME_FROM: a server that ignores it answers 200 and the write
+ * callback starts the file over.
+ */
+static int img_dl_setup(struct img_dl *d, const char *url, char *errbuf, char *range, size_t rn)
+{
+	const struct lazy_curl *cu = d->cu;
+	CURL *c = d->c;
+
+	d->got = 0;
+	d->code = 0;
+	d->started = false;
+	d->cr_ok = false;
+	d->err = 0;
+	d->ranged = d->have > 0;
+	errbuf[0] = '\0';
+	cu->easy_reset(c);
+	cu->easy_setopt(c, CURLOPT_URL, url);
+	cu->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
+	cu->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	cu->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	cu->easy_setopt(c, CURLOPT_FAILONERROR, 0L);
+	cu->easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
+	cu->easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	cu->easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+	cu->easy_setopt(c, CURLOPT_USERAGENT, "hutch/" HUTCH_VERSION);
+	cu->easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	cu->easy_setopt(c, CURLOPT_HEADERFUNCTION, img_dl_header);
+	cu->easy_setopt(c, CURLOPT_HEADERDATA, d);
+	cu->easy_setopt(c, CURLOPT_WRITEFUNCTION, img_dl_write);
+	cu->easy_setopt(c, CURLOPT_WRITEDATA, d);
+	cu->easy_setopt(c, CURLOPT_XFERINFOFUNCTION, img_dl_progress);
+	cu->easy_setopt(c, CURLOPT_XFERINFODATA, d);
+	cu->easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	if (d->have) {
+		if (util_snprintf(range, rn, "%llu-", (unsigned long long)d->have))
+			return -EINVAL;
+		cu->easy_setopt(c, CURLOPT_RANGE, range);
+	}
+	return 0;
+}
+
+/* the bar is throttled: finish it with the final count */
+static void img_dl_bar_done(struct img_dl *d, bool ok)
+{
+	if (d->last_draw) {
+		if (ok && (d->code == 200 || d->code == 206))
+			fprintf(stderr, "\r%s [%.30s] 100%% %.1f MiB", d->label,
+				"==============================",
+				(double)(d->have + d->got) / 1048576.0);
+		fputc('\n', stderr);
+	}
+	d->last_draw = 0;
+}
+
+/* a transfer libcurl gave up on: the reason, logged, as a negative errno */
+static int img_dl_failed(const struct img_dl *d, CURLcode cr, const char *errbuf)
+{
+	if (d->err == -EPROTO)
+		return d->err;
+	if (d->err == -EFBIG)
+		log_err("%s: larger than the %llu byte limit", d->label, (unsigned long long)d->cap);
+	else if (d->err)
+		log_errno(d->err, "%s: download", d->label);
+	else
+		log_err("%s: download failed: %s", d->label,
+			errbuf[0] ? errbuf : d->cu->easy_strerror(cr));
+	return d->err ? d->err : -EIO;
+}
+
+/*
  * img_fetch() - download @url into @part, resuming what is there
  * @resume: keep and continue an existing @part (else start from empty)
  *
@@ -773,69 +978,14 @@ static int img_fetch(const char *url, const char *part, bool resume, bool progre
 			goto out;
 		}
 		d.have = (uint64_t)st.st_size;
-		d.got = 0;
-		d.code = 0;
-		d.started = false;
-		d.cr_ok = false;
-		d.err = 0;
-		d.ranged = d.have > 0;
-		errbuf[0] = '\0';
-		cu->easy_reset(c);
-		cu->easy_setopt(c, CURLOPT_URL, cur);
-		cu->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
-		cu->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-		cu->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-		cu->easy_setopt(c, CURLOPT_FAILONERROR, 0L);
-		cu->easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
-		cu->easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		cu->easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
-		cu->easy_setopt(c, CURLOPT_USERAGENT, "hutch/" HUTCH_VERSION);
-		cu->easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-		cu->easy_setopt(c, CURLOPT_HEADERFUNCTION, img_dl_header);
-		cu->easy_setopt(c, CURLOPT_HEADERDATA, &d);
-		cu->easy_setopt(c, CURLOPT_WRITEFUNCTION, img_dl_write);
-		cu->easy_setopt(c, CURLOPT_WRITEDATA, &d);
-		cu->easy_setopt(c, CURLOPT_XFERINFOFUNCTION, img_dl_progress);
-		cu->easy_setopt(c, CURLOPT_XFERINFODATA, &d);
-		cu->easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-		/*
-		 * Range by hand, not CURLOPT_RESUME_FROM: a server that ignores
-		 * it answers 200 and the write callback starts the file over.
-		 */
-		if (d.have) {
-			if (util_snprintf(range, sizeof(range), "%llu-",
-					  (unsigned long long)d.have)) {
-				rc = -EINVAL;
-				goto out;
-			}
-			cu->easy_setopt(c, CURLOPT_RANGE, range);
-		}
+		rc = img_dl_setup(&d, cur, errbuf, range, sizeof(range));
+		if (rc)
+			goto out;
 		cr = cu->easy_perform(c);
 		cu->easy_getinfo(c, CURLINFO_RESPONSE_CODE, &d.code);
-		if (d.last_draw) {
-			/* the bar is throttled: finish it with the final count */
-			if (cr == CURLE_OK && (d.code == 200 || d.code == 206))
-				fprintf(stderr, "\r%s [%.30s] 100%% %.1f MiB", label,
-					"==============================",
-					(double)(d.have + d.got) / 1048576.0);
-			fputc('\n', stderr);
-		}
-		d.last_draw = 0;
+		img_dl_bar_done(&d, cr == CURLE_OK);
 		if (cr != CURLE_OK) {
-			if (d.err) {
-				rc = d.err;
-				if (rc == -EPROTO)
-					goto out;
-				if (rc == -EFBIG)
-					log_err("%s: larger than the %llu byte limit", label,
-						(unsigned long long)d.cap);
-				else
-					log_errno(rc, "%s: download", label);
-				goto out;
-			}
-			log_err("%s: download failed: %s", label,
-				errbuf[0] ? errbuf : cu->easy_strerror(cr));
-			rc = -EIO;
+			rc = img_dl_failed(&d, cr, errbuf);
 			goto out;
 		}
 		if (d.code >= 300 && d.code < 400) {
@@ -927,34 +1077,162 @@ static int img_out_write(struct img_out *o, const void *b, size_t n)
 }
 
 /* streaming decompression of @in (fd) into @o, whatever the format */
-static int img_inflate(int in, enum img_comp kind, struct img_out *o)
-{
-	static uint8_t ib[1 << 17], ob[1 << 17];
-	lzma_stream xz = LZMA_STREAM_INIT;
-	ZSTD_DStream *zs = NULL;
-	z_stream gz = { 0 };
-	bool eof = false, done = false, in_member = false;
-	size_t zret = 1;
-	int rc = 0;
+/* struct img_codec - one decompressor's state across read()s */
+struct img_codec {
+	enum img_comp kind;
+	lzma_stream xz;
+	ZSTD_DStream *zs;
+	z_stream gz;
+	size_t zret;		/* zstd: 0 once a frame is decoded and flushed */
+	bool in_member;		/* gzip: inside a member */
+	bool done;
+};
 
+static uint8_t img_ob[1 << 17];
+
+/* feed @r bytes of @ib (@eof: the last) to xz */
+static int img_xz_step(struct img_codec *k, const uint8_t *ib, ssize_t r, bool eof,
+		       struct img_out *o)
+{
+	int rc;
+
+	k->xz.next_in = ib;
+	k->xz.avail_in = (size_t)r;
+	do {
+		lzma_ret lr;
+
+		k->xz.next_out = img_ob;
+		k->xz.avail_out = sizeof(img_ob);
+		lr = lzma_code(&k->xz, eof ? LZMA_FINISH : LZMA_RUN);
+		rc = img_out_write(o, img_ob, sizeof(img_ob) - k->xz.avail_out);
+		if (rc)
+			return rc;
+		if (lr == LZMA_STREAM_END) {
+			k->done = true;
+			return 0;
+		}
+		if (lr != LZMA_OK && lr != LZMA_BUF_ERROR)
+			return -EBADMSG;
+		if (lr == LZMA_BUF_ERROR && eof)
+			return -EBADMSG; /* truncated */
+	} while (k->xz.avail_in || k->xz.avail_out == 0);
+	return 0;
+}
+
+static int img_zstd_step(struct img_codec *k, const uint8_t *ib, ssize_t r, bool eof,
+			 struct img_out *o)
+{
+	ZSTD_inBuffer zin = { ib, (size_t)r, 0 };
+	int rc;
+
+	/* an empty call would reset zret: only call with input */
+	while (r > 0) {
+		ZSTD_outBuffer zout = { img_ob, sizeof(img_ob), 0 };
+
+		k->zret = ZSTD_decompressStream(k->zs, &zout, &zin);
+		if (ZSTD_isError(k->zret))
+			return -EBADMSG;
+		rc = img_out_write(o, img_ob, zout.pos);
+		if (rc)
+			return rc;
+		if (zin.pos == zin.size && zout.pos < zout.size)
+			break;
+	}
+	if (eof) {
+		k->done = true;
+		if (k->zret != 0)
+			return -EBADMSG; /* truncated frame */
+	}
+	return 0;
+}
+
+static int img_gz_step(struct img_codec *k, const uint8_t *ib, ssize_t r, bool eof,
+		       struct img_out *o)
+{
+	int rc;
+
+	if (r > 0) {
+		if (!k->in_member && inflateReset(&k->gz) != Z_OK)
+			return -EBADMSG;
+		k->in_member = true;
+	}
+	k->gz.next_in = (Bytef *)ib;
+	k->gz.avail_in = (uInt)r;
+	while (k->in_member) {
+		int zr;
+
+		k->gz.next_out = img_ob;
+		k->gz.avail_out = sizeof(img_ob);
+		zr = inflate(&k->gz, Z_NO_FLUSH);
+		if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
+			return -EBADMSG;
+		rc = img_out_write(o, img_ob, sizeof(img_ob) - k->gz.avail_out);
+		if (rc)
+			return rc;
+		if (zr == Z_STREAM_END) {
+			/* another gzip member may follow (RFC 1952 2.2) */
+			k->in_member = false;
+			if (k->gz.avail_in) {
+				if (inflateReset(&k->gz) != Z_OK)
+					return -EBADMSG;
+				k->in_member = true;
+			}
+			continue;
+		}
+		if (k->gz.avail_in == 0 && k->gz.avail_out != 0)
+			break;
+	}
+	if (eof)
+		k->done = true;
+	if (eof && (k->in_member || o->n == 0))
+		return -EBADMSG; /* ended inside a member, or nothing at all */
+	return 0;
+}
+
+static int img_codec_init(struct img_codec *k, enum img_comp kind)
+{
+	lzma_stream xz = LZMA_STREAM_INIT;
+
+	memset(k, 0, sizeof(*k));
+	k->kind = kind;
+	k->xz = xz;
+	k->zret = 1;
 	switch (kind) {
 	case IMG_COMP_XZ:
-		if (lzma_stream_decoder(&xz, UINT64_MAX, LZMA_CONCATENATED) != LZMA_OK)
-			return -ENOMEM;
-		break;
+		return lzma_stream_decoder(&k->xz, UINT64_MAX, LZMA_CONCATENATED) == LZMA_OK ? 0 :
+											     -ENOMEM;
 	case IMG_COMP_ZSTD:
-		zs = ZSTD_createDStream();
-		if (!zs)
-			return -ENOMEM;
-		break;
+		k->zs = ZSTD_createDStream();
+		return k->zs ? 0 : -ENOMEM;
 	case IMG_COMP_GZ:
-		if (inflateInit2(&gz, 16 + MAX_WBITS) != Z_OK)
-			return -ENOMEM;
-		break;
+		return inflateInit2(&k->gz, 16 + MAX_WBITS) == Z_OK ? 0 : -ENOMEM;
 	case IMG_COMP_NONE:
-		return -EINVAL;
+		break;
 	}
-	while (!done) {
+	return -EINVAL;
+}
+
+static void img_codec_end(struct img_codec *k)
+{
+	if (k->kind == IMG_COMP_XZ)
+		lzma_end(&k->xz);
+	else if (k->kind == IMG_COMP_ZSTD)
+		ZSTD_freeDStream(k->zs);
+	else
+		inflateEnd(&k->gz);
+}
+
+static int img_inflate(int in, enum img_comp kind, struct img_out *o)
+{
+	static uint8_t ib[1 << 17];
+	struct img_codec k;
+	bool eof = false;
+	int rc;
+
+	rc = img_codec_init(&k, kind);
+	if (rc)
+		return rc;
+	while (!k.done) {
 		ssize_t r = 0;
 
 		if (!eof) {
@@ -968,110 +1246,20 @@ static int img_inflate(int in, enum img_comp kind, struct img_out *o)
 			if (r == 0)
 				eof = true;
 		}
-		if (kind == IMG_COMP_XZ) {
-			xz.next_in = ib;
-			xz.avail_in = (size_t)r;
-			do {
-				lzma_ret lr;
-
-				xz.next_out = ob;
-				xz.avail_out = sizeof(ob);
-				lr = lzma_code(&xz, eof ? LZMA_FINISH : LZMA_RUN);
-				rc = img_out_write(o, ob, sizeof(ob) - xz.avail_out);
-				if (rc)
-					break;
-				if (lr == LZMA_STREAM_END) {
-					done = true;
-					break;
-				}
-				if (lr != LZMA_OK && lr != LZMA_BUF_ERROR) {
-					rc = -EBADMSG;
-					break;
-				}
-				if (lr == LZMA_BUF_ERROR && eof) {
-					rc = -EBADMSG; /* truncated */
-					break;
-				}
-			} while (xz.avail_in || xz.avail_out == 0);
-		} else if (kind == IMG_COMP_ZSTD) {
-			ZSTD_inBuffer zin = { ib, (size_t)r, 0 };
-
-			/* zret is 0 once a frame is decoded and flushed; an empty call would reset it */
-			while (r > 0) {
-				ZSTD_outBuffer zout = { ob, sizeof(ob), 0 };
-
-				zret = ZSTD_decompressStream(zs, &zout, &zin);
-				if (ZSTD_isError(zret)) {
-					rc = -EBADMSG;
-					break;
-				}
-				rc = img_out_write(o, ob, zout.pos);
-				if (rc)
-					break;
-				if (zin.pos == zin.size && zout.pos < zout.size)
-					break;
-			}
-			if (eof) {
-				done = true;
-				if (!rc && zret != 0)
-					rc = -EBADMSG; /* truncated frame */
-			}
-		} else {
-			if (r > 0) {
-				if (!in_member && inflateReset(&gz) != Z_OK) {
-					rc = -EBADMSG;
-					break;
-				}
-				in_member = true;
-			}
-			gz.next_in = ib;
-			gz.avail_in = (uInt)r;
-			while (in_member) {
-				int zr;
-
-				gz.next_out = ob;
-				gz.avail_out = sizeof(ob);
-				zr = inflate(&gz, Z_NO_FLUSH);
-				if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
-					rc = -EBADMSG;
-					break;
-				}
-				rc = img_out_write(o, ob, sizeof(ob) - gz.avail_out);
-				if (rc)
-					break;
-				if (zr == Z_STREAM_END) {
-					/* another gzip member may follow (RFC 1952 2.2) */
-					in_member = false;
-					if (gz.avail_in) {
-						if (inflateReset(&gz) != Z_OK) {
-							rc = -EBADMSG;
-							break;
-						}
-						in_member = true;
-					}
-					continue;
-				}
-				if (gz.avail_in == 0 && gz.avail_out != 0)
-					break;
-			}
-			if (eof)
-				done = true;
-			if (!rc && eof && (in_member || o->n == 0))
-				rc = -EBADMSG; /* ended inside a member, or nothing at all */
-		}
+		if (kind == IMG_COMP_XZ)
+			rc = img_xz_step(&k, ib, r, eof, o);
+		else if (kind == IMG_COMP_ZSTD)
+			rc = img_zstd_step(&k, ib, r, eof, o);
+		else
+			rc = img_gz_step(&k, ib, r, eof, o);
 		if (rc)
 			break;
-		if (eof && !done) {
+		if (eof && !k.done) {
 			rc = -EBADMSG;
 			break;
 		}
 	}
-	if (kind == IMG_COMP_XZ)
-		lzma_end(&xz);
-	else if (kind == IMG_COMP_ZSTD)
-		ZSTD_freeDStream(zs);
-	else
-		inflateEnd(&gz);
+	img_codec_end(&k);
 	return rc;
 }
 
@@ -1147,11 +1335,10 @@ static int img_download(const char *url, const char *final, const char *want_alg
 	enum img_comp kind;
 	int rc;
 
-	rc = img_cache_dir(dir, sizeof(dir));
-	if (!rc)
-		rc = util_mkdir_p(dir, 0755);
-	if (!rc)
-		rc = img_sha256_url(url, uhex);
+	rc = img_cache_prepare(dir, sizeof(dir));
+	if (rc)
+		return rc;
+	rc = img_sha256_url(url, uhex);
 	if (!rc)
 		rc = util_snprintf(part, sizeof(part), "%s/%s.part", dir, uhex);
 	if (rc) {
@@ -1226,9 +1413,7 @@ static int img_alias_sums(const struct img_alias *a, const char *url, char algo[
 
 	rc = img_alias_url(a->sums, sums_url, sizeof(sums_url));
 	if (!rc)
-		rc = img_cache_dir(dir, sizeof(dir));
-	if (!rc)
-		rc = util_mkdir_p(dir, 0755);
+		rc = img_cache_prepare(dir, sizeof(dir));
 	if (!rc)
 		rc = img_sha256_url(sums_url, uhex);
 	if (!rc)
@@ -1269,13 +1454,9 @@ static int img_cache_lock(void)
 	char dir[PATH_MAX], msg[PATH_MAX + 64];
 	int rc;
 
-	rc = img_cache_dir(dir, sizeof(dir));
-	if (!rc)
-		rc = util_mkdir_p(dir, 0755);
-	if (rc) {
-		log_errno(rc, "image cache");
+	rc = img_cache_prepare(dir, sizeof(dir));
+	if (rc)
 		return rc;
-	}
 	if (util_snprintf(msg, sizeof(msg), "waiting for another hutch downloading into %s", dir))
 		msg[0] = 0;
 	return util_flock(dir, true, msg[0] ? msg : NULL);
@@ -1289,9 +1470,10 @@ static int img_cache_lock(void)
  */
 static int img_cached(const char *final, const char *sha256, bool refetch)
 {
+	struct stat st;
 	int rc;
 
-	if (access(final, F_OK) != 0)
+	if (lstat(final, &st) != 0)
 		return -ENOENT;
 	rc = img_cache_check(final, sha256);
 	if (rc == 0 || rc == -ENOENT) /* -ENOENT: no record, a leftover */
@@ -1326,7 +1508,7 @@ static int img_resolve_alias(const char *name, const struct img_alias *a, const 
 	char dir[PATH_MAX], final[PATH_MAX], url[4096], algo[8], hex[IMG_HEX_MAX], file[80];
 	int rc, lock;
 
-	rc = img_cache_dir(dir, sizeof(dir));
+	rc = img_cache_prepare(dir, sizeof(dir));
 	if (!rc)
 		rc = util_snprintf(file, sizeof(file), "%s.qcow2", name);
 	if (!rc)
@@ -1374,7 +1556,7 @@ static int img_resolve_url(const char *url, const char *sha256, bool progress,
 		log_err("image URL %s: only https:// is allowed", url);
 		return -EPERM;
 	}
-	rc = img_cache_dir(dir, sizeof(dir));
+	rc = img_cache_prepare(dir, sizeof(dir));
 	if (!rc)
 		rc = img_sha256_url(url, uhex);
 	if (rc)
@@ -1415,35 +1597,45 @@ static int img_resolve_url(const char *url, const char *sha256, bool progress,
 	return img_finish(final, out, true);
 }
 
+/*
+ * A local image: a path the project names, so held to trust_open(): inside
+ * the project without a symlink (a regular file of the user's), or in a
+ * place the user's config allows.  Hashed and probed through that one fd.
+ */
 static int img_resolve_path(const char *spec, const char *sha256, const char *project_dir,
 			    struct img_ref *out)
 {
-	char joined[PATH_MAX], real[PATH_MAX], got[65];
-	int rc;
+	char cwd[PATH_MAX], got[65], why[TRUST_WHY_MAX], *norm = NULL;
+	int fd, rc;
 
-	if (spec[0] == '/')
-		rc = util_snprintf(joined, sizeof(joined), "%s", spec);
-	else
-		rc = util_path_join(joined, sizeof(joined), project_dir ? project_dir : ".", spec);
+	if (!project_dir && !(project_dir = getcwd(cwd, sizeof(cwd))))
+		return -errno;
+	rc = cfg_path_abs(project_dir, spec, &norm);
 	if (rc)
 		return rc;
-	if (!realpath(joined, real)) {
-		rc = -errno;
-		log_errno(rc, "image %s", joined);
+	rc = trust_open(project_dir, norm, O_RDONLY, &fd, NULL, why, sizeof(why));
+	if (rc == -EPERM)
+		log_err("image %s %s", norm, why);
+	else if (rc)
+		log_errno(rc, "image %s", norm);
+	if (rc) {
+		free(norm);
 		return rc;
 	}
 	if (sha256) {
-		rc = img_hash_file(real, "sha256", got, sizeof(got));
-		if (rc) {
-			log_errno(rc, "image %s", real);
-			return rc;
-		}
-		if (strcmp(got, sha256)) {
-			log_err("image %s: sha256 mismatch: expected %s, got %s", real, sha256, got);
-			return -EBADMSG;
+		rc = img_hash_fd(fd, "sha256", got, sizeof(got));
+		if (rc)
+			log_errno(rc, "image %s", norm);
+		else if (strcmp(got, sha256)) {
+			log_err("image %s: sha256 mismatch: expected %s, got %s", norm, sha256, got);
+			rc = -EBADMSG;
 		}
 	}
-	return img_finish(real, out, false);
+	if (!rc)
+		rc = img_probe_fd(fd, norm, out);
+	close(fd);
+	free(norm);
+	return rc;
 }
 
 static bool img_alias_like(const char *s)
@@ -1487,10 +1679,64 @@ int img_resolve(const char *spec, const char *sha256, const char *project_dir, b
 
 /* ---- overlays ----------------------------------------------------------- */
 
+int img_backing_check(const char *disk, const char *project_dir)
+{
+	char backing[PATH_MAX], cache[PATH_MAX], why[TRUST_WHY_MAX];
+	const char *rel;
+	struct stat st;
+	size_t cl;
+	int fd, rc;
+
+	rc = img_qcow2_backing(disk, backing, sizeof(backing));
+	if (rc == -ENOENT || (!rc && !backing[0]))
+		return 0;	/* no disk (kernel boot), or no backing file */
+	if (rc)
+		return rc;
+	rc = img_cache_dir(cache, sizeof(cache));
+	if (rc)
+		return rc;
+	cl = strlen(cache);
+	rel = !strncmp(backing, cache, cl) && backing[cl] == '/' ? backing + cl + 1 : NULL;
+	if (rel && !strchr(rel, '/')) {
+		/* in the cache: a file of ours, as img_cache_check() wants it */
+		fd = img_cache_open(backing, &st);
+		if (fd < 0)
+			return fd;
+		close(fd);
+		return 0;
+	}
+	/* a local image: still the project's own file (or one the user allows) */
+	rc = trust_check(project_dir, backing, TRUST_FILE, TRUST_MUST_EXIST, why, sizeof(why));
+	if (rc == -EPERM)
+		log_err("%s: its base image %s %s", disk, backing, why);
+	else if (rc)
+		log_errno(rc, "%s: its base image %s", disk, backing);
+	return rc;
+}
+
+/*
+ * The base's path still names the file that was verified (same device and
+ * inode, not a symlink): nobody swapped it between the check and now.
+ */
+static int img_overlay_base_same(const struct img_ref *base)
+{
+	struct stat st;
+
+	if (!base->ino)
+		return 0;	/* an img_ref made by hand (tests) */
+	if (lstat(base->path, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || st.st_dev != base->dev || st.st_ino != base->ino) {
+		log_err("image %s changed after it was verified: refused", base->path);
+		return -EPERM;
+	}
+	return 0;
+}
+
 int img_overlay_create(const struct img_ref *base, const char *path, unsigned disk_gib)
 {
 	char size[32], *out = NULL;
-	const char *argv[12];
+	const char *argv[14];
 	size_t n = 0;
 	int rc, st;
 
@@ -1506,6 +1752,19 @@ int img_overlay_create(const struct img_ref *base, const char *path, unsigned di
 		log_err("%s already exists", path);
 		return -EEXIST;
 	}
+	rc = img_overlay_base_same(base);
+	if (rc)
+		return rc;
+	/*
+	 * -u: qemu-img does not open the base at all (it would by name, after
+	 * our check); the size it would have read is the one we verified.
+	 */
+	if (disk_gib)
+		rc = util_snprintf(size, sizeof(size), "%uG", disk_gib);
+	else
+		rc = util_snprintf(size, sizeof(size), "%llu", (unsigned long long)base->vsize);
+	if (rc)
+		return rc;
 	argv[n++] = "qemu-img";
 	argv[n++] = "create";
 	argv[n++] = "-q";
@@ -1515,13 +1774,9 @@ int img_overlay_create(const struct img_ref *base, const char *path, unsigned di
 	argv[n++] = base->format;
 	argv[n++] = "-b";
 	argv[n++] = base->path;
+	argv[n++] = "-u";
 	argv[n++] = path;
-	if (disk_gib) {
-		rc = util_snprintf(size, sizeof(size), "%uG", disk_gib);
-		if (rc)
-			return rc;
-		argv[n++] = size;
-	}
+	argv[n++] = size;
 	argv[n] = NULL;
 	rc = proc_run(argv, NULL, &out, 4096, &st);
 	if (rc) {

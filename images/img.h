@@ -14,17 +14,23 @@
  */
 #include <stdbool.h>
 #include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
 
 /**
  * struct img_ref - a resolved, verified base image
  * @path:   absolute path in the cache (or the local file)
  * @format: "qcow2" or "raw"
  * @vsize:  virtual size in bytes
+ * @dev, @ino: the file that was verified (img_overlay_create() checks that
+ *          the path still names it)
  */
 struct img_ref {
 	char path[4096];
 	char format[16];
 	uint64_t vsize;
+	dev_t dev;
+	ino_t ino;
 };
 
 /**
@@ -40,16 +46,26 @@ int img_resolve(const char *spec, const char *sha256, const char *project_dir, b
 		struct img_ref *out);
 
 /**
+ * img_backing_check() - the base image a VM disk names is still one to use
+ * @disk:        the VM's disk.qcow2
+ * @project_dir: the project it belongs to
+ *
+ * QEMU opens the backing file by the name recorded in @disk at every boot.
+ * A cached base must still be a private file of the cache (no symlink); a
+ * local one must still pass trust_check() (a later `git pull` may have made
+ * it a symlink to a host file).
+ * Return: 0 (also when there is no disk or no backing file), -EPERM
+ * (logged), or an errno
+ */
+int img_backing_check(const char *disk, const char *project_dir);
+
+/**
  * img_overlay_create() - qcow2 overlay at @path over @base, grown to @disk_gib
  * (0 = the base's size; smaller than the base is an error)
  */
 int img_overlay_create(const struct img_ref *base, const char *path, unsigned disk_gib);
 
-/*
- * Additions (images engineer): the pieces below are used by `hutch images`,
- * the tests and the fuzz targets.
- */
-#include <stddef.h>
+/* The pieces below are used by `hutch images`, the tests and the fuzz targets. */
 
 /** img_cache_dir() - $XDG_CACHE_HOME/hutch/images (not created here) */
 int img_cache_dir(char *buf, size_t n);
@@ -113,8 +129,14 @@ int img_qcow2_backing(const char *path, char *buf, size_t n);
 int img_checksum_find(const char *text, size_t n, const char *fname, char algo[8], char *hex,
 		      size_t hexsz);
 
-/** img_hash_file() - hex digest ("sha256" or "sha512") of a whole file */
+/** img_hash_file() - hex digest ("sha256" or "sha512") of a whole file (not through a symlink) */
 int img_hash_file(const char *path, const char *algo, char *hex, size_t hexsz);
+
+/** img_hash_fd() - img_hash_file() of what is left to read from @fd */
+int img_hash_fd(int fd, const char *algo, char *hex, size_t hexsz);
+
+/** img_hash_buf() - sha256 of @n bytes as 64 lower-case hex digits */
+int img_hash_buf(const void *buf, size_t n, char hex[65]);
 
 /**
  * img_cache_record() - write the sidecar files of a cached image

@@ -425,7 +425,8 @@ int dhcp_input(int fd, int ifindex, const struct dhcp_lease *l, enum dhcp_event 
 
 			memcpy(to.sll_addr, out, 6);
 			if (sendto(fd, out, outlen, 0, (struct sockaddr *)&to, sizeof(to)) < 0)
-				log_warno(-errno, "dhcp: sending a reply");
+				log_ratelimited(LOG_LVL_WARN, "dhcp-send", "dhcp: sending a reply: %s",
+						strerror(errno));
 		}
 		if (ev == DHCP_EV_ACK || best == DHCP_EV_NONE)
 			best = ev;

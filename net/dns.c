@@ -82,6 +82,40 @@ int dns_parse(const uint8_t *p, size_t n, uint16_t *id, uint16_t *flags, struct 
 	return 0;
 }
 
+/*
+ * A query as a stub resolver sends it (RFC 1035 4.1.1, RFC 6891 6.1.1):
+ * QR 0, opcode QUERY, one question, no answer or authority records, and at
+ * most one additional record, which must be an OPT (root name, type 41)
+ * ending the message.  Anything else (UPDATE, NOTIFY, a "query" carrying
+ * records) is not a question for the host's resolver, and is dropped.
+ */
+int dns_parse_query(const uint8_t *p, size_t n, uint16_t *id, uint16_t *flags, struct dns_question *q)
+{
+	struct dns_question qq;
+	uint16_t i, f;
+	size_t off;
+
+	if (dns_parse(p, n, &i, &f, &qq))
+		return -EBADMSG;
+	if ((f & 0x8000) || ((f >> 11) & 0xf) != 0)	/* a response; an opcode other than QUERY */
+		return -EBADMSG;
+	if (rd16(p + 6) || rd16(p + 8) || rd16(p + 10) > 1)	/* ANCOUNT, NSCOUNT, ARCOUNT */
+		return -EBADMSG;
+	off = DNS_HDR + qq.name_len + 4;	/* dns_parse() checked that the question fits */
+	if (rd16(p + 10) == 1) {
+		/* OPT: name 0, TYPE 41, CLASS, TTL, RDLEN, RDATA up to the end */
+		if (n - off < 11 || p[off] != 0 || rd16(p + off + 1) != 41 ||
+		    rd16(p + off + 9) != n - off - 11)
+			return -EBADMSG;
+	} else if (off != n) {
+		return -EBADMSG;
+	}
+	*id = i;
+	*flags = f;
+	*q = qq;
+	return 0;
+}
+
 static int dns_resolv_parse(const char *path, struct sockaddr_in *up, size_t max, size_t *n,
 			    int *only_stub)
 {
@@ -168,24 +202,35 @@ err:
 int dns_fwd_open(const struct sockaddr_in *listen, struct in_addr net, uint8_t prefix,
 		 const struct sockaddr_in *up, size_t n_up, struct dns_fwd **out)
 {
+	int fd = dns_udp_socket(listen, 1);
+
+	if (fd < 0)
+		return fd;
+	return dns_fwd_adopt(fd, listen->sin_addr, net, prefix, up, n_up, out);
+}
+
+int dns_fwd_adopt(int cfd, struct in_addr self, struct in_addr net, uint8_t prefix,
+		  const struct sockaddr_in *up, size_t n_up, struct dns_fwd **out)
+{
 	struct dns_fwd *f;
 	int rc;
 
-	if (n_up == 0)
+	if (n_up == 0) {
+		close(cfd);
 		return -EINVAL;
+	}
 	f = calloc(1, sizeof(*f));
-	if (!f)
+	if (!f) {
+		close(cfd);
 		return -ENOMEM;
-	f->cfd = f->ufd = -1;
+	}
+	f->cfd = cfd;
+	f->ufd = -1;
 	f->net = net;
 	f->prefix = prefix;
-	f->self = listen->sin_addr;
+	f->self = self;
 	f->n_up = n_up < DNS_UPSTREAM_MAX ? n_up : DNS_UPSTREAM_MAX;
 	memcpy(f->up, up, f->n_up * sizeof(*up));
-	rc = dns_udp_socket(listen, 1);
-	if (rc < 0)
-		goto err;
-	f->cfd = rc;
 	rc = dns_udp_socket(NULL, 0);	/* upstream: an ephemeral port, random per supervisor */
 	if (rc < 0)
 		goto err;
@@ -241,6 +286,30 @@ static struct dns_slot *dns_find(struct dns_fwd *f, uint16_t up_id)
 	return NULL;
 }
 
+/*
+ * A free slot for a query from @client, or NULL: every client gets at most
+ * DNS_INFLIGHT_PER_SRC of them, so one guest flooding queries that are slow
+ * to answer cannot take the slots of the others (source addresses are bound
+ * to their VMs by the rules, so a guest cannot spread over several).
+ */
+static struct dns_slot *dns_slot_for(struct dns_fwd *f, struct in_addr client)
+{
+	struct dns_slot *free_slot = NULL;
+	size_t mine = 0;
+
+	for (size_t i = 0; i < DNS_INFLIGHT_MAX; i++) {
+		struct dns_slot *s = &f->slot[i];
+
+		if (!s->expire_ms) {
+			if (!free_slot)
+				free_slot = s;
+		} else if (s->client.sin_addr.s_addr == client.s_addr && ++mine >= DNS_INFLIGHT_PER_SRC) {
+			return NULL;
+		}
+	}
+	return free_slot;
+}
+
 void dns_fwd_on_client(struct dns_fwd *f)
 {
 	uint8_t buf[DNS_PKT_MAX + 1];
@@ -265,19 +334,13 @@ void dns_fwd_on_client(struct dns_fwd *f)
 		    (from.sin_addr.s_addr & net_mask(f->prefix)) != f->net.s_addr ||
 		    from.sin_addr.s_addr == f->self.s_addr || from.sin_port == 0)
 			continue;
-		if ((size_t)r > DNS_PKT_MAX || dns_parse(buf, (size_t)r, &id, &flags, &q))
-			continue;
-		if (flags & 0x8000)	/* a response sent to us: not a query */
+		if ((size_t)r > DNS_PKT_MAX || dns_parse_query(buf, (size_t)r, &id, &flags, &q))
 			continue;
 		now = util_monotonic_ms();
 		dns_expire(f, now);
-		for (size_t i = 0; i < DNS_INFLIGHT_MAX; i++)
-			if (!f->slot[i].expire_ms) {
-				s = &f->slot[i];
-				break;
-			}
+		s = dns_slot_for(f, from.sin_addr);
 		if (!s)
-			continue;	/* full: drop, the client retries */
+			continue;	/* full, or this client's share is: drop, the client retries */
 		/* a random id not in use, so replies cannot be matched by guessing */
 		do {
 			if (getrandom(&up_id, sizeof(up_id), 0) != (ssize_t)sizeof(up_id))
@@ -294,7 +357,7 @@ void dns_fwd_on_client(struct dns_fwd *f)
 		buf[1] = (uint8_t)up_id;
 		if (sendto(f->ufd, buf, (size_t)r, 0, (const struct sockaddr *)&f->up[s->up],
 			   sizeof(f->up[0])) < 0) {
-			log_debug("dns: forwarding a query: %s", strerror(errno));
+			log_ratelimited(LOG_LVL_DEBUG, "dns-send", "dns: forwarding a query: %s", strerror(errno));
 			s->expire_ms = 0;
 			f->inflight--;
 		}
@@ -338,7 +401,7 @@ void dns_fwd_on_upstream(struct dns_fwd *f)
 		buf[1] = (uint8_t)s->client_id;
 		if (sendto(f->cfd, buf, (size_t)r, 0, (const struct sockaddr *)&s->client,
 			   sizeof(s->client)) < 0)
-			log_debug("dns: answering a client: %s", strerror(errno));
+			log_ratelimited(LOG_LVL_DEBUG, "dns-answer", "dns: answering a client: %s", strerror(errno));
 		s->expire_ms = 0;
 		f->inflight--;
 	}

@@ -20,16 +20,27 @@
  * otherwise the stub itself is used (the supervisor runs on the host, it can
  * reach it).  IPv4 upstreams only; the first one is asked.
  *
- * In-flight state is bounded (DNS_INFLIGHT_MAX queries, each forgotten after
- * DNS_TIMEOUT_MS); upstream query ids are random (getrandom) and mapped back
- * to the client's id and address; a reply is accepted only from the upstream
- * address and port we asked, with the id we chose and the same question.
+ * Only queries are forwarded (dns_parse_query()): an UPDATE, a NOTIFY or a
+ * "query" carrying records never reaches the host's resolver.  In-flight
+ * state is bounded (DNS_INFLIGHT_MAX queries, at most DNS_INFLIGHT_PER_SRC
+ * per client, each forgotten after DNS_TIMEOUT_MS); upstream query ids are
+ * random (getrandom) and mapped back to the client's id and address; a
+ * reply is accepted only from the upstream address and port we asked, with
+ * the id we chose and the same question.
+ *
+ * UDP only, by choice: the rules close tcp/53 on the gateway (and open
+ * udp/53 only while a forwarder runs, see nft_vm.dns).  The guest's EDNS0
+ * OPT record is passed on, so answers up to DNS_PKT_MAX bytes come back by
+ * UDP; a larger one arrives truncated (TC) and its TCP retry fails.  A TCP
+ * path would be a second parser and per-connection state reachable by the
+ * guest, for answers that stub resolvers rarely need.
  */
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define DNS_INFLIGHT_MAX 256
+#define DNS_INFLIGHT_PER_SRC 32	/* one client's share of the slots */
 #define DNS_TIMEOUT_MS   5000
 #define DNS_UPSTREAM_MAX 3
 #define DNS_NAME_MAX     255
@@ -53,6 +64,14 @@ struct dns_question {
  */
 int dns_parse(const uint8_t *p, size_t n, uint16_t *id, uint16_t *flags, struct dns_question *q);
 
+/**
+ * dns_parse_query() - dns_parse(), and the message must be a plain query:
+ * QR 0, opcode QUERY, one question, no answer or authority records, at most
+ * one additional record and that one an OPT ending the message
+ * Return: 0, or -EBADMSG (nothing to forward)
+ */
+int dns_parse_query(const uint8_t *p, size_t n, uint16_t *id, uint16_t *flags, struct dns_question *q);
+
 /** dns_resolv_load() - IPv4 nameservers of a resolv.conf (port 53), stub rule applied */
 int dns_resolv_load(const char *path, struct sockaddr_in *up, size_t max, size_t *n);
 
@@ -67,6 +86,16 @@ struct dns_fwd;
  */
 int dns_fwd_open(const struct sockaddr_in *listen, struct in_addr net, uint8_t prefix,
 		 const struct sockaddr_in *up, size_t n_up, struct dns_fwd **out);
+/**
+ * dns_fwd_adopt() - start a forwarder on an already bound client socket
+ * @cfd:  UDP socket bound to the gateway's port 53 (opened by the
+ *        privileged side, net/priv.h); owned by the forwarder from here on,
+ *        closed on error too
+ * @self: the address it is bound to
+ * Other parameters and return as dns_fwd_open().
+ */
+int dns_fwd_adopt(int cfd, struct in_addr self, struct in_addr net, uint8_t prefix,
+		  const struct sockaddr_in *up, size_t n_up, struct dns_fwd **out);
 /** dns_fwd_client_fd() / dns_fwd_upstream_fd() - the two sockets to poll */
 int dns_fwd_client_fd(const struct dns_fwd *f);
 int dns_fwd_upstream_fd(const struct dns_fwd *f);

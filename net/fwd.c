@@ -33,6 +33,7 @@ struct fwd_pipe {
 struct fwd_tcp {
 	int cfd, gfd;	/* -1 when the slot is free */
 	bool connecting;
+	uint64_t last;	/* monotonic ms of the last byte moved (or the accept) */
 	struct fwd_pipe c2g, g2c;
 };
 
@@ -51,6 +52,7 @@ struct fwd_reg {
 
 struct fwd {
 	struct in_addr guest;
+	uint64_t idle_ms, half_ms;	/* FWD_TCP_IDLE_MS, FWD_TCP_HALF_MS unless a test set them */
 	int epfd, tfd;		/* fwd_epoll_fd() and its idle timer; -1 until asked for */
 	bool timer_on;
 	struct fwd_reg reg[FWD_MAX_FDS];
@@ -142,6 +144,8 @@ int fwd_start(const struct cfg_forward *f, size_t n, struct in_addr guest, struc
 	if (!fw)
 		return -ENOMEM;
 	fw->guest = guest;
+	fw->idle_ms = FWD_TCP_IDLE_MS;
+	fw->half_ms = FWD_TCP_HALF_MS;
 	fw->epfd = fw->tfd = -1;
 	for (size_t i = 0; i < FWD_TCP_MAX; i++)
 		fw->tcp[i].cfd = fw->tcp[i].gfd = -1;
@@ -232,28 +236,53 @@ static int guest_socket(const struct fwd *fw, const struct cfg_forward *f, bool 
 	return fd;
 }
 
+/*
+ * A free slot, or the one whose connection has been idle longest when that
+ * is at least FWD_TCP_EVICT_MS: a guest that keeps connections open without
+ * a byte must not lock the host out of its forwards.  NULL when all are busy.
+ */
+static struct fwd_tcp *tcp_slot(struct fwd *fw, uint16_t port)
+{
+	struct fwd_tcp *lru = NULL;
+	uint64_t now = util_monotonic_ms();
+
+	for (size_t i = 0; i < FWD_TCP_MAX; i++) {
+		struct fwd_tcp *c = &fw->tcp[i];
+
+		if (c->cfd < 0)
+			return c;
+		if (!lru || c->last < lru->last)
+			lru = c;
+	}
+	if (now - lru->last < FWD_TCP_EVICT_MS)
+		return NULL;
+	log_ratelimited(LOG_LVL_WARN, "fwd-evict", "forward tcp/%u: %d connections open; closing the one idle "
+			"for %llu s", port, FWD_TCP_MAX, (unsigned long long)((now - lru->last) / 1000));
+	tcp_close(fw, lru);
+	return lru;
+}
+
 static void tcp_accept(struct fwd *fw, struct fwd_lis *l)
 {
-	struct fwd_tcp *c = NULL;
+	struct fwd_tcp *c;
 	bool inprogress = false;
 	int cfd, gfd;
 
 	cfd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (cfd < 0)
 		return;
-	for (size_t i = 0; i < FWD_TCP_MAX && !c; i++)
-		if (fw->tcp[i].cfd < 0)
-			c = &fw->tcp[i];
+	c = tcp_slot(fw, l->f.host_port);
 	if (!c) {
 		/* Refuse rather than queue: the cap bounds memory and fds */
-		log_warn("forward tcp/%u: %d connections already, refusing one", l->f.host_port, FWD_TCP_MAX);
+		log_ratelimited(LOG_LVL_WARN, "fwd-full", "forward tcp/%u: %d connections busy, refusing one",
+				l->f.host_port, FWD_TCP_MAX);
 		close(cfd);
 		return;
 	}
 	gfd = guest_socket(fw, &l->f, &inprogress);
 	if (gfd < 0) {
-		log_warno(gfd, "forward tcp/%u: connecting to the guest's port %u", l->f.host_port,
-			  l->f.guest_port);
+		log_ratelimited(LOG_LVL_WARN, "fwd-connect", "forward tcp/%u: connecting to the guest's port %u: %s",
+				l->f.host_port, l->f.guest_port, strerror(-gfd));
 		close(cfd);
 		return;
 	}
@@ -261,10 +290,11 @@ static void tcp_accept(struct fwd *fw, struct fwd_lis *l)
 	c->cfd = cfd;
 	c->gfd = gfd;
 	c->connecting = inprogress;
+	c->last = util_monotonic_ms();
 }
 
-/* Move bytes from @from into @p; false when the connection must close */
-static bool pipe_read(struct fwd_pipe *p, int from)
+/* Move bytes from @from into @p (*@moved set when any moved); false when the connection must close */
+static bool pipe_read(struct fwd_pipe *p, int from, bool *moved)
 {
 	ssize_t r;
 
@@ -279,10 +309,11 @@ static bool pipe_read(struct fwd_pipe *p, int from)
 	if (r == 0)
 		p->eof = true;
 	p->len += (size_t)r;
+	*moved = true;	/* a hang-up counts: the half-closed timer starts now */
 	return true;
 }
 
-static bool pipe_write(struct fwd_pipe *p, int to)
+static bool pipe_write(struct fwd_pipe *p, int to, bool *moved)
 {
 	ssize_t w;
 
@@ -294,6 +325,8 @@ static bool pipe_write(struct fwd_pipe *p, int to)
 		p->len -= (size_t)w;
 		if (!p->len)
 			p->off = 0;
+		if (w > 0)
+			*moved = true;
 	}
 	/* Half-close passes through once everything read has been written */
 	if (p->eof && !p->len && !p->shut) {
@@ -305,7 +338,7 @@ static bool pipe_write(struct fwd_pipe *p, int to)
 
 static void tcp_io(struct fwd *fw, struct fwd_tcp *c, int fd, short rev)
 {
-	bool ok = true;
+	bool ok = true, moved = false;
 
 	if (c->connecting) {
 		int err = 0;
@@ -320,19 +353,21 @@ static void tcp_io(struct fwd *fw, struct fwd_tcp *c, int fd, short rev)
 	}
 	if (fd == c->cfd) {
 		if (rev & (POLLIN | POLLHUP | POLLERR))
-			ok = pipe_read(&c->c2g, c->cfd);
+			ok = pipe_read(&c->c2g, c->cfd, &moved);
 		if (ok && (rev & POLLOUT))
-			ok = pipe_write(&c->g2c, c->cfd);
+			ok = pipe_write(&c->g2c, c->cfd, &moved);
 		if (ok)
-			ok = pipe_write(&c->c2g, c->gfd);
+			ok = pipe_write(&c->c2g, c->gfd, &moved);
 	} else {
 		if (rev & (POLLIN | POLLHUP | POLLERR))
-			ok = pipe_read(&c->g2c, c->gfd);
+			ok = pipe_read(&c->g2c, c->gfd, &moved);
 		if (ok && (rev & POLLOUT))
-			ok = pipe_write(&c->c2g, c->gfd);
+			ok = pipe_write(&c->c2g, c->gfd, &moved);
 		if (ok)
-			ok = pipe_write(&c->g2c, c->cfd);
+			ok = pipe_write(&c->g2c, c->cfd, &moved);
 	}
+	if (moved)
+		c->last = util_monotonic_ms();
 	if ((rev & POLLERR) || !ok || (c->c2g.shut && c->g2c.shut))
 		tcp_close(fw, c);
 }
@@ -417,10 +452,48 @@ void fwd_handle(struct fwd *fw, int fd, short revents)
 	}
 }
 
+uint16_t fwd_local_port(const struct fwd *fw, size_t i)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+
+	if (i >= fw->n_lis || getsockname(fw->lis[i].fd, (struct sockaddr *)&sa, &len) < 0 ||
+	    len != sizeof(sa))
+		return 0;
+	return ntohs(sa.sin_port);
+}
+
+void fwd_set_timeouts(struct fwd *fw, uint64_t idle_ms, uint64_t half_ms)
+{
+	fw->idle_ms = idle_ms;
+	fw->half_ms = half_ms;
+}
+
+/*
+ * A connection with no byte moved for fw->idle_ms is closed, and one where
+ * either side has hung up (sent its FIN) after fw->half_ms: the host's
+ * client has gone (or the guest has), and a guest that never answers nor
+ * closes must not keep the slot.  A reset shows up on the next read or write.
+ */
+static void tcp_tick(struct fwd *fw, uint64_t now)
+{
+	for (size_t i = 0; i < FWD_TCP_MAX; i++) {
+		struct fwd_tcp *c = &fw->tcp[i];
+		bool half;
+
+		if (c->cfd < 0)
+			continue;
+		half = c->c2g.eof || c->g2c.eof;
+		if (now - c->last >= (half ? fw->half_ms : fw->idle_ms))
+			tcp_close(fw, c);
+	}
+}
+
 void fwd_tick(struct fwd *fw)
 {
 	uint64_t now = util_monotonic_ms();
 
+	tcp_tick(fw, now);
 	for (size_t i = 0; i < FWD_UDP_MAX; i++) {
 		struct fwd_udp *u = &fw->udp[i];
 
@@ -476,13 +549,16 @@ static void ep_sync(struct fwd *fw)
 	memcpy(fw->reg, nreg, n * sizeof(nreg[0]));
 	fw->n_reg = n;
 
+	/* the timer runs while anything can expire: UDP peers, TCP connections */
 	for (size_t i = 0; i < FWD_UDP_MAX; i++)
 		udp |= fw->udp[i].fd >= 0;
+	for (size_t i = 0; i < FWD_TCP_MAX; i++)
+		udp |= fw->tcp[i].cfd >= 0;
 	if (udp != fw->timer_on) {
 		struct itimerspec its = { 0 };
 
 		if (udp)
-			its.it_value.tv_sec = its.it_interval.tv_sec = 5;
+			its.it_value.tv_sec = its.it_interval.tv_sec = FWD_TICK_S;
 		timerfd_settime(fw->tfd, 0, &its, NULL);
 		fw->timer_on = udp;
 	}

@@ -16,9 +16,14 @@
  *
  * Bounds: FWD_BUF bytes buffered per direction per TCP connection (a slow
  * reader stalls its writer, nothing grows); FWD_TCP_MAX connections and
- * FWD_UDP_MAX UDP peers at once (more are refused, or the oldest UDP peer is
- * evicted); UDP peers idle for FWD_UDP_IDLE_MS are forgotten.  Any local user
- * of the host can connect, as with QEMU's hostfwd.
+ * FWD_UDP_MAX UDP peers at once; UDP peers idle for FWD_UDP_IDLE_MS are
+ * forgotten.  The guest decides when its side of a connection ends, so a
+ * hostile guest could keep every slot: a TCP connection is closed when no
+ * byte moved for FWD_TCP_IDLE_MS, or for FWD_TCP_HALF_MS once either side
+ * hung up (the host's client closed, the guest never does), and when all
+ * slots are taken a new connection takes the slot idle longest (at least
+ * FWD_TCP_EVICT_MS) instead of being refused.  Any local user of the host
+ * can connect, as with QEMU's hostfwd.
  *
  * Two ways to drive it, both non-blocking (errors on one connection close
  * that connection only):
@@ -31,6 +36,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "src/cfg.h"
 
@@ -39,6 +45,10 @@
 #define FWD_UDP_MAX 32		/* UDP peers at once */
 #define FWD_BUF 16384		/* bytes buffered per direction per connection */
 #define FWD_UDP_IDLE_MS 60000
+#define FWD_TCP_IDLE_MS (15 * 60 * 1000)	/* no byte either way */
+#define FWD_TCP_HALF_MS 30000		/* after a side hung up */
+#define FWD_TCP_EVICT_MS 10000		/* idle enough to give its slot to a new connection */
+#define FWD_TICK_S 2			/* how often the timeouts are checked */
 #define FWD_MAX_FDS (FWD_MAX + 2 * FWD_TCP_MAX + FWD_UDP_MAX)
 
 struct fwd;
@@ -61,8 +71,14 @@ void fwd_pollfds(struct fwd *fw, struct pollfd *p, size_t max, size_t *n);
 /** fwd_handle() - act on @revents of @fd (one of fwd_pollfds()'s); unknown fds are ignored */
 void fwd_handle(struct fwd *fw, int fd, short revents);
 
-/** fwd_tick() - forget idle UDP peers; call about once a second */
+/** fwd_tick() - forget idle UDP peers, close idle or abandoned TCP connections; call about once a second */
 void fwd_tick(struct fwd *fw);
+
+/** fwd_local_port() - the port forward @i listens on, 0 when unknown (tests bind port 0) */
+uint16_t fwd_local_port(const struct fwd *fw, size_t i);
+
+/** fwd_set_timeouts() - other TCP idle and half-closed timeouts (tests) */
+void fwd_set_timeouts(struct fwd *fw, uint64_t idle_ms, uint64_t half_ms);
 
 /** fwd_epoll_fd() - an fd that is readable when fwd_dispatch() has work; owned by @fw */
 int fwd_epoll_fd(struct fwd *fw);

@@ -12,6 +12,7 @@
  */
 #include <net/if.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define NET_BRIDGE_DEFAULT "hutch0"
@@ -50,9 +51,10 @@ static inline uint32_t net_mask(uint8_t prefix)
 	return prefix ? htonl(~(uint32_t)0 << (32 - prefix)) : 0;
 }
 
-
-#include <stdbool.h>
-
+/*
+ * The bridge primitives below belong to the privileged side (net/privd*.c):
+ * nothing else calls them for a VM, see net/priv.h.
+ */
 /**
  * net_bridge_ensure() - the bridge of @nc exists, has its address, its
  * sysctls, is up, and IPv4 forwarding is on.  Idempotent.
@@ -62,24 +64,11 @@ int net_bridge_ensure(const struct net_conf *nc, bool ipv6);
 int net_port_attach(const char *port, const char *bridge, bool ipv6);
 /**
  * net_bridge_release() - delete @bridge and hutch's base rules when no ht-*
- * port is left on it; the caller holds the net lock.
- * Return: 1 when removed, 0 when still in use, or a negative errno
+ * port is left on it; the caller holds the network lock (the registry's).
+ * A bridge that does not exist is left alone, base rules included.
+ * Return: 1 when removed, 0 when still in use or absent, or a negative errno
  */
 int net_bridge_release(const char *bridge);
-/**
- * net_lock() - serialise bridge set-up/teardown and address choice between
- * supervisors of one data dir: flock on <@vms_dir>/.net.lock
- * Return: the locked fd (close to unlock), or a negative errno
- */
-int net_lock(const char *vms_dir);
-/**
- * net_pick_addr() - the lowest free address of the subnet for VM @self
- * @vms_dir: <data>/vms; every other VM dir's state.json with a live
- *           supervisor holds its "net" "addr"/"ip"
- * @prefer:  the VM's previous address, kept when still free (0: none)
- */
-int net_pick_addr(const char *vms_dir, const char *self, const struct net_conf *nc,
-		  struct in_addr prefer, struct in_addr *out);
 /** net_mac_parse() - "52:54:00:12:34:56" */
 int net_mac_parse(const char *s, uint8_t mac[6]);
 #endif

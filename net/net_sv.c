@@ -1,28 +1,30 @@
 // SPDX-License-Identifier: MIT
 /*
- * The net extension (network mode nat): bridge, tap, rules, DHCP and DNS
- * for one VM inside its supervisor, cleanup from state alone (gc), inspect,
- * and the CLI's wait for the guest's DHCP lease.
+ * The net extension (network mode nat): one VM's network inside its
+ * supervisor, cleanup from state alone (gc), inspect, and the CLI's wait for
+ * the guest's DHCP lease.
  *
- * Order in .prepare is chosen to fail closed: the tap is enslaved and its
- * VM rules are installed (nft_vm_add) BEFORE it is set up, and the base
- * chains drop whatever comes from an ht-* tap without a VM chain, so the
- * guest's NIC never passes a frame without its rules.  If the rules cannot
- * be installed the VM does not start.
+ * Everything privileged goes through the seam (net/priv.h): priv_net_up()
+ * brings the bridge, the base rules, the tap and the VM's rules up, in an
+ * order that fails closed (the tap is enslaved and its VM rules installed
+ * BEFORE it is set up, and the base chains drop whatever comes from an
+ * ht-* tap without a VM chain, so the guest's NIC never passes a frame
+ * without its rules), and hands back the tap and the DHCP and DNS sockets.
+ * What runs here, as the user, is only what needs no privilege: the DHCP
+ * responder and DNS forwarder on those sockets, and the port forwards.
+ * If the rules cannot be installed the VM does not start.
  *
  * state.json "net": {"id", "tap", "bridge", "addr", "gateway", "prefix",
  * "mac", and once the guest took its lease "ip" and "lease_at"}.  "addr" is
- * reserved at prepare (stable across restarts), "ip" means "the guest has
- * it": `hutch up` waits for it and `hutch ip` reports it.
+ * preferred at the next start, "ip" means "the guest has it": `hutch up`
+ * waits for it and `hutch ip` reports it.  The privileged side records the
+ * VM in its registry before it creates anything, so gc works even when the
+ * supervisor died before it wrote "net".
  */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,9 +33,9 @@
 #include "net/dns.h"
 #include "net/fwd.h"
 #include "net/net.h"
-#include "net/nft.h"
-#include "net/nl.h"
+#include "net/priv.h"
 #include "net/tap.h"
+#include "net/wg_sv.h"
 #include "src/ext.h"
 #include "src/log.h"
 #include "src/state.h"
@@ -41,228 +43,17 @@
 
 #define NET_LEASE_S 3600
 
-
-int net_mac_parse(const char *s, uint8_t mac[6])
-{
-	unsigned int b[6];
-	char end;
-
-	if (!s || strlen(s) != 17 ||
-	    sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
-		   &end) != 6)
-		return -EINVAL;
-	for (int i = 0; i < 6; i++)
-		mac[i] = (uint8_t)b[i];
-	/* a unicast, non-zero address */
-	if ((mac[0] & 1) || !(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]))
-		return -EINVAL;
-	return 0;
-}
-
-int net_bridge_ensure(const struct net_conf *nc, bool ipv6)
-{
-	int rc;
-
-	rc = nl_bridge_add(nc->bridge);
-	if (rc && rc != -EEXIST)
-		return rc;
-	if ((rc = nl_if_sysctls(nc->bridge, ipv6, true)))
-		return rc;
-	if ((rc = nl_addr_set(nc->bridge, nc->gw, nc->prefix)))
-		return rc;
-	if ((rc = nl_link_up(nc->bridge)))
-		return rc;
-	return nl_forwarding_on();
-}
-
-int net_port_attach(const char *port, const char *bridge, bool ipv6)
-{
-	int rc;
-
-	if ((rc = nl_if_sysctls(port, ipv6, false)))
-		return rc;
-	if ((rc = nl_link_set_master(port, bridge)))
-		return rc;
-	/* bridge port isolation: isolated ports cannot reach each other, only the bridge/host */
-	return nl_brport_isolate(port, true);
-}
-
-int net_bridge_release(const char *bridge)
-{
-	size_t n = 0;
-	int rc;
-
-	rc = nl_link_list(NET_TAP_PREFIX, bridge, NULL, 0, &n);
-	if (rc)
-		return rc;
-	if (n)
-		return 0;
-	rc = nl_link_del(bridge);
-	if (rc && rc != -ENODEV)
-		return rc;
-	rc = nft_base_remove();
-	if (rc)
-		log_warno(rc, "removing hutch's base nftables rules");
-	return 1;
-}
-
-int net_lock(const char *vms_dir)
-{
-	char path[4096];
-	int fd, rc;
-
-	if ((rc = util_path_join(path, sizeof(path), vms_dir, ".net.lock")))
-		return rc;
-	if ((rc = util_mkdir_p(vms_dir, 0700)))
-		return rc;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	while (flock(fd, LOCK_EX) < 0) {
-		if (errno != EINTR) {
-			rc = -errno;
-			close(fd);
-			return rc;
-		}
-	}
-	return fd;
-}
-
-/* state.json of @dir, or NULL (read directly: bounded, type-checked by the caller) */
-static json_t *net_state_read(const char *dir)
-{
-	char path[4096], *buf = NULL;
-	size_t len;
-	json_t *j;
-
-	if (util_path_join(path, sizeof(path), dir, "state.json") ||
-	    util_read_file(path, STATE_MAX_BYTES, &buf, &len))
-		return NULL;
-	j = json_loadb(buf, len, 0, NULL);
-	free(buf);
-	if (j && !json_is_object(j)) {
-		json_decref(j);
-		return NULL;
-	}
-	return j;
-}
-
-static bool net_pid_alive(json_t *st)
-{
-	json_t *p = json_object_get(st, "supervisor_pid");
-	json_int_t pid;
-
-	if (!json_is_integer(p))
-		return false;
-	pid = json_integer_value(p);
-	if (pid <= 1 || pid > 4194304)
-		return false;
-	return kill((pid_t)pid, 0) == 0 || errno == EPERM;
-}
-
-static void net_mark_used(json_t *net, const char *key, const struct net_conf *nc, uint8_t *used)
-{
-	json_t *v = json_object_get(net, key);
-	struct in_addr a;
-	uint32_t h;
-
-	if (!json_is_string(v) || inet_pton(AF_INET, json_string_value(v), &a) != 1)
-		return;
-	if ((a.s_addr & net_mask(nc->prefix)) != nc->net.s_addr)
-		return;
-	h = ntohl(a.s_addr) - ntohl(nc->net.s_addr);
-	if (h < (1u << (32 - nc->prefix)))
-		used[h / 8] |= (uint8_t)(1u << (h % 8));
-}
-
-int net_pick_addr(const char *vms_dir, const char *self, const struct net_conf *nc,
-		  struct in_addr prefer, struct in_addr *out)
-{
-	uint32_t size = 1u << (32 - nc->prefix), gwh, h;
-	uint8_t *used;
-	DIR *d;
-	struct dirent *e;
-
-	used = calloc(size / 8 + 1, 1);
-	if (!used)
-		return -ENOMEM;
-	d = opendir(vms_dir);
-	while (d && (e = readdir(d))) {
-		char dir[4096];
-		json_t *st, *net;
-
-		if (e->d_name[0] == '.' || (self && !strcmp(e->d_name, self)))
-			continue;
-		if (util_path_join(dir, sizeof(dir), vms_dir, e->d_name))
-			continue;
-		st = net_state_read(dir);
-		if (!st)
-			continue;
-		net = json_object_get(st, "net");
-		if (json_is_object(net) && net_pid_alive(st)) {
-			net_mark_used(net, "addr", nc, used);
-			net_mark_used(net, "ip", nc, used);
-		}
-		json_decref(st);
-	}
-	if (d)
-		closedir(d);
-	gwh = ntohl(nc->gw.s_addr) - ntohl(nc->net.s_addr);
-	used[0] |= 1;				/* network address */
-	used[(size - 1) / 8] |= (uint8_t)(1u << ((size - 1) % 8));	/* broadcast */
-	used[gwh / 8] |= (uint8_t)(1u << (gwh % 8));
-	if (prefer.s_addr && (prefer.s_addr & net_mask(nc->prefix)) == nc->net.s_addr) {
-		h = ntohl(prefer.s_addr) - ntohl(nc->net.s_addr);
-		if (!(used[h / 8] & (1u << (h % 8)))) {
-			*out = prefer;
-			free(used);
-			return 0;
-		}
-	}
-	for (h = 1; h < size - 1; h++) {
-		if (!(used[h / 8] & (1u << (h % 8)))) {
-			out->s_addr = htonl(ntohl(nc->net.s_addr) + h);
-			free(used);
-			return 0;
-		}
-	}
-	free(used);
-	return -EADDRNOTAVAIL;
-}
-
-/* <data>/vms from <data>/vms/<name> */
-static int net_vms_dir(const char *vm_dir, char *buf, size_t n, const char **name)
-{
-	const char *slash = strrchr(vm_dir, '/');
-	size_t len;
-
-	if (!slash || slash == vm_dir || !slash[1])
-		return -EINVAL;
-	len = (size_t)(slash - vm_dir);
-	if (len >= n)
-		return -ENAMETOOLONG;
-	memcpy(buf, vm_dir, len);
-	buf[len] = 0;
-	*name = slash + 1;
-	return 0;
-}
-
 /** struct net_priv - one VM's network, owned by its supervisor */
 struct net_priv {
 	struct sv_ctx *c;
 	struct net_conf nc;
-	char id[NFT_ID_MAX];
-	char tap[IFNAMSIZ];
-	int tap_fd;
-	int tap_ifindex;
-	int dhcp_fd;
+	struct priv_net pn;	/* from the privileged side; its fds are ours */
 	struct dhcp_lease lease;
 	struct dns_fwd *dns;
 	struct fwd *fwd;
 	int watch_fd;
-	struct nft_vm nv;
 	bool leased;
-	bool rules;
+	bool up;
 };
 
 static json_t *net_state_obj(json_t *state)
@@ -285,9 +76,10 @@ static void net_on_dhcp(struct sv_ctx *c, int fd, void *arg)
 	json_t *net;
 	int rc;
 
-	rc = dhcp_input(fd, p->tap_ifindex, &p->lease, &ev);
+	rc = dhcp_input(fd, p->pn.ifindex, &p->lease, &ev);
 	if (rc)
-		log_warno(rc, "dhcp: reading from %s", p->tap);
+		log_ratelimited(LOG_LVL_WARN, "dhcp-read", "dhcp: reading from %s: %s", p->pn.tap,
+				strerror(-rc));
 	switch (ev) {
 	case DHCP_EV_ACK:
 		if (p->leased)
@@ -308,7 +100,8 @@ static void net_on_dhcp(struct sv_ctx *c, int fd, void *arg)
 		log_info("guest took its DHCP lease %s", a);
 		break;
 	case DHCP_EV_DECLINE:
-		log_warn("dhcp: the guest declined its address (in use on the bridge?)");
+		log_ratelimited(LOG_LVL_WARN, "dhcp-decline",
+				"dhcp: the guest declined its address (in use on the bridge?)");
 		break;
 	case DHCP_EV_RELEASE:
 		log_debug("dhcp: the guest released its address");
@@ -335,23 +128,24 @@ static void net_on_dns_upstream(struct sv_ctx *c, int fd, void *arg)
 	dns_fwd_on_upstream(arg);
 }
 
+/* the forwarder on the socket the privileged side bound to gw:53 (taken over here) */
 static int net_dns_start(struct net_priv *p)
 {
 	const char *path = getenv("HUTCH_RESOLV_CONF");
-	struct sockaddr_in up[DNS_UPSTREAM_MAX], lsn = { .sin_family = AF_INET,
-							 .sin_port = htons(53),
-							 .sin_addr = p->nc.gw };
+	struct sockaddr_in up[DNS_UPSTREAM_MAX];
+	int fd = p->pn.dns_fd, rc;
 	size_t n = 0;
-	int rc;
 
+	p->pn.dns_fd = -1;
 	if (!path || !*path)
 		path = "/etc/resolv.conf";
 	rc = dns_resolv_load(path, up, DNS_UPSTREAM_MAX, &n);
 	if (rc) {
 		log_warno(rc, "dns: no usable IPv4 nameserver in %s; the guest gets no DNS", path);
+		close(fd);
 		return 0;
 	}
-	rc = dns_fwd_open(&lsn, p->nc.net, p->nc.prefix, up, n, &p->dns);
+	rc = dns_fwd_adopt(fd, p->nc.gw, p->nc.net, p->nc.prefix, up, n, &p->dns);
 	if (rc)
 		return rc;
 	if ((rc = sv_watch_fd(p->c, dns_fwd_client_fd(p->dns), net_on_dns_client, p->dns)))
@@ -384,51 +178,45 @@ static void net_on_fwd(struct sv_ctx *c, int fd, void *arg)
 	fwd_dispatch(arg);
 }
 
+static void net_watch(struct net_priv *p);
+
 /*
- * Someone changed nftables (`nft flush ruleset`, a firewall reload): put
- * hutch's base chains and this VM's chains back.  Our own changes wake us
- * too; then both lookups say "present" and nothing happens.
+ * The privileged side wants attention: in this process, someone changed
+ * nftables (`nft flush ruleset`, a firewall reload) and the rules are put
+ * back; with the helper, the helper died and a new one takes this VM over
+ * (it repairs the rules itself from then on).
  */
-static void net_on_nft_event(struct sv_ctx *c, int fd, void *arg)
+static void net_on_priv(struct sv_ctx *c, int fd, void *arg)
 {
 	struct net_priv *p = arg;
-	int rc;
+	const char *ids[1] = { p->pn.id };
 
-	(void)c;
-	if (nft_watch_handle(fd) == 0)
-		return;
-	if (nft_base_present() != 1) {
-		log_warn("nftables: hutch's base rules were removed; restoring them");
-		rc = nft_base_ensure(p->nc.bridge, p->nc.net, p->nc.prefix);
-		if (rc)
-			log_errno(rc, "nftables: restoring the base rules");
-	}
-	if (nft_vm_present(p->id) != 1) {
-		log_warn("nftables: the rules of %s were removed; restoring them", p->id);
-		rc = nft_vm_add(&p->nv);
-		if (rc)
-			log_errno(rc, "nftables: restoring the rules of %s", p->id);
-	}
+	sv_unwatch_fd(c, fd);
+	p->watch_fd = -1;
+	priv_watch_event(ids, 1);
+	net_watch(p);
 }
 
-/* rule repair (nft watch) and port forwards (net/fwd.h) */
+static void net_watch(struct net_priv *p)
+{
+	int fd = priv_watch_fd();
+
+	/* repair is a second line of defence; the VM still runs with its rules */
+	if (fd < 0) {
+		log_warno(fd, "nftables: nothing watches for rule changes");
+		return;
+	}
+	if (sv_watch_fd(p->c, fd, net_on_priv, p) == 0)
+		p->watch_fd = fd;
+}
+
+/* rule repair (the seam's watch) and port forwards (net/fwd.h) */
 static int net_extras_start(struct net_priv *p)
 {
 	const struct cfg_vm *vm = p->c->vm;
 	int rc;
 
-	rc = nft_watch_open();
-	if (rc < 0) {
-		/* repair is a second line of defence; the VM still runs with its rules */
-		log_warno(rc, "nftables: cannot watch for rule changes");
-	} else {
-		p->watch_fd = rc;
-		if ((rc = sv_watch_fd(p->c, p->watch_fd, net_on_nft_event, p))) {
-			close(p->watch_fd);
-			p->watch_fd = -1;
-			return rc;
-		}
-	}
+	net_watch(p);
 	if (vm->network.n_forward == 0)
 		return 0;
 	rc = fwd_start(vm->network.forward, vm->network.n_forward, p->lease.addr, &p->fwd);
@@ -453,39 +241,109 @@ static void net_extras_stop(struct net_priv *p)
 	}
 	if (p->watch_fd >= 0) {
 		sv_unwatch_fd(p->c, p->watch_fd);
-		close(p->watch_fd);
 		p->watch_fd = -1;
 	}
 }
 
-/* the MAC the core chose ("mac"), or a new one recorded in state */
+/* the MAC the core chose ("mac"), or a new one */
 static int net_vm_mac(json_t *state, uint8_t mac[6])
 {
 	const char *s = json_string_value(json_object_get(state, "mac"));
-	char buf[18];
 
 	if (s && net_mac_parse(s, mac) == 0)
 		return 0;
 	mac[0] = 0x52;
 	mac[1] = 0x54;
 	mac[2] = 0x00;
-	if (getrandom(mac + 3, 3, 0) != 3)
-		return -EIO;
-	util_snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2],
-		      mac[3], mac[4], mac[5]);
-	return json_object_set_new(state, "mac", json_string(buf)) ? -ENOMEM : 0;
+	return getrandom(mac + 3, 3, 0) == 3 ? 0 : -EIO;
 }
+
+/* what the privileged side gave us, in state.json (the MAC may have changed: state "mac" too) */
+static int net_record(struct net_priv *p, char *macs, size_t n)
+{
+	char a[INET_ADDRSTRLEN], g[INET_ADDRSTRLEN];
+	const uint8_t *m = p->pn.mac;
+	json_t *net = net_state_obj(p->c->state);
+	int rc;
+
+	if (!net)
+		return -ENOMEM;
+	inet_ntop(AF_INET, &p->pn.addr, a, sizeof(a));
+	inet_ntop(AF_INET, &p->nc.gw, g, sizeof(g));
+	if ((rc = util_snprintf(macs, n, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3],
+				m[4], m[5])))
+		return rc;
+	json_object_del(net, "ip");
+	json_object_del(net, "lease_at");
+	if (json_object_set_new(net, "id", json_string(p->pn.id)) ||
+	    json_object_set_new(net, "tap", json_string(p->pn.tap)) ||
+	    json_object_set_new(net, "bridge", json_string(p->nc.bridge)) ||
+	    json_object_set_new(net, "addr", json_string(a)) ||
+	    json_object_set_new(net, "gateway", json_string(g)) ||
+	    json_object_set_new(net, "prefix", json_integer(p->nc.prefix)) ||
+	    json_object_set_new(net, "mac", json_string(macs)) ||
+	    json_object_set_new(p->c->state, "mac", json_string(macs)))
+		return -ENOMEM;
+	return sv_state_save(p->c);
+}
+
+static int net_up(struct net_priv *p)
+{
+	const struct cfg_vm *vm = p->c->vm;
+	struct nft_wg wg;
+	struct priv_net_req q = { .name = vm->name, .isolation = vm->network.isolation,
+				  .ipv6 = vm->network.ipv6, .ha = vm->network.host_access,
+				  .n_ha = vm->network.n_host_access, .wg = &wg };
+	const char *prev = json_string_value(json_object_get(json_object_get(p->c->state, "net"),
+							     "addr"));
+	int rc;
+
+	if ((rc = net_conf_get(&p->nc)))
+		return rc;
+	/* the WireGuard kill switch, when the wg extension (before us) brought a tunnel up */
+	if ((rc = wg_nft_vm(p->c->project_dir, p->c->state, &wg)))
+		return rc;
+	q.nc = p->nc;
+	if ((rc = net_vm_mac(p->c->state, q.mac)))
+		return rc;
+	if (prev)
+		inet_pton(AF_INET, prev, &q.prefer);
+	if (q.n_ha > PRIV_HA_MAX) {
+		log_err("net: at most %d host_access entries", PRIV_HA_MAX);
+		return -E2BIG;
+	}
+	rc = priv_net_up(&q, &p->pn);
+	if (rc) {
+		log_errno(rc, "net: bringing the network of %s up; not starting it", vm->name);
+		return rc;
+	}
+	p->up = true;
+	return 0;
+}
+
+static int net_qemu_args(struct net_priv *p, const char *macs)
+{
+	char arg[128];
+	int rc, qfd = sv_qemu_fd(p->c, p->pn.tap_fd);
+
+	if (qfd < 0)
+		return qfd;
+	if ((rc = util_snprintf(arg, sizeof(arg), "tap,id=n0,fd=%d,vhost=off", qfd)) ||
+	    (rc = sv_qemu_arg(p->c, "-netdev")) || (rc = sv_qemu_arg(p->c, arg)) ||
+	    (rc = util_snprintf(arg, sizeof(arg), "virtio-net-pci,netdev=n0,mac=%s", macs)) ||
+	    (rc = sv_qemu_arg(p->c, "-device")) || (rc = sv_qemu_arg(p->c, arg)))
+		return rc;
+	return 0;
+}
+
+static void net_teardown(struct sv_ctx *c, void *priv);
 
 static int net_prepare(struct sv_ctx *c, void **privp)
 {
 	const struct cfg_vm *vm = c->vm;
-	char vms[4096], a[INET_ADDRSTRLEN], g[INET_ADDRSTRLEN], macs[18], arg[128];
-	const char *self;
+	char macs[18], a[INET_ADDRSTRLEN];
 	struct net_priv *p;
-	struct in_addr prefer = { 0 };
-	json_t *net;
-	int lock = -1, rc, qfd;
-	uint8_t srv_mac[6];
+	int rc;
 
 	*privp = NULL;
 	if (vm->network.mode != CFG_NET_NAT)
@@ -494,183 +352,59 @@ static int net_prepare(struct sv_ctx *c, void **privp)
 	if (!p)
 		return -ENOMEM;
 	p->c = c;
-	p->tap_fd = p->dhcp_fd = p->watch_fd = -1;
-	if ((rc = net_conf_get(&p->nc)))
-		goto err_free;
-	if ((rc = net_vms_dir(c->vm_dir, vms, sizeof(vms), &self)))
-		goto err_free;
-	if ((rc = net_vm_mac(c->state, p->lease.mac)))
-		goto err_free;
-
-	lock = net_lock(vms);
-	if (lock < 0) {
-		rc = lock;
-		log_errno(rc, "net: locking %s/.net.lock", vms);
-		goto err_free;
-	}
-	net = net_state_obj(c->state);
-	if (!net) {
-		rc = -ENOMEM;
-		goto err_unlock;
-	}
-	{
-		const char *prev = json_string_value(json_object_get(net, "addr"));
-
-		if (prev)
-			inet_pton(AF_INET, prev, &prefer);
-	}
-	if ((rc = net_pick_addr(vms, self, &p->nc, prefer, &p->lease.addr))) {
-		log_errno(rc, "net: no free address left in the bridge subnet");
-		goto err_unlock;
-	}
-	if ((rc = tap_new_id(p->id, sizeof(p->id))) || (rc = tap_name(p->id, p->tap, sizeof(p->tap))))
-		goto err_unlock;
-
-	/* record what gc needs before anything exists, so a kill -9 from here on is recoverable */
-	inet_ntop(AF_INET, &p->lease.addr, a, sizeof(a));
-	inet_ntop(AF_INET, &p->nc.gw, g, sizeof(g));
-	util_snprintf(macs, sizeof(macs), "%02x:%02x:%02x:%02x:%02x:%02x", p->lease.mac[0],
-		      p->lease.mac[1], p->lease.mac[2], p->lease.mac[3], p->lease.mac[4],
-		      p->lease.mac[5]);
-	json_object_del(net, "ip");
-	json_object_del(net, "lease_at");
-	if (json_object_set_new(net, "id", json_string(p->id)) ||
-	    json_object_set_new(net, "tap", json_string(p->tap)) ||
-	    json_object_set_new(net, "bridge", json_string(p->nc.bridge)) ||
-	    json_object_set_new(net, "addr", json_string(a)) ||
-	    json_object_set_new(net, "gateway", json_string(g)) ||
-	    json_object_set_new(net, "prefix", json_integer(p->nc.prefix)) ||
-	    json_object_set_new(net, "mac", json_string(macs))) {
-		rc = -ENOMEM;
-		goto err_unlock;
-	}
-	if ((rc = sv_state_save(c))) {
+	p->watch_fd = p->pn.tap_fd = p->pn.dhcp_fd = p->pn.dns_fd = -1;
+	if ((rc = net_up(p)))
+		goto err;
+	if ((rc = net_record(p, macs, sizeof(macs)))) {
 		log_errno(rc, "net: saving state");
-		goto err_unlock;
+		goto err;
 	}
-
-	if ((rc = net_bridge_ensure(&p->nc, vm->network.ipv6))) {
-		log_errno(rc, "net: setting up bridge %s", p->nc.bridge);
-		goto err_unlock;
-	}
-	if ((rc = nft_base_ensure(p->nc.bridge, p->nc.net, p->nc.prefix))) {
-		log_errno(rc, "net: base nftables rules");
-		goto err_bridge;
-	}
-	if ((rc = tap_open(p->tap, c->uid, c->gid, &p->tap_fd))) {
-		log_errno(rc, "net: creating tap %s", p->tap);
-		goto err_bridge;
-	}
-	if ((rc = net_port_attach(p->tap, p->nc.bridge, vm->network.ipv6))) {
-		log_errno(rc, "net: attaching %s to %s", p->tap, p->nc.bridge);
-		goto err_tap;
-	}
-	rc = nft_vm_init(&p->nv, p->id, p->tap, p->lease.mac, p->lease.addr, p->nc.gw, p->nc.prefix,
-			 vm);
-	if (rc)
-		goto err_tap;
-	if ((rc = nft_vm_add(&p->nv))) {
-		log_errno(rc, "net: installing the VM's nftables rules; not starting it");
-		goto err_tap;
-	}
-	p->rules = true;
-	if ((rc = nl_link_up(p->tap)))
-		goto err_rules;
-	if ((rc = nl_link_get(p->tap, &p->tap_ifindex, NULL)) ||
-	    (rc = nl_link_get(p->nc.bridge, &(int){ 0 }, srv_mac)))
-		goto err_rules;
-	close(lock);
-	lock = -1;
-
-	memcpy(p->lease.srv_mac, srv_mac, 6);
+	memcpy(p->lease.mac, p->pn.mac, 6);
+	memcpy(p->lease.srv_mac, p->pn.gw_mac, 6);
+	p->lease.addr = p->pn.addr;
 	p->lease.gw = p->nc.gw;
 	p->lease.prefix = p->nc.prefix;
 	p->lease.lease_s = NET_LEASE_S;
 	p->lease.mtu = 1500;
 	memcpy(p->lease.hostname, vm->name, strnlen(vm->name, DHCP_HOSTNAME_MAX));
-	rc = dhcp_open(p->tap_ifindex);
-	if (rc < 0) {
-		log_errno(rc, "net: DHCP socket on %s", p->tap);
-		goto err_relock;
-	}
-	p->dhcp_fd = rc;
-	if ((rc = sv_watch_fd(c, p->dhcp_fd, net_on_dhcp, p)))
-		goto err_dhcp;
+	if ((rc = sv_watch_fd(c, p->pn.dhcp_fd, net_on_dhcp, p)))
+		goto err;
+	inet_ntop(AF_INET, &p->nc.gw, a, sizeof(a));
 	if ((rc = net_dns_start(p))) {
-		log_errno(rc, "net: DNS forwarder on %s:53", g);
-		goto err_watch;
+		log_errno(rc, "net: DNS forwarder on %s:53", a);
+		goto err;
 	}
-	if ((rc = net_extras_start(p)))
-		goto err_dns;
-
-	qfd = sv_qemu_fd(c, p->tap_fd);
-	if (qfd < 0) {
-		rc = qfd;
-		goto err_dns;
-	}
-	if ((rc = util_snprintf(arg, sizeof(arg), "tap,id=n0,fd=%d,vhost=off", qfd)) ||
-	    (rc = sv_qemu_arg(c, "-netdev")) || (rc = sv_qemu_arg(c, arg)) ||
-	    (rc = util_snprintf(arg, sizeof(arg), "virtio-net-pci,netdev=n0,mac=%s", macs)) ||
-	    (rc = sv_qemu_arg(c, "-device")) || (rc = sv_qemu_arg(c, arg)))
-		goto err_dns;
-	log_info("network: %s on %s, address %s, tap %s", macs, p->nc.bridge, a, p->tap);
+	if ((rc = net_extras_start(p)) || (rc = net_qemu_args(p, macs)))
+		goto err;
+	inet_ntop(AF_INET, &p->pn.addr, a, sizeof(a));
+	log_info("network: %s on %s, address %s, tap %s", macs, p->nc.bridge, a, p->pn.tap);
 	*privp = p;
 	return 0;
-
-err_dns:
-	net_extras_stop(p);
-	net_dns_stop(p);
-err_watch:
-	sv_unwatch_fd(c, p->dhcp_fd);
-err_dhcp:
-	close(p->dhcp_fd);
-err_relock:
-	lock = net_lock(vms);
-err_rules:
-	nft_vm_del(p->id);
-err_tap:
-	close(p->tap_fd);
-	nl_link_del(p->tap);
-err_bridge:
-	if (lock >= 0)
-		net_bridge_release(p->nc.bridge);
-err_unlock:
-	if (lock >= 0)
-		close(lock);
-err_free:
-	free(p);
+err:
+	net_teardown(c, p);
 	return rc;
 }
 
 static void net_teardown(struct sv_ctx *c, void *priv)
 {
 	struct net_priv *p = priv;
-	char vms[4096];
-	const char *self;
 	json_t *net;
-	int lock = -1, rc;
+	int rc;
 
 	if (!p)
 		return;
 	net_extras_stop(p);
 	net_dns_stop(p);
-	if (p->dhcp_fd >= 0) {
-		sv_unwatch_fd(c, p->dhcp_fd);
-		close(p->dhcp_fd);
+	if (p->pn.dhcp_fd >= 0) {
+		sv_unwatch_fd(c, p->pn.dhcp_fd);
+		close(p->pn.dhcp_fd);
 	}
-	if (net_vms_dir(c->vm_dir, vms, sizeof(vms), &self) == 0)
-		lock = net_lock(vms);
-	if (p->rules && (rc = nft_vm_del(p->id)))
-		log_warno(rc, "net: removing the rules of %s", p->id);
-	close(p->tap_fd);
-	rc = nl_link_del(p->tap);	/* usually gone already: QEMU closed its copy */
-	(void)rc;
-	if (lock >= 0) {
-		rc = net_bridge_release(p->nc.bridge);
-		if (rc < 0)
-			log_warno(rc, "net: removing bridge %s", p->nc.bridge);
-		close(lock);
-	}
+	if (p->pn.dns_fd >= 0)
+		close(p->pn.dns_fd);
+	if (p->pn.tap_fd >= 0)
+		close(p->pn.tap_fd);
+	if (p->up && (rc = priv_net_down(p->pn.id)))
+		log_warno(rc, "net: removing the network of %s", p->pn.id);
 	net = json_object_get(c->state, "net");
 	if (json_is_object(net)) {
 		json_object_del(net, "ip");
@@ -680,44 +414,27 @@ static void net_teardown(struct sv_ctx *c, void *priv)
 	free(p);
 }
 
+/* state.json is untrusted: only an id hutch itself would have made */
+static const char *net_state_id(json_t *net)
+{
+	const char *id = json_string_value(json_object_get(net, "id"));
+	char tap[IFNAMSIZ];
+
+	return id && tap_name(id, tap, sizeof(tap)) == 0 ? id : NULL;
+}
+
 static int net_gc(const char *vm_dir, json_t *state)
 {
 	json_t *net = json_object_get(state, "net");
-	const char *id, *tap, *bridge, *self;
-	char want[IFNAMSIZ], vms[4096];
-	int lock, rc = 0;
+	int rc;
 
+	(void)vm_dir;
 	if (!json_is_object(net))
 		return 0;
-	id = json_string_value(json_object_get(net, "id"));
-	tap = json_string_value(json_object_get(net, "tap"));
-	bridge = json_string_value(json_object_get(net, "bridge"));
-	/* state.json is untrusted: only names hutch itself would have made */
-	if (!id || !tap || tap_name(id, want, sizeof(want)) || strcmp(want, tap))
-		return 0;
-	/*
-	 * Only ever the bridge hutch is configured to use: a state.json naming
-	 * some other interface must not get it deleted.
-	 */
-	{
-		struct net_conf nc;
-
-		if (bridge && (net_conf_get(&nc) || strcmp(bridge, nc.bridge)))
-			bridge = NULL;
-	}
-	if ((rc = net_vms_dir(vm_dir, vms, sizeof(vms), &self)))
-		return rc;
-	lock = net_lock(vms);
-	if (lock < 0)
-		return lock;
-	rc = nft_vm_del(id);
+	/* the privileged side removes what dead supervisors left, ours included */
+	rc = priv_gc(net_state_id(net));
 	if (rc)
-		log_warno(rc, "gc: rules of %s", id);
-	if (nl_link_del(tap) == 0)
-		log_info("gc: removed %s", tap);
-	if (bridge && net_bridge_release(bridge) == 1)
-		log_info("gc: removed bridge %s (no VM left on it)", bridge);
-	close(lock);
+		log_warno(rc, "gc: the network of this VM");
 	json_object_del(net, "ip");
 	json_object_del(net, "lease_at");
 	return rc;
@@ -726,15 +443,27 @@ static int net_gc(const char *vm_dir, json_t *state)
 static int net_inspect(const char *vm_dir, json_t *state, FILE *out, json_t *json)
 {
 	json_t *net = json_object_get(state, "net");
-	const char *s;
+	const char *s, *id;
+	char *rules = NULL;
 
 	(void)vm_dir;
 	if (!json_is_object(net))
 		return 0;
-	if (json)
-		return json_object_set(json, "net", net) ? -ENOMEM : 0;
-	if (!out)
+	id = net_state_id(net);
+	if (id && (json || out) && priv_inspect(id, &rules))
+		rules = NULL;
+	if (json) {
+		json_t *copy = json_deep_copy(net);
+
+		if (copy && rules)
+			json_object_set_new(copy, "rules", json_string(rules));
+		free(rules);
+		return copy && json_object_set_new(json, "net", copy) == 0 ? 0 : -ENOMEM;
+	}
+	if (!out) {
+		free(rules);
 		return 0;
+	}
 	fprintf(out, "network (nat):\n");
 	static const char *const keys[] = { "bridge", "tap", "mac", "addr", "ip", "gateway" };
 	for (size_t i = 0; i < UTIL_ARRAY_SIZE(keys); i++) {
@@ -746,20 +475,9 @@ static int net_inspect(const char *vm_dir, json_t *state, FILE *out, json_t *jso
 			fprintf(out, "  %-8s %s\n", keys[i], log_escape(esc, sizeof(esc), s, strlen(s)));
 		}
 	}
-	s = json_string_value(json_object_get(net, "id"));
-	if (s) {
-		char want[IFNAMSIZ];
-
-		if (tap_name(s, want, sizeof(want)) == 0) {
-			bool iso = false;
-
-			s = json_string_value(json_object_get(net, "tap"));
-			if (s && !strcmp(s, want) && nl_brport_isolated(s, &iso) == 0)
-				fprintf(out, "  port     %s\n", iso ? "isolated" : "NOT isolated");
-			fprintf(out, "rules:\n");
-			nft_dump(json_string_value(json_object_get(net, "id")), out);
-		}
-	}
+	if (rules)
+		fputs(rules, out);
+	free(rules);
 	return 0;
 }
 
@@ -823,7 +541,29 @@ static int net_wait(struct up_ctx *u)
 	}
 }
 
+/*
+ * Before anything starts: a user's VM in mode nat, or with an isolated
+ * share, needs hutch-helper; say which command sets it up (exit 78).
+ */
+static int net_before_up(struct up_ctx *u)
+{
+	bool need = u->vm->network.mode == CFG_NET_NAT;
+	int rc;
+
+	for (size_t i = 0; i < u->vm->n_shares; i++)
+		need |= u->vm->shares[i].isolation;
+	if (!need || geteuid() == 0)
+		return 0;
+	rc = priv_check();
+	priv_close();
+	if (rc)
+		log_err("%s needs hutch-helper (network mode nat, isolated shared folders): "
+			"run 'sudo hutch setup' once, then log in again", u->vm->name);
+	return rc ? -ENOPKG : 0;
+}
+
 const struct up_ext net_up_ext = {
 	.name = "net",
+	.before_up = net_before_up,
 	.wait = net_wait,
 };

@@ -11,8 +11,10 @@ PKGS=(
   qemu-system-x86 qemu-utils
   busybox-static cpio kmod debootstrap e2fsprogs dosfstools fdisk
   iproute2 nftables python3 openssh-client ansible
+  wireguard-go wireguard-tools
   xorriso genisoimage xz-utils zstd gzip curl ca-certificates procps psmisc
   strace jq groff-base man-db
+  libcap2-bin passwd util-linux
   stress-ng
 )
 export DEBIAN_FRONTEND=noninteractive

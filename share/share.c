@@ -20,6 +20,7 @@
 
 #include "src/log.h"
 #include "src/proc.h"
+#include "src/trust.h"
 #include "src/util.h"
 
 static void share_sleep_ms(long ms)
@@ -63,29 +64,16 @@ int share_image_path(const struct cfg_share *s, char *buf, size_t n)
 
 int share_check_paths(const struct cfg_share *s, const char *project_dir)
 {
-	char proj[PATH_MAX], host[PATH_MAX];
-	size_t hl;
+	char why[TRUST_WHY_MAX];
+	int rc;
 
-	if (!realpath(project_dir, proj))
-		return -errno;
-	if (!realpath(s->host, host)) {
-		if (errno != ENOENT)
-			return -errno;
-		/* not there yet: it will be created as a fresh empty folder */
-		if (util_snprintf(host, sizeof(host), "%s", s->host) < 0)
-			return -ENAMETOOLONG;
-	}
-	hl = strlen(host);
-	while (hl > 1 && host[hl - 1] == '/')
-		host[--hl] = '\0';
-	/* the project dir holds hutch.yaml and hooks/, which run on the host */
-	if (strcmp(host, "/") == 0 || strcmp(host, proj) == 0 ||
-	    (strncmp(proj, host, hl) == 0 && proj[hl] == '/')) {
-		log_err("shared folder %s would contain the project's hutch.yaml and hooks/; "
-			"share a folder inside the project instead", s->host);
-		return -EPERM;
-	}
-	return 0;
+	/* the one containment check, as the config loader makes it (src/trust.h) */
+	rc = trust_check(project_dir, s->host, TRUST_DIR, 0, why, sizeof(why));
+	if (rc == -EPERM)
+		log_err("shared folder %s %s", s->host, why);
+	else if (rc)
+		log_errno(rc, "shared folder %s", s->host);
+	return rc;
 }
 
 int share_virtiofsd_find(char *buf, size_t n)
@@ -190,6 +178,120 @@ err:
 	return rc;
 }
 
+/*
+ * virtiofsd for the supervisor, never as root (issue 10).  The C virtiofsd
+ * of QEMU 7.2, the only one Debian 12 ships (bookworm-backports has none
+ * either), needs CAP_SYS_ADMIN for its namespace sandbox and writes a pid
+ * file under /var/run/virtiofsd for --socket-path.  So:
+ *
+ *  - it starts as root of a new user namespace whose uid 0 is the user
+ *    (proc_sandbox.userns_root): its sandbox (mount, pid and net namespaces,
+ *    pivot_root into the folder, seccomp) works there, and outside it holds
+ *    only the user's uid;
+ *  - "-o modcaps=-..." removes the eight capabilities it would keep for its
+ *    file-server work, so once set up both its processes (the waiting
+ *    parent drops everything itself) show CapEff, CapPrm and CapBnd 0;
+ *  - the vhost-user socket is ours: --fd=3 gets a listening socket the
+ *    supervisor bound and already connected to (that connection goes to
+ *    QEMU), so there is no pid file and no socket path it must reach;
+ *  - when hutch runs as root, the folder is bound over /tmp in a private
+ *    mount namespace first, so a user who may not walk /root/... still gets
+ *    exactly that folder (and "-o source=/tmp" then names it).
+ *
+ * The price of an unprivileged file server: it cannot act as another uid.
+ * Files the guest's root creates belong to the user on the host (as with
+ * any rootless virtiofsd); a guest user other than root can read and write
+ * what exists but not create files (setresuid to an unmapped uid fails).
+ */
+int share_virtiofsd_start_fd(const char *exe, const char *dir, int listen_fd, const char *id,
+			     const char *log, const struct proc_user *u, pid_t *pidp, int *pidfdp)
+{
+	char a_src[PATH_MAX + 32], e_id[PATH_MAX + 32];
+	const char *argv[16], *env[16];
+	const char *const *base = proc_default_env();
+	struct proc_fdmap fds[2] = { { listen_fd, 3 } };
+	struct proc_sandbox sb = { .user = u, .no_new_privs = true, .userns_root = true,
+				   .no_core = true, .nofile = 65536 };
+	size_t n = 0, ne = 0, n_fds = 1;
+	int logfd = -1, rc;
+
+	/* the last line of defence: "w,source=/etc" would serve /etc (share.h) */
+	if (!share_path_opt_safe(dir)) {
+		log_err("share folder %s: ',', '\\' or a control character would split virtiofsd's "
+			"options", dir);
+		return -EINVAL;
+	}
+	if (u->switch_ids) {
+		sb.bind_src = dir;
+		sb.bind_dst = "/tmp";
+	} else if (getgroups(0, NULL) > 0) {
+		/*
+		 * It drops supplementary groups at start (CVE-2022-0358), which a
+		 * namespace we map ourselves forbids: only root (or a helper that
+		 * writes the maps, see issue 10) can start it for a user who has any.
+		 */
+		log_err("virtiofsd cannot start unprivileged for a user with supplementary groups; "
+			"run hutch as root (sudo), or leave shared_folders out");
+		return -EPERM;
+	}
+	if ((rc = util_snprintf(a_src, sizeof(a_src), "source=%s", sb.bind_src ? "/tmp" : dir)) < 0 ||
+	    (rc = util_snprintf(e_id, sizeof(e_id), "HUTCH_VFS_SOCKET=%s", id)) < 0)
+		return rc;
+	for (; base && base[ne] && ne < UTIL_ARRAY_SIZE(env) - 2; ne++)
+		env[ne] = base[ne];
+	env[ne++] = e_id;	/* how gc tells our virtiofsd from anyone's (share_pid_is_virtiofsd) */
+	env[ne] = NULL;
+	argv[n++] = exe;
+	argv[n++] = "--fd=3";
+	argv[n++] = "-o";
+	argv[n++] = a_src;
+	argv[n++] = "-o";
+	argv[n++] = "cache=auto";
+	argv[n++] = "-o";
+	argv[n++] = "sandbox=namespace";
+	argv[n++] = "-o";
+	argv[n++] = "modcaps=-chown:-dac_override:-fowner:-fsetid:-setgid:-setuid:-mknod:-setfcap";
+	argv[n++] = "--rlimit-nofile=0";	/* ours (sb.nofile); it may not raise it */
+	argv[n] = NULL;
+	if (log) {
+		logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (logfd < 0)
+			return -errno;
+		fds[n_fds++] = (struct proc_fdmap){ .parent = logfd, .child = 2 };
+	}
+	{
+		struct proc_opts o = { .argv = argv, .envp = env, .fds = fds, .n_fds = n_fds,
+				       .setsid = true, .pdeathsig = SIGTERM, .sb = &sb,
+				       .want_pidfd = pidfdp != NULL };
+
+		rc = proc_spawn(&o, pidp, pidfdp);
+	}
+	if (logfd >= 0)
+		close(logfd);
+	return rc;
+}
+
+/* /proc/@pid/environ holds "HUTCH_VFS_SOCKET=@sock" (virtiofsd started by fd) */
+static bool share_pid_env_is(pid_t pid, const char *sock)
+{
+	char path[64], want[PATH_MAX + 32], *buf = NULL;
+	size_t n = 0, off = 0;
+	bool found = false;
+
+	if (util_snprintf(path, sizeof(path), "/proc/%ld/environ", (long)pid) < 0 ||
+	    util_snprintf(want, sizeof(want), "HUTCH_VFS_SOCKET=%s", sock) < 0 ||
+	    util_read_file(path, 65536, &buf, &n) < 0)
+		return false;
+	while (off < n && !found) {
+		size_t l = strnlen(buf + off, n - off);
+
+		found = l == strlen(want) && !memcmp(buf + off, want, l);
+		off += l + 1;
+	}
+	free(buf);
+	return found;
+}
+
 /* gone: no such process, or a zombie waiting for its parent (not us) */
 static bool share_pid_gone(pid_t pid)
 {
@@ -261,7 +363,7 @@ bool share_pid_is_virtiofsd(pid_t pid, const char *sock)
 		off += l + 1;
 	}
 	free(buf);
-	return exe_ok && sock_ok;
+	return exe_ok && (sock_ok || share_pid_env_is(pid, sock));
 }
 
 int share_fstab_lines(const struct cfg_vm *vm, char **out)

@@ -105,13 +105,17 @@ bool share_path_opt_safe(const char *path);
 int share_image_path(const struct cfg_share *s, char *buf, size_t n);
 
 /**
- * share_check_paths() - refuse a share that would expose the project itself
+ * share_check_paths() - refuse a share the project may not name
  * @s:           the share
  * @project_dir: the directory of hutch.yaml
  *
- * A share that is the project directory or one of its ancestors would give
- * the guest hutch.yaml and hooks/ (run on the host as the user): refused.
- * Return: 0, -EPERM with a message logged, or an errno
+ * trust_check() (src/trust.h), the check the config loader makes, at the
+ * moment of use: the folder lies inside the project, reached without a
+ * symlink, or in a place the user's own config allows; it is not the
+ * project directory nor one above it (the guest would get hutch.yaml and
+ * hooks/), nor the project's code (hooks/, the playbook's folders).
+ * Return: 0 (also when the folder does not exist yet), -EPERM with a
+ * message logged (exit 77), or an errno
  */
 int share_check_paths(const struct cfg_share *s, const char *project_dir);
 
@@ -274,6 +278,23 @@ int share_virtiofsd_find(char *buf, size_t n);
 int share_virtiofsd_start(const char *exe, const char *dir, const char *sock, const char *log,
 			  bool die_with_us, pid_t *pidp, int *pidfdp);
 
+struct proc_user;
+/**
+ * share_virtiofsd_start_fd() - virtiofsd as @u, serving @dir on a listening socket
+ * @listen_fd: a bound, listening AF_UNIX socket (the child gets it as fd 3);
+ *             the caller keeps its copy and closes it
+ * @id:        the socket's path, recorded in virtiofsd's environment so that
+ *             share_pid_is_virtiofsd() recognises it after a crash
+ * @log:       file for its stderr, or NULL
+ * @u:         from proc_user_resolve(): virtiofsd runs as root of a user
+ *             namespace mapped to @u, and drops every capability itself
+ * @pidfdp:    set to a pidfd for the supervisor to watch (may be NULL)
+ * Dies with the calling thread (SIGTERM).  Return: 0 with *@pidp set, or a
+ * negative errno
+ */
+int share_virtiofsd_start_fd(const char *exe, const char *dir, int listen_fd, const char *id,
+			     const char *log, const struct proc_user *u, pid_t *pidp, int *pidfdp);
+
 /**
  * share_virtiofsd_stop() - SIGTERM, wait up to @grace_ms, then SIGKILL
  * @reap: @pid is our child (waitpid it); else poll /proc for it to go
@@ -282,6 +303,7 @@ int share_virtiofsd_stop(pid_t pid, int grace_ms, bool reap);
 
 /**
  * share_pid_is_virtiofsd() - /proc/@pid/cmdline is a virtiofsd serving @sock
+ * (--socket-path=@sock, or HUTCH_VFS_SOCKET=@sock in its environment)
  *
  * gc only signals a pid from state.json after this check, because the pid
  * may have been reused by an unrelated process since the crash.

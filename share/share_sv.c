@@ -30,20 +30,24 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "net/priv.h"
 #include "share/share.h"
 #include "src/ext.h"
 #include "src/log.h"
-#include "src/qemu.h"
+#include "src/proc.h"
 #include "src/util.h"
 
 struct share_run {
 	const struct cfg_share *s;
 	pid_t vfs_pid;
 	int pidfd;		/* virtiofsd's, watched by the supervisor's loop; -1 */
+	int qemu_fd;		/* our end of the vhost-user connection, for QEMU; -1 */
 	bool mounted;
 	int loop;
 	char img[PATH_MAX];
@@ -133,6 +137,54 @@ static void share_vfs_exited(struct sv_ctx *c, int fd, void *arg)
 		log_warn("could not save state.json");
 }
 
+/*
+ * virtiofsd as the unprivileged user (share_virtiofsd_start_fd()): we bind
+ * and listen on the socket ourselves (0600, in the VM's directory), connect
+ * to it at once (that end goes to QEMU as "-chardev socket,fd="), hand the
+ * listening end to virtiofsd, and unlink the path: nobody else can connect,
+ * and neither program needs to reach the VM's directory.
+ */
+static int share_vfs_start(const char *exe, const char *dir,
+			   struct share_run *r, const char *log)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct proc_user u;
+	int lfd = -1, cfd = -1, rc;
+	mode_t old;
+
+	if ((rc = proc_user_resolve(&u)) < 0)
+		return rc;
+	if ((rc = util_snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", r->sock)) < 0)
+		return rc;
+	if (unlink(r->sock) < 0 && errno != ENOENT)
+		return -errno;
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || cfd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	old = umask(0177);
+	rc = bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+	umask(old);
+	if (rc == 0 && (listen(lfd, 1) < 0 || connect(cfd, (struct sockaddr *)&sa, sizeof(sa)) < 0))
+		rc = -errno;
+	unlink(r->sock);
+	if (rc == 0)
+		rc = share_virtiofsd_start_fd(exe, dir, lfd, r->sock, log, &u, &r->vfs_pid,
+					      &r->pidfd);
+	if (rc == 0) {
+		r->qemu_fd = cfd;
+		cfd = -1;
+	}
+out:
+	if (lfd >= 0)
+		close(lfd);
+	if (cfd >= 0)
+		close(cfd);
+	return rc;
+}
+
 static void share_teardown(struct sv_ctx *c, void *priv)
 {
 	struct share_priv *p = priv;
@@ -149,6 +201,10 @@ static void share_teardown(struct sv_ctx *c, void *priv)
 			close(r->pidfd);
 			r->pidfd = -1;
 		}
+		if (r->qemu_fd >= 0) {
+			close(r->qemu_fd);
+			r->qemu_fd = -1;
+		}
 		if (r->vfs_pid > 0) {
 			rc = share_virtiofsd_stop(r->vfs_pid, 3000, true);
 			if (rc < 0)
@@ -159,7 +215,7 @@ static void share_teardown(struct sv_ctx *c, void *priv)
 		}
 		unlink(r->sock);
 		if (r->mounted) {
-			rc = share_unmount(r->img, s->host, c->uid);
+			rc = priv_unmount(s->host);	/* the seam: net/priv.h */
 			if (rc < 0)
 				log_errno(rc, "share %s: cannot unmount %s", s->tag, s->host);
 			else
@@ -174,17 +230,19 @@ static void share_teardown(struct sv_ctx *c, void *priv)
 	free(p);
 }
 
-/* mount one isolated share's image on its folder, recording it first for gc */
-static int share_prepare_mount(struct sv_ctx *c, struct share_run *r, const char *recdir)
+/*
+ * Mount one isolated share's image on its folder, recording it first for
+ * gc.  Through the privileged seam (net/priv.h): it makes the image on
+ * first use and mounts only images it made (their provenance records).
+ */
+static int share_prepare_mount(struct sv_ctx *c, struct share_run *r)
 {
-	struct share_req req = { .dir = r->s->host, .uid = c->uid, .gid = c->gid,
-				 .recdir = recdir };
 	int rc;
 
 	/* recorded before mounting, so a crash in between is still gc'd */
 	json_object_set_new(r->st, "mounted", json_true());
 	sv_state_save(c);
-	rc = share_mount(&req, &r->loop);
+	rc = priv_mount(r->s->host, r->s->size_gib, false, &r->loop);
 	if (rc < 0) {
 		json_object_set_new(r->st, "mounted", json_false());
 		log_errno(rc, "share %s: cannot mount %s", r->s->tag, r->img);
@@ -197,7 +255,7 @@ static int share_prepare_mount(struct sv_ctx *c, struct share_run *r, const char
 
 /* one share: its state entry, its mount, its virtiofsd (watched) */
 static int share_prepare_one(struct sv_ctx *c, struct share_run *r, json_t *arr,
-			     const char *exe, const char *recdir)
+			     const char *exe)
 {
 	const struct cfg_share *s = r->s;
 	char log[PATH_MAX];
@@ -211,7 +269,7 @@ static int share_prepare_one(struct sv_ctx *c, struct share_run *r, json_t *arr,
 	if (!r->st || json_array_append_new(arr, r->st) < 0)
 		return -ENOMEM;
 	if (s->isolation) {
-		if ((rc = share_prepare_mount(c, r, recdir)) < 0)
+		if ((rc = share_prepare_mount(c, r)) < 0)
 			return rc;
 	} else if (mkdir(s->host, 0755) == 0) {
 		if (geteuid() == 0 && chown(s->host, c->uid, c->gid) < 0)
@@ -219,7 +277,7 @@ static int share_prepare_one(struct sv_ctx *c, struct share_run *r, json_t *arr,
 	}
 	if ((rc = util_snprintf(log, sizeof(log), "%s/vfs-%s.log", c->vm_dir, s->tag)) < 0)
 		return rc;
-	rc = share_virtiofsd_start(exe, s->host, r->sock, log, true, &r->vfs_pid, &r->pidfd);
+	rc = share_vfs_start(exe, s->host, r, log);
 	if (rc < 0) {
 		log_errno(rc, "share %s: cannot start virtiofsd", s->tag);
 		return rc;
@@ -247,14 +305,12 @@ static int share_qemu_args(struct sv_ctx *c, const struct share_priv *p)
 	    (rc = sv_qemu_arg(c, "-numa")) < 0 || (rc = sv_qemu_arg(c, "node,memdev=hutch-mem")) < 0)
 		return rc;
 	for (size_t i = 0; i < p->n; i++) {
-		/* the socket lives in the VM dir, whose path may hold a comma: ",," */
-		char *esc = qemu_opt_escape(p->r[i].sock);
+		/* QEMU gets its end of virtiofsd's socket as an fd: no path to reach */
+		int qfd = sv_qemu_fd(c, p->r[i].qemu_fd);
 
-		if (!esc)
-			return -ENOMEM;
-		rc = util_snprintf(arg, sizeof(arg), "socket,id=hutch-vfs%zu,path=%s", i, esc);
-		free(esc);
-		if (rc < 0 || (rc = sv_qemu_arg(c, "-chardev")) < 0 || (rc = sv_qemu_arg(c, arg)) < 0 ||
+		if ((rc = qfd) < 0 ||
+		    (rc = util_snprintf(arg, sizeof(arg), "socket,id=hutch-vfs%zu,fd=%d", i, qfd)) < 0 ||
+		    (rc = sv_qemu_arg(c, "-chardev")) < 0 || (rc = sv_qemu_arg(c, arg)) < 0 ||
 		    (rc = util_snprintf(arg, sizeof(arg), "vhost-user-fs-pci,chardev=hutch-vfs%zu,tag=%s",
 					i, p->r[i].s->tag)) < 0 ||
 		    (rc = sv_qemu_arg(c, "-device")) < 0 || (rc = sv_qemu_arg(c, arg)) < 0)
@@ -266,7 +322,7 @@ static int share_qemu_args(struct sv_ctx *c, const struct share_priv *p)
 static int share_prepare(struct sv_ctx *c, void **privp)
 {
 	const struct cfg_vm *vm = c->vm;
-	char exe[PATH_MAX], recdir[PATH_MAX];
+	char exe[PATH_MAX];
 	struct share_priv *p;
 	json_t *arr;
 	int rc;
@@ -279,8 +335,6 @@ static int share_prepare(struct sv_ctx *c, void **privp)
 			"install it or remove shared_folders");
 		return rc;
 	}
-	if ((rc = share_record_dir(recdir, sizeof(recdir))) < 0)
-		return rc;
 	p = calloc(1, sizeof(*p) + vm->n_shares * sizeof(p->r[0]));
 	arr = json_array();
 	if (!p || !arr || json_object_set_new(c->state, "shares", arr) < 0) {
@@ -290,9 +344,9 @@ static int share_prepare(struct sv_ctx *c, void **privp)
 	for (size_t i = 0; i < vm->n_shares; i++) {
 		struct share_run *r = &p->r[i];
 
-		*r = (struct share_run){ .s = &vm->shares[i], .pidfd = -1, .loop = -1 };
+		*r = (struct share_run){ .s = &vm->shares[i], .pidfd = -1, .qemu_fd = -1, .loop = -1 };
 		p->n = i + 1;
-		if ((rc = share_prepare_one(c, r, arr, exe, recdir)) < 0)
+		if ((rc = share_prepare_one(c, r, arr, exe)) < 0)
 			goto err;
 	}
 	if ((rc = share_qemu_args(c, p)) < 0 || (rc = sv_state_save(c)) < 0)
@@ -327,8 +381,8 @@ static void share_gc_one(json_t *e)
 	if (sock && sock[0] == '/')
 		unlink(sock);
 	if (img && dir && img[0] == '/' && dir[0] == '/') {
-		/* share_unmount() only touches the mount when it is this image's */
-		rc = share_unmount(img, dir, getuid());
+		/* the privileged side only touches the mount when it is this image's, and ours */
+		rc = priv_unmount(dir);
 		if (rc < 0 && rc != -EBUSY && rc != -ENOENT)
 			log_errno(rc, "cannot unmount %s", dir);
 		else
@@ -406,26 +460,18 @@ const struct sv_ext share_sv_ext = {
 	.inspect = share_inspect,
 };
 
-/* before_up: checks and first-use image creation, as the invoking user */
+/*
+ * before_up: the checks, before anything starts.  The image itself is made
+ * on first use by the privileged side when the supervisor mounts it
+ * (priv_mount()), so that its provenance record is out of the user's reach.
+ */
 static int share_before_up(struct up_ctx *u)
 {
-	char recdir[PATH_MAX];
 	int rc;
 
-	if ((rc = share_record_dir(recdir, sizeof(recdir))) < 0)
-		return rc;
-	for (size_t i = 0; i < u->vm->n_shares; i++) {
-		const struct cfg_share *s = &u->vm->shares[i];
-		struct share_req req = { .dir = s->host, .uid = getuid(), .gid = getgid(),
-					 .size_gib = s->size_gib, .recdir = recdir };
-
-		if ((rc = share_check_one(s, u->cli->dir)) < 0)
+	for (size_t i = 0; i < u->vm->n_shares; i++)
+		if ((rc = share_check_one(&u->vm->shares[i], u->cli->dir)) < 0)
 			return rc;
-		if (s->isolation && (rc = share_image_create(&req, NULL)) < 0) {
-			log_errno(rc, "share %s: no usable image for %s", s->tag, s->host);
-			return rc;
-		}
-	}
 	return 0;
 }
 

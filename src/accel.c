@@ -125,12 +125,21 @@ static int accel_run_probe(const char *accel, char *why, size_t n, uint64_t *ms)
 	};
 	uint64_t t0 = util_monotonic_ms();
 	struct proc_fdmap fds[1];
+	struct proc_user u;
+	struct proc_sandbox sb;
 	struct proc_opts o = { .argv = argv, .envp = proc_default_env(), .fds = fds, .n_fds = 1,
-			       .want_pidfd = true };
+			       .want_pidfd = true, .sb = &sb };
 	struct pollfd pfd;
 	int mfd, pidfd = -1, rc, st;
 	pid_t pid;
 
+	/* probe as the VM's QEMU will run: /dev/kvm may be root's only */
+	rc = proc_user_resolve(&u);
+	if (rc) {
+		util_snprintf(why, n, "no unprivileged user for QEMU: %s", strerror(-rc));
+		return rc;
+	}
+	proc_sandbox_guest(&sb, &u);
 	mfd = memfd_create("hutch-kvm-probe", MFD_CLOEXEC);
 	if (mfd < 0) {
 		rc = -errno;

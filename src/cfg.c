@@ -13,15 +13,21 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
+#include "share/share.h"
 #include "src/cfg.h"
 #include "src/log.h"
+#include "src/trust.h"
 #include "src/util.h"
 
 #define CFG_MAX_BYTES	(1024 * 1024)	/* a real hutch.yaml is a few hundred bytes */
@@ -46,7 +52,12 @@ struct ynode {
 	size_t n;
 };
 
-/* struct ld - one load: where messages point, and what they fill */
+/*
+ * struct ld - one load: where messages point, and what they fill
+ * @fs: paths are checked on disk as well (trust_check()), and the user's
+ *      config may allow places outside the project; without it (fuzzing,
+ *      unit tests) only the lexical rules apply and nothing outside counts
+ */
 struct ld {
 	const char *mpath;	/* the file as the user named it, for messages */
 	const char *dir;	/* absolute project directory */
@@ -54,20 +65,8 @@ struct ld {
 	size_t len;
 	struct cfg_error *e;
 	unsigned nodes;
+	bool fs;
 };
-
-/* The keys valid at each level; also the candidates for "did you mean". */
-static const char *const vm_keys[] = {
-	"name", "image", "image_sha256", "cpus", "memory", "disk", "accel", "firmware",
-	"kernel", "network", "shared_folders", "ssh", "autoconnect", "cloud_init_wait",
-	"timeouts", "vms",
-};
-#define VM_KEYS_N (UTIL_ARRAY_SIZE(vm_keys) - 1)	/* "vms" only at the top */
-static const char *const kernel_keys[] = { "path", "initrd", "cmdline" };
-static const char *const net_keys[] = { "mode", "isolation", "ipv6", "host_access", "forward" };
-static const char *const share_keys[] = { "host", "guest", "tag", "size", "isolation" };
-static const char *const ssh_keys[] = { "user", "key" };
-static const char *const timeout_keys[] = { "boot", "ssh", "cloud_init", "shutdown" };
 
 static const char *const accel_names[] = { "auto", "kvm", "tcg" };
 static const char *const fw_names[] = { "bios", "uefi" };
@@ -98,20 +97,54 @@ file_err(struct cfg_error *e, const char *mpath, const char *fmt, ...)
 	snprintf(e->msg, sizeof(e->msg), "%s: %s", esc(p, sizeof(p), mpath), m);
 }
 
+static void __attribute__((format(printf, 4, 0)))
+ld_vmsg(struct ld *ld, const struct ynode *n, char *out, const char *fmt, va_list ap)
+{
+	char m[900], p[256];
+
+	if (vsnprintf(m, sizeof(m), fmt, ap) >= (int)sizeof(m))
+		memcpy(m + sizeof(m) - 4, "...", 4);
+	snprintf(out, sizeof(ld->e->msg), "%s:%u:%u: %s", esc(p, sizeof(p), ld->mpath),
+		 n ? n->line : 1, n ? n->col : 1, m);
+}
+
 /* Format "FILE:LINE:COL: message" for @n; returns -EINVAL for the caller. */
 static int __attribute__((format(printf, 3, 4)))
 ld_err(struct ld *ld, const struct ynode *n, const char *fmt, ...)
 {
-	char m[900], p[256];
 	va_list ap;
 
 	va_start(ap, fmt);
-	if (vsnprintf(m, sizeof(m), fmt, ap) >= (int)sizeof(m))
-		memcpy(m + sizeof(m) - 4, "...", 4);
+	ld_vmsg(ld, n, ld->e->msg, fmt, ap);
 	va_end(ap);
-	snprintf(ld->e->msg, sizeof(ld->e->msg), "%s:%u:%u: %s", esc(p, sizeof(p), ld->mpath),
-		 n ? n->line : 1, n ? n->col : 1, m);
 	return -EINVAL;
+}
+
+/* As ld_err(), for a path the project may not name: -EPERM, so hutch exits 77. */
+static int __attribute__((format(printf, 3, 4)))
+ld_perm(struct ld *ld, const struct ynode *n, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	ld_vmsg(ld, n, ld->e->msg, fmt, ap);
+	va_end(ap);
+	return -EPERM;
+}
+
+/* "FILE:LINE:COL: message" as a warning; only for real loads (not fuzzing) */
+static void __attribute__((format(printf, 3, 4)))
+ld_warn(struct ld *ld, const struct ynode *n, const char *fmt, ...)
+{
+	char out[sizeof(ld->e->msg)];
+	va_list ap;
+
+	if (!ld->fs)
+		return;
+	va_start(ap, fmt);
+	ld_vmsg(ld, n, out, fmt, ap);
+	va_end(ap);
+	log_warn("%s", out);
 }
 
 static const char *node_kind(const struct ynode *n)
@@ -437,8 +470,11 @@ err_ev:
 	return rc;
 }
 
-/* tree_parse() - the single document of @ld->buf as a tree; *@out owned by the caller */
-static int tree_parse(struct ld *ld, struct ynode **out)
+/*
+ * tree_parse() - the single document of @ld->buf as a tree; *@out owned by
+ * the caller.  An empty file is an error unless @empty_ok (*@out NULL then).
+ */
+static int tree_parse(struct ld *ld, bool empty_ok, struct ynode **out)
 {
 	yaml_parser_t p;
 	yaml_event_t ev;
@@ -461,7 +497,9 @@ static int tree_parse(struct ld *ld, struct ynode **out)
 		goto out;
 	if (ev.type == YAML_STREAM_END_EVENT) {
 		yaml_event_delete(&ev);
-		rc = ld_err(ld, NULL, "the file is empty; it needs at least 'name:'");
+		*out = NULL;
+		if (!empty_ok)
+			rc = ld_err(ld, NULL, "the file is empty; it needs at least 'name:'");
 		goto out;
 	}
 	yaml_event_delete(&ev);			/* document start */
@@ -565,6 +603,11 @@ static int get_str(struct ld *ld, const struct ynode *n, const char *key, size_t
 		if (*s < 0x20 || *s == 0x7f || (s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f))
 			return ld_err(ld, n, "%s: control characters are not allowed", key);
 	}
+	/* values end up in Ansible's inventory, where they are Jinja templates:
+	 * "{{ lookup('pipe', ...) }}" would run on the host */
+	if (strstr(n->str, "{{") || strstr(n->str, "{%") || strstr(n->str, "{#"))
+		return ld_err(ld, n, "%s: '{{', '{%%' and '{#' are not allowed (a value is not a "
+				     "template, and Ansible would run it as one)", key);
 	*out = n->str;
 	return 0;
 }
@@ -609,16 +652,6 @@ static int want_seq(struct ld *ld, const struct ynode *n, const char *key)
 	if (n->type != YN_SEQ)
 		return ld_err(ld, n, "%s: expected a list, got %s", key, node_kind(n));
 	return 0;
-}
-
-static int key_index(const char *k, const char *const *keys, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (!strcmp(k, keys[i]))
-			return (int)i;
-	return -1;
 }
 
 /* ---- paths ----------------------------------------------------------------- */
@@ -687,10 +720,15 @@ static int path_abs(const char *dir, const char *p, char **out)
 	return 0;
 }
 
-static int get_path(struct ld *ld, const struct ynode *n, const char *key, char **out)
+/*
+ * resolve_path() - the path named by @n, absolute and normalised: ~/ is
+ * $HOME (as a shell would have it), a relative path is against @base, or
+ * refused when @base is NULL.  *@out is malloc'd.
+ */
+static int resolve_path(struct ld *ld, const struct ynode *n, const char *key, const char *base,
+			char **out)
 {
 	const char *s;
-	char *p;
 	int rc;
 
 	rc = get_str(ld, n, key, PATH_MAX - 1, &s);
@@ -700,19 +738,54 @@ static int get_path(struct ld *ld, const struct ynode *n, const char *key, char 
 		return ld_err(ld, n, "%s: '~user/' paths are not supported; use ~/ or an absolute path",
 			      key);
 	if (s[0] == '~') {
-		/* ~/ is the invoking user's home, as a shell would have it */
 		const char *home = getenv("HOME");
 
 		if (!home || home[0] != '/')
 			return ld_err(ld, n, "%s: '~' needs $HOME to be set to an absolute path", key);
-		rc = path_abs(home, s[1] ? s + 2 : "", &p);
+		rc = path_abs(home, s[1] ? s + 2 : "", out);
+	} else if (!base && s[0] != '/') {
+		char b[80];
+
+		return ld_err(ld, n, "%s: '%s' must be an absolute path or start with ~/", key,
+			      esc(b, sizeof(b), s));
 	} else {
-		rc = path_abs(ld->dir, s, &p);
+		rc = path_abs(base ? base : "/", s, out);
 	}
 	if (rc == -ENAMETOOLONG)
 		return ld_err(ld, n, "%s: path too long", key);
 	if (rc) {
 		file_err(ld->e, ld->mpath, "out of memory");
+		return rc;
+	}
+	return 0;
+}
+
+/*
+ * get_path() - a path the project names: resolved against the project dir,
+ * then held to trust_check(): inside the project (no symlink on the way),
+ * or in a place the user's own config allows.  A refusal is -EPERM.
+ */
+int cfg_path_abs(const char *dir, const char *p, char **out)
+{
+	return path_abs(dir, p, out);
+}
+
+static int get_path(struct ld *ld, const struct ynode *n, const char *key, enum trust_kind kind,
+		    char **out)
+{
+	char why[TRUST_WHY_MAX], b[80], *p = NULL;
+	int rc;
+
+	rc = resolve_path(ld, n, key, ld->dir, &p);
+	if (rc)
+		return rc;
+	rc = trust_check(ld->dir, p, kind, ld->fs ? 0 : TRUST_LEXICAL, why, sizeof(why));
+	if (rc == -EPERM)
+		rc = ld_perm(ld, n, "%s: '%s' %s", key, esc(b, sizeof(b), n->str), why);
+	else if (rc)
+		rc = ld_err(ld, n, "%s: '%s': %s", key, esc(b, sizeof(b), n->str), strerror(-rc));
+	if (rc) {
+		free(p);
 		return rc;
 	}
 	free(*out);
@@ -805,7 +878,7 @@ static int get_image(struct ld *ld, const struct ynode *n, char **out)
 		return 0;
 	}
 	if (image_is_path(s))
-		return get_path(ld, n, "image", out);
+		return get_path(ld, n, "image", TRUST_FILE, out);
 	if (!alias_valid(s))
 		return ld_err(ld, n, "image: '%s' is not a valid alias (letters, digits, '.', '_', '-'); "
 				     "a local file needs a '/' (e.g. ./%s) or a .qcow2/.img/.raw name",
@@ -815,13 +888,107 @@ static int get_image(struct ld *ld, const struct ynode *n, char **out)
 
 /* ---- the schema ---------------------------------------------------------- */
 
-/* struct vm_seen - what a VM's mappings set, for defaults that depend on it */
+/*
+ * struct vm_seen - what a VM's mappings set, for defaults that depend on it
+ * @top_defaults: the mapping being applied is the top level beside `vms:`
+ */
 struct vm_seen {
 	bool image;
+	bool top_defaults;
 	const struct ynode *kernel;	/* the last kernel: mapping, for errors */
 	const struct ynode *name;
 	const struct ynode *forward;
 };
+
+/* struct actx - what a key's handler writes: the VM, or one shared folder of it */
+struct actx {
+	struct cfg_vm *vm;
+	struct vm_seen *seen;
+	struct cfg_share *sh;
+	const struct ynode *key;	/* the key being applied */
+};
+
+/*
+ * struct key_handler - one key of a mapping and the function that applies
+ * its value: the schema of every level is a table of these, so a key and
+ * its handler are written side by side and never matched by position.
+ * A NULL @fn is a key handled by the caller (`vms`).
+ */
+struct key_handler {
+	const char *name;
+	int (*fn)(struct ld *ld, const struct ynode *v, struct actx *a);
+};
+
+/*
+ * apply_map() - apply every key of mapping @m through table @t (@n entries)
+ * @where: the mapping's name for "unknown key ... in WHERE", or NULL (top)
+ */
+static int apply_map(struct ld *ld, const struct ynode *m, const char *where,
+		     const struct key_handler *t, size_t n, struct actx *a)
+{
+	const char *names[32];
+	size_t i, j;
+	int rc;
+
+	for (i = 0; i < m->n; i += 2) {
+		const struct ynode *k = m->kids[i], *v = m->kids[i + 1];
+
+		for (j = 0; j < n && strcmp(k->str, t[j].name); j++)
+			;
+		if (j == n) {
+			for (j = 0; j < n && j < UTIL_ARRAY_SIZE(names); j++)
+				names[j] = t[j].name;
+			return unknown_key(ld, k, where, names, j);
+		}
+		a->key = k;
+		rc = t[j].fn ? t[j].fn(ld, v, a) : 0;
+		if (rc == -ENOMEM)
+			file_err(ld->e, ld->mpath, "out of memory");
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * parse_list() - a YAML list (null: empty) into a new array of @size-byte
+ * elements, each parsed by @one; @dup(earlier, later) returns an error
+ * (through ld_err at @at) when @later repeats @earlier; @drop frees what an
+ * element holds (NULL: nothing).  *@out and *@n are set only on success.
+ */
+static int parse_list(struct ld *ld, const struct ynode *v, const char *key, size_t size,
+		      int (*one)(struct ld *ld, const struct ynode *n, void *elem),
+		      int (*dup)(struct ld *ld, const struct ynode *at, const void *earlier,
+				 const void *later),
+		      void (*drop)(void *elem), void **out, size_t *n)
+{
+	char *arr = NULL;
+	size_t l, j;
+	int rc;
+
+	rc = is_null(v) ? 0 : want_seq(ld, v, key);
+	if (rc)
+		return rc;
+	if (v->n) {
+		arr = calloc(v->n, size);
+		if (!arr)
+			return -ENOMEM;
+	}
+	for (l = 0; l < v->n; l++) {
+		rc = one(ld, v->kids[l], arr + l * size);
+		for (j = 0; !rc && dup && j < l; j++)
+			rc = dup(ld, v->kids[l], arr + j * size, arr + l * size);
+		if (rc) {
+			for (j = 0; drop && j <= l; j++)
+				drop(arr + j * size);
+			free(arr);
+			return rc;
+		}
+	}
+	*out = arr;
+	*n = v->n;
+	return 0;
+}
 
 static void vm_defaults(struct cfg_vm *vm)
 {
@@ -843,17 +1010,26 @@ static void vm_defaults(struct cfg_vm *vm)
 	vm->timeouts.shutdown = 60;
 }
 
-static void share_free(struct cfg_share *s)
+static void share_free(void *p)
 {
+	struct cfg_share *s = p;
+
 	free(s->host);
 	free(s->guest);
 	free(s->tag);
 }
 
+static void shares_free(struct cfg_vm *vm)
+{
+	for (size_t i = 0; i < vm->n_shares; i++)
+		share_free(&vm->shares[i]);
+	free(vm->shares);
+	vm->shares = NULL;
+	vm->n_shares = 0;
+}
+
 static void vm_free(struct cfg_vm *vm)
 {
-	size_t i;
-
 	free(vm->image);
 	free(vm->image_sha256);
 	free(vm->kernel.path);
@@ -861,45 +1037,36 @@ static void vm_free(struct cfg_vm *vm)
 	free(vm->kernel.cmdline);
 	free(vm->network.host_access);
 	free(vm->network.forward);
-	for (i = 0; i < vm->n_shares; i++)
-		share_free(&vm->shares[i]);
-	free(vm->shares);
+	shares_free(vm);
 	free(vm->ssh.user);
 	free(vm->ssh.key_path);
 	memset(vm, 0, sizeof(*vm));
 }
 
-static int apply_kernel(struct ld *ld, const struct ynode *m, struct cfg_vm *vm)
+/* ---- kernel: ---- */
+
+static int key_kernel_path(struct ld *ld, const struct ynode *v, struct actx *a)
 {
-	size_t i;
-	int rc;
-
-	if (is_null(m))	/* "kernel:" with everything commented out */
-		return 0;
-	rc = want_map(ld, m, "kernel");
-	if (rc)
-		return rc;
-	for (i = 0; i < m->n; i += 2) {
-		const struct ynode *k = m->kids[i], *v = m->kids[i + 1];
-
-		switch (key_index(k->str, kernel_keys, UTIL_ARRAY_SIZE(kernel_keys))) {
-		case 0:
-			rc = get_path(ld, v, "kernel.path", &vm->kernel.path);
-			break;
-		case 1:
-			rc = get_path(ld, v, "kernel.initrd", &vm->kernel.initrd);
-			break;
-		case 2:
-			rc = set_str(ld, v, "kernel.cmdline", CFG_MAX_STR, &vm->kernel.cmdline);
-			break;
-		default:
-			rc = unknown_key(ld, k, "kernel", kernel_keys, UTIL_ARRAY_SIZE(kernel_keys));
-		}
-		if (rc)
-			return rc;
-	}
-	return 0;
+	return get_path(ld, v, "kernel.path", TRUST_FILE, &a->vm->kernel.path);
 }
+
+static int key_kernel_initrd(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	return get_path(ld, v, "kernel.initrd", TRUST_FILE, &a->vm->kernel.initrd);
+}
+
+static int key_kernel_cmdline(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	return set_str(ld, v, "kernel.cmdline", CFG_MAX_STR, &a->vm->kernel.cmdline);
+}
+
+static const struct key_handler kernel_keys[] = {
+	{ "path", key_kernel_path },
+	{ "initrd", key_kernel_initrd },
+	{ "cmdline", key_kernel_cmdline },
+};
+
+/* ---- network: ---- */
 
 static int get_proto_port(struct ld *ld, const struct ynode *n, const char *key, const char *s,
 			  const char *stop, enum cfg_proto *proto, uint16_t *port, const char **end)
@@ -939,9 +1106,33 @@ static bool addr_is_lan(struct in_addr a)
 	       (h >> 22) == (100u << 2 | 1) || (h >> 16) == (169u << 8 | 254);
 }
 
-static int parse_host_access(struct ld *ld, const struct ynode *n, struct cfg_host_access *ha)
+static int parse_lan_host(struct ld *ld, const struct ynode *n, const char *rest,
+			  struct cfg_host_access *ha)
+{
+	char b[80];
+
+	ha->kind = CFG_HA_LAN_HOST;
+	if (inet_pton(AF_INET, rest, &ha->addr) != 1)
+		return ld_err(ld, n, "network.host_access: '%s' is not an IPv4 address",
+			      esc(b, sizeof(b), rest));
+	if (!addr_is_lan(ha->addr))
+		return ld_err(ld, n, "network.host_access: %s is not a LAN address (10/8, "
+				     "172.16/12, 192.168/16, 100.64/10, 169.254/16); the "
+				     "internet is reachable without an exception",
+			      esc(b, sizeof(b), rest));
+	/* link-local is where cloud providers answer with the host's credentials */
+	if ((ntohl(ha->addr.s_addr) >> 16) == (169u << 8 | 254))
+		ld_warn(ld, n, "network.host_access: %s is link-local (169.254/16): cloud "
+			       "metadata services answer at 169.254.169.254 with this host's "
+			       "credentials; allow it only if you mean the guest to have them",
+			esc(b, sizeof(b), rest));
+	return 0;
+}
+
+static int parse_host_access(struct ld *ld, const struct ynode *n, void *elem)
 {
 	static const char hp[] = "allow-host-port", lh[] = "allow-lan-host";
+	struct cfg_host_access *ha = elem;
 	const char *s, *rest, *end;
 	char b[80];
 	int rc;
@@ -965,25 +1156,24 @@ static int parse_host_access(struct ld *ld, const struct ynode *n, struct cfg_ho
 	}
 	if (!strncmp(s, lh, sizeof(lh) - 1) && s[sizeof(lh) - 1] == ' ') {
 		rest = s + sizeof(lh);
-		rest += strspn(rest, " ");
-		ha->kind = CFG_HA_LAN_HOST;
-		if (inet_pton(AF_INET, rest, &ha->addr) != 1)
-			return ld_err(ld, n, "network.host_access: '%s' is not an IPv4 address",
-				      esc(b, sizeof(b), rest));
-		if (!addr_is_lan(ha->addr))
-			return ld_err(ld, n, "network.host_access: %s is not a LAN address (10/8, "
-					     "172.16/12, 192.168/16, 100.64/10, 169.254/16); the "
-					     "internet is reachable without an exception",
-				      esc(b, sizeof(b), rest));
-		return 0;
+		return parse_lan_host(ld, n, rest + strspn(rest, " "), ha);
 	}
 	return ld_err(ld, n, "network.host_access: expected 'allow-host-port tcp/PORT', "
 			     "'allow-host-port udp/PORT' or 'allow-lan-host IPV4', got '%s'",
 		      esc(b, sizeof(b), s));
 }
 
-static int parse_forward(struct ld *ld, const struct ynode *n, struct cfg_forward *f)
+static int dup_host_access(struct ld *ld, const struct ynode *at, const void *earlier,
+			   const void *later)
 {
+	if (memcmp(earlier, later, sizeof(struct cfg_host_access)))
+		return 0;
+	return ld_err(ld, at, "network.host_access: duplicate entry");
+}
+
+static int parse_forward(struct ld *ld, const struct ynode *n, void *elem)
+{
+	struct cfg_forward *f = elem;
 	const char *s, *end;
 	char b[80], num[8];
 	long v;
@@ -1005,179 +1195,140 @@ static int parse_forward(struct ld *ld, const struct ynode *n, struct cfg_forwar
 	return 0;
 }
 
-static int apply_network(struct ld *ld, const struct ynode *m, struct cfg_vm *vm,
-			 struct vm_seen *seen)
+static int dup_forward(struct ld *ld, const struct ynode *at, const void *earlier,
+		       const void *later)
 {
-	size_t i, j, l;
+	const struct cfg_forward *a = earlier, *b = later;
+
+	if (a->proto != b->proto || a->host_port != b->host_port)
+		return 0;
+	return ld_err(ld, at, "network.forward: host port %s/%u is forwarded twice",
+		      proto_names[b->proto], b->host_port);
+}
+
+static int key_net_mode(struct ld *ld, const struct ynode *v, struct actx *a)
+{
 	int rc, iv;
 
-	if (is_null(m))	/* "network:" with everything commented out */
-		return 0;
-	rc = want_map(ld, m, "network");
+	rc = get_enum(ld, v, "network.mode", mode_names, UTIL_ARRAY_SIZE(mode_names), &iv);
+	if (!rc)
+		a->vm->network.mode = (enum cfg_net_mode)iv;
+	return rc;
+}
+
+static int key_net_isolation(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	return get_bool(ld, v, "network.isolation", &a->vm->network.isolation);
+}
+
+static int key_net_ipv6(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	return get_bool(ld, v, "network.ipv6", &a->vm->network.ipv6);
+}
+
+static int key_net_host_access(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	void *arr = NULL;
+	size_t n = 0;
+	int rc;
+
+	rc = parse_list(ld, v, "network.host_access", sizeof(struct cfg_host_access),
+			parse_host_access, dup_host_access, NULL, &arr, &n);
 	if (rc)
 		return rc;
-	for (i = 0; i < m->n; i += 2) {
-		const struct ynode *k = m->kids[i], *v = m->kids[i + 1];
-
-		switch (key_index(k->str, net_keys, UTIL_ARRAY_SIZE(net_keys))) {
-		case 0:
-			rc = get_enum(ld, v, "network.mode", mode_names, UTIL_ARRAY_SIZE(mode_names), &iv);
-			if (!rc)
-				vm->network.mode = (enum cfg_net_mode)iv;
-			break;
-		case 1:
-			rc = get_bool(ld, v, "network.isolation", &vm->network.isolation);
-			break;
-		case 2:
-			rc = get_bool(ld, v, "network.ipv6", &vm->network.ipv6);
-			break;
-		case 3: {
-			struct cfg_host_access *ha = NULL;
-
-			rc = is_null(v) ? 0 : want_seq(ld, v, "network.host_access");
-			if (rc)
-				return rc;
-			if (v->n) {
-				ha = calloc(v->n, sizeof(*ha));
-				if (!ha)
-					return -ENOMEM;
-			}
-			for (l = 0; l < v->n; l++) {
-				rc = parse_host_access(ld, v->kids[l], &ha[l]);
-				for (j = 0; !rc && j < l; j++)
-					if (!memcmp(&ha[j], &ha[l], sizeof(ha[l])))
-						rc = ld_err(ld, v->kids[l], "network.host_access: duplicate entry");
-				if (rc) {
-					free(ha);
-					return rc;
-				}
-			}
-			free(vm->network.host_access);
-			vm->network.host_access = ha;
-			vm->network.n_host_access = v->n;
-			break;
-		}
-		case 4: {
-			struct cfg_forward *fw = NULL;
-
-			rc = is_null(v) ? 0 : want_seq(ld, v, "network.forward");
-			if (rc)
-				return rc;
-			if (v->n) {
-				fw = calloc(v->n, sizeof(*fw));
-				if (!fw)
-					return -ENOMEM;
-			}
-			for (l = 0; l < v->n; l++) {
-				rc = parse_forward(ld, v->kids[l], &fw[l]);
-				for (j = 0; !rc && j < l; j++)
-					if (fw[j].proto == fw[l].proto && fw[j].host_port == fw[l].host_port)
-						rc = ld_err(ld, v->kids[l], "network.forward: host port %s/%u "
-									    "is forwarded twice",
-							    proto_names[fw[l].proto], fw[l].host_port);
-				if (rc) {
-					free(fw);
-					return rc;
-				}
-			}
-			free(vm->network.forward);
-			vm->network.forward = fw;
-			vm->network.n_forward = v->n;
-			seen->forward = v;
-			break;
-		}
-		default:
-			rc = unknown_key(ld, k, "network", net_keys, UTIL_ARRAY_SIZE(net_keys));
-		}
-		if (rc)
-			return rc;
-	}
+	free(a->vm->network.host_access);
+	a->vm->network.host_access = arr;
+	a->vm->network.n_host_access = n;
 	return 0;
 }
 
-static bool tag_valid(const char *s)
+static int key_net_forward(struct ld *ld, const struct ynode *v, struct actx *a)
 {
-	size_t l = strlen(s);
-
-	return l >= 1 && l <= 36 &&
-	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == l;
-}
-
-/* The host folder must not expose hutch.yaml or hooks/ to the guest. */
-static bool path_contains(const char *outer, const char *inner)
-{
-	size_t l = strlen(outer);
-
-	if (!strcmp(outer, "/"))
-		return true;
-	return !strncmp(outer, inner, l) && (inner[l] == '\0' || inner[l] == '/');
-}
-
-static int parse_share(struct ld *ld, const struct ynode *m, struct cfg_share *sh)
-{
-	const struct ynode *host = NULL;
-	const char *base;
-	char b[80], b2[80];
-	size_t i;
+	void *arr = NULL;
+	size_t n = 0;
 	int rc;
 
-	rc = want_map(ld, m, "shared_folders entry");
+	rc = parse_list(ld, v, "network.forward", sizeof(struct cfg_forward), parse_forward,
+			dup_forward, NULL, &arr, &n);
 	if (rc)
 		return rc;
-	sh->size_gib = 10;
-	sh->isolation = true;
-	for (i = 0; i < m->n; i += 2) {
-		const struct ynode *k = m->kids[i], *v = m->kids[i + 1];
+	free(a->vm->network.forward);
+	a->vm->network.forward = arr;
+	a->vm->network.n_forward = n;
+	a->seen->forward = v;
+	return 0;
+}
 
-		switch (key_index(k->str, share_keys, UTIL_ARRAY_SIZE(share_keys))) {
-		case 0:
-			host = v;
-			rc = get_path(ld, v, "shared_folders.host", &sh->host);
-			break;
-		case 1:
-			rc = set_str(ld, v, "shared_folders.guest", PATH_MAX - 1, &sh->guest);
-			if (!rc && sh->guest[0] != '/')
-				rc = ld_err(ld, v, "shared_folders.guest: '%s' must be an absolute path "
-						   "(e.g. /%s)", esc(b, sizeof(b), sh->guest),
-					    esc(b2, sizeof(b2), sh->guest));
-			if (!rc && (!strcmp(sh->guest, "/") || strstr(sh->guest, "/../") ||
-				    ends_with(sh->guest, "/..") || strpbrk(sh->guest, " \t,\\")))
-				rc = ld_err(ld, v, "shared_folders.guest: '%s' is not a usable mount "
-						   "point (no '..', blanks, ',' or backslash)",
-					    esc(b, sizeof(b), sh->guest));
-			break;
-		case 2:
-			rc = set_str(ld, v, "shared_folders.tag", 36, &sh->tag);
-			if (!rc && !tag_valid(sh->tag))
-				rc = ld_err(ld, v, "shared_folders.tag: '%s' must be 1..36 of A-Z a-z 0-9 _ . -",
-					    esc(b, sizeof(b), sh->tag));
-			break;
-		case 3:
-			rc = get_uint(ld, v, "shared_folders.size", 1, 65536, "GiB", &sh->size_gib);
-			break;
-		case 4:
-			rc = get_bool(ld, v, "shared_folders.isolation", &sh->isolation);
-			break;
-		default:
-			rc = unknown_key(ld, k, "shared_folders", share_keys, UTIL_ARRAY_SIZE(share_keys));
-		}
-		if (rc)
-			return rc;
-	}
-	if (!host)
-		return ld_err(ld, m, "shared_folders: missing 'host' (the folder to share)");
-	/* virtiofsd gets it as "-o source=PATH": a ',' would add options (share_path_opt_safe) */
-	if (strpbrk(sh->host, ",\\"))
-		return ld_err(ld, host, "shared_folders.host: '%s' holds ',' or '\\', which would "
-					"split virtiofsd's options; rename the folder",
-			      esc(b, sizeof(b), host->str));
-	if (path_contains(sh->host, ld->dir))
-		return ld_err(ld, host, "shared_folders.host: '%s' is the project directory or contains "
-					"it; the guest must not reach hutch.yaml and hooks/ (share a "
-					"subfolder such as ./workspace)", esc(b, sizeof(b), host->str));
-	base = strrchr(sh->host, '/') + 1;
+static const struct key_handler net_keys[] = {
+	{ "mode", key_net_mode },
+	{ "isolation", key_net_isolation },
+	{ "ipv6", key_net_ipv6 },
+	{ "host_access", key_net_host_access },
+	{ "forward", key_net_forward },
+};
+
+/* ---- shared_folders: ---- */
+
+static int key_share_host(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	return get_path(ld, v, "shared_folders.host", TRUST_DIR, &a->sh->host);
+}
+
+static int key_share_guest(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	struct cfg_share *sh = a->sh;
+	char b[80], b2[80];
+	int rc;
+
+	rc = set_str(ld, v, "shared_folders.guest", PATH_MAX - 1, &sh->guest);
+	if (!rc && sh->guest[0] != '/')
+		rc = ld_err(ld, v, "shared_folders.guest: '%s' must be an absolute path (e.g. /%s)",
+			    esc(b, sizeof(b), sh->guest), esc(b2, sizeof(b2), sh->guest));
+	if (!rc && (!strcmp(sh->guest, "/") || strstr(sh->guest, "/../") ||
+		    ends_with(sh->guest, "/..") || strpbrk(sh->guest, " \t,\\")))
+		rc = ld_err(ld, v, "shared_folders.guest: '%s' is not a usable mount point (no "
+				   "'..', blanks, ',' or backslash)", esc(b, sizeof(b), sh->guest));
+	return rc;
+}
+
+static int key_share_tag(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	char b[80];
+	int rc;
+
+	rc = set_str(ld, v, "shared_folders.tag", SHARE_TAG_MAX, &a->sh->tag);
+	if (!rc && !share_tag_valid(a->sh->tag))
+		rc = ld_err(ld, v, "shared_folders.tag: '%s' must be 1..36 of A-Z a-z 0-9 _ . -",
+			    esc(b, sizeof(b), a->sh->tag));
+	return rc;
+}
+
+static int key_share_size(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	return get_uint(ld, v, "shared_folders.size", 1, 65536, "GiB", &a->sh->size_gib);
+}
+
+static int key_share_isolation(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	return get_bool(ld, v, "shared_folders.isolation", &a->sh->isolation);
+}
+
+static const struct key_handler share_keys[] = {
+	{ "host", key_share_host },
+	{ "guest", key_share_guest },
+	{ "tag", key_share_tag },
+	{ "size", key_share_size },
+	{ "isolation", key_share_isolation },
+};
+
+/* defaults of a share that come from its folder's name */
+static int share_defaults(struct ld *ld, const struct ynode *host, struct cfg_share *sh)
+{
+	const char *base = strrchr(sh->host, '/') + 1;
+	char b[80];
+
 	if (!sh->tag) {
-		if (!tag_valid(base))
+		if (!share_tag_valid(base))
 			return ld_err(ld, host, "shared_folders: the folder name '%s' is not a valid "
 						"virtiofs tag; set 'tag:' (1..36 of A-Z a-z 0-9 _ . -)",
 				      esc(b, sizeof(b), base));
@@ -1199,50 +1350,54 @@ static int parse_share(struct ld *ld, const struct ynode *m, struct cfg_share *s
 	return 0;
 }
 
-static int apply_shares(struct ld *ld, const struct ynode *v, struct cfg_vm *vm)
+/* one entry of shared_folders: (struct ld's list element) */
+static int parse_share(struct ld *ld, const struct ynode *m, void *elem)
 {
-	struct cfg_share *sh = NULL;
-	size_t l, j, n = 0;
-	char b[80];
+	struct cfg_share *sh = elem;
+	struct vm_seen seen = { 0 };
+	struct actx a = { .seen = &seen, .sh = sh };
+	const struct ynode *host = NULL;
 	int rc;
 
-	/* an empty "shared_folders:" is an empty list */
-	rc = is_null(v) ? 0 : want_seq(ld, v, "shared_folders");
+	rc = want_map(ld, m, "shared_folders entry");
 	if (rc)
 		return rc;
-	if (v->n) {
-		sh = calloc(v->n, sizeof(*sh));
-		if (!sh)
-			return -ENOMEM;
+	sh->size_gib = 10;
+	sh->isolation = true;
+	for (size_t i = 0; i < m->n; i += 2)
+		if (!strcmp(m->kids[i]->str, "host"))
+			host = m->kids[i + 1];
+	rc = apply_map(ld, m, "shared_folders", share_keys, UTIL_ARRAY_SIZE(share_keys), &a);
+	if (rc)
+		return rc;
+	if (!host)
+		return ld_err(ld, m, "shared_folders: missing 'host' (the folder to share)");
+	/* virtiofsd gets it as "-o source=PATH": a ',' would add options (share_path_opt_safe) */
+	if (strpbrk(sh->host, ",\\")) {
+		char b[80];
+
+		return ld_err(ld, host, "shared_folders.host: '%s' holds ',' or '\\', which would "
+					"split virtiofsd's options; rename the folder",
+			      esc(b, sizeof(b), host->str));
 	}
-	for (l = 0; l < v->n; l++) {
-		rc = parse_share(ld, v->kids[l], &sh[l]);
-		n = l + 1;
-		for (j = 0; !rc && j < l; j++) {
-			if (!strcmp(sh[j].tag, sh[l].tag))
-				rc = ld_err(ld, v->kids[l], "shared_folders: tag '%s' is used twice",
-					    esc(b, sizeof(b), sh[l].tag));
-			else if (!strcmp(sh[j].guest, sh[l].guest))
-				rc = ld_err(ld, v->kids[l], "shared_folders: guest path '%s' is used twice",
-					    esc(b, sizeof(b), sh[l].guest));
-		}
-		if (rc)
-			goto err;
-	}
-	for (j = 0; j < vm->n_shares; j++)
-		share_free(&vm->shares[j]);
-	free(vm->shares);
-	vm->shares = sh;
-	vm->n_shares = v->n;
-	return 0;
-err:
-	if (rc == -ENOMEM)
-		file_err(ld->e, ld->mpath, "out of memory");
-	for (j = 0; j < n; j++)
-		share_free(&sh[j]);
-	free(sh);
-	return rc;
+	return share_defaults(ld, host, sh);
 }
+
+static int dup_share(struct ld *ld, const struct ynode *at, const void *earlier, const void *later)
+{
+	const struct cfg_share *a = earlier, *b = later;
+	char buf[80];
+
+	if (!strcmp(a->tag, b->tag))
+		return ld_err(ld, at, "shared_folders: tag '%s' is used twice",
+			      esc(buf, sizeof(buf), b->tag));
+	if (!strcmp(a->guest, b->guest))
+		return ld_err(ld, at, "shared_folders: guest path '%s' is used twice",
+			      esc(buf, sizeof(buf), b->guest));
+	return 0;
+}
+
+/* ---- ssh:, timeouts: ---- */
 
 /* A login name for ssh's argv: never starts with '-', nothing a shell would mind. */
 static bool user_valid(const char *s)
@@ -1253,77 +1408,69 @@ static bool user_valid(const char *s)
 	       strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == l;
 }
 
-static int apply_ssh(struct ld *ld, const struct ynode *m, struct cfg_vm *vm)
+static int key_ssh_user(struct ld *ld, const struct ynode *v, struct actx *a)
 {
 	char b[80];
-	size_t i;
 	int rc;
 
-	if (is_null(m))	/* "ssh:" with everything commented out */
-		return 0;
-	rc = want_map(ld, m, "ssh");
-	if (rc)
-		return rc;
-	for (i = 0; i < m->n; i += 2) {
-		const struct ynode *k = m->kids[i], *v = m->kids[i + 1];
-
-		switch (key_index(k->str, ssh_keys, UTIL_ARRAY_SIZE(ssh_keys))) {
-		case 0:
-			rc = set_str(ld, v, "ssh.user", 32, &vm->ssh.user);
-			if (!rc && !user_valid(vm->ssh.user))
-				rc = ld_err(ld, v, "ssh.user: '%s' is not a valid user name "
-						   "([a-z_][a-z0-9_-]*, at most 32)",
-					    esc(b, sizeof(b), vm->ssh.user));
-			break;
-		case 1:
-			if (v->type == YN_SCALAR && !strcmp(v->str, "managed")) {
-				vm->ssh.key = CFG_KEY_MANAGED;
-			} else if (v->type == YN_SCALAR && !strcmp(v->str, "generated")) {
-				vm->ssh.key = CFG_KEY_GENERATED;
-			} else {
-				rc = get_path(ld, v, "ssh.key", &vm->ssh.key_path);
-				if (!rc)
-					vm->ssh.key = CFG_KEY_PATH;
-				break;
-			}
-			free(vm->ssh.key_path);
-			vm->ssh.key_path = NULL;
-			break;
-		default:
-			rc = unknown_key(ld, k, "ssh", ssh_keys, UTIL_ARRAY_SIZE(ssh_keys));
-		}
-		if (rc)
-			return rc;
-	}
-	return 0;
+	rc = set_str(ld, v, "ssh.user", 32, &a->vm->ssh.user);
+	if (!rc && !user_valid(a->vm->ssh.user))
+		rc = ld_err(ld, v, "ssh.user: '%s' is not a valid user name ([a-z_][a-z0-9_-]*, at "
+				   "most 32)", esc(b, sizeof(b), a->vm->ssh.user));
+	return rc;
 }
 
-static int apply_timeouts(struct ld *ld, const struct ynode *m, struct cfg_vm *vm)
+static int key_ssh_key(struct ld *ld, const struct ynode *v, struct actx *a)
 {
-	unsigned *slot[] = { &vm->timeouts.boot, &vm->timeouts.ssh, &vm->timeouts.cloud_init,
-			     &vm->timeouts.shutdown };
+	struct cfg_vm *vm = a->vm;
+	int rc;
+
+	if (v->type == YN_SCALAR && (!strcmp(v->str, "managed") || !strcmp(v->str, "generated"))) {
+		vm->ssh.key = !strcmp(v->str, "managed") ? CFG_KEY_MANAGED : CFG_KEY_GENERATED;
+		free(vm->ssh.key_path);
+		vm->ssh.key_path = NULL;
+		return 0;
+	}
+	rc = get_path(ld, v, "ssh.key", TRUST_FILE, &vm->ssh.key_path);
+	if (!rc)
+		vm->ssh.key = CFG_KEY_PATH;
+	return rc;
+}
+
+static const struct key_handler ssh_keys[] = {
+	{ "user", key_ssh_user },
+	{ "key", key_ssh_key },
+};
+
+static int key_timeout(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} slot[] = {
+		{ "boot", offsetof(struct cfg_vm, timeouts.boot) },
+		{ "ssh", offsetof(struct cfg_vm, timeouts.ssh) },
+		{ "cloud_init", offsetof(struct cfg_vm, timeouts.cloud_init) },
+		{ "shutdown", offsetof(struct cfg_vm, timeouts.shutdown) },
+	};
 	char key[32];
 	size_t i;
-	int rc, ki;
 
-	if (is_null(m))	/* "timeouts:" with everything commented out */
-		return 0;
-	rc = want_map(ld, m, "timeouts");
-	if (rc)
-		return rc;
-	for (i = 0; i < m->n; i += 2) {
-		const struct ynode *k = m->kids[i], *v = m->kids[i + 1];
-
-		ki = key_index(k->str, timeout_keys, UTIL_ARRAY_SIZE(timeout_keys));
-		if (ki < 0)
-			return unknown_key(ld, k, "timeouts", timeout_keys, UTIL_ARRAY_SIZE(timeout_keys));
-		snprintf(key, sizeof(key), "timeouts.%s", timeout_keys[ki]);
-		rc = get_uint(ld, v, key, 1, 86400, "seconds", slot[ki]);
-		if (rc)
-			return rc;
-	}
-	return 0;
+	for (i = 0; i < UTIL_ARRAY_SIZE(slot) && strcmp(slot[i].name, a->key->str); i++)
+		;
+	if (i == UTIL_ARRAY_SIZE(slot))	/* timeout_keys[] names only these */
+		return -EINVAL;
+	snprintf(key, sizeof(key), "timeouts.%s", slot[i].name);
+	return get_uint(ld, v, key, 1, 86400, "seconds",
+			(unsigned *)((char *)a->vm + slot[i].off));
 }
+
+static const struct key_handler timeout_keys[] = {
+	{ "boot", key_timeout },
+	{ "ssh", key_timeout },
+	{ "cloud_init", key_timeout },
+	{ "shutdown", key_timeout },
+};
 
 static int get_sha256(struct ld *ld, const struct ynode *n, char **out)
 {
@@ -1350,6 +1497,161 @@ static int get_sha256(struct ld *ld, const struct ynode *n, char **out)
 	return 0;
 }
 
+/* ---- the VM's own keys ---- */
+
+/* a sub-mapping through its table; "key:" with everything commented out is fine */
+static int apply_sub(struct ld *ld, const struct ynode *v, const char *where,
+		     const struct key_handler *t, size_t n, struct actx *a)
+{
+	int rc;
+
+	if (is_null(v))
+		return 0;
+	rc = want_map(ld, v, where);
+	return rc ? rc : apply_map(ld, v, where, t, n, a);
+}
+
+static int key_name(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	char b[80];
+
+	if (a->seen->top_defaults)
+		return ld_err(ld, a->key, "'name' cannot be a default beside 'vms:'; give each entry "
+					  "of vms: its own name");
+	if (v->type != YN_SCALAR || is_null(v))
+		return ld_err(ld, v, "name: expected a string, got %s", node_kind(v));
+	if (!util_name_valid(v->str))
+		return ld_err(ld, v, "name: '%s' is not a valid VM name: 1..31 of a-z, 0-9 and '-', "
+				     "starting with a letter or digit", esc(b, sizeof(b), v->str));
+	memcpy(a->vm->name, v->str, strlen(v->str) + 1);
+	a->seen->name = v;
+	return 0;
+}
+
+static int key_image(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	a->seen->image = true;
+	return get_image(ld, v, &a->vm->image);
+}
+
+static int key_image_sha256(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	return get_sha256(ld, v, &a->vm->image_sha256);
+}
+
+static int key_cpus(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	return get_uint(ld, v, "cpus", 1, 256, NULL, &a->vm->cpus);
+}
+
+static int key_memory(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	return get_uint(ld, v, "memory", 128, 1048576, "MiB", &a->vm->memory_mib);
+}
+
+static int key_disk(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	return get_uint(ld, v, "disk", 0, 65536, "GiB (0 = the image's size)", &a->vm->disk_gib);
+}
+
+static int key_accel(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	int rc, iv;
+
+	rc = get_enum(ld, v, "accel", accel_names, UTIL_ARRAY_SIZE(accel_names), &iv);
+	if (!rc)
+		a->vm->accel = (enum cfg_accel)iv;
+	return rc;
+}
+
+static int key_firmware(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	int rc, iv;
+
+	rc = get_enum(ld, v, "firmware", fw_names, UTIL_ARRAY_SIZE(fw_names), &iv);
+	/* no OVMF boot yet (a per-VM variable store, pflash units): say so
+	 * here rather than boot with BIOS behind the user's back */
+	if (!rc && iv == CFG_FW_UEFI)
+		return ld_err(ld, v, "firmware: uefi is not supported in this version of hutch; "
+				     "use bios (the default)");
+	if (!rc)
+		a->vm->firmware = (enum cfg_firmware)iv;
+	return rc;
+}
+
+static int key_kernel(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	if (!is_null(v))
+		a->seen->kernel = v;
+	return apply_sub(ld, v, "kernel", kernel_keys, UTIL_ARRAY_SIZE(kernel_keys), a);
+}
+
+static int key_network(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	return apply_sub(ld, v, "network", net_keys, UTIL_ARRAY_SIZE(net_keys), a);
+}
+
+static int key_shared_folders(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	void *arr = NULL;
+	size_t n = 0;
+	int rc;
+
+	rc = parse_list(ld, v, "shared_folders", sizeof(struct cfg_share), parse_share, dup_share,
+			share_free, &arr, &n);
+	if (rc)
+		return rc;
+	shares_free(a->vm);
+	a->vm->shares = arr;
+	a->vm->n_shares = n;
+	return 0;
+}
+
+static int key_ssh(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	return apply_sub(ld, v, "ssh", ssh_keys, UTIL_ARRAY_SIZE(ssh_keys), a);
+}
+
+static int key_autoconnect(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	int rc, iv;
+
+	rc = get_enum(ld, v, "autoconnect", auto_names, UTIL_ARRAY_SIZE(auto_names), &iv);
+	if (!rc)
+		a->vm->autoconnect = (enum cfg_autoconnect)iv;
+	return rc;
+}
+
+static int key_cloud_init_wait(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	return get_bool(ld, v, "cloud_init_wait", &a->vm->cloud_init_wait);
+}
+
+static int key_timeouts(struct ld *ld, const struct ynode *v, struct actx *a)
+{
+	return apply_sub(ld, v, "timeouts", timeout_keys, UTIL_ARRAY_SIZE(timeout_keys), a);
+}
+
+/* The keys of a VM, SPEC.md's order (also the "did you mean" candidates); `vms` last. */
+static const struct key_handler vm_keys[] = {
+	{ "name", key_name },
+	{ "image", key_image },
+	{ "image_sha256", key_image_sha256 },
+	{ "cpus", key_cpus },
+	{ "memory", key_memory },
+	{ "disk", key_disk },
+	{ "accel", key_accel },
+	{ "firmware", key_firmware },
+	{ "kernel", key_kernel },
+	{ "network", key_network },
+	{ "shared_folders", key_shared_folders },
+	{ "ssh", key_ssh },
+	{ "autoconnect", key_autoconnect },
+	{ "cloud_init_wait", key_cloud_init_wait },
+	{ "timeouts", key_timeouts },
+	{ "vms", NULL },	/* the caller's, and only at the top */
+};
+
 /*
  * apply_vm() - set @vm's fields from the keys of mapping @m
  * @top_defaults: @m is the top level beside `vms:` (so `vms` is skipped and
@@ -1359,96 +1661,10 @@ static int get_sha256(struct ld *ld, const struct ynode *n, char **out)
 static int apply_vm(struct ld *ld, const struct ynode *m, struct cfg_vm *vm, struct vm_seen *seen,
 		    bool top_defaults, bool in_list)
 {
-	size_t nkeys = in_list ? VM_KEYS_N : UTIL_ARRAY_SIZE(vm_keys);
-	char b[80];
-	size_t i;
-	int rc = 0, iv;
+	struct actx a = { .vm = vm, .seen = seen };
 
-	for (i = 0; i < m->n; i += 2) {
-		const struct ynode *k = m->kids[i], *v = m->kids[i + 1];
-
-		switch (key_index(k->str, vm_keys, nkeys)) {
-		case 0:	/* name */
-			if (top_defaults) {
-				rc = ld_err(ld, k, "'name' cannot be a default beside 'vms:'; "
-						   "give each entry of vms: its own name");
-				break;
-			}
-			if (v->type != YN_SCALAR || is_null(v)) {
-				rc = ld_err(ld, v, "name: expected a string, got %s", node_kind(v));
-				break;
-			}
-			if (!util_name_valid(v->str)) {
-				rc = ld_err(ld, v, "name: '%s' is not a valid VM name: 1..31 of a-z, 0-9 "
-						   "and '-', starting with a letter or digit",
-					    esc(b, sizeof(b), v->str));
-				break;
-			}
-			memcpy(vm->name, v->str, strlen(v->str) + 1);
-			seen->name = v;
-			break;
-		case 1:
-			rc = get_image(ld, v, &vm->image);
-			seen->image = true;
-			break;
-		case 2:
-			rc = get_sha256(ld, v, &vm->image_sha256);
-			break;
-		case 3:
-			rc = get_uint(ld, v, "cpus", 1, 256, NULL, &vm->cpus);
-			break;
-		case 4:
-			rc = get_uint(ld, v, "memory", 128, 1048576, "MiB", &vm->memory_mib);
-			break;
-		case 5:
-			rc = get_uint(ld, v, "disk", 0, 65536, "GiB (0 = the image's size)", &vm->disk_gib);
-			break;
-		case 6:
-			rc = get_enum(ld, v, "accel", accel_names, UTIL_ARRAY_SIZE(accel_names), &iv);
-			if (!rc)
-				vm->accel = (enum cfg_accel)iv;
-			break;
-		case 7:
-			rc = get_enum(ld, v, "firmware", fw_names, UTIL_ARRAY_SIZE(fw_names), &iv);
-			if (!rc)
-				vm->firmware = (enum cfg_firmware)iv;
-			break;
-		case 8:
-			rc = apply_kernel(ld, v, vm);
-			if (!is_null(v))
-				seen->kernel = v;
-			break;
-		case 9:
-			rc = apply_network(ld, v, vm, seen);
-			break;
-		case 10:
-			rc = apply_shares(ld, v, vm);
-			break;
-		case 11:
-			rc = apply_ssh(ld, v, vm);
-			break;
-		case 12:
-			rc = get_enum(ld, v, "autoconnect", auto_names, UTIL_ARRAY_SIZE(auto_names), &iv);
-			if (!rc)
-				vm->autoconnect = (enum cfg_autoconnect)iv;
-			break;
-		case 13:
-			rc = get_bool(ld, v, "cloud_init_wait", &vm->cloud_init_wait);
-			break;
-		case 14:
-			rc = apply_timeouts(ld, v, vm);
-			break;
-		case 15:	/* vms: handled by the caller */
-			break;
-		default:
-			rc = unknown_key(ld, k, NULL, vm_keys, nkeys);
-		}
-		if (rc == -ENOMEM)
-			file_err(ld->e, ld->mpath, "out of memory");
-		if (rc)
-			return rc;
-	}
-	return 0;
+	seen->top_defaults = top_defaults;
+	return apply_map(ld, m, NULL, vm_keys, UTIL_ARRAY_SIZE(vm_keys) - (in_list ? 1 : 0), &a);
 }
 
 /* finish_vm() - checks across keys, and defaults that depend on other keys */
@@ -1556,9 +1772,10 @@ static int load_tree(struct ld *ld, const struct ynode *root, struct cfg *c)
  * @dir:     absolute project directory, base of relative paths
  */
 static int load(const char *buf, size_t len, const char *mpath, const char *abspath,
-		const char *dir, struct cfg **out, struct cfg_error *e)
+		const char *dir, bool fs, struct cfg **out, struct cfg_error *e)
 {
-	struct ld ld = { .mpath = mpath, .dir = dir, .buf = buf, .len = len, .e = e };
+	struct ld ld = { .mpath = mpath, .dir = dir, .buf = buf, .len = len, .e = e, .fs = fs };
+	const struct cfg_user *user;
 	struct ynode *root = NULL;
 	struct cfg *c = NULL;
 	int rc;
@@ -1569,7 +1786,10 @@ static int load(const char *buf, size_t len, const char *mpath, const char *absp
 			 CFG_MAX_BYTES);
 		return -EINVAL;
 	}
-	rc = tree_parse(&ld, &root);
+	/* the user's config is checked on every real load, used or not: strictly */
+	if (fs && (rc = cfg_user_get(&user, e)))
+		return rc;
+	rc = tree_parse(&ld, false, &root);
 	if (rc)
 		return rc;
 	rc = cfg_new(&ld, abspath, &c);
@@ -1613,10 +1833,54 @@ int cfg_load_buffer(const char *buf, size_t len, const char *path_for_messages, 
 		file_err(e, path_for_messages, "project directory: %s", strerror(-rc));
 		goto out;
 	}
-	rc = load(buf, len, path_for_messages, apath, adir, out, e);
+	rc = load(buf, len, path_for_messages, apath, adir, false, out, e);
 out:
 	free(adir);
 	free(apath);
+	return rc;
+}
+
+/*
+ * read_own() - read hutch.yaml: not through a symlink, not a FIFO or a
+ * device, and the user's own file (see cfg_load()).  A refusal is -EPERM.
+ */
+static int read_own(const char *path, char **buf, size_t *len, struct cfg_error *e)
+{
+	char why[TRUST_WHY_MAX];
+	struct stat st;
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0 && errno == ELOOP) {
+		file_err(e, path, "is a symbolic link; hutch.yaml must be a regular file of the "
+			 "project, not a link to one");
+		return -EPERM;
+	}
+	if (fd < 0) {
+		rc = -errno;
+		file_err(e, path, "cannot read: %s", strerror(-rc));
+		return rc;
+	}
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		file_err(e, path, "cannot read: %s", strerror(-rc));
+		goto out;
+	}
+	rc = trust_file_ok(&st, "it", why, sizeof(why));
+	if (rc) {
+		file_err(e, path, "%s", why);
+		goto out;
+	}
+	rc = trust_read_fd(fd, CFG_MAX_BYTES, buf, len);
+	if (rc == -EFBIG) {
+		file_err(e, path, "the file is larger than %d bytes; that is not a hutch.yaml",
+			 CFG_MAX_BYTES);
+		rc = -EINVAL;
+	} else if (rc) {
+		file_err(e, path, "cannot read: %s", strerror(-rc));
+	}
+out:
+	close(fd);
 	return rc;
 }
 
@@ -1626,16 +1890,9 @@ int cfg_load(const char *path, struct cfg **out, struct cfg_error *e)
 	size_t len;
 	int rc;
 
-	rc = util_read_file(path, CFG_MAX_BYTES, &buf, &len);
-	if (rc == -EFBIG) {
-		file_err(e, path, "the file is larger than %d bytes; that is not a hutch.yaml",
-			 CFG_MAX_BYTES);
-		return -EINVAL;
-	}
-	if (rc) {
-		file_err(e, path, "cannot read: %s", strerror(-rc));
+	rc = read_own(path, &buf, &len, e);
+	if (rc)
 		return rc;
-	}
 	rc = cwd_abs(path, &apath);
 	if (rc) {
 		file_err(e, path, "cannot resolve the path: %s", strerror(-rc));
@@ -1652,12 +1909,252 @@ int cfg_load(const char *path, struct cfg **out, struct cfg_error *e)
 		slash[1] = '\0';
 	else
 		*slash = '\0';
-	rc = load(buf, len, path, apath, adir, out, e);
+	rc = load(buf, len, path, apath, adir, true, out, e);
 out:
 	free(buf);
 	free(apath);
 	free(adir);
 	return rc;
+}
+
+/* ---- the user's own config ------------------------------------------------ */
+
+static int user_allow_one(struct ld *ld, const struct ynode *n, void *elem)
+{
+	return resolve_path(ld, n, "allow_paths", NULL, (char **)elem);
+}
+
+static void user_allow_free(void *elem)
+{
+	free(*(char **)elem);
+}
+
+void cfg_user_free(struct cfg_user *u)
+{
+	if (!u)
+		return;
+	for (size_t i = 0; i < u->n_allow; i++)
+		free(u->allow[i]);
+	free(u->allow);
+	free(u->path);
+	free(u);
+}
+
+/* add @p (malloc'd, taken over) to @u's allowed directories */
+static int user_allow_add(struct cfg_user *u, char *p)
+{
+	char **a = realloc(u->allow, (u->n_allow + 1) * sizeof(*a));
+
+	if (!a) {
+		free(p);
+		return -ENOMEM;
+	}
+	u->allow = a;
+	u->allow[u->n_allow++] = p;
+	return 0;
+}
+
+static int user_apply(struct ld *ld, const struct ynode *root, struct cfg_user *u)
+{
+	void *arr = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (!root)
+		return 0;
+	if (root->type != YN_MAP)
+		return ld_err(ld, root, "expected a mapping of settings (allow_paths: ...), got %s",
+			      node_kind(root));
+	for (size_t i = 0; i < root->n; i += 2) {
+		const struct ynode *k = root->kids[i], *v = root->kids[i + 1];
+		static const char *const keys[] = { "allow_paths" };
+
+		if (strcmp(k->str, keys[0]))
+			return unknown_key(ld, k, NULL, keys, UTIL_ARRAY_SIZE(keys));
+		rc = parse_list(ld, v, "allow_paths", sizeof(char *), user_allow_one, NULL,
+				user_allow_free, &arr, &n);
+		if (rc)
+			return rc;
+		for (size_t j = 0; j < n && !rc; j++)
+			rc = user_allow_add(u, ((char **)arr)[j]);
+		free(arr);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int cfg_user_load_buffer(const char *buf, size_t len, const char *path_for_messages,
+			 struct cfg_user **out, struct cfg_error *e)
+{
+	struct ld ld = { .mpath = path_for_messages, .dir = "/", .buf = buf, .len = len, .e = e };
+	struct ynode *root = NULL;
+	struct cfg_user *u;
+	int rc;
+
+	e->msg[0] = '\0';
+	if (len > CFG_MAX_BYTES) {
+		file_err(e, path_for_messages, "the file is larger than %d bytes", CFG_MAX_BYTES);
+		return -EINVAL;
+	}
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	rc = tree_parse(&ld, true, &root);
+	if (!rc)
+		rc = user_apply(&ld, root, u);
+	if (rc == -ENOMEM && !e->msg[0])
+		file_err(e, path_for_messages, "out of memory");
+	ynode_free(root);
+	if (rc) {
+		cfg_user_free(u);
+		return rc;
+	}
+	*out = u;
+	return 0;
+}
+
+/* $XDG_CONFIG_HOME/hutch/config.yaml, else ~/.config/hutch/config.yaml */
+static int user_path(char *buf, size_t n)
+{
+	const char *x = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+	struct passwd *pw;
+
+	if (x && x[0] == '/')
+		return util_snprintf(buf, n, "%s/hutch/config.yaml", x);
+	if (!home || home[0] != '/') {
+		pw = getpwuid(geteuid());
+		if (!pw || !pw->pw_dir)
+			return -ENOENT;
+		home = pw->pw_dir;
+	}
+	return util_snprintf(buf, n, "%s/.config/hutch/config.yaml", home);
+}
+
+/*
+ * user_read() - the user config's bytes; *@buf NULL when there is no file.
+ * It may be a symlink (dotfiles), but what it leads to must be the user's
+ * alone, in folders only the user (or root) can write.
+ */
+static int user_read(const char *path, char **buf, size_t *len, struct cfg_error *e)
+{
+	char real[PATH_MAX], dir[PATH_MAX], why[TRUST_WHY_MAX], *slash;
+	struct stat st;
+	int fd, rc;
+
+	*buf = NULL;
+	if (!realpath(path, real))
+		return errno == ENOENT ? 0 : -errno;
+	memcpy(dir, real, sizeof(dir));
+	slash = strrchr(dir, '/');
+	*(slash == dir ? slash + 1 : slash) = '\0';
+	rc = trust_dir(dir, 0, why, sizeof(why));
+	if (rc == -EPERM)
+		file_err(e, path, "%s: not only your word, so not read", why);
+	if (rc)
+		return rc;
+	fd = open(real, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	rc = fstat(fd, &st) < 0 ? -errno : 0;
+	if (!rc && !S_ISREG(st.st_mode)) {
+		file_err(e, path, "is not a regular file");
+		rc = -EPERM;
+	} else if (!rc && st.st_uid != 0 && !trust_uid_ok(st.st_uid)) {
+		file_err(e, path, "is owned by uid %u, not by you: not your word, so not read",
+			 (unsigned)st.st_uid);
+		rc = -EPERM;
+	} else if (!rc && (st.st_mode & 022)) {
+		file_err(e, path, "is writable by group or others (mode %03o): not only your word, "
+			 "so not read (chmod go-w it)", (unsigned)(st.st_mode & 0777));
+		rc = -EPERM;
+	}
+	if (!rc)
+		rc = trust_read_fd(fd, CFG_MAX_BYTES, buf, len);
+	close(fd);
+	return rc;
+}
+
+/* $HUTCH_ALLOW_PATHS: absolute directories separated by ':' */
+static int user_env(struct cfg_user *u, struct cfg_error *e)
+{
+	const char *v = getenv("HUTCH_ALLOW_PATHS");
+	char one[PATH_MAX], *p;
+	size_t l;
+	int rc;
+
+	while (v && *v) {
+		l = strcspn(v, ":");
+		if (l && (l >= sizeof(one) || v[0] != '/')) {
+			file_err(e, "HUTCH_ALLOW_PATHS", "'%.*s' is not an absolute path",
+				 (int)(l < 200 ? l : 200), v);
+			return -EINVAL;
+		}
+		if (l) {
+			memcpy(one, v, l);
+			one[l] = '\0';
+			rc = path_abs("/", one, &p);
+			if (!rc)
+				rc = user_allow_add(u, p);
+			if (rc)
+				return rc;
+		}
+		v += l + (v[l] == ':');
+	}
+	return 0;
+}
+
+static int user_load(struct cfg_user **out, struct cfg_error *e)
+{
+	char path[PATH_MAX], *buf = NULL;
+	struct cfg_user *u = NULL;
+	size_t len = 0;
+	bool had;
+	int rc;
+
+	rc = user_path(path, sizeof(path));
+	if (rc == 0)
+		rc = user_read(path, &buf, &len, e);
+	if (rc) {
+		if (!e->msg[0])
+			file_err(e, path, "cannot read: %s", strerror(-rc));
+		return rc;
+	}
+	rc = cfg_user_load_buffer(buf ? buf : "", buf ? len : 0, path, &u, e);
+	had = buf != NULL;
+	free(buf);
+	if (rc)
+		return rc;
+	if (had && !(u->path = strdup(path))) {
+		cfg_user_free(u);
+		return -ENOMEM;
+	}
+	rc = user_env(u, e);
+	if (rc) {
+		cfg_user_free(u);
+		return rc;
+	}
+	*out = u;
+	return 0;
+}
+
+int cfg_user_get(const struct cfg_user **out, struct cfg_error *e)
+{
+	/* one per process: a verb and the checks it makes see one answer */
+	static struct cfg_user *user;
+	static struct cfg_error err;
+	static int rc = 1;
+
+	if (rc == 1) {
+		err.msg[0] = '\0';
+		rc = user_load(&user, &err);
+	}
+	if (rc) {
+		*e = err;
+		return rc;
+	}
+	*out = user;
+	return 0;
 }
 
 void cfg_free(struct cfg *c)

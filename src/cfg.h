@@ -16,8 +16,10 @@
  * alias, an https:// URL or such a path, and NULL only when kernel: is
  * given without image: (a direct kernel boot needs no disk); there is no
  * shared folder unless shared_folders: lists one; a share's host folder is
- * never the project directory nor one above it; strings hold no control
- * characters.  Checked lexically: symlinks are not followed here.
+ * never the project directory nor one above it; every path lies inside
+ * the project directory or in a place the user's own config allows
+ * (struct cfg_user), checked by trust_check(); strings hold no control
+ * characters and no Jinja markers ("{{", "{%", "{#").
  */
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -118,8 +120,14 @@ struct cfg_error {
  * @out:  set to the config on success; free with cfg_free()
  * @e:    filled with a file:line:col message on failure
  *
- * Return: 0, -EINVAL for a config error (@e says which), or an errno
- * from reading the file (@e says that too).
+ * hutch.yaml itself must be a regular file owned by the user, opened
+ * without following a symlink (through one to /etc/shadow its content
+ * would show up in the error messages; a FIFO would hang hutch).  Every
+ * path it names is held to trust_check() (src/trust.h), on disk.
+ *
+ * Return: 0, -EINVAL for a config error (@e says which), -EPERM for a path
+ * the project may not name or a hutch.yaml that is not the user's (exit
+ * 77), or an errno from reading the file (@e says that too).
  */
 int cfg_load(const char *path, struct cfg **out, struct cfg_error *e);
 
@@ -138,11 +146,63 @@ int cfg_print(FILE *f, const struct cfg *c);
  * @dir:               the project directory relative paths resolve against
  *                     (made absolute against the current directory if needed)
  *
- * For the fuzz target and unit tests; cfg_load() is this after reading.
- * Return: 0, or -EINVAL with @e filled
+ * For the fuzz target and unit tests: like cfg_load() but nothing is
+ * looked up on disk and no user config is read, so a path outside @dir is
+ * always refused (-EPERM).
+ * Return: 0, or -EINVAL / -EPERM with @e filled
  */
 int cfg_load_buffer(const char *buf, size_t len, const char *path_for_messages, const char *dir,
 		    struct cfg **out, struct cfg_error *e);
+
+/**
+ * cfg_path_abs() - @p made absolute against @dir and normalised lexically
+ * ("." and ".." and repeated slashes removed; nothing is looked up), as
+ * every path of hutch.yaml is
+ * @out: set to a malloc'd string
+ * Return: 0, -ENAMETOOLONG, -ENOMEM
+ */
+int cfg_path_abs(const char *dir, const char *p, char **out);
+
+/**
+ * struct cfg_user - the user's own settings: ~/.config/hutch/config.yaml
+ * @path:    the file that was read, or NULL when there is none
+ * @allow:   absolute, normalised directories outside any project that a
+ *           project may still name (shared folders, images, kernels, keys):
+ *           the file's `allow_paths:` and then $HUTCH_ALLOW_PATHS (a
+ *           colon-separated list, the user's word for one run or script)
+ * @n_allow: how many
+ *
+ * The file is $XDG_CONFIG_HOME/hutch/config.yaml (default
+ * ~/.config/hutch/config.yaml), parsed as strictly as hutch.yaml (same
+ * limits, unknown keys refused, file:line:col errors).  It must be the
+ * user's own: a regular file owned by the user or root, not writable by
+ * group or others, in directories others cannot write.  A project never
+ * supplies it.
+ */
+struct cfg_user {
+	char *path;
+	char **allow;
+	size_t n_allow;
+};
+
+/**
+ * cfg_user_get() - the user's config, loaded once per process
+ * @out: set to it (owned by cfg; never freed)
+ * @e:   the reason on failure
+ * Return: 0; -EINVAL (syntax, unknown key, a relative path: @e has
+ * file:line:col), -EPERM (the file or its folder is not the user's alone),
+ * or an errno.  A missing file is an empty config.
+ */
+int cfg_user_get(const struct cfg_user **out, struct cfg_error *e);
+
+/**
+ * cfg_user_load_buffer() - parse a user config from memory (fuzzing, tests)
+ * @out: set to a new config; free with cfg_user_free()
+ */
+int cfg_user_load_buffer(const char *buf, size_t len, const char *path_for_messages,
+			 struct cfg_user **out, struct cfg_error *e);
+
+void cfg_user_free(struct cfg_user *u);
 
 /**
  * cfg_to_json() - the resolved config as JSON (for `check-config --json`)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <yaml.h>
 
 #include "src/log.h"
@@ -450,6 +451,14 @@ static const char *ci_part_type(const char *s, size_t n)
 		if (n >= strlen(t[i].prefix) && !memcmp(s, t[i].prefix, strlen(t[i].prefix)))
 			return t[i].type;
 	return NULL;
+}
+
+bool ci_header_known(const char *s, size_t n)
+{
+	static const char mime[] = "Content-Type:";
+
+	return ci_part_type(s, n) ||
+	       (n >= sizeof(mime) - 1 && !strncasecmp(s, mime, sizeof(mime) - 1));
 }
 
 static bool ci_line_ok(const char *s)

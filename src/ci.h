@@ -74,6 +74,14 @@ bool ci_key_same(const char *a, const char *b);
 /** ci_key_valid() - @s is one OpenSSH public key line ("type base64 [comment]") */
 bool ci_key_valid(const char *s);
 
+/**
+ * ci_header_known() - @s starts with a header cloud-init acts on: #cloud-config,
+ * #! (a script), another "#..." type it knows, or a MIME "Content-Type:".
+ * Anything else is not user-data: `up` refuses it rather than hand the guest
+ * bytes that may not be meant for it.
+ */
+bool ci_header_known(const char *s, size_t n);
+
 /** ci_username_valid() - [a-z_][a-z0-9_-]{0,31}, as useradd accepts */
 bool ci_username_valid(const char *s);
 

@@ -120,6 +120,6 @@ extern const struct cmd_entry cmd_up_entry, cmd_halt_entry, cmd_destroy_entry,
 	cmd_wait_entry, cmd_ssh_entry, cmd_ssh_config_entry, cmd_console_entry, cmd_ip_entry,
 	cmd_pubkey_entry, cmd_mount_entry, cmd_unmount_entry, cmd_logs_entry, cmd_list_entry,
 	cmd_images_entry, cmd_gc_entry, cmd_inspect_entry, cmd_completion_entry,
-	cmd_check_config_entry, cmd_help_entry, cmd_supervise_entry, cmd_man_entry;
+	cmd_check_config_entry, cmd_wg_entry, cmd_allow_entry, cmd_setup_entry, cmd_help_entry, cmd_supervise_entry, cmd_man_entry;
 
 #endif

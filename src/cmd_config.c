@@ -4,16 +4,27 @@
  * print the resolved config (defaults filled in, paths absolute), so a user
  * sees what hutch will do before any VM starts.  Errors are the loader's
  * "file:line:col: message" on stderr and exit 2 (a config error is a usage
- * error in SPEC.md's exit codes).
+ * error in SPEC.md's exit codes), or 77 when the project names a place it
+ * may not (outside the project, through a symlink) or hutch.yaml is not
+ * the user's own file.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "net/wg_sv.h"
 #include "src/cfg.h"
 #include "src/cmd.h"
 #include "src/log.h"
 #include "src/util.h"
+
+/* a refused wireguard.conf (others may read it, a symlink) is "not allowed" */
+static int wg_exit_code(int rc)
+{
+	if (rc == -EACCES || rc == -ELOOP || rc == -EPERM)
+		return EXIT_NOPERM;
+	return rc == -EINVAL ? EXIT_USAGE : EXIT_ERR;
+}
 
 static int cmd_check_config(struct cli *cli, struct vm_target *t, int argc, char **argv)
 {
@@ -53,10 +64,17 @@ static int cmd_check_config(struct cli *cli, struct vm_target *t, int argc, char
 		if (rc == -ENOENT)
 			log_err("hint: create hutch.yaml (at least 'name: NAME') in the project directory, "
 				"or use -C DIR");
-		return EXIT_USAGE;
+		/* a path the project may not name is "not allowed", not a typo */
+		return rc == -EPERM ? EXIT_NOPERM : EXIT_USAGE;
 	}
+	/* wireguard.conf beside it: checked the same way, shown with its keys redacted */
 	if (json) {
 		rc = cfg_to_json(c, &j);
+		if (!rc && (rc = wg_check_config(c, NULL, j)) != 0) {
+			json_decref(j);
+			cfg_free(c);
+			return wg_exit_code(rc);
+		}
 		if (!rc && json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER))
 			rc = -EIO;
 		if (!rc)
@@ -64,6 +82,10 @@ static int cmd_check_config(struct cli *cli, struct vm_target *t, int argc, char
 		json_decref(j);
 	} else {
 		rc = cfg_print(stdout, c);
+		if (!rc && (rc = wg_check_config(c, stdout, NULL)) != 0) {
+			cfg_free(c);
+			return wg_exit_code(rc);
+		}
 	}
 	cfg_free(c);
 	if (!rc && fflush(stdout))
@@ -80,8 +102,10 @@ const struct cmd_entry cmd_check_config_entry = {
 	.usage = "[FILE]",
 	.summary = "validate hutch.yaml and print the resolved config",
 	.help = "Loads hutch.yaml (or FILE) exactly as 'hutch up' would and prints the result:\n"
-		"defaults filled in, paths absolute. Errors name file:line:column, with a \"did\n"
-		"you mean\" for misspelt keys, and exit 2. Nothing is started or changed.\n"
+		"defaults filled in, paths absolute, and wireguard.conf beside it with its keys\n"
+		"redacted. Errors name file:line:column, with a \"did you mean\" for misspelt\n"
+		"keys, and exit 2 (77 for a wireguard.conf others may read). Nothing is started\n"
+		"or changed.\n"
 		"\n"
 		"Examples:\n"
 		"  hutch check-config\n"

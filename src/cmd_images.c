@@ -12,6 +12,7 @@
 #include "src/cmd.h"
 #include "src/log.h"
 #include "src/proc.h"
+#include "src/trust.h"
 #include "src/util.h"
 
 #include <ctype.h>
@@ -320,6 +321,7 @@ static int images_build(struct cli *cli, int argc, char **argv)
 {
 	char recipes[PATH_MAX], script[PATH_MAX], dir[PATH_MAX], out[PATH_MAX], img[PATH_MAX];
 	char final[PATH_MAX], sha[65], source[PATH_MAX + 16], file[80], side[PATH_MAX];
+	char why[TRUST_WHY_MAX];
 	const char *name = NULL;
 	struct proc_fdmap fds[2] = { { 2, 1 }, { 2, 2 } };
 	struct img_ref ref;
@@ -353,7 +355,9 @@ static int images_build(struct cli *cli, int argc, char **argv)
 		printf("%s\n", final);
 		return EXIT_OK;
 	}
-	rc = util_mkdir_p(dir, 0755);
+	rc = trust_dir(dir, 2, why, sizeof(why));	/* the cache: 0700, nobody else's */
+	if (rc == -EPERM)
+		log_err("%s", why);
 	if (rc || util_snprintf(out, sizeof(out), "%s/build-%s.XXXXXX", dir, name) || !mkdtemp(out)) {
 		log_errno(rc ? rc : -errno, "%s", dir);
 		return EXIT_ERR;

@@ -18,30 +18,30 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "net/priv.h"
 #include "share/share.h"
 #include "src/cfg.h"
 #include "src/cmd.h"
 #include "src/log.h"
+#include "src/proc.h"
 #include "src/state.h"
 #include "src/util.h"
 #include "src/vm.h"
 
-/* `hutch mount` for one isolated share: create its image if missing, mount it */
-static int share_cmd_mount(const struct cli *cli, const struct cfg_share *s, const char *recdir)
+/*
+ * `hutch mount` for one isolated share: through the privileged seam
+ * (net/priv.h), which makes the image if missing and mounts it, kept after
+ * this command exits
+ */
+static int share_cmd_mount(const struct cli *cli, const struct cfg_share *s)
 {
-	struct share_req req = { .dir = s->host, .uid = getuid(), .gid = getgid(),
-				 .size_gib = s->size_gib, .recdir = recdir };
 	int rc, loop;
 
 	if ((rc = share_check_paths(s, cli->dir)) < 0)
 		return rc == -EPERM ? EXIT_NOPERM : EXIT_USAGE;
-	if (geteuid() != 0) {
-		log_err("mounting %s needs root (see 'hutch setup')", s->host);
+	rc = priv_mount(s->host, s->size_gib, true, &loop);
+	if (rc == -ENOPKG)
 		return EXIT_NOSETUP;
-	}
-	rc = share_image_create(&req, NULL);
-	if (rc == 0)
-		rc = share_mount(&req, &loop);
 	if (rc < 0) {
 		log_errno(rc, "share %s: cannot mount its image on %s", s->tag, s->host);
 		return rc == -EPERM ? EXIT_NOPERM : EXIT_ERR;
@@ -54,12 +54,10 @@ static int share_cmd_mount(const struct cli *cli, const struct cfg_share *s, con
 
 static int share_cmd(struct cli *cli, struct vm_target *t, int argc, char **argv, bool do_mount)
 {
-	char img[PATH_MAX], recdir[PATH_MAX];
+	char img[PATH_MAX];
 	const struct cfg_vm *vm = t->vm;
 	int i = 1, rc, ret = EXIT_OK;
 
-	if (share_record_dir(recdir, sizeof(recdir)) < 0)
-		return EXIT_USAGE;
 	for (int a = i; a < argc; a++) {
 		bool known = false;
 
@@ -97,7 +95,7 @@ static int share_cmd(struct cli *cli, struct vm_target *t, int argc, char **argv
 			continue;
 		}
 		if (do_mount) {
-			rc = share_cmd_mount(cli, s, recdir);
+			rc = share_cmd_mount(cli, s);
 			if (rc == EXIT_NOSETUP) {
 				ret = rc;
 				break;
@@ -105,7 +103,7 @@ static int share_cmd(struct cli *cli, struct vm_target *t, int argc, char **argv
 			if (rc != EXIT_OK)
 				ret = rc;
 		} else {
-			rc = share_unmount(img, s->host, getuid());
+			rc = priv_unmount(s->host);
 			if (rc == -EPERM) {
 				log_err("share %s: %s is not yours; not touching it", s->tag, img);
 				ret = EXIT_NOPERM;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "src/cfg.h"
+#include "src/consent.h"
 #include "src/cmd.h"
 #include "src/log.h"
 #include "src/prov.h"
@@ -123,6 +124,7 @@ const struct cmd_entry cmd_pubkey_entry = {
 static int cmd_provision(struct cli *cli, struct vm_target *t, int argc, char **argv)
 {
 	char pb[PATH_MAX];
+	int rc;
 
 	(void)argv;
 	if (argc > 1)
@@ -131,7 +133,15 @@ static int cmd_provision(struct cli *cli, struct vm_target *t, int argc, char **
 		log_err("no readable playbook.yml in %s", cli->dir);
 		return EXIT_ERR;
 	}
-	return prov_playbook(t->vm, cli->dir, t->dir, t->state, NULL, NULL) < 0 ? EXIT_ERR : EXIT_OK;
+	/* consent first: code nobody allowed is refused (77) whatever the VM's state */
+	rc = consent_require(cli->dir, cli->yes, "provision");
+	if (rc == 0 && !t->alive) {
+		log_err("%s is not running (hutch up starts it)", t->name);
+		return EXIT_ERR;
+	}
+	if (rc == 0)
+		rc = prov_playbook(t->vm, cli->dir, t->dir, t->state, NULL, NULL);
+	return rc == -EPERM ? EXIT_NOPERM : rc < 0 ? EXIT_ERR : EXIT_OK;
 }
 
 const struct cmd_entry cmd_provision_entry = {
@@ -145,6 +155,6 @@ const struct cmd_entry cmd_provision_entry = {
 		"\n"
 		"Example:\n"
 		"  hutch provision\n",
-	.flags = CMD_F_VM | CMD_F_CFG | CMD_F_LOCK | CMD_F_RUNNING,
+	.flags = CMD_F_VM | CMD_F_CFG | CMD_F_LOCK | CMD_F_EXISTS,
 	.fn = cmd_provision,
 };

@@ -22,6 +22,7 @@
 #include "src/state.h"
 #include "src/util.h"
 #include "src/vm.h"
+#include "src/vmfd.h"
 
 /* ---- status / list ---- */
 
@@ -59,6 +60,13 @@ static json_t *vm_summary(const char *vm_dir, const char *name, json_t *st)
 		json_object_set_new(o, "ip", json_string("127.0.0.1"));
 	if (state_get_int(ssh, "port", 0) > 0)
 		json_object_set_new(o, "ssh_port", json_integer(state_get_int(ssh, "port", 0)));
+	/* WireGuard (net/wg_sv.c): the tunnel's status as its supervisor last saw it */
+	if (state_get_str(json_object_get(st, "wg"), "status"))
+		json_object_set_new(o, "tunnel",
+				    json_string(state_get_str(json_object_get(st, "wg"), "status")));
+	if (state_get_str(json_object_get(st, "wg"), "reason"))
+		json_object_set_new(o, "tunnel_reason",
+				    json_string(state_get_str(json_object_get(st, "wg"), "reason")));
 	/* a share whose virtiofsd died is "broken" (share_status()) */
 	shares = share_status(st);
 	if (shares)
@@ -262,6 +270,8 @@ static int cmd_inspect(struct cli *cli, struct vm_target *t, int argc, char **ar
 		json_decref(resp);
 	}
 	if (cli->json) {
+		/* who runs what: uid and capabilities of supervisor, QEMU, virtiofsd */
+		vmfd_inspect_rights(t->state, NULL, o);
 		for (size_t i = 0; ext[i]; i++)
 			if (ext[i]->inspect && (rc = ext[i]->inspect(t->dir, t->state, NULL, o)))
 				log_warno(rc, "%s: inspect", ext[i]->name);
@@ -272,6 +282,7 @@ static int cmd_inspect(struct cli *cli, struct vm_target *t, int argc, char **ar
 		printf("qmp status:  %s\n", state_get_str(o, "qmp_status"));
 	if (json_is_array(argvj))
 		inspect_argv(argvj);
+	vmfd_inspect_rights(t->state, stdout, NULL);
 	fflush(stdout);
 	for (size_t j = 0; ext[j]; j++)
 		if (ext[j]->inspect && (rc = ext[j]->inspect(t->dir, t->state, stdout, NULL)))

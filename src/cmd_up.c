@@ -132,14 +132,17 @@ static int up_create(struct up_ctx *u)
 static const char *const *up_sv_env(void)
 {
 	static const char *env[64];
-	/* at most 7: env[] keeps 8 slots for these and the NULL */
+	/* at most 12: env[] keeps 13 slots for these and the NULL; the supervisor
+	 * reads the user's config (allow_paths) too, and finds the helper */
 	static const char *const keep[] = { "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR",
+					    "XDG_CONFIG_HOME", "HUTCH_ALLOW_PATHS",
 					    "HUTCH_TEST_KVM", "HUTCH_BRIDGE", "HUTCH_SUBNET",
-					    "HUTCH_RESOLV_CONF", NULL };
+					    "HUTCH_RESOLV_CONF", "HUTCH_HELPER", "HUTCH_RUN_DIR",
+					    NULL };
 	const char *const *d = proc_default_env();
 	size_t n = 0;
 
-	for (size_t i = 0; d[i] && n < UTIL_ARRAY_SIZE(env) - 8; i++)
+	for (size_t i = 0; d[i] && n < UTIL_ARRAY_SIZE(env) - 13; i++)
 		env[n++] = d[i];
 	for (size_t i = 0; keep[i]; i++) {
 		const char *v = getenv(keep[i]);
@@ -181,6 +184,20 @@ static int up_spawn_supervisor(const char *vm_dir, pid_t *pid, int *pidfd)
 	rc = proc_spawn(&o, pid, pidfd);
 	close(lfd);
 	return rc;
+}
+
+/*
+ * An extension's error as an exit code: a refused path or missing consent
+ * is 77, a bad setting in the project's files is 2, a host without the
+ * helper is 78 (SPEC.md)
+ */
+static int up_exit_code(int rc)
+{
+	if (rc == -ENOPKG)
+		return EXIT_NOSETUP;	/* no hutch-helper: 'sudo hutch setup' */
+	if (rc == -EACCES || rc == -EPERM || rc == -ELOOP)
+		return EXIT_NOPERM;
+	return rc == -EINVAL ? EXIT_USAGE : EXIT_ERR;
 }
 
 static bool up_state_is(struct up_ctx *u, const char *status)
@@ -226,7 +243,7 @@ static int up_prepare(struct up_ctx *u, struct vm_target *t)
 		rc = up_create(u);
 		if (rc) {
 			util_rm_rf(t->dir);
-			return rc == -EINVAL ? EXIT_USAGE : rc == -ELIBACC ? EXIT_NODEP : EXIT_ERR;
+			return rc == -ELIBACC ? EXIT_NODEP : up_exit_code(rc);
 		}
 		up_phase(u, "created", NULL, NULL);
 	}
@@ -254,7 +271,7 @@ static int up_start(struct up_ctx *u, struct vm_target *t, int *pidfd)
 	for (size_t i = 0; ext[i]; i++) {
 		if (ext[i]->before_up && (rc = ext[i]->before_up(u))) {
 			log_errno(rc, "%s: before up", ext[i]->name);
-			return rc == -EACCES || rc == -EPERM ? EXIT_NOPERM : EXIT_ERR;
+			return up_exit_code(rc);
 		}
 	}
 	json_object_set_new(u->state, "accel", json_string(accel_name(accel)));
@@ -300,7 +317,7 @@ static int up_wait_ready(struct up_ctx *u, struct vm_target *t)
 		if (ext[i]->wait && (rc = ext[i]->wait(u))) {
 			log_errno(rc, "%s: waiting for the guest", ext[i]->name);
 			vm_print_tails(t->dir);
-			return rc == -EACCES || rc == -EPERM ? EXIT_NOPERM : EXIT_ERR;
+			return up_exit_code(rc);
 		}
 	}
 	for (size_t i = 0; ext[i]; i++)

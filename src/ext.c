@@ -12,8 +12,14 @@
 #include "src/state.h"
 #include "src/util.h"
 
-static const struct sv_ext *ext_sv[] = { &net_sv_ext, &share_sv_ext, NULL, NULL };
-static const struct up_ext *ext_up[] = { &net_up_ext, &share_up_ext, &ssh_up_ext, NULL, NULL };
+/*
+ * wg before net: net puts the tunnel's kill switch into the VM's rules;
+ * wg first among the up extensions: a bad wireguard.conf stops `up` before
+ * anything else runs.
+ */
+static const struct sv_ext *ext_sv[] = { &wg_sv_ext, &net_sv_ext, &share_sv_ext, NULL, NULL };
+static const struct up_ext *ext_up[] = { &wg_up_ext, &net_up_ext, &share_up_ext, &ssh_up_ext,
+					 NULL, NULL };
 
 int ext_add(const struct sv_ext *sv, const struct up_ext *up)
 {

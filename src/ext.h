@@ -8,7 +8,7 @@
  * shares or SSH.  Each of those modules exports one `struct sv_ext` (runs
  * inside the per-VM supervisor) and/or one `struct up_ext` (runs in the CLI
  * around `up`, `halt`, `destroy`).  src/ext.c lists them in a fixed order
- * (net, share, ssh) in plain tables.
+ * (wg, net, share, ssh) in plain tables.
  *
  * Supervisor order: every sv_ext's .prepare runs before QEMU is spawned (a
  * failure stops the VM from starting; the ones that prepared are torn down),
@@ -166,9 +166,9 @@ struct up_ext {
 	int (*after_down)(struct up_ctx *u, const char *trigger);
 };
 
-/* The modules' extensions, listed by src/ext.c */
-extern const struct sv_ext net_sv_ext, share_sv_ext;
-extern const struct up_ext net_up_ext, share_up_ext, ssh_up_ext;
+/* The modules' extensions, listed by src/ext.c in this order */
+extern const struct sv_ext wg_sv_ext, net_sv_ext, share_sv_ext;
+extern const struct up_ext wg_up_ext, net_up_ext, share_up_ext, ssh_up_ext;
 
 /** ext_sv_list() / ext_up_list() - the tables, NULL-terminated, in order */
 const struct sv_ext *const *ext_sv_list(void);

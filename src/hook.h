@@ -11,6 +11,11 @@
  * (up|halt|destroy) and HUTCH_VM_IP when the address is known.  Its output
  * goes to hutch's stderr, so stdout stays machine-readable.  Whether a
  * failure aborts anything is the caller's decision (src/ssh_ext.c).
+ *
+ * A hook is project code running on the host: it runs only when it is the
+ * project's own file (trust_check(): no symlink, owned by the user) and
+ * everything `hutch allow` covers is as the user allowed it
+ * (consent_verify(), checked just before the run).
  */
 
 /**
@@ -24,7 +29,8 @@
  *
  * Return: 0 (ran and exited 0, or there is no such hook), -ECANCELED when
  * the hook failed (logged with its exit status), -EACCES when the file is
- * there but not executable, or a negative errno when it could not run.
+ * there but not executable, -EPERM when it is not allowed (not run; the
+ * list of what changed is logged), or a negative errno when it could not run.
  */
 int hook_run(const char *project_dir, const char *hook, const char *vm_name, const char *vm_dir,
 	     const char *trigger, const char *ip);

@@ -35,6 +35,41 @@ void log_msg(enum log_level lvl, int errnum, const char *fmt, ...)
 #define log_errno(rc, ...)  log_msg(LOG_LVL_ERR, (rc), __VA_ARGS__)
 #define log_warno(rc, ...)  log_msg(LOG_LVL_WARN, (rc), __VA_ARGS__)
 
+/*
+ * Messages a guest can cause (a DHCP frame, a DNS query, a forward's
+ * connection) go through log_ratelimited(): a guest sending a million
+ * DHCPDECLINEs must not write a million lines.  Each key gets LOG_RL_BURST
+ * messages per LOG_RL_WINDOW_S seconds; past that one line says that more
+ * are suppressed, and the first message of a later window says how many were.
+ */
+#define LOG_RL_BURST    10
+#define LOG_RL_WINDOW_S 60
+#define LOG_RL_KEYS     32
+
+/**
+ * log_ratelimited() - log_msg() with a budget per @key
+ * @key: names the kind of message ("dhcp-decline"); keys are compared by
+ *       content, at most LOG_RL_KEYS distinct ones (the rest share one budget)
+ */
+void log_ratelimited(enum log_level lvl, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
+ * The supervisor's stderr is its log file (supervisor.log, which QEMU's
+ * output joins).  Like console.log it is bounded: past LOG_FILE_MAX bytes
+ * it becomes <name>.1 (replacing the previous one) and a new file is opened
+ * onto stdout and stderr.  QEMU keeps writing to the file it was given.
+ */
+#define LOG_FILE_MAX (1024 * 1024)
+
+/**
+ * log_rotate_stderr() - keep stderr, which is @dir/@name, under LOG_FILE_MAX
+ *
+ * Does nothing (returns 0) when stderr is not that file (a terminal, a pipe).
+ * Return: 0, or a negative errno
+ */
+int log_rotate_stderr(const char *dir, const char *name);
+
 /**
  * die() - print an error and exit; only before a supervisor's loop runs
  * @code: exit status (see the EXIT_* values in util.h)

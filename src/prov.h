@@ -12,6 +12,14 @@
  * ("==> hutch provision: start ...", "==> hutch provision: end exit=N");
  * on failure the tail of that log is shown.  A successful run leaves
  * <vm_dir>/provisioned.
+ *
+ * ansible-playbook runs on the host, so the playbook is host code: it runs
+ * only as `hutch allow` recorded it (consent_verify()).  And Ansible is
+ * pinned to this VM: ANSIBLE_CONFIG names an ansible.cfg hutch writes in
+ * <vm_dir> (the project's is never read), `--limit <vm>` keeps plays for
+ * other hosts (`hosts: localhost`) from running, the VM's connection is
+ * ssh whatever a play says, and localhost's is a plugin that does not exist,
+ * so `delegate_to: localhost` fails.  No inventory value holds "{{".
  */
 #include <stdbool.h>
 
@@ -44,8 +52,8 @@ int prov_log_open(const char *vm_dir);
  * @alive, @arg: as prov_run (stop when the VM dies)
  *
  * Return: 0 on success, -ENOENT when the project has no playbook.yml,
- * -ECANCELED when ansible-playbook failed (log tail printed), or a
- * negative errno.
+ * -EPERM when it is not allowed (or not the project's own file), -ECANCELED
+ * when ansible-playbook failed (log tail printed), or a negative errno.
  */
 int prov_playbook(const struct cfg_vm *vm, const char *project_dir, const char *vm_dir,
 		  json_t *state, bool (*alive)(void *), void *arg);

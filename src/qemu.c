@@ -151,19 +151,25 @@ int qemu_build_argv(const struct qemu_params *p, struct qemu_argv *a)
 	    (rc = qemu_argv_add(a, "-serial")) || (rc = qemu_argv_add(a, "chardev:ser0")))
 		return rc;
 	if (vm->kernel.path) {
-		if ((rc = qemu_argv_add(a, "-kernel")) || (rc = qemu_argv_add(a, vm->kernel.path)))
+		if ((rc = qemu_argv_add(a, "-kernel")) ||
+		    (rc = qemu_argv_add(a, p->kernel ? p->kernel : vm->kernel.path)))
 			return rc;
-		if (vm->kernel.initrd && ((rc = qemu_argv_add(a, "-initrd")) ||
-					  (rc = qemu_argv_add(a, vm->kernel.initrd))))
+		if (vm->kernel.initrd &&
+		    ((rc = qemu_argv_add(a, "-initrd")) ||
+		     (rc = qemu_argv_add(a, p->initrd ? p->initrd : vm->kernel.initrd))))
 			return rc;
 		if (vm->kernel.cmdline && ((rc = qemu_argv_add(a, "-append")) ||
 					   (rc = qemu_argv_add(a, vm->kernel.cmdline))))
 			return rc;
 	}
-	if (p->disk && ((rc = qemu_argv_add(a, "-drive")) ||
-			(rc = qemu_add_path(a, "file=", p->disk,
-					    ",if=virtio,format=qcow2,discard=unmap"))))
-		return rc;
+	if (p->disk) {
+		char sfx[1024];
+
+		if ((rc = util_snprintf(sfx, sizeof(sfx), ",if=virtio,format=qcow2,discard=unmap%s",
+					p->disk_opts ? p->disk_opts : "")) ||
+		    (rc = qemu_argv_add(a, "-drive")) || (rc = qemu_add_path(a, "file=", p->disk, sfx)))
+			return rc;
+	}
 	/* a q35 CD-ROM needs AHCI, which Debian's cloud kernel lacks: a read-only virtio disk */
 	if (p->seed && ((rc = qemu_argv_add(a, "-drive")) ||
 			(rc = qemu_add_path(a, "file=", p->seed, ",if=virtio,format=raw,readonly=on"))))

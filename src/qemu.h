@@ -51,6 +51,9 @@ char *qemu_opt_escape(const char *s);
  * @ssh_port:  network mode user: host port forwarded to the guest's 22
  * @sandbox:   add "-sandbox on,..." (QEMU built with seccomp)
  * @uefi_code: OVMF code image for firmware uefi, or NULL
+ * @disk_opts: more -drive options for @disk (the backing chain by fd, src/vmfd.h), or NULL
+ * @kernel:    path QEMU opens for -kernel instead of vm->kernel.path ("/proc/self/fd/N"), or NULL
+ * @initrd:    likewise for -initrd
  */
 struct qemu_params {
 	const struct cfg_vm *vm;
@@ -63,6 +66,9 @@ struct qemu_params {
 	uint16_t ssh_port;
 	bool sandbox;
 	const char *uefi_code;
+	const char *disk_opts;
+	const char *kernel;
+	const char *initrd;
 };
 
 /**

@@ -13,8 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "images/img.h"
 #include "src/ci.h"
 #include "src/cmd.h"
+#include "src/consent.h"
 #include "src/ext.h"
 #include "src/hook.h"
 #include "src/log.h"
@@ -22,6 +24,7 @@
 #include "src/prov.h"
 #include "src/ssh.h"
 #include "src/ssh_ext.h"
+#include "src/trust.h"
 #include "src/util.h"
 
 static bool ssh_ext_alive(void *arg)
@@ -45,7 +48,7 @@ static const char *ssh_ext_ip(json_t *state)
 
 int ssh_ext_ci_load(const char *project_dir, char **text, size_t *len, struct ci_info **info)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], why[TRUST_WHY_MAX];
 	struct ci_info *i;
 	int rc;
 
@@ -54,28 +57,40 @@ int ssh_ext_ci_load(const char *project_dir, char **text, size_t *len, struct ci
 	rc = util_path_join(path, sizeof(path), project_dir, "cloud-init.yml");
 	if (rc < 0)
 		return rc;
-	rc = util_read_file(path, CI_USER_MAX, text, len);
+	/* the project's file, not a link to /proc/self/environ or ~/.ssh/id_* */
+	rc = trust_read(project_dir, path, CI_USER_MAX, text, len, why, sizeof(why));
 	if (rc == -ENOENT)
 		return 0;
-	if (rc < 0) {
+	if (rc == -EPERM)
+		log_err("%s %s", path, why);
+	else if (rc == -EFBIG)
+		log_err("%s is larger than %d bytes", path, CI_USER_MAX);
+	else if (rc < 0)
 		log_errno(rc, "%s", path);
+	if (rc < 0)
 		return rc;
+	if (!ci_header_known(*text, *len)) {
+		log_err("%s starts with no known header (#cloud-config, #!, a MIME Content-Type:, "
+			"...): refused, it is not user-data", path);
+		rc = -EINVAL;
+		goto err;
 	}
 	i = calloc(1, sizeof(*i));
 	if (!i) {
-		free(*text);
-		*text = NULL;
-		return -ENOMEM;
+		rc = -ENOMEM;
+		goto err;
 	}
 	rc = ci_parse(*text, *len, i);
 	if (rc < 0) {
 		free(i);
-		free(*text);
-		*text = NULL;
-		return rc;
+		goto err;
 	}
 	*info = i;
 	return 0;
+err:
+	free(*text);
+	*text = NULL;
+	return rc;
 }
 
 /*
@@ -138,6 +153,10 @@ static int ssh_ext_user_data(struct up_ctx *u, char **data, size_t *len)
 	size_t tlen = 0, i;
 	int rc;
 
+	/* before anything of the project's reaches the guest or runs here */
+	rc = consent_require(u->cfg->dir, u->cli->yes, "up");
+	if (rc < 0)
+		return rc;
 	rc = ssh_ext_keys(u, key, sizeof(key));
 	if (rc < 0)
 		return rc;
@@ -211,6 +230,13 @@ static int ssh_ext_before_up(struct up_ctx *u)
 	size_t len;
 	int rc;
 
+	rc = consent_require(u->cfg->dir, u->cli->yes, "up");
+	if (rc < 0)
+		return rc;
+	/* QEMU follows the disk's backing name at every boot: still ours? */
+	if ((rc = util_path_join(key, sizeof(key), u->vm_dir, "disk.qcow2")) < 0 ||
+	    (rc = img_backing_check(key, u->cfg->dir)) < 0)
+		return rc;
 	rc = hook_run(u->cfg->dir, "pre-up", u->vm->name, u->vm_dir, "up", ssh_ext_ip(u->state));
 	if (rc < 0) {
 		log_err("pre-up hook failed: not starting %s", u->vm->name);
@@ -450,6 +476,12 @@ static int ssh_ext_before_down(struct up_ctx *u, const char *trigger)
 	int rc = hook_run(u->cfg->dir, "pre-down", u->vm->name, u->vm_dir, trigger,
 			  ssh_ext_ip(u->state));
 
+	/* not allowed (or changed since): it did not run, and stopping is always safe */
+	if (rc == -EPERM) {
+		log_warn("pre-down hook not run (not allowed: see 'hutch allow'); stopping %s anyway",
+			 u->vm->name);
+		return 0;
+	}
 	if (rc < 0 && !strcmp(trigger, "destroy")) {
 		log_warn("pre-down hook failed; destroying %s anyway", u->vm->name);
 		return 0;

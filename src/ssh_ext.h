@@ -19,6 +19,12 @@ extern const struct up_ext ssh_up_ext;
  * ssh_ext_ci_load() - read and parse <project>/cloud-init.yml
  * @text, @len: set to the file (NULL when there is none); the caller frees
  * @info:       set to its ci_parse() (NULL when there is none); the caller frees
+ *
+ * The file is read as trust_read() allows (inside the project, no symlink,
+ * a regular file of the user's) and must start with a header cloud-init
+ * knows (ci_header_known()).
+ * Return: 0, -EPERM (not the project's file: exit 77), -EINVAL (no known
+ * header, or YAML ci_parse() refuses), or an errno; the reason is logged
  */
 int ssh_ext_ci_load(const char *project_dir, char **text, size_t *len, struct ci_info **info);
 

@@ -32,8 +32,9 @@
 #include "src/state.h"
 #include "src/util.h"
 #include "src/vm.h"
+#include "src/vmfd.h"
 
-#define SV_MAX_FDS 16		/* fds extensions pass to QEMU */
+#define SV_MAX_FDS 32		/* fds extensions and src/vmfd.c pass to QEMU */
 #define SV_MAX_WATCH 32
 #define SV_MAX_CONSOLE 8
 #define SV_MAX_CTL 8
@@ -78,6 +79,8 @@ enum sv_halt { SV_HALT_NONE, SV_HALT_POWERDOWN, SV_HALT_QUIT, SV_HALT_KILL };
 
 struct sv_core {
 	bool preparing;
+	struct proc_user user;	/* QEMU's (src/proc.h) */
+	struct vmfd files;	/* disk, seed, kernel by fd (src/vmfd.h) */
 	struct qemu_argv extra;
 	struct proc_fdmap fds[SV_MAX_FDS];
 	size_t n_fds;
@@ -690,10 +693,14 @@ static int sv_spawn_qemu(struct sv_ctx *c, struct sv_core *k, const struct qemu_
 			 bool *early_exit)
 {
 	struct proc_fdmap fds[3 + 2 + SV_MAX_FDS];
+	struct proc_sandbox sb;
 	struct proc_opts o = { .argv = (const char *const *)argv->v, .envp = proc_default_env(),
-			       .fds = fds, .want_pidfd = true, .pdeathsig = SIGKILL };
+			       .fds = fds, .want_pidfd = true, .pdeathsig = SIGKILL, .sb = &sb };
 	int qsp[2] = { -1, -1 }, ssp[2] = { -1, -1 }, rc, st;
 	size_t n = 0;
+
+	/* never root: the user's uid, no capabilities, no_new_privs, bounded, read-only view */
+	proc_sandbox_guest(&sb, &k->user);
 
 	*early_exit = false;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qsp) < 0)
@@ -952,11 +959,48 @@ static int sv_load(const char *vm_dir, json_t **stp, struct cfg **cfgp, const st
 	return 0;
 }
 
+/* who QEMU and virtiofsd run as (never root); the tap, share images and folders are theirs */
+static int sv_resolve_user(struct sv_ctx *c, struct sv_core *k)
+{
+	int rc = proc_user_resolve(&k->user);
+
+	if (rc) {
+		log_errno(rc, "no unprivileged user to run QEMU as");
+		return rc;
+	}
+	c->uid = k->user.uid;
+	c->gid = k->user.gid;
+	return 0;
+}
+
+/*
+ * Open disk, seed, kernel and initrd for QEMU (src/vmfd.h); their fds go
+ * after the extensions' and their "-add-fd" options into the extra argv.
+ */
+static int sv_open_files(struct sv_ctx *c, struct sv_core *k)
+{
+	int rc = vmfd_open(&k->files, c->vm_dir, c->vm, &k->user, SV_FD_EXT0 + (int)k->n_fds,
+			   &k->extra);
+
+	if (rc < 0) {
+		log_errno(rc, "opening the VM's files for QEMU");
+		return rc;
+	}
+	if (k->n_fds + k->files.n > SV_MAX_FDS) {
+		vmfd_close(&k->files);
+		return -EMFILE;
+	}
+	for (size_t i = 0; i < k->files.n; i++) {
+		k->fds[k->n_fds] = (struct proc_fdmap){ k->files.fd[i], SV_FD_EXT0 + (int)k->n_fds };
+		k->n_fds++;
+	}
+	return 0;
+}
+
 /* argv of QEMU for this start: the core's part, then the extensions' part */
 static int sv_build(struct sv_ctx *c, struct sv_core *k, struct qemu_argv *a, uint16_t port,
 		    bool sandbox)
 {
-	char disk[PATH_MAX], seed[PATH_MAX];
 	struct qemu_params p = { .vm = c->vm, .qmp_fd = SV_FD_QMP, .serial_fd = SV_FD_SERIAL,
 				 .ssh_port = port, .sandbox = sandbox,
 				 .mac = state_get_str(c->state, "mac") };
@@ -968,10 +1012,17 @@ static int sv_build(struct sv_ctx *c, struct sv_core *k, struct qemu_argv *a, ui
 		p.accel = ACCEL_TCG;
 	if (!p.mac)
 		return -EINVAL;
-	if (util_path_join(disk, sizeof(disk), c->vm_dir, "disk.qcow2") == 0 && access(disk, F_OK) == 0)
-		p.disk = disk;
-	if (util_path_join(seed, sizeof(seed), c->vm_dir, "seed.iso") == 0 && access(seed, F_OK) == 0)
-		p.seed = seed;
+	/* by fd (src/vmfd.h): QEMU's user may not walk to the VM directory */
+	if (k->files.disk[0]) {
+		p.disk = k->files.disk;
+		p.disk_opts = k->files.disk_opts;
+	}
+	if (k->files.seed[0])
+		p.seed = k->files.seed;
+	if (k->files.kernel[0])
+		p.kernel = k->files.kernel;
+	if (k->files.initrd[0])
+		p.initrd = k->files.initrd;
 	for (size_t i = 0; i < UTIL_ARRAY_SIZE(ovmf) && !p.uefi_code; i++)
 		if (access(ovmf[i], R_OK) == 0)
 			p.uefi_code = ovmf[i];
@@ -1000,12 +1051,15 @@ int sv_run(const char *vm_dir)
 	uint64_t t_start = util_monotonic_ms(), t_spawn = 0;
 
 	log_init("hutch-supervisor", LOG_LVL_INFO);
+	log_rotate_stderr(vm_dir, "supervisor.log");	/* bounded like console.log (src/log.h) */
 	for (size_t i = 0; i < SV_MAX_CONSOLE; i++)
 		k.con[i] = -1;
 	while (n_ext < UTIL_ARRAY_SIZE(priv) && ext[n_ext])
 		n_ext++;
 	rc = sv_load(vm_dir, &c.state, &cfg, &vm);
 	if (rc)
+		goto out_nostate;
+	if ((rc = sv_resolve_user(&c, &k)))
 		goto out_nostate;
 	c.vm = vm;
 	c.project_dir = cfg->dir;
@@ -1034,6 +1088,8 @@ int sv_run(const char *vm_dir)
 		}
 	}
 	k.preparing = false;
+	if ((rc = sv_open_files(&c, &k)) < 0)
+		goto out_teardown;
 	sandbox = sv_qemu_has_sandbox();
 	for (int attempt = 0;; attempt++) {
 		if (vm->network.mode == CFG_NET_USER) {
@@ -1059,6 +1115,7 @@ int sv_run(const char *vm_dir)
 			continue;
 		break;
 	}
+	vmfd_close(&k.files);	/* QEMU holds its own copies */
 	if (rc)
 		goto out_teardown;
 	json_object_set_new(c.state, "qemu_pid", json_integer(k.qemu_pid));
@@ -1096,6 +1153,7 @@ out_teardown_ok:
 	k.preparing = false;
 	sv_teardown(&c, ext, priv, prepared);
 out:
+	vmfd_close(&k.files);
 	sv_qmp_drop(&k);
 	if (k.qemu_pidfd >= 0)
 		close(k.qemu_pidfd);

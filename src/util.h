@@ -20,7 +20,7 @@
 #define EXIT_USAGE    2
 #define EXIT_NODEP    69
 #define EXIT_BUSY     75
-#define EXIT_NOPERM   77
+#define EXIT_NOPERM   77	/* not allowed: consent missing, a path outside the project */
 #define EXIT_NOSETUP  78
 
 #define UTIL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

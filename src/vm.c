@@ -21,6 +21,7 @@
 #include "src/log.h"
 #include "src/proc.h"
 #include "src/state.h"
+#include "src/trust.h"
 #include "src/util.h"
 
 int vm_root_dir(char *buf, size_t n)
@@ -38,9 +39,19 @@ static int vm_target_fill(struct vm_target *t, unsigned flags)
 	int rc;
 
 	if (flags & CMD_F_CREATE) {
-		if ((rc = vm_root_dir(path, sizeof(path))) || (rc = util_mkdir_p(path, 0700)) ||
-		    (mkdir(t->dir, 0700) < 0 && errno != EEXIST && (rc = -errno))) {
-			log_errno(rc, "creating %s", t->dir);
+		char why[TRUST_WHY_MAX];
+
+		/* <data>/hutch/vms: hutch's own, 0700, on a path nobody else can write */
+		if ((rc = vm_root_dir(path, sizeof(path))) ||
+		    (rc = trust_dir(path, 2, why, sizeof(why)))) {
+			if (rc == -EPERM)
+				log_err("%s", why);
+			else
+				log_errno(rc, "data directory");
+			return rc == -EPERM ? EXIT_NOPERM : EXIT_ERR;
+		}
+		if (mkdir(t->dir, 0700) < 0 && errno != EEXIST) {
+			log_errno(-errno, "creating %s", t->dir);
 			return EXIT_ERR;
 		}
 	}

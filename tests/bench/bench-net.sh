@@ -25,7 +25,7 @@ ip netns exec "$NS" "$H" bridge hb0 10.77.0.1/24 2>/dev/null
 ip link add vp netns "$NS" type veth peer name eth0 netns "$G"
 ip -n "$G" link set eth0 address 52:54:00:00:bb:01
 ip -n "$G" link set eth0 up
-ip netns exec "$NS" "$H" attach vp hb0
+ip netns exec "$NS" "$H" attach vp hb0 52:54:00:00:bb:01
 ip netns exec "$NS" "$H" serve vp hb0 10.77.0.1/24 52:54:00:00:bb:01 10.77.0.2 bench >"$TMP/serve.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 50); do grep -q serving "$TMP/serve.log" && break; sleep 0.1; done

@@ -21,7 +21,7 @@ check "zsh completion has #compdef" bash -c '"$HUTCH" completion zsh | head -1 |
 
 # global options before or after the verb (issue 16): the same result either way
 mkdir -p "$T/p"
-printf 'name: cli-t\nkernel: {path: /nonexistent}\n' >"$T/p/hutch.yaml"
+printf 'name: cli-t\nkernel: {path: vmlinuz}\n' >"$T/p/hutch.yaml"; : >"$T/p/vmlinuz"
 export XDG_DATA_HOME="$T/data" HOME="$T/home"
 a=$("$HUTCH" -C "$T/p" --json status 2>&1); b=$("$HUTCH" status --json -C "$T/p" 2>&1)
 is "status --json after the verb = before it" "$b" "$a"

@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # Golden tests of `hutch check-config`:
-#   bad/NAME.yaml   must fail with exit 2 and exactly the stderr of bad/NAME.expected
-#                   (the file is named relative to bad/, so messages are stable);
+#   bad/NAME.yaml   must fail with exit 2 (or the code in bad/NAME.rc: 77 for a
+#                   path the project may not name) and exactly the stderr of
+#                   bad/NAME.expected (the file is named relative to bad/, so
+#                   messages are stable);
 #   good/NAME.yaml  must pass, print good/NAME.out (the source tree shown as @SRC@),
-#                   and that printed config must load again to the same output.
-# UPDATE=1 rewrites the .expected/.out files from the current binary (review the diff!).
+#                   warn exactly good/NAME.err on stderr when that file exists,
+#                   and that printed config must load again to the same output;
+#   user-bad/NAME.yaml  as the user's ~/.config/hutch/config.yaml, must make
+#                   check-config fail with exit 2 and user-bad/NAME.expected
+#                   (the config's path shown as @CFG@).
+# The user config of these runs is ours: it allows tests/config/ (so good/vms
+# may share ../shared, and printed configs load again from elsewhere).
+# UPDATE=1 rewrites the .expected/.out/.err files from the current binary (review the diff!).
 source "$(dirname "$0")/../lib/tap.sh"
 cd "$HUTCH_SRC/tests/config" || exit 1
 if [ ! -x "$HUTCH" ]; then
@@ -12,14 +20,19 @@ if [ ! -x "$HUTCH" ]; then
 fi
 tmp=$(mktemp -d /tmp/hutch-cfg-golden.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
+export HOME=$tmp/home XDG_CONFIG_HOME=$tmp/config
+unset HUTCH_ALLOW_PATHS
+mkdir -p "$HOME" "$XDG_CONFIG_HOME/hutch"
+printf 'allow_paths: [%s/tests/config]\n' "$HUTCH_SRC" >"$XDG_CONFIG_HOME/hutch/config.yaml"
 
 for y in bad/*.yaml; do
 	n=$(basename "$y" .yaml)
 	err=$(cd bad && "$HUTCH" check-config "$n.yaml" 2>&1 >"$tmp/stdout")
 	rc=$?
+	want_rc=$(cat "bad/$n.rc" 2>/dev/null || echo 2)
 	[ "${UPDATE:-}" = 1 ] && printf '%s\n' "$err" >"bad/$n.expected"
-	if [ "$rc" -ne 2 ]; then
-		fail "bad/$n: exit 2 (got $rc)"; continue
+	if [ "$rc" -ne "$want_rc" ]; then
+		fail "bad/$n: exit $want_rc (got $rc)"; diag "$err"; continue
 	fi
 	if [ -s "$tmp/stdout" ]; then
 		fail "bad/$n: nothing on stdout"; continue
@@ -37,6 +50,14 @@ for y in good/*.yaml; do
 	if ! "$HUTCH" check-config "$y" >"$tmp/$n.out" 2>"$tmp/$n.err"; then
 		fail "good/$n passes"; sed 's/^/#   /' "$tmp/$n.err"; continue
 	fi
+	if [ -s "$tmp/$n.err" ] || [ -f "good/$n.err" ]; then
+		[ "${UPDATE:-}" = 1 ] && cp "$tmp/$n.err" "good/$n.err"
+		if cmp -s "$tmp/$n.err" "good/$n.err"; then
+			ok "good/$n warns as good/$n.err says"
+		else
+			fail "good/$n: stderr"; diff "good/$n.err" "$tmp/$n.err" | head -10 | sed 's/^/#   /'
+		fi
+	fi
 	sed "s|$HUTCH_SRC|@SRC@|g" "$tmp/$n.out" >"$tmp/$n.norm"
 	[ "${UPDATE:-}" = 1 ] && cp "$tmp/$n.norm" "good/$n.out"
 	if cmp -s "$tmp/$n.norm" "good/$n.out"; then
@@ -47,11 +68,26 @@ for y in good/*.yaml; do
 	# the printed config is absolute, so it loads the same from anywhere
 	mkdir -p "$tmp/rt-$n"
 	cp "$tmp/$n.out" "$tmp/rt-$n/hutch.yaml"
-	if (cd "$tmp/rt-$n" && "$HUTCH" check-config) >"$tmp/$n.again" 2>&1 &&
+	if (cd "$tmp/rt-$n" && "$HUTCH" check-config) >"$tmp/$n.again" 2>"$tmp/$n.again.err" &&
 		cmp -s "$tmp/$n.out" "$tmp/$n.again"; then
 		ok "good/$n: printed config loads again to the same config"
 	else
 		fail "good/$n: round trip"; diff "$tmp/$n.out" "$tmp/$n.again" | head -20 | sed 's/^/#   /'
+	fi
+done
+
+for y in user-bad/*.yaml; do
+	n=$(basename "$y" .yaml)
+	mkdir -p "$tmp/u-$n/hutch"
+	cp "$y" "$tmp/u-$n/hutch/config.yaml"
+	err=$(XDG_CONFIG_HOME=$tmp/u-$n "$HUTCH" check-config good/minimal.yaml 2>&1 >/dev/null)
+	rc=$?
+	err=$(printf '%s' "$err" | sed "s|$tmp/u-$n/hutch/config.yaml|@CFG@|g")
+	[ "${UPDATE:-}" = 1 ] && printf '%s\n' "$err" >"user-bad/$n.expected"
+	if [ "$rc" = 2 ] && [ "$err" = "$(cat "user-bad/$n.expected" 2>/dev/null)" ]; then
+		ok "user-bad/$n: $(printf '%s' "$err" | sed 's/^hutch: error: [^ ]* //')"
+	else
+		fail "user-bad/$n (exit $rc)"; diag "got:  $err"; diag "want: $(cat "user-bad/$n.expected")"
 	fi
 done
 

@@ -4,6 +4,9 @@
 # hooks; up (cloud-init + playbook), ssh with the pinned host key, exit
 # status passthrough, ssh-config with `ssh -F`, a tampered pin refused,
 # halt by ACPI, up again without re-provisioning, provision, destroy.
+# The project's hooks and playbook are allowed with `hutch allow` first
+# (refused with exit 77 before), and the image outside the project is
+# allowed by the user's config (~/.config/hutch/config.yaml, allow_paths).
 # Modes: E2E_MODES (default "user nat"); nat runs inside a network
 # namespace of ours.  HOME and the XDG dirs are a scratch dir, so
 # ~/.ssh/hutch is a throwaway test key.
@@ -16,6 +19,8 @@ cd "$HUTCH_SRC" || exit 1
 MODES=${E2E_MODES:-user nat}
 
 T=$(mktemp -d /tmp/hutch-e2e.XXXXXX)
+# as root, hooks and ansible-playbook run as the unprivileged hutch-vm: it must reach the projects
+chmod 755 "$T"
 NS=ssh-e2e-$$
 NSX=()
 SSHD_PID= SV_PID=
@@ -66,9 +71,10 @@ local_sshd() {
 	printf 'sshd:*:19000:0:99999:7:::\ntester:not-locked:19000:0:99999:7:::\n' >>"$D/shadow"
 	chown 4321:4321 "$D/home"
 	chmod 755 "$T" "$D"
+	: >"$P/k"	# never booted: the state below says "running"
 	cat >"$P/hutch.yaml" <<Y
 name: pin
-kernel: {path: /bin/true}
+kernel: {path: ./k}
 network: {mode: user}
 ssh: {user: tester}
 Y
@@ -105,6 +111,13 @@ Y
 	"${X[@]}" ssh-config >"$D/sc" 2>&1
 	out=$(ip netns exec "$NS" ssh -F "$D/sc" -o BatchMode=yes hutch-pin echo via-config </dev/null 2>&1)
 	is "sshd: ssh -F with hutch ssh-config" "$out" "via-config"
+	"${X[@]}" provision </dev/null >"$D/prov.log" 2>&1; rc=$?
+	if [ "$rc" = 77 ] && [ ! -f "$D/home/provisioned" ]; then
+		ok "sshd: provision without 'hutch allow' is refused (exit 77)"
+	else
+		fail "sshd: provision without consent (exit $rc)"; tail -5 "$D/prov.log" | sed 's/^/#   /'
+	fi
+	"${X[@]}" allow >/dev/null 2>&1
 	if "${X[@]}" provision >"$D/prov.log" 2>&1 && [ -f "$D/home/provisioned" ]; then
 		ok "sshd: provision runs the playbook over the pinned SSH"
 	else
@@ -127,7 +140,8 @@ check "hutch pubkey creates the managed key" "$HUTCH" pubkey
 is "managed key has the comment hutch" "$(awk '{print $3}' "$HOME/.ssh/hutch.pub" 2>/dev/null)" "hutch"
 # a key with the comment "hutch" that is not ~/.ssh/hutch.pub fails up early
 mkdir -p "$T/proj-badkey"
-printf 'name: badkey\nkernel: {path: /bin/true}\nnetwork: {mode: user}\n' >"$T/proj-badkey/hutch.yaml"
+: >"$T/proj-badkey/k"
+printf 'name: badkey\nkernel: {path: ./k}\nnetwork: {mode: user}\n' >"$T/proj-badkey/hutch.yaml"
 ssh-keygen -q -t ed25519 -N '' -C hutch -f "$T/notmanaged"
 printf '#cloud-config\nusers:\n  - name: dev\n    ssh_authorized_keys:\n      - %s\n' "$(cat "$T/notmanaged.pub")" >"$T/proj-badkey/cloud-init.yml"
 out=$("$HUTCH" -C "$T/proj-badkey" up 2>&1); rc=$?
@@ -158,6 +172,9 @@ if [ -z "$IMAGE" ]; then
 	fi
 fi
 ok "debian-12 image: $IMAGE"
+# the image lives outside the test projects: allowed by the user's own config
+mkdir -p "$XDG_CONFIG_HOME/hutch"
+printf 'allow_paths:\n  - %s\n' "$(dirname "$IMAGE")" >"$XDG_CONFIG_HOME/hutch/config.yaml"
 
 state() { # state NAME KEY[.SUB]: a value of state.json
 	python3 - "$XDG_DATA_HOME/hutch/vms/$1/state.json" "$2" <<'PY'
@@ -175,6 +192,8 @@ run_mode() {
 	local mode=$1 name=e2e-$1 P=$T/proj-$1 vmd t0 t1 out rc
 	vmd=$XDG_DATA_HOME/hutch/vms/$name
 	mkdir -p "$P/hooks"
+	: >"$P/hooks.log"
+	chmod 666 "$P/hooks.log"	# the hooks write it as the unprivileged user
 	cat >"$P/hutch.yaml" <<Y
 name: $name
 image: $IMAGE
@@ -210,6 +229,15 @@ Y
 		chmod +x "$P/hooks/$h"
 	done
 	H=("${NSX[@]}" "$HUTCH" -C "$P")
+
+	# a cloned project's hooks and playbook run only once the user allowed them
+	"${H[@]}" up </dev/null >"$T/up0-$mode.log" 2>&1; rc=$?
+	if [ "$rc" = 77 ] && [ ! -e "$P/hooks.log" ] && [ ! -d "$vmd" ]; then
+		ok "$mode: up without 'hutch allow' refuses (exit 77), nothing ran or was made"
+	else
+		fail "$mode: up without consent (exit $rc)"; tail -10 "$T/up0-$mode.log" | sed 's/^/#   /'
+	fi
+	check "$mode: hutch allow" "${H[@]}" allow
 
 	t0=$(date +%s)
 	if "${H[@]}" up >"$T/up-$mode.log" 2>&1; then

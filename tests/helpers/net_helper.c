@@ -3,7 +3,7 @@
  * net_helper CMD...: drives net/ for tests/net/ and tests/bench/, always
  * inside a network namespace the test created.
  *   bridge BR CIDR            create/configure bridge (net_bridge_ensure)
- *   attach PORT BR            enslave + isolate + up an existing link
+ *   attach PORT BR [MAC]      enslave + isolate + up an existing link (MAC: static FDB entry)
  *   tap ID BR                 create tap ht-ID on BR, print "ready ht-ID", hold it until stdin closes
  *   isolated PORT             print 1 or 0
  *   list PREFIX [MASTER]      print matching link names
@@ -11,9 +11,13 @@
  *   serve PORT BR CIDR MAC ADDR NAME   DHCP for MAC on PORT + DNS on the gateway, until SIGTERM;
  *                             prints "ack ADDR" on each ACK
  *   probe IF MAC N            N DISCOVERs out of IF, prints OFFER latency in microseconds
- *   sv VMDIR NAME teardown|die   the net extension in a fake supervisor, the test acting as
- *                             QEMU on the tap fd: DISCOVER, REQUEST, prints "lease IP", then
- *                             tears down or _exit()s like a kill -9
+ *   sv VMDIR NAME teardown|die|hold|guest   the net extension in a fake supervisor, the
+ *                             test acting as QEMU on the tap fd: DISCOVER, REQUEST, prints
+ *                             "lease IP", then tears down, _exit()s like a kill -9, serves
+ *                             until stdin closes (hold), or plays the guest (guest: stdin
+ *                             commands "tx HEX", "flood N HEX", "wait MS", "sync"; frames
+ *                             to the guest printed as "rx HEX"); NET_HELPER_IPV6=1 sets
+ *                             ipv6: true, NET_HELPER_FORWARD="tcp/H:G udp/H:G" forwards
  *   vm VMDIR NAME KERNEL INITRD   a minimal supervisor: the net extension + a real
  *                             qemu-system-x86_64 (TCG) booting KERNEL/INITRD with
  *                             hutch.net=dhcp, console on VMDIR/console.sock (+ .log);
@@ -359,6 +363,163 @@ static int load_state(const char *dir, json_t **st)
 	return *st ? 0 : -EINVAL;
 }
 
+/* run every watched fd that is ready within @ms */
+static void pump(struct sv_ctx *c, int ms)
+{
+	struct pollfd p[UTIL_ARRAY_SIZE(watches)];
+
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(watches); i++)
+		p[i] = (struct pollfd){ .fd = watches[i].cb ? watches[i].fd : -1, .events = POLLIN };
+	if (poll(p, UTIL_ARRAY_SIZE(watches), ms) <= 0)
+		return;
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(watches); i++)
+		if (p[i].revents && watches[i].cb)
+			watches[i].cb(c, watches[i].fd, watches[i].arg);
+}
+
+static int hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* HEX into @f after a zeroed virtio_net_hdr (IFF_VNET_HDR); total length or 0 */
+static size_t unhex_frame(const char *hex, uint8_t *f, size_t max)
+{
+	size_t n = 10;
+
+	memset(f, 0, 10);
+	for (; hex[0] && hex[1] && n < max; hex += 2) {
+		int h = hexval(hex[0]), l = hexval(hex[1]);
+
+		if (h < 0 || l < 0)
+			break;
+		f[n++] = (uint8_t)(h << 4 | l);
+	}
+	return n > 10 + 14 ? n : 0;
+}
+
+/*
+ * One command of guest mode: "tx HEX" writes a frame into the tap as the
+ * guest would send it; "flood N HEX" writes it N times while serving the
+ * watches; "wait MS" serves the watches for MS; "sync" answers "synced".
+ */
+static void guest_cmd(struct sv_ctx *c, char *line)
+{
+	uint8_t f[2048];
+	size_t n;
+	long cnt = 1;
+	char *hex = line;
+
+	if (!strncmp(line, "wait ", 5)) {
+		long ms = strtol(line + 5, NULL, 10);
+		uint64_t end = util_monotonic_ms() + (uint64_t)(ms > 0 ? ms : 0);
+
+		while (util_monotonic_ms() < end)
+			pump(c, 50);
+		return;
+	}
+	if (!strcmp(line, "sync")) {
+		printf("synced\n");
+		fflush(stdout);
+		return;
+	}
+	if (!strncmp(line, "tx ", 3)) {
+		hex = line + 3;
+	} else if (!strncmp(line, "flood ", 6)) {
+		cnt = strtol(line + 6, &hex, 10);
+		hex += strspn(hex, " ");
+	} else {
+		return;
+	}
+	n = unhex_frame(hex, f, sizeof(f));
+	if (!n)
+		return;
+	for (long i = 0; i < cnt; i++) {
+		if (write(qemu_fd, f, n) < 0 && errno != EAGAIN)
+			fprintf(stderr, "net_helper: tap write: %s\n", strerror(errno));
+		if (i % 64 == 63)
+			pump(c, 0);
+	}
+	printf("sent %ld\n", cnt);
+	fflush(stdout);
+}
+
+/*
+ * guest mode: commands on stdin (guest_cmd()), every frame the host sends
+ * to the guest printed as "rx HEX" (without the vnet header), the watches
+ * served, until stdin closes.
+ */
+static void guest_loop(struct sv_ctx *c)
+{
+	static char in[1 << 16];
+	size_t have = 0;
+
+	signal(SIGTERM, on_sig);
+	while (!stop) {
+		struct pollfd p[2] = { { .fd = 0, .events = POLLIN }, { .fd = qemu_fd, .events = POLLIN } };
+		uint8_t f[2048];
+		char *nl;
+		ssize_t r;
+
+		pump(c, 0);
+		if (poll(p, 2, 20) <= 0)
+			continue;
+		if (p[1].revents & (POLLERR | POLLHUP | POLLNVAL))
+			return;	/* the tap is gone (its namespace was deleted) */
+		if (p[1].revents & POLLIN) {
+			r = read(qemu_fd, f, sizeof(f));
+			if (r > 10) {
+				printf("rx ");
+				for (ssize_t i = 10; i < r; i++)
+					printf("%02x", f[i]);
+				printf("\n");
+				fflush(stdout);
+			}
+		}
+		if (!(p[0].revents & (POLLIN | POLLHUP)))
+			continue;
+		r = read(0, in + have, sizeof(in) - 1 - have);
+		if (r <= 0)
+			return;
+		have += (size_t)r;
+		in[have] = 0;
+		while ((nl = strchr(in, '\n'))) {
+			*nl = 0;
+			guest_cmd(c, in);
+			have -= (size_t)(nl + 1 - in);
+			memmove(in, nl + 1, have + 1);
+		}
+		if (have == sizeof(in) - 1)
+			have = 0;	/* an overlong line: dropped */
+	}
+}
+
+/* NET_HELPER_FORWARD="tcp/H:G udp/H:G": at most two forwards */
+static size_t env_forwards(struct cfg_forward *fw)
+{
+	const char *e = getenv("NET_HELPER_FORWARD");
+	size_t n = 0;
+	char proto[4];
+	unsigned int hp, gp;
+	int used;
+
+	while (e && n < 2 && sscanf(e, " %3[a-z]/%u:%u%n", proto, &hp, &gp, &used) == 3) {
+		if (!hp || hp > 65535 || !gp || gp > 65535)
+			break;
+		fw[n] = (struct cfg_forward){ .proto = strcmp(proto, "udp") ? CFG_PROTO_TCP : CFG_PROTO_UDP,
+					      .host_port = (uint16_t)hp, .guest_port = (uint16_t)gp };
+		n++;
+		e += used;
+	}
+	return n;
+}
+
 static int cmd_sv(char **av)
 {
 	struct cfg_vm vm = { .network = { .mode = CFG_NET_NAT, .isolation = true },
@@ -373,6 +534,12 @@ static int cmd_sv(char **av)
 	size_t n;
 	int rc, t;
 
+	struct cfg_forward fw[2];
+	size_t nfw = env_forwards(fw);
+
+	vm.network.ipv6 = getenv("NET_HELPER_IPV6") != NULL;
+	vm.network.forward = nfw ? fw : NULL;
+	vm.network.n_forward = nfw;
 	util_snprintf(vm.name, sizeof(vm.name), "%s", av[1]);
 	util_mkdir_p(av[0], 0700);
 	if (load_state(av[0], &c.state))
@@ -424,6 +591,8 @@ static int cmd_sv(char **av)
 				if (p[i].revents && watches[i - 1].cb)
 					watches[i - 1].cb(&c, watches[i - 1].fd, watches[i - 1].arg);
 		}
+	} else if (!strcmp(av[2], "guest")) {
+		guest_loop(&c);
 	} else if (!strcmp(av[2], "die")) {
 		_exit(0);	/* like kill -9: no teardown, the kernel closes our fds */
 	}
@@ -536,8 +705,14 @@ int main(int argc, char **argv)
 		rc = net_bridge_ensure(&nc, false);
 		return rc ? fail(rc, "bridge") : 0;
 	}
-	if (!strcmp(cmd, "attach") && argc == 4) {
-		if ((rc = net_port_attach(argv[2], argv[3], false)) || (rc = nl_link_up(argv[2])))
+	if (!strcmp(cmd, "attach") && (argc == 4 || argc == 5)) {
+		uint8_t mac[6];
+
+		/* the guest's MAC becomes a static FDB entry: ports do not learn */
+		if (argc == 5 && (rc = net_mac_parse(argv[4], mac)))
+			return fail(rc, "mac");
+		if ((rc = net_port_attach(argv[2], argv[3], false)) ||
+		    (argc == 5 && (rc = nl_fdb_add(argv[2], mac))) || (rc = nl_link_up(argv[2])))
 			return fail(rc, "attach");
 		return 0;
 	}

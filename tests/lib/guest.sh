@@ -2,6 +2,7 @@
 # Test guest helpers: source after tests/lib/tap.sh.
 #   guest_tiny_build        `make tiny` once; exports TINY_KERNEL, TINY_INITRD
 #                           (returns non-zero with the build log on failure)
+#                           and adds the tiny dir to HUTCH_ALLOW_PATHS
 #   guest_debian_build      `make debian-image` once (root; minutes the first
 #                           time); exports DEBIAN_IMAGE (the qcow2 path)
 #   tiny_boot DIR [QEMU ARGS...]
@@ -44,6 +45,18 @@ guest_tiny_build() {
 	TINY_KERNEL=$TINY_DIR/vmlinuz
 	TINY_INITRD=$TINY_DIR/initrd.img
 	export TINY_KERNEL TINY_INITRD
+	guest_allow "$TINY_DIR"
+}
+
+# guest_allow DIR: the test projects name the guest's kernel, initrd or image
+# in the build tree, outside the project: allowed as a user would allow it
+# (HUTCH_ALLOW_PATHS is the user's own word, like allow_paths in
+# ~/.config/hutch/config.yaml; a project can set neither)
+guest_allow() {
+	case ":${HUTCH_ALLOW_PATHS:-}:" in *":$1:"*) ;; *)
+		HUTCH_ALLOW_PATHS=${HUTCH_ALLOW_PATHS:+$HUTCH_ALLOW_PATHS:}$1 ;;
+	esac
+	export HUTCH_ALLOW_PATHS
 }
 
 guest_debian_build() {
@@ -59,6 +72,7 @@ guest_debian_build() {
 	fi
 	DEBIAN_IMAGE=$HUTCH_SRC/build/guests/debian-12/image.qcow2
 	export DEBIAN_IMAGE
+	guest_allow "$HUTCH_SRC/build/guests/debian-12"
 }
 
 tiny_boot() {

@@ -13,10 +13,14 @@ bcast ADDR PORT               one UDP datagram with SO_BROADCAST
 raw IFACE arp SRCMAC SENDERIP TARGETIP        gratuitous ARP reply (broadcast)
 raw IFACE udp SRCMAC DSTMAC SRCIP DSTIP SPORT DPORT   hand-made IPv4/UDP frame
 """
+import os
 import socket
 import struct
 import sys
 import threading
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from frames import csum, mac  # noqa: E402  (the one frame builder of the tests)
 
 
 def log_line(path, text):
@@ -170,19 +174,6 @@ def probe(args):
         t.join()
     for a in args:
         print(a, out.get(a, "error:none"))
-
-
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return (~s) & 0xFFFF
-
-
-def mac(s):
-    return bytes(int(x, 16) for x in s.split(":"))
 
 
 def raw(iface, kind, args):

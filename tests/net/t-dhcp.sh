@@ -34,7 +34,7 @@ for i in 1 2; do
 	ip -n "$g" link set eth0 address "$m"
 	ip -n "$g" link set lo up
 	ip -n "$g" link set eth0 up
-	check "port vp$i attached and isolated" ins "$H" attach "vp$i" hb0
+	check "port vp$i attached and isolated" ins "$H" attach "vp$i" hb0 "$m"
 done
 
 # upstream DNS for the forwarder, in the host namespace

@@ -112,11 +112,11 @@ run_probes "203.0.113.10 80" "10.77.0.1 53"
 expect_g none 203.0.113.10:80 "no VM rules yet: "
 expect_g none 10.77.0.1:53 "no VM rules yet: "
 
-check "nft_vm_add (allow-host-port tcp/8080)" ns $H "$NFTCTL" add t ht-t $MAC 10.77.0.20 10.77.0.1 24 host tcp/8080
+check "nft_vm_add (allow-host-port tcp/8080)" ns $H "$NFTCTL" add t ht-t $MAC 10.77.0.20 10.77.0.1 24 dns host tcp/8080
 run_probes "203.0.113.10 80" "10.77.0.1 53" "10.77.0.1 8080" "10.77.0.1 80" "198.51.100.1 80" \
 	"198.51.100.1 8080" "169.254.169.254 80" "192.168.77.10 80" "192.168.77.1 80"
 expect_g net 203.0.113.10:80
-expect_g host 10.77.0.1:53
+expect_g none 10.77.0.1:53 "tcp/53 (the forwarder is UDP only): "
 expect_g host 10.77.0.1:8080
 expect_g none 10.77.0.1:80
 expect_g none 198.51.100.1:80

@@ -19,9 +19,16 @@
 # supervisor + `hutch gc` leaves no table, tap or bridge.
 # The counters of hutch's drop rules show the attempts reached them.
 # The matrix (attempt | expected | got) is printed as "# " lines.
+# ISOUP_WG=1 (tests/net/t-wg-isolation.sh): VM A has a wireguard.conf whose
+# peer (wireguard-go) is the "internet" namespace: the same matrix must hold
+# with A's traffic in the tunnel, and none of A's packets leave by the uplink.
+# HUTCH_TEST_AS_USER=1 (tests/net/t-isolation-up-user.sh): hutch runs as an
+# unprivileged user through a test copy of hutch-helper; QEMU then runs as
+# that user with no capabilities, and the helper's registry ends up empty.
 set -u
 source "$(dirname "$0")/../lib/tap.sh"
 source "$HUTCH_SRC/tests/lib/guest.sh"
+source "$HUTCH_SRC/tests/lib/priv.sh"
 DNSD=$HUTCH_SRC/tests/helpers/net_dns_server.py
 PROBE=$HUTCH_SRC/tests/net/nft_probe.py
 if [ "$(id -u)" -ne 0 ]; then skip "isolation through hutch up" "needs root"; done_testing; exit 0; fi
@@ -35,16 +42,23 @@ if ! guest_tiny_build; then fail "make tiny"; done_testing; exit 1; fi
 
 HN=isoup-h-$$ IN=isoup-i-$$ LN=isoup-l-$$
 T=$(mktemp -d /tmp/isoup.XXXXXX)
-export XDG_DATA_HOME=$T/data XDG_CACHE_HOME=$T/cache
-unset HUTCH_DIR HUTCH_BRIDGE HUTCH_SUBNET
-PIDS=()
-# jget FILE KEY...: a member of a JSON file, or nothing
-jget() { python3 -c 'import json,sys
-try:
-    v = json.load(open(sys.argv[1]))
-    for k in sys.argv[2:]: v = v[k]
-    print(v)
-except Exception: pass' "$@"; }
+export XDG_DATA_HOME=$T/data XDG_CACHE_HOME=$T/cache HUTCH_RUN_DIR=$T/run
+unset HUTCH_DIR HUTCH_BRIDGE HUTCH_SUBNET HUTCH_HELPER
+PIDS=() ASU=() U=
+if [ -n "${HUTCH_TEST_AS_USER:-}" ]; then
+	[ -x "$HUTCH_SRC/hutch-helper" ] || { skip "isolation as a user" "hutch-helper not built"; done_testing; exit 0; }
+	U=htiso$$
+	chmod 755 "$T"
+	if ! priv_init "$T/priv" || ! priv_user "$U"; then
+		fail "a test user and a test copy of hutch-helper"; sed 's/^/#   /' "$T/priv/setup.log"
+		priv_fini; rm -rf "$T"; done_testing; exit 1
+	fi
+	priv_argv "$U"
+	ASU=("${PRIV_ARGV[@]}")
+	export XDG_DATA_HOME=$PRIV_DIR/home-$U/data XDG_CACHE_HOME=$PRIV_DIR/home-$U/cache
+	diag "hutch runs as $U (uid $(id -u "$U")) through $HUTCH_HELPER"
+fi
+# jget FILE KEY...: a member of a JSON file, or nothing (tests/lib/priv.sh)
 cleanup() {
 	local p d
 	for d in "$XDG_DATA_HOME"/hutch/vms/*; do
@@ -53,12 +67,15 @@ cleanup() {
 		done
 	done
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	[ "${ISOUP_WG:-0}" = 1 ] && wg_peer_stop
 	wait 2>/dev/null
 	for n in $HN $IN $LN; do ip netns del "$n" 2>/dev/null; done
+	priv_fini
 	rm -rf "$T" "/etc/netns/$HN"
 }
 trap cleanup EXIT
 hn() { ip netns exec "$HN" env HUTCH_RESOLV_CONF="$T/resolv.conf" "$@"; }
+hh() { hn "${ASU[@]}" "$@"; }	# hutch itself: as root, or as the test user
 
 setup() {
 	local n a
@@ -110,29 +127,48 @@ $2
 timeouts: {boot: 600, shutdown: 300}
 Y
 	printf '#cloud-config\n' >"$T/$1/cloud-init.yml"
+	[ -z "$U" ] || chown -R "$U:" "$T/$1"
 }
 project isoa '  host_access:
     - allow-host-port tcp/8081
     - allow-lan-host 192.168.77.50
   forward: [ "tcp/8080:80" ]'
 project isob ''
+if [ "${ISOUP_WG:-0}" = 1 ]; then	# A's traffic through a tunnel to the internet namespace
+	source "$HUTCH_SRC/tests/net/wg-lib.sh"
+	wg_have_tools || { skip "isolation with WireGuard" "wireguard-go or wg missing"; done_testing; exit 0; }
+	wg_keys "$T/keys"
+	wg_peer_start "$IN" "wgi$$" 10.200.0.1/24 51820 "$(cat "$T/keys/client.pub")" 10.200.0.2/32 "$T/keys" >"$T/peer.log" 2>&1 ||
+		{ fail "WireGuard peer in the internet namespace"; sed 's/^/#   /' "$T/peer.log"; done_testing; exit 1; }
+	wg_conf_write "$T/isoa/wireguard.conf" "$T/keys" 10.200.0.2/32 203.0.113.10:51820 203.0.113.10
+fi
 
 up() {	# name
-	if hn timeout 300 "$HUTCH" -C "$T/$1" up 2>"$T/up-$1.err"; then ok "hutch up $1 (mode nat)"; return 0; fi
+	if hh timeout 300 "$HUTCH" -C "$T/$1" up 2>"$T/up-$1.err"; then ok "hutch up $1 (mode nat)"; return 0; fi
 	fail "hutch up $1 (mode nat)"; sed 's/^/#   /' "$T/up-$1.err"
 	tail -20 "$XDG_DATA_HOME/hutch/vms/$1/supervisor.log" 2>/dev/null | sed 's/^/#   /'
 	return 1
 }
 up isoa || { done_testing; exit 1; }
 up isob || { done_testing; exit 1; }
-A=$(hn "$HUTCH" -C "$T/isoa" ip 2>/dev/null) B=$(hn "$HUTCH" -C "$T/isob" ip 2>/dev/null)
+A=$(hh "$HUTCH" -C "$T/isoa" ip 2>/dev/null) B=$(hh "$HUTCH" -C "$T/isob" ip 2>/dev/null)
 ida=$(jget "$XDG_DATA_HOME/hutch/vms/isoa/state.json" net id)
 idb=$(jget "$XDG_DATA_HOME/hutch/vms/isob/state.json" net id)
 GW=$(jget "$XDG_DATA_HOME/hutch/vms/isoa/state.json" net gateway)
 BR=$(jget "$XDG_DATA_HOME/hutch/vms/isoa/state.json" net bridge)
 diag "VM A $A (rules $ida), VM B $B (rules $idb), gateway $GW on ${BR:-?}"
+if [ "${ISOUP_WG:-0}" = 1 ]; then	# A's packets forwarded anywhere but its tunnel (or to its allow-lan-host): must stay 0
+	WGIF=$(jget "$XDG_DATA_HOME/hutch/vms/isoa/state.json" wg ifname)
+	diag "VM A's tunnel: $WGIF ($(jget "$XDG_DATA_HOME/hutch/vms/isoa/state.json" wg impl))"
+	hn nft "add table inet wgleak; add chain inet wgleak f { type filter hook forward priority 300; }; add rule inet wgleak f iifname $BR ip saddr $A ip daddr != 192.168.77.50 oifname != $WGIF counter"
+fi
 [ -n "$A" ] && [ -n "$B" ] && [ -n "$GW" ] && [ -n "$ida" ] && [ -n "$idb" ] && ok "both VMs have a lease and rules id" ||
 	{ fail "both VMs have a lease and rules id"; done_testing; exit 1; }
+if [ -n "$U" ]; then	# QEMU as the user, with no capabilities
+	qp=$(jget "$XDG_DATA_HOME/hutch/vms/isoa/state.json" qemu_pid)
+	st=$(awk '/^Uid:/ {print $2} /^CapEff:/ {print $2}' "/proc/$qp/status" 2>/dev/null | tr '\n' ' ')
+	is "QEMU of A runs as $U with CapEff 0" "$st" "$(id -u "$U") 0000000000000000 "
+fi
 BCAST=${GW%.*}.255
 CA=$XDG_DATA_HOME/hutch/vms/isoa/console.sock CB=$XDG_DATA_HOME/hutch/vms/isob/console.sock
 # (guestsh's ceiling: 600 s; a command answers as soon as it is done)
@@ -306,8 +342,14 @@ g=$(fetch "http://$GW:8080/")
 [ "${g#error}" != "$g" ] && ok "forward: the gateway $GW:8080 is not published ($g)" ||
 	fail "forward: the gateway $GW:8080 is not published (got '$g')"
 
+if [ "${ISOUP_WG:-0}" = 1 ]; then
+	grep -q '^tcp 10.200.0.2 ' "$T/net.log" && ok "WireGuard: A reached the internet from its tunnel address" ||
+		fail "WireGuard: A reached the internet from its tunnel address"
+	is "WireGuard: none of A's packets were forwarded outside its tunnel (allow-lan-host aside)" \
+		"$(hn nft list table inet wgleak 2>/dev/null | sed -n 's/.*counter packets \([0-9]*\).*/\1/p')" 0
+fi
 # 6. inspect, halt of A, self-repair, kill -9 + gc
-ins=$(hn "$HUTCH" -C "$T/isoa" inspect 2>&1)
+ins=$(hh "$HUTCH" -C "$T/isoa" inspect 2>&1)
 grep -q "vm-$ida" <<<"$ins" && ok "hutch inspect lists A's rules (vm-$ida)" ||
 	{ fail "hutch inspect lists A's rules (vm-$ida)"; sed 's/^/#   /' <<<"$ins" | tail -30; }
 grep -q "vm-$idb" <<<"$ins" && fail "hutch inspect of A does not list B's rules" || ok "hutch inspect of A does not list B's rules"
@@ -317,7 +359,7 @@ grep -qE 'iifname "ht-\*" .*drop comment "drop frames from a tap without rules' 
 	ok "nft: a tap without its VM's rules passes nothing (fail closed)" || fail "nft: a tap without its VM's rules passes nothing (fail closed)"
 brmac() { hn cat "/sys/class/net/$BR/address" 2>/dev/null; }
 mac0=$(brmac)
-check "hutch halt A" hn timeout 120 "$HUTCH" -C "$T/isoa" halt
+check "hutch halt A" hh timeout 120 "$HUTCH" -C "$T/isoa" halt
 is "after halt: the gateway keeps its MAC (B's ARP entry stays right)" "$(brmac)" "$mac0"
 rules=$(hn nft list ruleset 2>/dev/null)
 grep -q "vm-$ida" <<<"$rules" && fail "after halt: no rule of A remains" || ok "after halt: no rule of A remains"
@@ -339,7 +381,11 @@ sp=$(jget "$vb/state.json" supervisor_pid); qp=$(jget "$vb/state.json" qemu_pid)
 kill -9 "$sp"
 wait_until 120 gone "$qp"
 links() { hn ip -br link | awk '{print $1}' | grep -E '^(ht-|hutch)' | sed 's/@.*//' | sort | tr '\n' ' '; }
-check "hutch gc after kill -9 of B's supervisor" hn timeout 60 "$HUTCH" gc
+check "hutch gc after kill -9 of B's supervisor" hh timeout 60 "$HUTCH" gc
 is "no ht-* link and no bridge left" "$(links)" ""
 hn nft list tables 2>/dev/null | grep -q hutch && fail "no hutch table left" || ok "no hutch table left"
+if [ -n "$U" ]; then
+	reg=$(priv_registry)
+	is "the helper's registry is empty" "$(python3 -c 'import json,sys; r=json.loads(sys.argv[1] or "{}"); print(len(r.get("vms",[]))+len(r.get("mounts",[])))' "$reg")" 0
+fi
 done_testing

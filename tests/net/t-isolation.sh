@@ -60,7 +60,8 @@ setup() {
 		ns $H ip link set ht-$g master hutch0 up
 		ns "$n" ip link set eth0 address $mac
 		ns "$n" ip addr add $addr/24 dev eth0
-		ns "$n" ip -6 addr add 2001:db8:77::$i/64 dev eth0 nodad
+		# EUI-64 of the MAC: with ipv6 the rules accept only that interface id
+		ns "$n" ip -6 addr add "2001:db8:77::5054:ff:fe77:${mac##*:}/64" dev eth0 nodad
 		ns "$n" ip link set eth0 up
 		ns "$n" ip route add default via 10.77.0.1
 		ns "$n" ip -6 route add default via 2001:db8:77::1
@@ -177,19 +178,19 @@ MATRIX=()
 ns $H nft 'add table inet hosttable; add chain inet hosttable c { type filter hook input priority 0; policy accept; }; add rule inet hosttable c counter comment "host rule"'
 check "nft_base_ensure" ns $H "$NFTCTL" base hutch0 10.77.0.0/24
 check "nft_vm_add a (allow-host-port tcp/8080, allow-lan-host 192.168.77.10)" \
-	ns $H "$NFTCTL" add a ht-a $MACA 10.77.0.10 10.77.0.1 24 host tcp/8080 lan 192.168.77.10
-check "nft_vm_add b (no exceptions)" ns $H "$NFTCTL" add b ht-b $MACB 10.77.0.11 10.77.0.1 24
+	ns $H "$NFTCTL" add a ht-a $MACA 10.77.0.10 10.77.0.1 24 dns host tcp/8080 lan 192.168.77.10
+check "nft_vm_add b (no exceptions)" ns $H "$NFTCTL" add b ht-b $MACB 10.77.0.11 10.77.0.1 24 dns
 is "nft_vm_list" "$(ns $H "$NFTCTL" list | sort | tr '\n' ' ')" "a b "
 check_fails "a second VM with a's address is refused" ns $H "$NFTCTL" add d ht-d 52:54:00:77:00:0d 10.77.0.10 10.77.0.1 24
 is "the refused VM left nothing behind" "$(ns $H "$NFTCTL" list | sort | tr '\n' ' ')" "a b "
 check "nft_base_ensure again (idempotent)" ns $H "$NFTCTL" base hutch0 10.77.0.0/24
-is "base rules not duplicated" "$(ns $H nft list chain inet hutch input | grep -c comment)" 7
+is "base rules not duplicated" "$(ns $H nft list chain inet hutch input | grep -c comment)" 8
 is "VMs kept by nft_base_ensure" "$(ns $H "$NFTCTL" list | sort | tr '\n' ' ')" "a b "
 
 # ---- the matrix from guest a ----
 expect $GA \
 	open:host udp:10.77.0.1:53 \
-	open:host tcp:10.77.0.1:53 \
+	blocked tcp:10.77.0.1:53 \
 	open:host udp:10.77.0.1:67 \
 	open:host tcp:10.77.0.1:8080 \
 	open:net tcp:203.0.113.10:80 \
@@ -210,7 +211,7 @@ expect $GA \
 	blocked tcp:192.168.99.10:80 \
 	blocked "tcp:[2001:db8:77::1]:80" \
 	blocked "tcp:[$HLL%eth0]:80" \
-	blocked "tcp:[2001:db8:77::11]:80"
+	blocked "tcp:[2001:db8:77::5054:ff:fe77:b]:80"
 [ "$(logcount net '^tcp 203.0.113.1 ')" -gt 0 ] && ok "internet sees the guest masqueraded as 203.0.113.1" ||
 	fail "internet sees the guest masqueraded as 203.0.113.1"
 
@@ -326,7 +327,7 @@ grep '^' "$TMP/dump" | sed 's/^/#   /' | head -40
 is "host table untouched by hutch" "$(ns $H nft list table inet hosttable | grep -c 'comment "host rule"')" 1
 
 # ---- the host flushes its ruleset: noticed, then repaired ----
-check "nft_vm_add a again" ns $H "$NFTCTL" add a ht-a $MACA 10.77.0.10 10.77.0.1 24
+check "nft_vm_add a again" ns $H "$NFTCTL" add a ht-a $MACA 10.77.0.10 10.77.0.1 24 dns
 ip netns exec $H "$NFTCTL" watch 30 >"$TMP/watch.out" 2>&1 &
 wpid=$!
 PIDS+=("$wpid")
@@ -337,7 +338,7 @@ is "nft_watch_handle notices the flush" "$(grep -o 'hit base=[0-9]' "$TMP/watch.
 is "nft_base_present after flush" "$(ns $H "$NFTCTL" present)" no
 is "nft_vm_present a after flush" "$(ns $H "$NFTCTL" present a)" no
 check "repair: nft_base_ensure" ns $H "$NFTCTL" base hutch0 10.77.0.0/24
-check "repair: re-add a" ns $H "$NFTCTL" add a ht-a $MACA 10.77.0.10 10.77.0.1 24
+check "repair: re-add a" ns $H "$NFTCTL" add a ht-a $MACA 10.77.0.10 10.77.0.1 24 dns
 is "nft_base_present after repair" "$(ns $H "$NFTCTL" present)" yes
 is "nft_vm_present a after repair" "$(ns $H "$NFTCTL" present a)" yes
 expect $GA blocked tcp:169.254.169.254:80 blocked tcp:10.77.0.1:80 open:net tcp:203.0.113.10:80
@@ -347,7 +348,7 @@ for m in "${MATRIX[@]}"; do diag "  $m"; done
 MATRIX=()
 
 # ---- per-VM options: ipv6 and isolation off ----
-check "nft_vm_add b with ipv6" ns $H "$NFTCTL" add b ht-b $MACB 10.77.0.11 10.77.0.1 24 ipv6
+check "nft_vm_add b with ipv6" ns $H "$NFTCTL" add b ht-b $MACB 10.77.0.11 10.77.0.1 24 dns ipv6
 expect $GB open:net "tcp:[2001:db8:99::10]:80" blocked "tcp:[2001:db8:77::1]:80" open:net tcp:203.0.113.10:80 \
 	blocked tcp:169.254.169.254:80
 expect $GA blocked "tcp:[2001:db8:99::10]:80"	# a has no ipv6
@@ -364,6 +365,9 @@ MATRIX=()
 
 # ---- remove everything: nothing of hutch remains, the host's tables stay ----
 ns $H nft 'add table inet hosttable2; add chain inet hosttable2 c { type filter hook forward priority 0; policy accept; }'
+check_fails "nft_base_remove while b has rules is refused" ns $H "$NFTCTL" remove
+check "nft_vm_del a, b" ns $H "$NFTCTL" del a
+check "nft_vm_del b" ns $H "$NFTCTL" del b
 check "nft_base_remove" ns $H "$NFTCTL" remove
 check "nft_base_remove again (missing is fine)" ns $H "$NFTCTL" remove
 is "nothing of hutch in nft list ruleset" "$(ns $H nft list ruleset | grep -c hutch)" 0

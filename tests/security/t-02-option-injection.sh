@@ -98,7 +98,9 @@ check_fails "no virtiofsd serving /etc ran" pgrep -f "virtiofsd.*source=.*source
 check_fails "no QEMU runs" pgrep -f "qemu-system.*-name sec02"
 h destroy >/dev/null 2>&1
 
-# --- QEMU: paths in -drive and -chardev are escaped, not refused
+# --- QEMU: no path of the VM's reaches -drive or -chardev at all: QEMU gets
+# the disk, the seed and virtiofsd's socket as file descriptors (src/vmfd.c,
+# share_sv.c), so a comma in a path has nothing left to split
 export XDG_DATA_HOME="$T/d,readonly=on"
 VM_DIR=$XDG_DATA_HOME/hutch/vms/sec02
 mkdir -p "$P/ws"
@@ -108,10 +110,10 @@ out=$(h up 2>&1); rc=$?
 is "up with a VM dir holding a comma ($XDG_DATA_HOME)" "$rc" 0
 [ "$rc" = 0 ] || { diag "$out"; tail -20 "$VM_DIR/supervisor.log" 2>/dev/null | sed 's/^/#   /'; }
 argv=$(python3 -c "import json; print('\n'.join(json.load(open('$VM_DIR/state.json'))['qemu_argv']))" 2>/dev/null)
-if grep -qxF "file=$T/d,,readonly=on/hutch/vms/sec02/seed.iso,if=virtio,format=raw,readonly=on" <<<"$argv"
-then ok "QEMU's -drive has the seed's path with the comma doubled"; else fail "-drive: $(grep seed <<<"$argv")"; fi
-if grep -qxF "socket,id=hutch-vfs0,path=$T/d,,readonly=on/hutch/vms/sec02/vfs-ws.sock" <<<"$argv"
-then ok "QEMU's -chardev has the virtiofs socket with the comma doubled"; else fail "-chardev: $(grep vfs <<<"$argv")"; fi
+if [ -n "$argv" ] && ! grep -qF "$T/d" <<<"$argv"
+then ok "no path under the VM dir (with its comma) in QEMU's options"; else fail "QEMU's argv: $(grep -F "$T/d" <<<"$argv")"; fi
+if grep -q '^socket,id=hutch-vfs0,fd=[0-9]*$' <<<"$argv" && grep -q '^file=/dev/fdset/' <<<"$argv"
+then ok "-chardev and -drive name file descriptors"; else fail "-chardev/-drive: $(grep -e vfs -e file= <<<"$argv")"; fi
 SG_DIR=$VM_DIR SG_TIMEOUT=${SG_TIMEOUT:-300}
 python3 "$GUESTSH" --timeout 600 --wait-ready "$SG_DIR/console.sock" >/dev/null 2>&1	# TCG on a busy host
 is "the guest reads the share through that socket" "$(sg_sh 'cat /mnt/ws/probe.txt' 2>&1 | tr -d '\r' | tail -1)" "through-a-comma"

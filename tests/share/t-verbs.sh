@@ -63,7 +63,9 @@ is "an unknown tag is a usage error" "$?" 2
 
 # a running VM owns its shares
 mkdir -p "$XDG_DATA_HOME/hutch/vms/sharetest"
-sleep 600 &
+# a stand-in supervisor: liveness is checked by its command line
+# ("__supervise VM_DIR"), never by a bare kill(pid, 0)
+python3 -c 'import time; time.sleep(600)' __supervise "$XDG_DATA_HOME/hutch/vms/sharetest" &
 spid=$!
 printf '{"name":"sharetest","status":"running","supervisor_pid":%d}\n' "$spid" \
 	>"$XDG_DATA_HOME/hutch/vms/sharetest/state.json"

@@ -91,8 +91,8 @@ static const char full[] =
 	"memory: 8192\n"
 	"disk: 40\n"
 	"accel: tcg\n"
-	"firmware: uefi\n"
-	"kernel: {path: ../k/vmlinuz, initrd: ./k/initrd.img, cmdline: \"console=ttyS0 quiet\"}\n"
+	"firmware: bios\n"
+	"kernel: {path: k/../k/vmlinuz, initrd: ./k/initrd.img, cmdline: \"console=ttyS0 quiet\"}\n"
 	"network:\n"
 	"  mode: user\n"
 	"  isolation: false\n"
@@ -104,7 +104,7 @@ static const char full[] =
 	"  forward: [ \"tcp/8080:80\", \"udp/8080:53\" ]\n"
 	"shared_folders:\n"
 	"  - {host: workspace, guest: /workspace, tag: ws, size: 20, isolation: false}\n"
-	"  - host: /srv/data\n"
+	"  - host: /proj/sub/data\n"
 	"ssh: {user: dev, key: keys/id_ed25519}\n"
 	"autoconnect: console\n"
 	"cloud_init_wait: false\n"
@@ -125,8 +125,8 @@ static void test_every_key(void)
 	ok(str_eq(v->image_sha256, "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789"),
 	   "image_sha256 lowercased");
 	ok(v->cpus == 8 && v->memory_mib == 8192 && v->disk_gib == 40, "cpus, memory, disk");
-	ok(v->accel == CFG_ACCEL_TCG && v->firmware == CFG_FW_UEFI, "accel, firmware");
-	ok(str_eq(v->kernel.path, "/k/vmlinuz") && str_eq(v->kernel.initrd, "/proj/k/initrd.img") &&
+	ok(v->accel == CFG_ACCEL_TCG && v->firmware == CFG_FW_BIOS, "accel, firmware");
+	ok(str_eq(v->kernel.path, "/proj/k/vmlinuz") && str_eq(v->kernel.initrd, "/proj/k/initrd.img") &&
 	   str_eq(v->kernel.cmdline, "console=ttyS0 quiet"), "kernel path/initrd resolved, cmdline kept");
 	ok(v->network.mode == CFG_NET_USER && !v->network.isolation && v->network.ipv6,
 	   "network mode, isolation, ipv6 (True accepted)");
@@ -143,7 +143,7 @@ static void test_every_key(void)
 	ok(v->n_shares == 2 && str_eq(v->shares[0].host, "/proj/workspace") &&
 	   str_eq(v->shares[0].guest, "/workspace") && str_eq(v->shares[0].tag, "ws") &&
 	   v->shares[0].size_gib == 20 && !v->shares[0].isolation, "share with every key");
-	ok(v->n_shares == 2 && str_eq(v->shares[1].host, "/srv/data") &&
+	ok(v->n_shares == 2 && str_eq(v->shares[1].host, "/proj/sub/data") &&
 	   str_eq(v->shares[1].guest, "/data") && str_eq(v->shares[1].tag, "data") &&
 	   v->shares[1].size_gib == 10 && v->shares[1].isolation,
 	   "share defaults: guest /<base>, tag <base>, 10 GiB, isolated");
@@ -165,7 +165,7 @@ static void test_vms(void)
 			     "  - name: b\n"
 			     "    cpus: 1\n"
 			     "    network: {ipv6: false}\n"
-			     "    kernel: {path: /boot/vmlinuz}\n");
+			     "    kernel: {path: /proj/boot/vmlinuz}\n");
 
 	ok(c != NULL, "vms: list loads%s%s", c ? "" : ": ", c ? "" : err.msg);
 	if (!c)
@@ -204,9 +204,14 @@ static void test_image_kernel(void)
 	c = load("name: a\nimage: disk.img\n");
 	ok(c && str_eq(c->vms[0].image, "/proj/disk.img"), "bare .img name is a local path");
 	cfg_free(c);
-	c = load("name: a\nimage: /abs/./x/../d.qcow2\n");
-	ok(c && str_eq(c->vms[0].image, "/abs/d.qcow2"), "absolute path normalised lexically");
+	c = load("name: a\nimage: /proj/./x/../d.qcow2\n");
+	ok(c && str_eq(c->vms[0].image, "/proj/d.qcow2"), "absolute path normalised lexically");
 	cfg_free(c);
+	ok(strstr(load_err("name: a\nimage: /abs/d.qcow2\n"), "hutch.yaml:2:8: image: '/abs/d.qcow2' is "
+							       "outside the project directory"),
+	   "an image outside the project refused");
+	is_int(cfg_load_buffer("name: a\nkernel: {path: ../k}\n", 29, "hutch.yaml", "/proj", &c, &err),
+	       -EPERM, "a path outside the project is -EPERM (exit 77)");
 	ok(strstr(load_err("name: a\nimage: http://example.org/x.qcow2\n"), "use https://"),
 	   "plain http refused with a hint");
 	ok(strstr(load_err("name: a\nkernel: {initrd: i}\n"), "hutch.yaml:2:9: kernel: missing 'path'"),
@@ -218,10 +223,13 @@ static void test_paths(void)
 	struct cfg *c;
 	char *home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
 
-	setenv("HOME", "/home/u", 1);
+	setenv("HOME", "/proj/u", 1);
 	c = load("name: a\nssh: {key: ~/.ssh/id}\n");
-	ok(c && str_eq(c->vms[0].ssh.key_path, "/home/u/.ssh/id"), "~/ is $HOME");
+	ok(c && str_eq(c->vms[0].ssh.key_path, "/proj/u/.ssh/id"), "~/ is $HOME");
 	cfg_free(c);
+	setenv("HOME", "/home/u", 1);
+	ok(strstr(load_err("name: a\nssh: {key: ~/.ssh/id}\n"), "outside the project"),
+	   "~/.ssh is outside the project: refused");
 	if (home)
 		setenv("HOME", home, 1);
 	else
@@ -230,9 +238,14 @@ static void test_paths(void)
 	c = load("name: a\nssh: {key: generated}\n");
 	ok(c && c->vms[0].ssh.key == CFG_KEY_GENERATED && !c->vms[0].ssh.key_path, "ssh key generated");
 	cfg_free(c);
-	c = load("name: a\nshared_folders: [{host: ../sibling}]\n");
-	ok(c && str_eq(c->vms[0].shares[0].host, "/sibling"), "share host beside the project is fine");
-	cfg_free(c);
+	ok(strstr(load_err("name: a\nshared_folders: [{host: ../sibling}]\n"), "outside the project"),
+	   "a share beside the project is refused");
+	ok(strstr(load_err("name: a\nshared_folders: [{host: hooks/x}]\n"), "runs on the host"),
+	   "a share inside hooks/ is refused");
+	ok(strstr(load_err("name: a\nssh: {key: \"{{ lookup('pipe', 'id') }}\"}\n"),
+		  "ssh.key: '{{', '{%' and '{#' are not allowed"), "Jinja in a value refused");
+	ok(strstr(load_err("name: a\nfirmware: uefi\n"), "hutch.yaml:2:11: firmware: uefi is not supported"),
+	   "firmware: uefi refused");
 	ok(strstr(load_err("name: a\nshared_folders: [{host: .}]\n"), "is the project directory"),
 	   "sharing the project directory refused");
 	ok(strstr(load_err("name: a\nshared_folders: [{host: ..}]\n"), "is the project directory or contains"),
@@ -316,8 +329,8 @@ static void test_round_trip(const char *what, const char *yaml)
 	ok(m && cfg_print(m, c) == 0, "cfg_print %s", what);
 	if (m)
 		fclose(m);
-	ok(text && cfg_load_buffer(text, len, "p.yaml", "/elsewhere", &c2, &err) == 0,
-	   "printed %s loads again (from another directory: paths are absolute)", what);
+	ok(text && cfg_load_buffer(text, len, "p.yaml", "/proj", &c2, &err) == 0,
+	   "printed %s loads again (paths are absolute)", what);
 	if (c2) {
 		cfg_to_json(c, &j1);
 		cfg_to_json(c2, &j2);

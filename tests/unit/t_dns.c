@@ -173,8 +173,9 @@ int main(void)
 			pump(f);
 	}
 	pump(f);
-	ok(dns_fwd_inflight(f) <= DNS_INFLIGHT_MAX && dns_fwd_inflight(f) > 0,
-	   "in-flight table bounded (%zu)", dns_fwd_inflight(f));
+	ok(dns_fwd_inflight(f) <= DNS_INFLIGHT_PER_SRC && dns_fwd_inflight(f) > 0,
+	   "one client gets at most its share of the in-flight table (%zu of %d)", dns_fwd_inflight(f),
+	   DNS_INFLIGHT_MAX);
 	dns_fwd_close(f);
 
 	/* clients outside the subnet are refused: no open resolver */
@@ -218,6 +219,34 @@ int main(void)
 					all = 0;
 			ok(all, "every truncation refused");
 		}
+		/* queries only: header flags and counts */
+		qn = query(b, 1, "a.test");
+		is_int(dns_parse_query(b, qn, &id, &fl2, &q), 0, "dns_parse_query: a plain query");
+		b[2] |= 0x28;	/* opcode 5: UPDATE */
+		is_int(dns_parse_query(b, qn, &id, &fl2, &q), -EBADMSG, "... UPDATE refused");
+		b[2] = (uint8_t)((b[2] & 0x87) | 0x20);	/* opcode 4: NOTIFY */
+		is_int(dns_parse_query(b, qn, &id, &fl2, &q), -EBADMSG, "... NOTIFY refused");
+		b[2] &= 0x87;
+		b[7] = 1;
+		is_int(dns_parse_query(b, qn, &id, &fl2, &q), -EBADMSG, "... an answer count refused");
+		b[7] = 0;
+		b[9] = 1;
+		is_int(dns_parse_query(b, qn, &id, &fl2, &q), -EBADMSG, "... an authority count refused");
+		b[9] = 0;
+		b[qn] = 0;	/* OPT: root, type 41, class 1232, ttl 0, rdlen 0 */
+		memcpy(b + qn + 1, "\0\x29\x04\xd0\0\0\0\0\0\0", 10);
+		b[11] = 1;
+		is_int(dns_parse_query(b, qn + 11, &id, &fl2, &q), 0, "... one OPT accepted");
+		b[qn + 2] = 1;	/* type A: not an OPT */
+		is_int(dns_parse_query(b, qn + 11, &id, &fl2, &q), -EBADMSG, "... another record type refused");
+		b[qn + 2] = 0x29;
+		is_int(dns_parse_query(b, qn + 12, &id, &fl2, &q), -EBADMSG, "... bytes after the OPT refused");
+		b[11] = 2;
+		is_int(dns_parse_query(b, qn + 22, &id, &fl2, &q), -EBADMSG, "... two additional records refused");
+		b[11] = 0;
+		is_int(dns_parse_query(b, qn + 1, &id, &fl2, &q), -EBADMSG, "... trailing bytes refused");
+		b[2] |= 0x80;
+		is_int(dns_parse_query(b, qn, &id, &fl2, &q), -EBADMSG, "... a response refused");
 		memset(b, 0, sizeof(b));
 		b[5] = 1;
 		for (size_t i = 12; i < 12 + 300; i += 64) {

@@ -140,12 +140,37 @@ static void kernel(void)
 	is_int(dump_count("a", "x", &lines), 0, "nft_dump of a removed VM prints nothing");
 	is_int(lines, 0, "... no lines");
 
+	/* content checks and repair */
+	is_int(nft_base_intact("hutch0", net, 24), 1, "nft_base_intact");
+	is_int(nft_base_intact("hutch1", net, 24), 0, "... not for another bridge");
+	is_int(nft_vm_intact(&b), 1, "nft_vm_intact b");
+	{
+		struct nft_vm b2 = b;
+
+		b2.n_host_access = 1;
+		is_int(nft_vm_intact(&b2), 0, "... not with other host_access (content differs)");
+		b2 = b;
+		b2.addr.s_addr = htonl(0x0a4d0063);
+		is_int(nft_vm_intact(&b2), 0, "... not with another address (rules and elements differ)");
+	}
+	is_int(nft_vm_intact(&a), 0, "a (deleted) is not intact");
+	is_int(nft_repair(&b, "hutch0", net, 24), 0, "nft_repair with nothing to do: 0");
+	is_int(nft_vm_del("b"), 0, "nft_vm_del b");
+	is_int(nft_repair(&b, "hutch0", net, 24), 1, "nft_repair re-installs b: 1");
+	is_int(nft_vm_intact(&b), 1, "... and b is intact");
+	is_int(nft_base_ensure("hutch1", net, 24), -EBUSY, "a base for another bridge while b runs: -EBUSY");
+	is_int(nft_base_intact("hutch0", net, 24), 1, "... the base still serves hutch0");
+	is_int(nft_base_remove(), -EBUSY, "nft_base_remove while b has rules: -EBUSY");
+	is_int(nft_base_present(), 1, "... the base stays");
+
 	fd = nft_watch_open();
 	ok(fd >= 0, "nft_watch_open");
 	if (fd >= 0) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 
 		is_int(nft_watch_handle(fd), 0, "no event yet");
+		is_int(nft_vm_del("b"), 0, "nft_vm_del b");
+		is_int(nft_watch_handle(fd) >= 0, 1, "(events drained)");
 		is_int(nft_base_remove(), 0, "nft_base_remove");
 		ok(poll(&p, 1, 5000) == 1, "an event arrives");
 		is_int(nft_watch_handle(fd), 1, "nft_watch_handle reports hutch's tables deleted");

@@ -178,6 +178,35 @@ static void run(void)
 		close(c);
 	}
 
+	/*
+	 * A guest that never closes: a connection whose client hung up expires
+	 * after the half-closed timeout, an idle one after the idle timeout,
+	 * and the guest's side sees its end.
+	 */
+	for (int idle = 0; idle < 2; idle++) {
+		int cs, gs = -1;
+
+		fwd_set_timeouts(fw, idle ? 200 : 60000, idle ? 60000 : 200);
+		cs = client(SOCK_STREAM, hport);
+		for (int k = 0; k < 50 && gs < 0; k++) {
+			pump(fw, 20);
+			gs = accept(gl, NULL, NULL);
+		}
+		if (!idle)
+			close(cs);	/* the host's client hangs up; the guest keeps its end */
+		pump(fw, 400);
+		fwd_tick(fw);
+		pump(fw, 100);
+		r = gs >= 0 ? recv_nb(gs, buf, sizeof(buf)) : -1;
+		ok(r == 0 || (r < 0 && errno == ECONNRESET), "%s connection: the relay closed it (%zd)",
+		   idle ? "an idle" : "a hung-up", r);
+		if (idle)
+			close(cs);
+		if (gs >= 0)
+			close(gs);
+	}
+	fwd_set_timeouts(fw, FWD_TCP_IDLE_MS, FWD_TCP_HALF_MS);
+
 	/* UDP: datagram there and the answer back to the right peer */
 	{
 		struct sockaddr_in from;

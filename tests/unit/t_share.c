@@ -82,6 +82,15 @@ bool sv_vm_running(struct sv_ctx *c)
 	return vm_running;
 }
 
+/* the vhost-user connection goes to QEMU by fd: number it as the core would */
+int sv_qemu_fd(struct sv_ctx *c, int fd)
+{
+	static int next = 10;
+
+	(void)c;
+	return fd < 0 ? -EBADF : next++;
+}
+
 static void test_parser(void)
 {
 	struct share_mntent e;
@@ -251,10 +260,10 @@ static void run_watchers(struct sv_ctx *c)
 	}
 }
 
-/* wait (up to 10 s) until the pidfd of a watched process is readable */
+/* wait (up to 60 s: a loaded host is slow to reap) until a watched pidfd is readable */
 static void wait_watched(size_t want_left, struct sv_ctx *c)
 {
-	for (int t = 0; t < 1000 && n_watched > want_left; t++) {
+	for (int t = 0; t < 6000 && n_watched > want_left; t++) {
 		run_watchers(c);
 		usleep(10000);
 	}
@@ -304,9 +313,11 @@ static void test_sv_vfs_death(struct sv_ctx *c)
 	}
 	json_decref(sum);
 
-	/* the VM going down: virtiofsd leaving is expected, not a fault */
+	/* the VM going down: virtiofsd leaving is expected, not a fault (SIGKILL:
+	 * a SIGTERM can land while virtiofsd still sets up its sandbox, where it
+	 * is not handled yet; how it leaves is not what this checks) */
 	vm_running = false;
-	kill(p1, SIGTERM);
+	kill(p1, SIGKILL);
 	wait_watched(0, c);
 	ok(n_watched == 0 && !json_object_get(e1, "broken"),
 	   "a virtiofsd exiting while the VM stops is not 'broken'");
@@ -353,25 +364,23 @@ static void test_sv(const char *tmp)
 	c.state = json_object();
 	util_snprintf(cli.dir, sizeof(cli.dir), "%s", proj);
 
-	ok(share_sv_ext.prepare(&c, &priv) == -ENOENT, "prepare refuses a missing image");
-	ok(json_array_size(json_object_get(c.state, "shares")) == 1 &&
-		   share_verify(img, host, NULL) == -ENOENT,
-	   "and leaves nothing mounted");
-	ok(share_up_ext.before_up(&u) == 0, "before_up creates the image (first use)");
+	ok(share_up_ext.before_up(&u) == 0 && stat(img, &st) < 0 && errno == ENOENT,
+	   "before_up checks and makes nothing (the image is the privileged side's)");
+	qemu_args[0] = '\0';
+	ok(share_sv_ext.prepare(&c, &priv) == 0 && priv, "prepare with no image yet and a plain folder");
 	ok(stat(img, &st) == 0 && st.st_size == (off_t)1 << 30 &&
 		   (long long)st.st_blocks * 512 < 128LL << 20,
-	   "image is 1 GiB and sparse (%lld KiB used)", (long long)st.st_blocks / 2);
-
-	qemu_args[0] = '\0';
-	ok(share_sv_ext.prepare(&c, &priv) == 0 && priv, "prepare with an image and a plain folder");
+	   "it made the image on first use: 1 GiB and sparse (%lld KiB used)",
+	   (long long)st.st_blocks / 2);
 	ok(share_verify(img, host, NULL) == 0, "image mounted on the folder with our flags");
 	ok(strstr(qemu_args, "-object memory-backend-memfd,id=hutch-mem,size=256M,share=on "
 			     "-numa node,memdev=hutch-mem ") == qemu_args,
 	   "one shared memory backend, sized as the VM's memory");
 	ok(strstr(qemu_args, "-device vhost-user-fs-pci,chardev=hutch-vfs0,tag=workspace") &&
 		   strstr(qemu_args, "-device vhost-user-fs-pci,chardev=hutch-vfs1,tag=plain") &&
-		   strstr(qemu_args, "/vm/vfs-workspace.sock "),
-	   "a vhost-user-fs device and socket chardev per share");
+		   strstr(qemu_args, "-chardev socket,id=hutch-vfs0,fd=") &&
+		   strstr(qemu_args, "-chardev socket,id=hutch-vfs1,fd="),
+	   "a vhost-user-fs device and a connected socket chardev (by fd) per share");
 	e = json_array_get(json_object_get(c.state, "shares"), 0);
 	p0 = (pid_t)json_integer_value(json_object_get(e, "virtiofsd_pid"));
 	p1 = (pid_t)json_integer_value(json_object_get(json_array_get(json_object_get(c.state, "shares"), 1),

@@ -8,10 +8,12 @@
 #include <unistd.h>
 
 #include "src/ci.h"
+#include "src/consent.h"
 #include "src/hook.h"
 #include "src/proc.h"
 #include "src/prov.h"
 #include "src/ssh.h"
+#include "src/trust.h"
 #include "src/util.h"
 #include "tests/unit/tap.h"
 
@@ -35,6 +37,18 @@ static bool has_arg(const char **argv, const char *a)
 		if (!strcmp(*argv, a))
 			return true;
 	return false;
+}
+
+/* what `hutch allow` does: record the project's host-side code as allowed */
+static void allow_all(const char *dir)
+{
+	struct consent_set s;
+	char why[TRUST_WHY_MAX];
+
+	if (consent_scan(dir, &s, why, sizeof(why)) == 0) {
+		consent_record(dir, &s);
+		consent_set_free(&s);
+	}
 }
 
 int main(void)
@@ -68,6 +82,15 @@ int main(void)
 	/* keys, in a scratch HOME */
 	ok(mkdtemp(tmp) != NULL, "scratch dir");
 	setenv("HOME", tmp, 1);
+	/* hutch's data dir (consent records) apart from the project: as root the
+	 * project below is opened to the unprivileged user the hooks run as, and
+	 * a data dir under a world-writable directory is refused (trust_dir) */
+	{
+		static char data[] = "/tmp/t_ssh_data.XXXXXX";
+
+		ok(mkdtemp(data) != NULL, "scratch data dir");
+		setenv("XDG_DATA_HOME", data, 1);
+	}
 	is_int(ssh_managed_key_path(path, sizeof(path)), 0, "managed key path");
 	snprintf(line, sizeof(line), "%s/.ssh/hutch", tmp);
 	ok(!strcmp(path, line), "managed key is ~/.ssh/hutch");
@@ -176,7 +199,9 @@ int main(void)
 	ssh_user(&vm, tmp, vm_dir, line, sizeof(line));
 	ok(!strcmp(line, "cfg"), "ssh.user wins");
 
-	/* hooks */
+	/* hooks: as root they run as the unprivileged user, who must reach the project */
+	if (geteuid() == 0)
+		chmod(tmp, 0777);
 	snprintf(path2, sizeof(path2), "%s/hooks", tmp);
 	util_mkdir_p(path2, 0755);
 	is_int(hook_run(tmp, "pre-up", "box", vm_dir, "up", "10.77.0.5"), 0, "missing hook is fine");
@@ -186,6 +211,9 @@ int main(void)
 	fclose(f);
 	is_int(hook_run(tmp, "pre-up", "box", vm_dir, "up", "10.77.0.5"), -EACCES, "non-executable hook refused");
 	chmod(path2, 0755);
+	is_int(hook_run(tmp, "pre-up", "box", vm_dir, "halt", "10.77.0.5"), -EPERM,
+	       "a hook the user has not allowed does not run");
+	allow_all(tmp);
 	is_int(hook_run(tmp, "pre-up", "box", vm_dir, "halt", "10.77.0.5"), 0, "hook ran");
 	snprintf(path2, sizeof(path2), "%s/hook.out", tmp);
 	text = NULL;
@@ -198,6 +226,9 @@ int main(void)
 	fputs("#!/bin/sh\nexit 3\n", f);
 	fclose(f);
 	chmod(path2, 0755);
+	is_int(hook_run(tmp, "post-down", "box", vm_dir, "destroy", NULL), -EPERM,
+	       "a hook added after `hutch allow` does not run");
+	allow_all(tmp);
 	is_int(hook_run(tmp, "post-down", "box", vm_dir, "destroy", NULL), -ECANCELED, "failing hook reported");
 
 	/* bounded runs */
@@ -229,6 +260,9 @@ int main(void)
 		f = fopen(pb, "w");
 		fputs("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n", f);
 		fclose(f);
+		is_int(prov_playbook(&vm, tmp, vm_dir, st2, NULL, NULL), -EPERM,
+		       "a playbook the user has not allowed does not run");
+		allow_all(tmp);
 		is_int(prov_playbook(&vm, tmp, vm_dir, st2, NULL, NULL), -ECANCELED, "unreachable VM: playbook fails");
 		snprintf(pb, sizeof(pb), "%s/provision.log", vm_dir);
 		text = NULL;
@@ -249,6 +283,40 @@ int main(void)
 		   strstr(pout, "HostKeyAlias=hutch-box") && strstr(pout, "\"ansible_user\": \"dev\""),
 		   "ansible reads the inventory with the pinning options");
 		free(pout);
+		/*
+		 * ansible-playbook never runs as root: a stand-in earlier in PATH
+		 * records its own status and what it could read (issue 15.3)
+		 */
+		if (geteuid() == 0) {
+			char bin[PATH_MAX + 8], fake[PATH_MAX + 32], newpath[PATH_MAX + 64], *old = getenv("PATH");
+			char *oldcopy = old ? strdup(old) : NULL;
+
+			snprintf(bin, sizeof(bin), "%s/fakebin", tmp);
+			util_mkdir_p(bin, 0755);
+			snprintf(fake, sizeof(fake), "%s/ansible-playbook", bin);
+			f = fopen(fake, "w");
+			fprintf(f, "#!/bin/sh\ncat /proc/self/status >%s/ansible.status\n"
+				   "for a; do case $a in *.json) cat \"$a\" >/dev/null && echo inv-ok >>%s/ansible.status;; esac; done\n"
+				   "cat /etc/shadow >/dev/null 2>&1 && echo shadow-read >>%s/ansible.status\nexit 0\n",
+				tmp, tmp, tmp);
+			fclose(f);
+			chmod(fake, 0755);
+			snprintf(newpath, sizeof(newpath), "PATH=%s:%s", bin, oldcopy ? oldcopy : "/usr/bin:/bin");
+			putenv(newpath);
+			/* proc_default_env() is computed once: the stand-in is found through argv[0] lookup */
+			is_int(prov_playbook(&vm, tmp, vm_dir, st2, NULL, NULL), 0, "stand-in ansible-playbook ran");
+			snprintf(pb, sizeof(pb), "%s/ansible.status", tmp);
+			text = NULL;
+			util_read_file(pb, 65536, &text, &len);
+			ok(text && !strstr(text, "\nUid:\t0\t") && strstr(text, "CapEff:\t0000000000000000") &&
+			   strstr(text, "NoNewPrivs:\t1"), "ansible-playbook runs unprivileged, no caps, no_new_privs");
+			ok(text && strstr(text, "inv-ok"), "and can read its inventory");
+			ok(text && !strstr(text, "shadow-read"), "but not /etc/shadow");
+			free(text);
+			if (oldcopy)
+				setenv("PATH", oldcopy, 1);
+			free(oldcopy);
+		}
 		json_decref(st2);
 	}
 
