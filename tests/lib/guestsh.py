@@ -16,7 +16,17 @@ and exits with the command's status.  The markers are typed with '' inside
 them, so the console echoing the typed line never matches them.  The command
 runs in a subshell (so `exit N` is its status, and cd/variables do not
 persist) with stdin from /dev/null so it cannot swallow later console input.
-Exit status 124 on timeout, 125 on a connection error.  --timeout is a
+Every typed line starts with ^U (kill the line): a late answer to the line
+editor's cursor query (see read_some) that reaches the shell after a line
+was sent is left on the next line, and, its escape sequence split by a
+starved guest, lands as text ("[1;1R echo ...") that breaks the line's first
+command; ^U drops it, whether the line editor or the tty's canonical mode
+holds it.  Long commands go in acknowledged chunks, each to a file of its
+own, acknowledged with the file's size: a chunk that arrived short is typed
+again.  Should the end marker come without the start marker, the line was
+garbled: that is exit status 125 with the console's text, not a wait until
+the ceiling.
+Exit status 124 on timeout, 125 on a connection error or a garbled line.  --timeout is a
 ceiling for the whole call (default 600 s, or $GUESTSH_TIMEOUT): a loaded
 host makes TCG guests slow, and the answer comes as soon as it is there.
 
@@ -60,6 +70,7 @@ class Console:
     def __init__(self, sock, deadline):
         self.sock = sock
         self.buf = b""
+        self.tail = b""     # the last bytes read, for a query split across reads
         self.deadline = deadline
 
     def send(self, data):
@@ -78,9 +89,10 @@ class Console:
         # busybox's line editor asks the terminal where the cursor is
         # (ESC[6n) after a long line; nobody answers on a serial console and
         # it can stall input, so answer like a terminal would
-        tail = self.buf[-3:] + data
+        tail = self.tail + data
         for _ in range(tail.count(b"\x1b[6n")):
             self.sock.sendall(b"\x1b[1;1R")
+        self.tail = tail[-3:]
         self.buf += data
         if os.environ.get("GUESTSH_DEBUG"):
             sys.stderr.buffer.write(data)
@@ -91,13 +103,16 @@ class Console:
         return time.monotonic() >= self.deadline
 
 
+KILL = b"\x15"    # ^U: the line editor (or the tty) drops what the line held
+
+
 def probe(con, nonce):
     """Types a probe until the shell answers it: at once, then again after 1,
     1.5, 2.25 and then every 3 seconds.  A guest slowed down by a busy
     host answers late, not never, and every probe typed is a line its shell
     must work through, so they get rarer rather than pile up."""
     want = b"HUTCH_P_" + nonce
-    typed = b"echo HUTCH''_P_" + nonce + b"\n"
+    typed = KILL + b"echo HUTCH''_P_" + nonce + b"\n"
     gap = 1.0
     while True:
         con.send(b"\n" + typed)
@@ -115,14 +130,39 @@ def probe(con, nonce):
 
 
 # busybox ash's line editor keeps at most 1024 characters of a line: longer
-# commands are typed in pieces into a file first, each piece acknowledged.
+# commands are typed in pieces into files first, each piece acknowledged.
 CHUNK = 600
+TRIES = 3
 
 
-def wait_for(con, what):
-    while what not in con.buf:
+def wait_re(con, pat):
+    """The first match of pat in what the console printed, waiting for it."""
+    while True:
+        m = pat.search(con.buf)
+        if m:
+            return m
         if not con.read_some(con.deadline) and con.timed_out():
             die("timed out waiting for the guest shell", 124)
+
+
+def send_chunks(con, nonce, b64):
+    """Types b64 into /tmp/.guestsh.NONCE.NNNNN, one file per chunk, each
+    acknowledged with its size; a short one (a line the console garbled) is
+    typed again, as a whole, so that typing it twice does no harm.
+    Returns the files' glob."""
+    f = "/tmp/.guestsh.%s" % nonce
+    for i in range(0, len(b64), CHUNK):
+        piece = b64[i:i + CHUNK]
+        for _ in range(TRIES):
+            con.buf = b""
+            con.send((KILL.decode() + " echo -n %s >%s.%06d; echo HUTCH''_C_%s_%d_$(wc -c <%s.%06d)_\n" %
+                      (piece, f, i, nonce, i, f, i)).encode())
+            m = wait_re(con, re.compile(("HUTCH_C_%s_%d_ *([0-9]+)_" % (nonce, i)).encode()))
+            if int(m.group(1)) == len(piece):
+                break
+        else:
+            die("chunk %d of the command did not reach the guest whole in %d tries" % (i, TRIES), 125)
+    return f + ".*"
 
 
 def run_command(con, cmd):
@@ -134,19 +174,16 @@ def run_command(con, cmd):
         src = "echo %s | base64 -d" % b64
         cleanup = ""
     else:
-        f = "/tmp/.guestsh.%s" % nonce
-        for i in range(0, len(b64), CHUNK):
-            con.send((" echo -n %s >>%s; echo HUTCH''_C_%s_%d_\n" %
-                      (b64[i:i + CHUNK], f, nonce, i)).encode())
-            wait_for(con, ("HUTCH_C_%s_%d_" % (nonce, i)).encode())
-        con.buf = b""
-        src = "base64 -d %s" % f
-        cleanup = "rm -f %s; " % f
-    line = (" echo HUTCH''_S_{n}; ( eval \"$({src})\" ) </dev/null; "
+        files = send_chunks(con, nonce, b64)
+        src = "cat %s | base64 -d" % files
+        cleanup = "rm -f %s; " % files
+    con.buf = b""
+    line = (KILL.decode() + " echo HUTCH''_S_{n}; ( eval \"$({src})\" ) </dev/null; "
             "r=$?; {c}echo HUTCH''_E_{n} $r\n").format(n=nonce, src=src, c=cleanup)
     con.send(line.encode())
     pat = re.compile(re.escape(("HUTCH_S_" + nonce).encode()) + rb"\r?\n(.*?)" +
                      re.escape(("HUTCH_E_" + nonce).encode()) + rb" (\d+)\r?\n", re.S)
+    end = re.compile(re.escape(("HUTCH_E_" + nonce).encode()) + rb" (\d+)\r?\n")
     while True:
         m = pat.search(con.buf)
         if m:
@@ -154,6 +191,10 @@ def run_command(con, cmd):
             sys.stdout.buffer.write(out)
             sys.stdout.flush()
             return int(m.group(2))
+        if end.search(con.buf):
+            sys.stdout.buffer.write(con.buf.replace(b"\r\n", b"\n"))
+            sys.stdout.flush()
+            die("the command line reached the guest garbled (an end marker, no start marker)", 125)
         if not con.read_some(con.deadline):
             if con.timed_out():
                 die("timed out waiting for the command to finish", 124)

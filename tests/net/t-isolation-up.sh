@@ -209,9 +209,11 @@ ap() { if arping -c 2 -w 8 -I eth0 -s $1 '"$GW"' 2>/dev/null | grep -q "Received
 q6() { r=$(ping6 -c 2 -W 8 $1 2>/dev/null | grep "bytes from" | grep -v "${2:-@}" | head -n1); echo "P ping6:$1 ${r:+reply}${r:-none}"; }'
 # the functions go to a file in the guest once: short probe commands take
 # guestsh's one-line path (long ones are typed in chunks, which is slower)
-ga "cat >/tmp/probes.sh <<'EOF'
+if ! ga "cat >/tmp/probes.sh <<'EOF'
 $PROBES
-EOF" >/dev/null 2>&1
+EOF" >"$T/g.out" 2>&1; then
+	fail "the probe functions written to guest A"; sed 's/^/#   /' "$T/g.out"
+fi
 run_probes() {	# run_probes "FN ARGS" ... -> $T/g.out
 	local cmd='. /tmp/probes.sh;' t
 	for t in "$@"; do cmd="$cmd $t &"; done
