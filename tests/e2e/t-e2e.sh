@@ -232,7 +232,7 @@ Y
 
 	# a cloned project's hooks and playbook run only once the user allowed them
 	"${H[@]}" up </dev/null >"$T/up0-$mode.log" 2>&1; rc=$?
-	if [ "$rc" = 77 ] && [ ! -e "$P/hooks.log" ] && [ ! -d "$vmd" ]; then
+	if [ "$rc" = 77 ] && [ ! -s "$P/hooks.log" ] && [ ! -d "$vmd" ]; then	# hooks.log: made empty above
 		ok "$mode: up without 'hutch allow' refuses (exit 77), nothing ran or was made"
 	else
 		fail "$mode: up without consent (exit $rc)"; tail -10 "$T/up0-$mode.log" | sed 's/^/#   /'
