@@ -300,7 +300,7 @@ void privd_reg_del(struct privd_reg *r, size_t i);
 ssize_t privd_reg_find(const struct privd_reg *r, const char *id);
 /** privd_ent_alive() - its owner process still runs (pid 0: always) */
 bool privd_ent_alive(const struct privd_ent *e);
-/** privd_proc_start() - start time of @pid (clock ticks since boot), 0 when gone */
+/** privd_proc_start() - start time of @pid (clock ticks since boot), 0 when gone (or a zombie) */
 unsigned long long privd_proc_start(pid_t pid);
 /**
  * privd_reg_pick() - an address and MAC for a new VM on @nc in netns @ns

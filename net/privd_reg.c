@@ -462,7 +462,7 @@ ssize_t privd_reg_find(const struct privd_reg *r, const char *id)
 
 unsigned long long privd_proc_start(pid_t pid)
 {
-	char path[64], buf[1024], *p;
+	char path[64], buf[1024], *p, state;
 	unsigned long long start = 0;
 	ssize_t n;
 	int fd;
@@ -482,7 +482,13 @@ unsigned long long privd_proc_start(pid_t pid)
 	if (!p)
 		return 0;
 	p++;
-	/* field 3 (state) is the first after ')'; starttime is field 22 */
+	/*
+	 * field 3 (state) is the first after ')'; starttime is field 22.  A
+	 * zombie is gone: it holds none of the VM's resources, and its reaper
+	 * (init, which may poll) may take seconds to collect it after a kill -9
+	 */
+	if (sscanf(p, " %c", &state) != 1 || state == 'Z' || state == 'X')
+		return 0;
 	for (int field = 3; field < 22 && p; field++)
 		p = strchr(p + 1, ' ');
 	if (!p || sscanf(p, " %llu", &start) != 1)
