@@ -136,8 +136,12 @@ ln -s "$T/elsewhere.conf" "$B/wireguard.conf"
 bad_up "a symlink" 'symbolic link: refused'
 rm -f "$B/wireguard.conf"
 mv "$T/elsewhere.conf" "$B/wireguard.conf"
+# the project is the user's (hutch refuses a hutch.yaml of someone else's),
+# its wireguard.conf stays root's, mode 600
+chown 65534:65534 "$B" "$B/hutch.yaml"
 out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$HUTCH" -C "$B" check-config 2>&1)
 rc=$?
+chown 0:0 "$B" "$B/hutch.yaml"
 [ $rc -ne 0 ] && grep -q 'wireguard.conf: cannot read it: Permission denied' <<<"$out" &&
 	ok "bad input, unreadable file: check-config says so" ||
 	{ fail "bad input, unreadable file: check-config says so (rc $rc)"; sed 's/^/#   /' <<<"$out" | tail -3; }
