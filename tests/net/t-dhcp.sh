@@ -92,7 +92,7 @@ grep -q 203.0.113 <<<"$out" && fail "unknown name gets no address" || ok "unknow
 ip -n "$S" link add vx type veth peer name vy
 ip -n "$S" addr add 192.0.2.1/24 dev vx; ip -n "$S" link set vx up; ip -n "$S" link set vy up
 ip -n "$S" addr add 192.0.2.2/24 dev vy
-out=$(ins timeout 10 python3 - <<'PY'
+out=$(ins timeout 300 python3 - <<'PY'	# python starts slowly on a loaded host
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("192.0.2.2", 0)); s.settimeout(3)
