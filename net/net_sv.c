@@ -142,7 +142,12 @@ static int net_dns_start(struct net_priv *p)
 	rc = dns_resolv_load(path, up, DNS_UPSTREAM_MAX, &n);
 	if (rc) {
 		log_warno(rc, "dns: no usable IPv4 nameserver in %s; the guest gets no DNS", path);
-		close(fd);
+		/*
+		 * Kept bound, never read, closed at teardown: the VM's rules let
+		 * udp/53 to the gateway through, and a closed socket would hand
+		 * its queries to whatever else listens on the host's port 53
+		 */
+		p->pn.dns_fd = fd;
 		return 0;
 	}
 	rc = dns_fwd_adopt(fd, p->nc.gw, p->nc.net, p->nc.prefix, up, n, &p->dns);
