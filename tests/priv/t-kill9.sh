@@ -137,7 +137,7 @@ fi
 # 6. a share mount (of the image hutch made) owned by a process that is killed: the helper unmounts it
 mkfifo "$T/hold"
 "${ASU[@]}" "$CLIENT" "$HUTCH_HELPER" \
-	"{\"op\":\"mount\",\"image\":\"$T/p/w.img\",\"dir\":\"$T/p/w\",\"keep\":false}" @hold <"$T/hold" >"$T/m.out" 2>&1 &
+	"{\"op\":\"mount\",\"dir\":\"$T/p/w\",\"size\":1,\"keep\":false}" @hold <"$T/hold" >"$T/m.out" 2>&1 &
 HOLD_PID=$!
 exec 7>"$T/hold"
 for _ in $(seq 300); do [ -s "$T/m.out" ] && break; sleep 0.1; done
