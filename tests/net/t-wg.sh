@@ -18,6 +18,7 @@
 # tunnel down while the peer is silent, bad wireguard.conf files fail before
 # QEMU starts and leave nothing, and halt, kill -9 + gc leave no link, rule,
 # route, wireguard-go or socket behind.
+# test: serial (counts every hw- wireguard-go and UAPI socket on the host: /var/run/wireguard is global)
 set -u
 source "$(dirname "$0")/../lib/tap.sh"
 source "$HUTCH_SRC/tests/lib/guest.sh"
@@ -105,6 +106,9 @@ nothing_left() {	# what: no wg link, rule, route, nft table, daemon, socket of h
 	is "$what: no route left in hutch's tables" "$(hn ip route show table all | grep -cE 'table 1752[0-9]{6}')" 0
 	is "$what: no hutch nft table" "$(hn nft list tables 2>/dev/null | grep -c hutch)" 0
 	is "$what: no wireguard-go for a hw- link" "$(pgrep -fc '^wireguard-go -f hw-')" 0
+	# the supervisor unlinks it after wireguard-go is gone, as its last steps
+	uapi_gone() { [ "$(ls /var/run/wireguard 2>/dev/null | grep -c "^$1")" = 0 ]; }
+	wait_until 120 uapi_gone "${3:-hw-}"
 	is "$what: no UAPI socket of hutch's" "$(ls /var/run/wireguard 2>/dev/null | grep -c "^${3:-hw-}")" 0
 }
 
