@@ -43,7 +43,7 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
 HELPER_SRC := $(wildcard tests/helpers/*.c)
 HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=$(B)/tests/%)
 
-.PHONY: all check unit fuzz fuzz-run bench demo install uninstall clean asan analyze format deps
+.PHONY: all check check-load unit fuzz fuzz-run bench demo install uninstall clean asan analyze format deps
 
 all: hutch hutch-helper hutch.1
 
@@ -115,8 +115,15 @@ fuzz-long: fuzz
 	    || { tail -40 $(B)/fuzz/$$n-long.log; exit 1; }; \
 	  grep -o 'Done [0-9]* runs' $(B)/fuzz/$$n-long.log; done
 
+# tests/run: the tiers in parallel (JOBS = cores + 1), one log per test in
+# build/test-logs; TESTS='tests/net/*' for some, EXCLUDE=... to leave some out
 check: hutch hutch-helper hutch.1 unit
 	bash tests/run
+
+# the same with every core kept busy beside it (stress-ng --cpu N), as CI does
+# for the network and VM tiers (.ci/run)
+check-load: hutch hutch-helper hutch.1 unit
+	bash tests/lib/under-load.sh bash tests/run
 
 bench: hutch hutch-helper unit
 	bash tests/bench/run

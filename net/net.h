@@ -66,7 +66,9 @@ int net_port_attach(const char *port, const char *bridge, bool ipv6);
 /**
  * net_bridge_release() - delete @bridge and hutch's base rules when no ht-*
  * port is left on it; the caller holds the network lock (the registry's).
- * A bridge that does not exist is left alone, base rules included.
+ * A bridge that does not exist is left alone; the base rules go when no VM
+ * (of any bridge) has rules left, as when VMs stop at once and another's
+ * release removed the bridge before this VM's rules were gone.
  * Return: 1 when removed, 0 when still in use or absent, or a negative errno
  */
 int net_bridge_release(const char *bridge, const char *recdir);

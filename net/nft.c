@@ -2092,28 +2092,31 @@ static int build_chain_rules(struct nlmsghdr *nlh, void *arg)
 	return 0;
 }
 
+/* whether a rule before @i in @want is in the same chain as rule @i */
+static bool chain_seen(const struct rule_list *want, size_t i)
+{
+	for (size_t k = 0; k < i; k++)
+		if (want->r[k].family == want->r[i].family && !strcmp(want->r[k].chain, want->r[i].chain))
+			return true;
+	return false;
+}
+
 /*
  * The rules of every chain @want has rules for, in order, chain by chain:
  * one dump per chain (the kernel filters by table and chain), so the cost
- * does not grow with the other VMs' rules.
+ * does not grow with the other VMs' rules.  Each chain is dumped once, even
+ * when the builders come back to it (a VM with WireGuard: its kill switch
+ * rules go first into both of its inet chains): a second dump would list
+ * its rules twice, and the chain would never look intact.
  */
 static int rules_dump(struct nl_sock *s, const struct rule_list *want, struct rule_list *l)
 {
 	for (size_t i = 0; i < want->n; i++) {
 		const struct rule_rec *w = &want->r[i];
 		struct rules_q q = { .l = l, .chain = w->chain };
-		bool seen = false;
 		int rc;
 
-		/*
-		 * Once per chain: a builder may come back to a chain (the WireGuard
-		 * rules go to the input chain, then the forward chain, then the
-		 * input chain gets the rest), and a second dump would list its
-		 * rules twice.
-		 */
-		for (size_t k = 0; k < i && !seen; k++)
-			seen = w->family == want->r[k].family && !strcmp(w->chain, want->r[k].chain);
-		if (seen)
+		if (chain_seen(want, i))
 			continue;
 		rc = query(s, NFT_MSG_GETRULE, w->family, true, build_chain_rules, (void *)w->chain,
 			   cb_rules, &q);

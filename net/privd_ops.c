@@ -68,9 +68,16 @@ int net_bridge_release(const char *bridge, const char *recdir)
 	size_t n = 0;
 	int rc, ifi;
 
-	/* not there: nothing to release, and the base rules may serve another bridge */
-	if (nl_link_get(bridge, &ifi, NULL) == -ENODEV)
-		return 0;
+	/*
+	 * Not there: another VM's release took it while this VM's rules were
+	 * still in place (its tap went with its QEMU), so the base rules were
+	 * kept then (EBUSY).  Remove them now unless a VM, of any bridge, still
+	 * has rules.
+	 */
+	if (nl_link_get(bridge, &ifi, NULL) == -ENODEV) {
+		rc = nft_base_remove();
+		return rc == -EBUSY ? 0 : rc;
+	}
 	rc = nl_link_list(NET_TAP_PREFIX, bridge, NULL, 0, &n);
 	if (rc)
 		return rc;

@@ -459,7 +459,7 @@ ssize_t privd_reg_find(const struct privd_reg *r, const char *id)
 
 unsigned long long privd_proc_start(pid_t pid)
 {
-	char path[64], buf[1024], *p;
+	char path[64], buf[1024], *p, state;
 	unsigned long long start = 0;
 	ssize_t n;
 	int fd;
@@ -480,13 +480,12 @@ unsigned long long privd_proc_start(pid_t pid)
 		return 0;
 	p++;
 	/*
-	 * A zombie is gone: a supervisor killed with -9 stays one for as long
-	 * as nobody reaps it (a container's init that never does), and its
-	 * VM's tap and rules must not be kept alive by that.
+	 * field 3 (state) is the first after ')'; starttime is field 22.  A
+	 * zombie is gone: it holds none of the VM's resources, and its reaper
+	 * (init, which may poll) may take seconds to collect it after a kill -9
 	 */
-	if (p[0] == ' ' && (p[1] == 'Z' || p[1] == 'X' || p[1] == 'x'))
+	if (sscanf(p, " %c", &state) != 1 || state == 'Z' || state == 'X')
 		return 0;
-	/* field 3 (state) is the first after ')'; starttime is field 22 */
 	for (int field = 3; field < 22 && p; field++)
 		p = strchr(p + 1, ' ');
 	if (!p || sscanf(p, " %llu", &start) != 1)

@@ -14,7 +14,8 @@ PKGS=(
   wireguard-go wireguard-tools
   xorriso genisoimage xz-utils zstd gzip curl ca-certificates procps psmisc
   strace jq groff-base man-db
-  libcap2-bin passwd util-linux
+  libcap2-bin passwd util-linux mount bsdutils
+  stress-ng
 )
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q

@@ -62,7 +62,7 @@ name: netbench
 cpus: 1
 memory: 256
 accel: tcg
-kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet hutch.net=dhcp"}
+kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet no_timer_check no_timer_check hutch.net=dhcp"}
 network: {mode: nat}
 timeouts: {boot: 180, shutdown: 45}
 Y

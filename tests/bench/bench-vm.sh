@@ -18,7 +18,7 @@ name: bench-vm
 cpus: 1
 memory: 256
 accel: tcg
-kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet"}
+kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet no_timer_check no_timer_check"}
 network: {mode: none}
 EOT
 printf '#cloud-config\n' >"$T/p/cloud-init.yml"	# no SSH key: up does not wait for SSH

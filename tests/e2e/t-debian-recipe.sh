@@ -68,7 +68,7 @@ qemu-system-x86_64 -accel tcg -M q35 -m 1024 -display none -no-user-config -node
 QPID=$!
 
 SSH=(ssh -q -i "$T/key" -p "$PORT" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
-	-o BatchMode=yes -o ConnectTimeout=10 tester@127.0.0.1)
+	-o BatchMode=yes -o ConnectTimeout=120 tester@127.0.0.1)	# (a ceiling: a loaded host is slow)
 up=
 for ((i = 0; i < 120; i++)); do   # generous: TCG on a shared 2-core box
 	kill -0 "$QPID" 2>/dev/null || break
@@ -85,7 +85,7 @@ else
 	exit 1
 fi
 
-st=$("${SSH[@]}" 'timeout 300 cloud-init status --wait' 2>&1)
+st=$("${SSH[@]}" 'timeout 1500 cloud-init status --wait' 2>&1)
 if echo "$st" | grep -q 'status: done'; then ok "cloud-init status --wait says done"; else
 	fail "cloud-init status --wait says done"
 	"${SSH[@]}" 'cloud-init status --long; sudo grep -E "WARNING|ERROR|Traceback|Error" /var/log/cloud-init.log | tail -30' 2>&1 | sed 's/^/#   /'
@@ -107,19 +107,15 @@ check "boot messages on the serial console" grep -q 'cloud-init' "$T/console.log
 
 t1=$(now)
 guestsh --qmp "$T/qmp.sock" system_powerdown >/dev/null
-gone=
-for ((i = 0; i < 600; i++)); do
-	if ! kill -0 "$QPID" 2>/dev/null; then gone=1; break; fi
-	sleep 0.1
-done
-if [ -n "$gone" ]; then
-	ok "system_powerdown makes QEMU exit within 60 s"
+qemu_gone() { ! kill -0 "$QPID" 2>/dev/null; }
+if wait_until 300 qemu_gone; then	# a ceiling for a loaded host: it takes seconds
+	ok "system_powerdown makes QEMU exit"
 	diag "powerdown to exit: $(since $t1) s"
 	wait "$QPID"
 	is "QEMU exits with status 0" "$?" 0
 	QPID=
 else
-	fail "system_powerdown makes QEMU exit within 60 s"
+	fail "system_powerdown makes QEMU exit (within 300 s)"
 	tail -20 "$T/console.log" | sed 's/^/#   /'
 fi
 done_testing

@@ -12,6 +12,8 @@
 # ~/.ssh/hutch is a throwaway test key.
 #   E2E_IMAGE=path   use this qcow2 instead of `make debian-image`
 #   E2E_ACCEL=tcg    accel of the guests (tcg: KVM is not usable on the CI machines)
+# tests/run runs the two modes as two tests, side by side:
+# test: variants E2E_MODES=user E2E_MODES=nat
 source "$(dirname "$0")/../lib/tap.sh"
 cd "$HUTCH_SRC" || exit 1
 MODES=${E2E_MODES:-user nat}
@@ -21,10 +23,11 @@ T=$(mktemp -d /tmp/hutch-e2e.XXXXXX)
 chmod 755 "$T"
 NS=ssh-e2e-$$
 NSX=()
-SSHD_PID=
+SSHD_PID= SV_PID=
 cleanup() {
 	local d
 	[ -n "$SSHD_PID" ] && kill "$SSHD_PID" 2>/dev/null
+	[ -n "$SV_PID" ] && kill "$SV_PID" 2>/dev/null
 	for d in "$T"/proj-*; do
 		[ -f "$d/hutch.yaml" ] || continue
 		"${NSX[@]}" "$HUTCH" -C "$d" destroy >/dev/null 2>&1 || true
@@ -80,7 +83,12 @@ Y
 	mkdir -p "$vmd/ssh"
 	ssh-keygen -q -t ed25519 -N '' -C hutch-pin -f "$vmd/ssh/host_ed25519"
 	echo "hutch-pin $(cut -d' ' -f1,2 "$vmd/ssh/host_ed25519.pub")" >"$vmd/ssh/known_hosts"
-	echo '{"name":"pin","status":"running","ssh":{"host":"127.0.0.1","port":2222}}' >"$vmd/state.json"
+	# a stand-in supervisor: liveness is checked by its command line
+	# ("__supervise VM_DIR"), never by a bare kill(pid, 0)
+	python3 -c 'import time; time.sleep(3600)' __supervise "$vmd" &
+	SV_PID=$!
+	printf '{"name":"pin","status":"running","supervisor_pid":%d,"ssh":{"host":"127.0.0.1","port":2222}}\n' \
+		"$SV_PID" >"$vmd/state.json"
 	cp "$vmd/ssh/host_ed25519" "$D/srv/hk"
 	cp "$HOME/.ssh/hutch.pub" "$D/srv/ak"
 	printf 'Port 2222\nListenAddress 127.0.0.1\nHostKey %s/srv/hk\nAuthorizedKeysFile %s/srv/ak\nStrictModes no\nUsePAM no\nPidFile none\nPasswordAuthentication no\n' "$D" "$D" >"$D/srv/cfg"
@@ -94,7 +102,7 @@ Y
 	ip netns exec "$NS" unshare -m --propagation private bash "$D/srv/run.sh" >"$D/srv/log" 2>&1 &
 	pid=$!
 	SSHD_PID=$pid
-	for _ in $(seq 50); do grep -q 'Server listening' "$D/srv/log" && break; sleep 0.2; done
+	wait_until 120 grep -q 'Server listening' "$D/srv/log"
 	local X=(ip netns exec "$NS" "$HUTCH" -C "$P")
 	out=$("${X[@]}" ssh -- 'echo hi from $(id -un)' </dev/null 2>&1)
 	is "sshd: hutch ssh logs in with the managed key and the pinned host key" "$out" "hi from tester"
@@ -123,7 +131,8 @@ Y
 	else
 		fail "sshd: a server whose key is not the pinned one is refused"; diag "rc=$rc out=$out"
 	fi
-	kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+	kill "$pid" "$SV_PID" 2>/dev/null; wait "$pid" "$SV_PID" 2>/dev/null
+	SV_PID=
 	ip netns del "$NS" 2>/dev/null
 	rm -rf "$vmd" "$P"
 }
@@ -223,7 +232,7 @@ Y
 
 	# a cloned project's hooks and playbook run only once the user allowed them
 	"${H[@]}" up </dev/null >"$T/up0-$mode.log" 2>&1; rc=$?
-	if [ "$rc" = 77 ] && [ ! -e "$P/hooks.log" ] && [ ! -d "$vmd" ]; then
+	if [ "$rc" = 77 ] && [ ! -s "$P/hooks.log" ] && [ ! -d "$vmd" ]; then	# hooks.log: made empty above
 		ok "$mode: up without 'hutch allow' refuses (exit 77), nothing ran or was made"
 	else
 		fail "$mode: up without consent (exit $rc)"; tail -10 "$T/up0-$mode.log" | sed 's/^/#   /'

@@ -636,7 +636,7 @@ static int cmd_vm(char **av)
 	rc = net_sv_ext.prepare(&c, &priv);
 	if (rc)
 		return fail(rc, "prepare");
-	util_snprintf(append, sizeof(append), "console=ttyS0 quiet hutch.net=dhcp hutch.hostname=%s", vm.name);
+	util_snprintf(append, sizeof(append), "console=ttyS0 quiet no_timer_check hutch.net=dhcp hutch.hostname=%s", vm.name);
 	util_path_join(con, sizeof(con), av[0], "console.sock");
 	util_snprintf(chardev, sizeof(chardev), "socket,id=con,path=%s,server=on,wait=off,logfile=%s.log", con, con);
 	argv[n++] = "qemu-system-x86_64";

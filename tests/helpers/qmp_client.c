@@ -97,6 +97,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	printf("connect: ok\n");
+	fflush(stdout);
 	qmp_set_event_cb(q, on_event, NULL);
 	for (int i = 2; i < argc; i++) {
 		const char *s = argv[i];
@@ -113,10 +114,12 @@ int main(int argc, char **argv)
 			char name[32];
 
 			rc = qmp_query_status(q, &st, name, sizeof(name), WAIT_MS);
-			if (rc == 0)
+			if (rc == 0) {
 				printf("status: %s %s\n", qmp_runstate_name(st), name);
-			else
+				fflush(stdout);	/* tests wait for this line */
+			} else {
 				result("status", q, rc);
+			}
 		} else if (!strcmp(s, "stop")) {
 			rc = qmp_stop(q, WAIT_MS);
 			result(s, q, rc);

@@ -14,8 +14,8 @@ T=$(mktemp -d /tmp/images-isoguest.XXXXXX)
 QPID=
 cleanup() {
 	if [ -n "$QPID" ]; then
-		guestsh --timeout 10 --qmp "$T/qmp.sock" quit >/dev/null 2>&1
-		sleep 0.5
+		guestsh --timeout 60 --qmp "$T/qmp.sock" quit >/dev/null 2>&1
+		wait_until 60 gone "$QPID"
 		kill "$QPID" 2>/dev/null
 		wait "$QPID" 2>/dev/null
 	fi
@@ -49,25 +49,25 @@ check "seed written" "$HUTCH_SRC/build/tests/iso_mk" "$T/seed.iso" cidata \
 	user-data="$T/user-data" meta-data="$T/meta-data" network-config="$T/network-config"
 
 qemu-system-x86_64 -accel tcg -M q35 -m 256 -display none -no-user-config -nodefaults \
-	-kernel "$TINY_KERNEL" -initrd "$T/initrd.img" -append "console=ttyS0 quiet" \
+	-kernel "$TINY_KERNEL" -initrd "$T/initrd.img" -append "console=ttyS0 quiet no_timer_check" \
 	-chardev "socket,id=con,path=$T/console.sock,server=on,wait=off,logfile=$T/console.log" \
 	-serial chardev:con -qmp "unix:$T/qmp.sock,server=on,wait=off" \
 	-drive "file=$T/seed.iso,if=virtio,format=raw,readonly=on" \
 	</dev/null >"$T/qemu.log" 2>&1 &
 QPID=$!
-if ! guestsh --timeout 180 --wait-ready "$T/console.sock"; then
+if ! guestsh --timeout 600 --wait-ready "$T/console.sock"; then
 	fail "tiny guest boots"; tail -20 "$T/console.log" | sed 's/^/#   /'; done_testing; exit 1
 fi
 ok "tiny guest boots with the seed as a virtio disk"
-check "isofs loads in the guest" guestsh --timeout 60 "$T/console.sock" \
+check "isofs loads in the guest" guestsh "$T/console.sock" \
 	'insmod /lib/isofs/cdrom.ko && insmod /lib/isofs/isofs.ko && grep -qw iso9660 /proc/filesystems'
-check "guest kernel mounts the seed (iso9660, ro)" guestsh --timeout 60 "$T/console.sock" \
+check "guest kernel mounts the seed (iso9660, ro)" guestsh "$T/console.sock" \
 	'mkdir -p /mnt/seed && mount -t iso9660 -o ro /dev/vda /mnt/seed'
-is "guest sees the exact Joliet names" "$(guestsh --timeout 60 "$T/console.sock" 'ls -1 /mnt/seed' | tr -d '\r' | tr '\n' ' ')" \
+is "guest sees the exact Joliet names" "$(guestsh "$T/console.sock" 'ls -1 /mnt/seed' | tr -d '\r' | tr '\n' ' ')" \
 	"meta-data network-config user-data "
 for f in user-data meta-data network-config; do
 	want=$(sha256sum <"$T/$f" | cut -c1-64)
-	got=$(guestsh --timeout 60 "$T/console.sock" "sha256sum /mnt/seed/$f" | tr -d '\r' | cut -c1-64)
+	got=$(guestsh "$T/console.sock" "sha256sum /mnt/seed/$f" | tr -d '\r' | cut -c1-64)
 	is "guest reads $f byte-exact" "$got" "$want"
 done
 done_testing

@@ -26,7 +26,7 @@ qemu-io -c 'write -P 0xab 0 1M' "$T/srv/base.qcow2" >/dev/null 2>&1 ||
 B=$(sha "$T/srv/base.qcow2")
 python3 "$HUTCH_SRC/tests/images/range_server.py" "$T/srv" "$T/port" "$T/log" 2>"$T/server.err" &
 SRV_PID=$!
-for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.1; done
+wait_until 120 test -s "$T/port"
 P=$(cat "$T/port")
 U=http://127.0.0.1:$P
 nreq() { wc -l <"$T/log" | tr -d ' '; }

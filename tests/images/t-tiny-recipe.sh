@@ -34,7 +34,7 @@ diag "cached make tiny: $((SECONDS - s)) s"
 TINY_CMDLINE="hutch.net=dhcp hutch.hostname=tinytest" tiny_boot "$T" \
 	-netdev user,id=n0 -device virtio-net-pci,netdev=n0
 t0=$(now)
-if guestsh --timeout 120 --wait-ready "$T/console.sock"; then
+if guestsh --timeout 600 --wait-ready "$T/console.sock"; then
 	ok "boots to a ready shell under TCG"
 	diag "boot to ready: $(since $t0) s"
 else
@@ -66,23 +66,19 @@ check "busybox tools present" guestsh "$T/console.sock" 'for a in wget nc udhcpc
 check "guestsh times out on a hung command" \
 	bash -c "python3 '$GUESTSH_PY' --timeout 3 '$T/console.sock' 'sleep 8'; [ \$? -eq 124 ]"
 # The shell is busy with "sleep 8" now; a later command must still work.
-check "console usable after a timed-out command" guestsh --timeout 60 "$T/console.sock" true
+check "console usable after a timed-out command" guestsh "$T/console.sock" true
 
 t0=$(now)
 guestsh --qmp "$T/qmp.sock" system_powerdown >/dev/null
-gone=
-for ((i = 0; i < 300; i++)); do
-	if ! kill -0 "$TINY_PID" 2>/dev/null; then gone=1; break; fi
-	sleep 0.1
-done
-if [ -n "$gone" ]; then
-	ok "system_powerdown makes QEMU exit within 30 s"
+qemu_gone() { ! kill -0 "$TINY_PID" 2>/dev/null; }
+if wait_until 180 qemu_gone; then	# a ceiling for a loaded host: it takes a second or two
+	ok "system_powerdown makes QEMU exit"
 	diag "powerdown to exit: $(since $t0) s"
 	wait "$TINY_PID"
 	is "QEMU exits with status 0" "$?" 0
 	TINY_PID=
 else
-	fail "system_powerdown makes QEMU exit within 30 s"
+	fail "system_powerdown makes QEMU exit (within 180 s)"
 	tail -10 "$T/console.log" | sed 's/^/#   /'
 fi
 
@@ -99,12 +95,12 @@ else
 	V1=$!
 	"$VIRTIOFSD" --socket-path="$T/b/vfs2.sock" -o source="$T/s2" -o cache=none -o sandbox=chroot >"$T/b/vfs2.log" 2>&1 &
 	V2=$!
-	for ((i = 0; i < 100; i++)); do [ -S "$T/b/vfs1.sock" ] && [ -S "$T/b/vfs2.sock" ] && break; sleep 0.1; done
+	wait_until 120 test -S "$T/b/vfs1.sock" -a -S "$T/b/vfs2.sock"
 	TINY_CMDLINE="hutch.share=work:/mnt/work,nosuchtag:/mnt/x hutch.share=two:/srv/two" tiny_boot "$T/b" \
 		-object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem \
 		-chardev "socket,id=vfs1,path=$T/b/vfs1.sock" -device vhost-user-fs-pci,chardev=vfs1,tag=work \
 		-chardev "socket,id=vfs2,path=$T/b/vfs2.sock" -device vhost-user-fs-pci,chardev=vfs2,tag=two
-	if guestsh --timeout 120 --wait-ready "$T/b/console.sock"; then
+	if guestsh --timeout 600 --wait-ready "$T/b/console.sock"; then
 		is "virtiofs share readable in the guest" "$(guestsh "$T/b/console.sock" 'cat /mnt/work/hello')" fromhost
 		guestsh "$T/b/console.sock" 'echo fromguest >/srv/two/back' >/dev/null
 		is "second (repeated option) share writable from the guest" "$(cat "$T/s2/back" 2>/dev/null)" fromguest

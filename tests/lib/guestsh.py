@@ -10,13 +10,27 @@ ways (the supervisor's <vm_dir>/console.sock, or QEMU's
 `-chardev socket,id=c,path=SOCK,server=on,wait=off -serial chardev:c`).
 
 Command mode: probes the shell until it answers, then sends the command
-wrapped so its output is delimited by unique markers and its exit status is
-printed; prints the command's output (stdout and stderr, which share the tty)
+wrapped so that its output (stdout and stderr) goes to a file and its exit
+status to another, delimited by unique markers; prints the command's output
 and exits with the command's status.  The markers are typed with '' inside
 them, so the console echoing the typed line never matches them.  The command
 runs in a subshell (so `exit N` is its status, and cd/variables do not
 persist) with stdin from /dev/null so it cannot swallow later console input.
-Exit status 124 on timeout, 125 on a connection error.
+Every typed line starts with ^U (kill the line): a late answer to the line
+editor's cursor query (see read_some) that reaches the shell after a line
+was sent is left on the next line, and, its escape sequence split by a
+starved guest, lands as text ("[1;1R echo ...") that breaks the line's first
+command; ^U drops it, whether the line editor or the tty's canonical mode
+holds it.  The console may also lose bytes on the way to us (the
+supervisor never blocks on a console client: a client it finds slow, as on
+a loaded host, misses output): so the command's output goes to a file in
+the guest and is fetched with its md5 until the two agree, and every marker
+that does not come is asked for again (each step can run twice unharmed).
+Long commands go in chunks, each to a file of its own, acknowledged with
+the file's size, and typed again when short or unacknowledged.
+Exit status 124 on timeout, 125 on a connection error.  --timeout is a
+ceiling for the whole call (default 600 s, or $GUESTSH_TIMEOUT): a loaded
+host makes TCG guests slow, and the answer comes as soon as it is there.
 
 --wait-ready: waits until the tiny guest's shell answers a probe (it starts
 right after "hutch-tiny: ready"; that line itself is not trusted, since it may
@@ -27,6 +41,7 @@ printed before we connected).
 prints the "return" as JSON, exit 1 on an "error").
 """
 import base64
+import hashlib
 import json
 import os
 import re
@@ -58,6 +73,7 @@ class Console:
     def __init__(self, sock, deadline):
         self.sock = sock
         self.buf = b""
+        self.tail = b""     # the last bytes read, for a query split across reads
         self.deadline = deadline
 
     def send(self, data):
@@ -76,9 +92,10 @@ class Console:
         # busybox's line editor asks the terminal where the cursor is
         # (ESC[6n) after a long line; nobody answers on a serial console and
         # it can stall input, so answer like a terminal would
-        tail = self.buf[-3:] + data
+        tail = self.tail + data
         for _ in range(tail.count(b"\x1b[6n")):
             self.sock.sendall(b"\x1b[1;1R")
+        self.tail = tail[-3:]
         self.buf += data
         if os.environ.get("GUESTSH_DEBUG"):
             sys.stderr.buffer.write(data)
@@ -89,13 +106,20 @@ class Console:
         return time.monotonic() >= self.deadline
 
 
+KILL = b"\x15"    # ^U: the line editor (or the tty) drops what the line held
+
+
 def probe(con, nonce):
-    """Types a probe every second until the shell answers it."""
+    """Types a probe until the shell answers it: at once, then again after 1,
+    1.5, 2.25 and then every 3 seconds.  A guest slowed down by a busy
+    host answers late, not never, and every probe typed is a line its shell
+    must work through, so they get rarer rather than pile up."""
     want = b"HUTCH_P_" + nonce
-    typed = b"echo HUTCH''_P_" + nonce + b"\n"
+    typed = KILL + b"echo HUTCH''_P_" + nonce + b"\n"
+    gap = 1.0
     while True:
         con.send(b"\n" + typed)
-        until = time.monotonic() + 1.0
+        until = time.monotonic() + gap
         while time.monotonic() < until:
             if want in con.buf:
                 return
@@ -105,51 +129,106 @@ def probe(con, nonce):
             return
         if con.timed_out():
             die("timed out waiting for the guest shell", 124)
+        gap = min(gap * 1.5, 3.0)
 
 
 # busybox ash's line editor keeps at most 1024 characters of a line: longer
-# commands are typed in pieces into a file first, each piece acknowledged.
+# commands are typed in pieces into files first, each piece acknowledged.
 CHUNK = 600
+TRIES = 3
 
 
-def wait_for(con, what):
-    while what not in con.buf:
-        if not con.read_some(con.deadline) and con.timed_out():
-            die("timed out waiting for the guest shell", 124)
-
-
-def run_command(con, cmd):
-    nonce = os.urandom(6).hex()
-    probe(con, nonce.encode())
-    con.buf = b""
-    b64 = base64.b64encode(cmd.encode()).decode()
-    if len(b64) <= CHUNK:
-        src = "echo %s | base64 -d" % b64
-        cleanup = ""
-    else:
-        f = "/tmp/.guestsh.%s" % nonce
-        for i in range(0, len(b64), CHUNK):
-            con.send((" echo -n %s >>%s; echo HUTCH''_C_%s_%d_\n" %
-                      (b64[i:i + CHUNK], f, nonce, i)).encode())
-            wait_for(con, ("HUTCH_C_%s_%d_" % (nonce, i)).encode())
-        con.buf = b""
-        src = "base64 -d %s" % f
-        cleanup = "rm -f %s; " % f
-    line = (" echo HUTCH''_S_{n}; ( eval \"$({src})\" ) </dev/null; "
-            "r=$?; {c}echo HUTCH''_E_{n} $r\n").format(n=nonce, src=src, c=cleanup)
-    con.send(line.encode())
-    pat = re.compile(re.escape(("HUTCH_S_" + nonce).encode()) + rb"\r?\n(.*?)" +
-                     re.escape(("HUTCH_E_" + nonce).encode()) + rb" (\d+)\r?\n", re.S)
+def wait_re(con, pat, until=None):
+    """The first match of pat in what the console printed, waiting for it
+    until @until (None: the call's deadline, then exit 124)."""
     while True:
         m = pat.search(con.buf)
         if m:
-            out = m.group(1).replace(b"\r\n", b"\n")
-            sys.stdout.buffer.write(out)
-            sys.stdout.flush()
-            return int(m.group(2))
-        if not con.read_some(con.deadline):
+            return m
+        if not con.read_some(until if until is not None else con.deadline):
             if con.timed_out():
-                die("timed out waiting for the command to finish", 124)
+                die("timed out waiting for the guest shell", 124)
+            if until is not None and time.monotonic() >= until:
+                return None
+
+
+# how long to wait for a marker before asking again (the line or its
+# answer may have been lost: see the module's doc)
+RETRY_S = 60
+
+
+def send_chunks(con, nonce, b64):
+    """Types b64 into /tmp/.guestsh.NONCE.NNNNNN, one file per chunk, each
+    acknowledged with its size; a chunk that arrived short, or whose
+    acknowledgement did not come, is typed again, as a whole, so that
+    typing it twice does no harm.  Returns the files' glob."""
+    f = "/tmp/.guestsh.%s" % nonce
+    for i in range(0, len(b64), CHUNK):
+        piece = b64[i:i + CHUNK]
+        for _ in range(TRIES):
+            con.buf = b""
+            con.send((KILL.decode() + " echo -n %s >%s.%06d; echo HUTCH''_C_%s_%d_$(wc -c <%s.%06d)_\n" %
+                      (piece, f, i, nonce, i, f, i)).encode())
+            m = wait_re(con, re.compile(("HUTCH_C_%s_%d_ *([0-9]+)_" % (nonce, i)).encode()),
+                        time.monotonic() + RETRY_S)
+            if m and int(m.group(1)) == len(piece):
+                break
+        else:
+            die("chunk %d of the command did not reach the guest whole in %d tries" % (i, TRIES), 125)
+    return f + ".*"
+
+
+def run_command(con, cmd):
+    """The command's output goes to a file in the guest, its status to
+    another; the output is then printed with its md5 and fetched again
+    until the two agree.  Every step is idempotent and asked again when its
+    answer does not come: bytes the console lost cost a retry, not a wrong
+    result or a wait until the ceiling."""
+    nonce = os.urandom(6).hex()
+    probe(con, nonce.encode())
+    b64 = base64.b64encode(cmd.encode()).decode()
+    if len(b64) <= CHUNK:
+        src = "echo %s | base64 -d" % b64
+    else:
+        src = "cat %s | base64 -d" % send_chunks(con, nonce, b64)
+    f = "/tmp/.guestsh.%s" % nonce
+    con.buf = b""
+    con.send((KILL.decode() + " ( eval \"$({src})\" ) >{f}.out 2>&1 </dev/null; echo $? >{f}.rt; "
+              "mv {f}.rt {f}.rc; echo HUTCH''_E_{n}_$(cat {f}.rc)_\n").format(
+                  src=src, f=f, n=nonce).encode())
+    done = re.compile(("HUTCH_[ED]_%s_([0-9]+)_" % nonce).encode())
+    m = wait_re(con, done, time.monotonic() + RETRY_S)
+    while not m:
+        # still running, or its end marker was lost: ask (the question waits
+        # behind the command in the guest's shell, and is harmless twice)
+        con.send((KILL.decode() + " [ -e {f}.rc ] && echo HUTCH''_D_{n}_$(cat {f}.rc)_\n").format(
+            f=f, n=nonce).encode())
+        m = wait_re(con, done, time.monotonic() + RETRY_S)
+    rc = int(m.group(1))
+    out = None
+    for k in range(TRIES * 2):
+        con.buf = b""
+        con.send((KILL.decode() + " echo HUTCH''_O_{n}_{k}; cat {f}.out; echo; "
+                  "echo HUTCH''_Q_{n}_{k}_$(md5sum <{f}.out | cut -c1-32)_\n").format(
+                      f=f, n=nonce, k=k).encode())
+        pat = re.compile(re.escape(("HUTCH_O_%s_%d" % (nonce, k)).encode()) + rb"\r?\n(.*?)\r?\n" +
+                         re.escape(("HUTCH_Q_%s_%d_" % (nonce, k)).encode()) + rb"([0-9a-f]{32})_", re.S)
+        m = wait_re(con, pat, time.monotonic() + RETRY_S)
+        if not m:
+            continue
+        out = m.group(1).replace(b"\r\n", b"\n")
+        if hashlib.md5(out).hexdigest() == m.group(2).decode():
+            break
+    else:
+        if out is None:
+            die("the command's output could not be fetched from the guest", 125)
+        sys.stderr.write("guestsh: the output may be incomplete (console lost bytes)\n")
+    # waited for: bytes still on their way when we hang up may be dropped
+    con.send((KILL.decode() + " rm -f %s.*; echo HUTCH''_R_%s_\n" % (f, nonce)).encode())
+    wait_re(con, re.compile(("HUTCH_R_%s_" % nonce).encode()), time.monotonic() + RETRY_S)
+    sys.stdout.buffer.write(out)
+    sys.stdout.flush()
+    return rc
 
 
 def qmp(path, deadline, cmd, args):
@@ -184,7 +263,7 @@ def qmp(path, deadline, cmd, args):
 
 
 def main(argv):
-    timeout = 60.0
+    timeout = float(os.environ.get("GUESTSH_TIMEOUT", 600))
     mode = "cmd"
     rest = []
     i = 0

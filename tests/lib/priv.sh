@@ -14,14 +14,19 @@
 #   priv_registry        the registry's content (JSON)
 #   jget FILE KEY...     a member of a JSON file (state.json), or nothing
 #   priv_fini            `hutch setup --uninstall` of the copy; users and group gone
+# Changes to the user database (useradd, userdel, setup's groupadd) take
+# PRIV_LOCK, so that tests running side by side (tests/run) wait for each
+# other instead of failing on shadow's lock of /etc/passwd.
 PRIV_DIR= PRIV_GROUP= PRIV_USERS=()
+PRIV_LOCK=${PRIV_LOCK:-/run/lock/hutch-test-users.lock}
+users_locked() { flock -w 600 "$PRIV_LOCK" "$@"; }
 priv_init() {
 	PRIV_DIR=$1
 	PRIV_GROUP=htg$$
 	mkdir -p "$PRIV_DIR/bin" && chmod 755 "$PRIV_DIR" "$PRIV_DIR/bin" || return 1
 	cp "$HUTCH_SRC/hutch-helper" "$PRIV_DIR/bin/hutch-helper" || return 1
 	export HUTCH_HELPER=$PRIV_DIR/bin/hutch-helper
-	"$HUTCH" setup --helper "$HUTCH_HELPER" --group "$PRIV_GROUP" --rundir "$PRIV_DIR/run" \
+	users_locked "$HUTCH" setup --helper "$HUTCH_HELPER" --group "$PRIV_GROUP" --rundir "$PRIV_DIR/run" \
 		>"$PRIV_DIR/setup.log" 2>&1
 	[ -f "$PRIV_DIR/run/registry.json" ] && getent group "$PRIV_GROUP" >/dev/null
 }
@@ -35,7 +40,7 @@ priv_start() {
 }
 priv_user() {
 	local u=$1
-	useradd -M -N -d "$PRIV_DIR/home-$u" -s /bin/sh -G "$PRIV_GROUP" "$u" || return 1
+	users_locked useradd -M -N -d "$PRIV_DIR/home-$u" -s /bin/sh -G "$PRIV_GROUP" "$u" || return 1
 	PRIV_USERS+=("$u")
 	mkdir -p "$PRIV_DIR/home-$u" && chown "$u:" "$PRIV_DIR/home-$u" && chmod 700 "$PRIV_DIR/home-$u"
 }
@@ -66,9 +71,9 @@ except Exception as e: print("bad registry:", e)' "$PRIV_DIR/run/registry.json";
 priv_fini() {
 	local u
 	[ -n "$PRIV_DIR" ] || return 0
-	"$HUTCH" setup --uninstall --helper "$PRIV_DIR/bin/hutch-helper" --group "$PRIV_GROUP" \
+	users_locked "$HUTCH" setup --uninstall --helper "$PRIV_DIR/bin/hutch-helper" --group "$PRIV_GROUP" \
 		--rundir "$PRIV_DIR/run" >/dev/null 2>&1
-	for u in "${PRIV_USERS[@]}"; do userdel "$u" 2>/dev/null; done
-	getent group "$PRIV_GROUP" >/dev/null && groupdel "$PRIV_GROUP" 2>/dev/null
+	for u in "${PRIV_USERS[@]}"; do users_locked userdel "$u" 2>/dev/null; done
+	getent group "$PRIV_GROUP" >/dev/null && users_locked groupdel "$PRIV_GROUP" 2>/dev/null
 	return 0
 }

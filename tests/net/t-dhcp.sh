@@ -45,10 +45,8 @@ ip netns exec "$S" env HUTCH_RESOLV_CONF="$TMP/resolv.conf" "$H" serve vp1 hb0 1
 PIDS+=($!)
 ip netns exec "$S" env HUTCH_RESOLV_CONF="$TMP/resolv.conf" "$H" serve vp2 hb0 10.77.0.1/24 $MAC2 10.77.0.3 guest-two >"$TMP/serve2.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 50); do
-	grep -q serving "$TMP/serve1.log" && grep -q serving "$TMP/serve2.log" && grep -q ready "$TMP/dnsd.log" && break
-	sleep 0.2
-done
+servers_ready() { grep -q serving "$TMP/serve1.log" && grep -q serving "$TMP/serve2.log" && grep -q ready "$TMP/dnsd.log"; }
+wait_until 120 servers_ready
 
 cat >"$TMP/script" <<'SH'
 #!/bin/sh
@@ -62,7 +60,7 @@ chmod +x "$TMP/script"
 
 for i in 1 2; do
 	g=G$i; g=${!g}
-	if ip netns exec "$g" env OUT="$TMP/lease$i" timeout 60 busybox udhcpc -i eth0 -f -q -n -t 5 -T 2 \
+	if ip netns exec "$g" env OUT="$TMP/lease$i" timeout 120 busybox udhcpc -i eth0 -f -q -n -t 20 -T 3 \
 		-s "$TMP/script" >"$TMP/udhcpc$i.log" 2>&1; then
 		ok "guest $i got a lease with udhcpc"
 	else
@@ -84,7 +82,7 @@ grep -q '^ack 10.77.0.2' "$TMP/serve1.log" && ok "responder saw its ACK" || fail
 # DNS through the forwarder on the gateway, from both guests (two forwarders share gw:53)
 for i in 1 2; do
 	g=G$i; g=${!g}
-	out=$(ip netns exec "$g" timeout 20 busybox nslookup hutch.test 10.77.0.1 2>&1)
+	out=$(ip netns exec "$g" timeout 60 busybox nslookup hutch.test 10.77.0.1 2>&1)
 	if grep -q 203.0.113.7 <<<"$out"; then ok "guest $i resolves hutch.test through the gateway"
 	else fail "guest $i resolves hutch.test through the gateway"; sed 's/^/#   /' <<<"$out"; fi
 done
@@ -94,7 +92,7 @@ grep -q 203.0.113 <<<"$out" && fail "unknown name gets no address" || ok "unknow
 ip -n "$S" link add vx type veth peer name vy
 ip -n "$S" addr add 192.0.2.1/24 dev vx; ip -n "$S" link set vx up; ip -n "$S" link set vy up
 ip -n "$S" addr add 192.0.2.2/24 dev vy
-out=$(ins timeout 10 python3 - <<'PY'
+out=$(ins timeout 300 python3 - <<'PY'	# python starts slowly on a loaded host
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("192.0.2.2", 0)); s.settimeout(3)
@@ -109,7 +107,7 @@ PY
 is "no answer to a source outside the bridge subnet" "$out" "silent"
 
 # bridge port isolation: guests reach the gateway, not each other
-check "guest 1 reaches the gateway" ip netns exec "$G1" busybox ping -c 1 -W 3 10.77.0.1
+check "guest 1 reaches the gateway" ip netns exec "$G1" busybox ping -c 1 -W 10 10.77.0.1
 check_fails "guest 1 cannot reach guest 2 (isolated ports)" ip netns exec "$G1" busybox ping -c 1 -W 2 10.77.0.3
 
 # a foreign MAC gets nothing: guest 1 with another MAC
@@ -119,7 +117,7 @@ check_fails "a MAC that is not the VM's gets no lease" \
 	ip netns exec "$G1" env OUT="$TMP/lease-foreign" timeout 30 busybox udhcpc -i eth0 -f -q -n -t 2 -T 1 -s "$TMP/script"
 # guest 2 asking for guest 1's address still gets only its own
 ip -n "$G2" addr flush dev eth0
-ip netns exec "$G2" env OUT="$TMP/lease-again" timeout 30 busybox udhcpc -i eth0 -f -q -n -t 3 -T 1 -r 10.77.0.2 \
+ip netns exec "$G2" env OUT="$TMP/lease-again" timeout 120 busybox udhcpc -i eth0 -f -q -n -t 20 -T 3 -r 10.77.0.2 \
 	-s "$TMP/script" >/dev/null 2>&1
 is "asking for another VM's address yields the VM's own" "$(grep '^ip=' "$TMP/lease-again" 2>/dev/null)" "ip=10.77.0.3"
 done_testing

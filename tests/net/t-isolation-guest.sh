@@ -71,9 +71,7 @@ for s in "$H host 80 53 8080" "$NET net 80" "$LAN lan 80"; do
 	ip netns exec "$1" python3 "$PROBE" serve "$2" "$TMP/$2.log" "${@:3}" >/dev/null 2>&1 &
 	PIDS+=($!)
 done
-for f in host net lan; do
-	for _ in $(seq 100); do grep -q ready "$TMP/$f.log" 2>/dev/null && break; sleep 0.1; done
-done
+for f in host net lan; do wait_until 120 grep -q ready "$TMP/$f.log" 2>/dev/null; done
 
 # Only the base: the tap must pass nothing yet
 check "nft_base_ensure" ns $H "$NFTCTL" base hutch0 10.77.0.0/24
@@ -83,18 +81,18 @@ qemu-system-x86_64() { exec ip netns exec "$H" /usr/bin/env qemu-system-x86_64 "
 tiny_boot "$TMP/vm" -netdev tap,id=n0,ifname=ht-t,script=no,downscript=no \
 	-device virtio-net-pci,netdev=n0,mac=$MAC
 unset -f qemu-system-x86_64
-if ! guestsh --timeout 180 --wait-ready "$TMP/vm/console.sock" >/dev/null 2>&1; then
+if ! guestsh --timeout 600 --wait-ready "$TMP/vm/console.sock" >/dev/null 2>&1; then
 	fail "tiny guest boots"
 	sed 's/^/# /' "$TMP/vm/console.log" | tail -20
 	done_testing
 	exit 1
 fi
 ok "tiny guest boots on tap ht-t"
-gsh() { guestsh --timeout "${GT:-90}" "$TMP/vm/console.sock" "$1"; }
+gsh() { guestsh "$TMP/vm/console.sock" "$1"; }	# guestsh's ceiling: 600 s
 gsh 'ip link set eth0 up && ip addr add 10.77.0.20/24 dev eth0 && ip route add default via 10.77.0.1' >/dev/null
 
 # probe list inside the guest, in parallel; prints "P addr:port banner|none"
-PROBES='p() { r=$(nc -w 3 $1 $2 </dev/null 2>/dev/null | head -n1); echo "P $1:$2 ${r:-none}"; }'
+PROBES='p() { r=$(nc -w 10 $1 $2 </dev/null 2>/dev/null | head -n1); echo "P $1:$2 ${r:-none}"; }'
 run_probes() {	# run_probes "addr port" ... -> $TMP/g.out
 	local cmd="$PROBES;" t
 	for t in "$@"; do cmd="$cmd p $t &"; done
@@ -128,10 +126,12 @@ expect_g none 192.168.77.10:80
 expect_g none 192.168.77.1:80
 
 # The guest's root changes its MAC, then its IP: nothing gets through
-gsh 'ip link set eth0 down; ip link set eth0 address 52:54:00:77:00:99; ip link set eth0 up; ip route add default via 10.77.0.1 2>/dev/null; true' >/dev/null
+# a guest command: until eth0 is up again (for at most 300 s)
+LINK_UP='i=0; until grep -q up /sys/class/net/eth0/operstate || [ $i -ge 3000 ]; do sleep 0.1; i=$((i + 1)); done' 
+gsh 'ip link set eth0 down; ip link set eth0 address 52:54:00:77:00:99; ip link set eth0 up; ip route add default via 10.77.0.1 2>/dev/null; '"$LINK_UP"'; true' >/dev/null
 run_probes "203.0.113.10 80"
 expect_g none 203.0.113.10:80 "spoofed MAC: "
-gsh "ip link set eth0 down; ip link set eth0 address $MAC; ip link set eth0 up; ip addr flush dev eth0; ip addr add 10.77.0.99/24 dev eth0; ip route add default via 10.77.0.1" >/dev/null
+gsh "ip link set eth0 down; ip link set eth0 address $MAC; ip link set eth0 up; ip addr flush dev eth0; ip addr add 10.77.0.99/24 dev eth0; ip route add default via 10.77.0.1; $LINK_UP" >/dev/null
 run_probes "203.0.113.10 80" "10.77.0.1 53"
 expect_g none 203.0.113.10:80 "spoofed IP: "
 expect_g none 10.77.0.1:53 "spoofed IP: "

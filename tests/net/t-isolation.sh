@@ -99,11 +99,12 @@ serve() {	# serve NS NAME PORTS...
 wait_ready() {
 	local f
 	for f in "$@"; do
-		for _ in $(seq 100); do grep -q ready "$TMP/$f.log" 2>/dev/null && break; sleep 0.1; done
-		grep -q ready "$TMP/$f.log" 2>/dev/null || return 1
+		wait_until 120 grep -q ready "$TMP/$f.log" 2>/dev/null || return 1
 	done
 }
 logcount() { grep -cE "$2" "$TMP/$1.log" 2>/dev/null || true; }
+# logged NAME REGEX [N]: NAME's listener logged more than N (0) lines matching
+logged() { [ "$(logcount "$1" "$2")" -gt "${3:-0}" ]; }
 
 # (background jobs use "ip netns exec" itself, which execs: $! is then the process to kill)
 # expect NS WANT SPEC... (WANT = open:NAME | blocked | notopen); one parallel probe run
@@ -154,7 +155,11 @@ ns $GA python3 "$PROBE" raw eth0 udp $MACA "$HMAC" 10.77.0.10 127.0.0.1 40127 50
 ns $GA python3 "$PROBE" raw eth0 udp 52:54:00:77:00:99 "$HMAC" 10.77.0.10 10.77.0.1 40099 67
 ns $GA python3 "$PROBE" bcast 10.77.0.255 5001
 ns $GA python3 -c 'import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);[s.sendto(b"m",("239.1.1.1",5002)) for _ in range(3)]'
-sleep 0.5
+# each of these arrives (no rules yet): wait for it, however slow the host
+wait_until 60 logged hostm '^mcast 10.77.0.10 '
+wait_until 60 logged host '^udp 127.0.0.1 40127 5001$|^udp 10.77.0.10 40127 5001$'
+wait_until 60 logged host '^udp 10.77.0.10 40099 67$'
+wait_until 60 logged gb '^udp 10.77.0.10 [0-9]+ 5001$'
 [ "$(logcount hostm '^mcast 10.77.0.10 ')" -gt 0 ] && ok "control: multicast reaches the host without rules" ||
 	fail "control: multicast reaches the host without rules"
 c=$(logcount host '^udp 127.0.0.1 40127 5001$|^udp 10.77.0.10 40127 5001$')
@@ -232,7 +237,12 @@ ns $GA python3 "$PROBE" raw eth0 udp $MACA "$HMAC" 10.77.0.10 127.0.0.1 40127 50
 ns $GA python3 "$PROBE" bcast 10.77.0.255 5001
 ns $GA python3 "$PROBE" bcast 255.255.255.255 5001
 ns $GA python3 -c 'import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);[s.sendto(b"m",("239.1.1.1",5002)) for _ in range(3)]'
-sleep 0.5
+# what must arrive: the DHCP discover (sent first), and a last allowed frame
+# (DNS to the gateway) sent after the forbidden ones: once the host's
+# listener logged it, it has read what came before it
+ns $GA python3 "$PROBE" raw eth0 udp $MACA "$HMAC" 10.77.0.10 10.77.0.1 40953 53
+wait_until 60 logged host '^udp 0.0.0.0 68 67$' "$before"
+wait_until 60 logged host '^udp 10.77.0.10 40953 53$'
 got=$(( $(logcount host '^udp 0.0.0.0 68 67$') - before ))
 record ga "DHCP 0.0.0.0:68 -> 255.255.255.255:67" allowed "$got received"
 [ "$got" -gt 0 ] && ok "DHCP discover from 0.0.0.0 reaches the host" || fail "DHCP discover from 0.0.0.0 reaches the host"
@@ -269,7 +279,8 @@ ns $GA ip neigh flush all
 ns $H ping -c1 -W2 10.77.0.11 >/dev/null 2>&1
 sleep 1.2	# past the neighbour locktime, so an accepted claim would replace the entry
 ns $GA python3 "$PROBE" raw eth0 arp $MACA 10.77.0.11 10.77.0.11
-sleep 0.3
+arp_dropped() { [ "$(ns $H "$NFTCTL" dump a | awk '/drop ARP with a sender IP/ {print $(NF-3)}')" -gt 0 ] 2>/dev/null; }
+wait_until 60 arp_dropped	# the claim reached the bridge and its rule
 nb=$(ns $H ip neigh show 10.77.0.11 dev hutch0 | awk '{print $3}')
 record ga "ARP reply claiming 10.77.0.11" blocked "host neigh 10.77.0.11 = ${nb:-none}"
 [ "$nb" != "$MACA" ] && ok "ARP claiming another guest's IP ignored" || fail "ARP claiming another guest's IP ignored"
@@ -280,13 +291,16 @@ arpdrop=$(ns $H "$NFTCTL" dump a | awk '/drop ARP with a sender IP/ {print $(NF-
 before=$(logcount host '^udp 0.0.0.0 68 67$')
 expect $GC blocked tcp:203.0.113.10:80 blocked udp:10.77.0.1:53 blocked udp:10.77.0.1:67
 ns $GC python3 "$PROBE" raw eth0 udp $MACC ff:ff:ff:ff:ff:ff 0.0.0.0 255.255.255.255 68 67
-sleep 0.3
+# an allowed frame from guest a, sent after it, arrives: then the host's
+# listener has read what came before it
+ns $GA python3 "$PROBE" raw eth0 udp $MACA "$HMAC" 10.77.0.10 10.77.0.1 40967 67
+wait_until 60 logged host '^udp 10.77.0.10 40967 67$'
 is "tap without rules: not even DHCP" "$(( $(logcount host '^udp 0.0.0.0 68 67$') - before ))" 0
 
 # ---- port forwards: 127.0.0.1 only ----
 ip netns exec $H "$NFTCTL" fwd 10.77.0.10 tcp/18080:80 udp/18053:53 tcp/18007:7 >"$TMP/fwd.out" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 50); do grep -q ready "$TMP/fwd.out" && break; sleep 0.1; done
+wait_until 120 grep -q ready "$TMP/fwd.out"
 expect $H open:ga tcp:127.0.0.1:18080 open:ga udp:127.0.0.1:18053 notopen tcp:10.77.0.1:18080 \
 	notopen tcp:198.51.100.1:18080
 expect $LAN notopen tcp:192.168.77.1:18080
@@ -317,9 +331,9 @@ check "nft_vm_add a again" ns $H "$NFTCTL" add a ht-a $MACA 10.77.0.10 10.77.0.1
 ip netns exec $H "$NFTCTL" watch 30 >"$TMP/watch.out" 2>&1 &
 wpid=$!
 PIDS+=("$wpid")
-for _ in $(seq 50); do grep -q watching "$TMP/watch.out" && break; sleep 0.1; done
+wait_until 120 grep -q watching "$TMP/watch.out"
 ns $H nft flush ruleset
-for _ in $(seq 100); do grep -q hit "$TMP/watch.out" && break; sleep 0.1; done
+wait_until 25 grep -q hit "$TMP/watch.out"	# nftctl watches for 30 s
 is "nft_watch_handle notices the flush" "$(grep -o 'hit base=[0-9]' "$TMP/watch.out")" "hit base=0"
 is "nft_base_present after flush" "$(ns $H "$NFTCTL" present)" no
 is "nft_vm_present a after flush" "$(ns $H "$NFTCTL" present a)" no

@@ -60,14 +60,21 @@ start_vm() {	# name
 	PIDS+=($!)
 	eval "SV_$1=$!"
 }
-wait_lease() {	# name: until state.json has net.ip (the supervisor saw the ACK) and the guest printed it
-	local i
-	for ((i = 0; i < 1200; i++)); do
-		[ -n "$(state_ip "$1")" ] && grep -q 'hutch-tiny: lease' "$TMP/vms/$1/console.sock.log" 2>/dev/null && return 0
-		grep -q '^down' "$TMP/$1.out" && return 1
+# leased NAME: state.json has net.ip (the supervisor saw the ACK) and the
+# guest printed it; status 2 (ending the wait) if the VM went down
+leased() {
+	[ -n "$(state_ip "$1")" ] && grep -q 'hutch-tiny: lease' "$TMP/vms/$1/console.sock.log" 2>/dev/null && return 0
+	grep -q '^down' "$TMP/$1.out" && return 2
+	return 1
+}
+wait_lease() {	# name
+	local end=$((SECONDS + 600)) rc
+	while :; do
+		leased "$1"; rc=$?
+		[ $rc = 0 ] && return 0
+		[ $rc = 2 ] || [ $SECONDS -ge $end ] && return 1
 		sleep 0.25
 	done
-	return 1
 }
 
 FORWARD=8080:80 start_vm a
@@ -86,10 +93,10 @@ if hn nft list table inet hutch >/dev/null 2>&1; then nat=1; else
 	ip -n "$IN" route add 10.77.0.0/24 via 203.0.113.1
 fi
 con="$TMP/vms/a/console.sock"
-out=$(guestsh --timeout 60 "$con" 'nslookup www.hutch.test' 2>&1)
+out=$(guestsh "$con" 'nslookup www.hutch.test' 2>&1)
 grep -q '203.0.113.10' <<<"$out" && ok "guest resolves a name through the gateway's forwarder" \
 	|| { fail "guest resolves a name through the gateway's forwarder"; sed 's/^/#   /' <<<"$out"; }
-out=$(guestsh --timeout 60 "$con" 'wget -O /tmp/h http://www.hutch.test:8000/hello.txt >/dev/null 2>&1; cat /tmp/h' 2>&1)
+out=$(guestsh "$con" 'wget -O /tmp/h http://www.hutch.test:8000/hello.txt >/dev/null 2>&1; cat /tmp/h' 2>&1)
 is "guest fetches a page by name from the internet namespace" "$(tr -d '\r' <<<"$out")" "hello from the internet"
 if [ $nat = 1 ]; then
 	grep -q '^203.0.113.1 ' "$TMP/http.log" && ok "the server saw the masqueraded uplink address" \
@@ -101,17 +108,19 @@ fi
 if [ $nat = 1 ]; then
 	# someone flushes the host's ruleset: the supervisor puts hutch's rules back
 	hn nft flush ruleset
-	for _ in $(seq 100); do hn nft list table inet hutch >/dev/null 2>&1 && break; sleep 0.1; done
+	wait_until 120 hn nft list table inet hutch >/dev/null 2>&1
 	hn nft list table inet hutch >/dev/null 2>&1 && ok "rules restored after nft flush ruleset" || fail "rules restored after nft flush ruleset"
-	out=$(guestsh --timeout 60 "$con" 'rm -f /tmp/h; wget -O /tmp/h http://www.hutch.test:8000/hello.txt >/dev/null 2>&1; cat /tmp/h' 2>&1)
+	out=$(guestsh "$con" 'rm -f /tmp/h; wget -O /tmp/h http://www.hutch.test:8000/hello.txt >/dev/null 2>&1; cat /tmp/h' 2>&1)
 	is "the guest still reaches the internet after the repair" "$(tr -d '\r' <<<"$out")" "hello from the internet"
 	# forward tcp/8080:80 -> host 127.0.0.1:8080 reaches the guest's port 80
 	# (net/fwd.c is pulled into net_helper only by a strong reference: see net_sv.c)
 	if grep -q 'port forwards are not supported' "$TMP/a.out"; then
 		skip "forward 127.0.0.1:8080 -> guest:80" "net/fwd.c not linked into net_helper"
 	else
-		guestsh --timeout 30 "$con" 'mkdir -p /www && echo from-the-guest >/www/index.html && httpd -p 80 -h /www' >/dev/null 2>&1
-		out=$(hn python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:8080/index.html", timeout=20).read().decode().strip())' 2>&1)
+		# (returns once httpd listens: port 0050, state 0A, in /proc/net/tcp
+		# or tcp6 as busybox listens dual-stack; for at most 300 s)
+		guestsh "$con" 'mkdir -p /www && echo from-the-guest >/www/index.html && httpd -p 80 -h /www; i=0; until grep -qs ":0050 [0-9A-F:]* 0A" /proc/net/tcp /proc/net/tcp6 || [ $i -ge 3000 ]; do sleep 0.1; i=$((i + 1)); done' >/dev/null 2>&1
+		out=$(hn python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:8080/index.html", timeout=60).read().decode().strip())' 2>&1)
 		is "forward 127.0.0.1:8080 -> guest:80" "$out" "from-the-guest"
 	fi
 else
@@ -133,7 +142,7 @@ is "after VM a stops: only b's tap and the bridge" "$(links | wc -w)" "2"
 # kill -9 VM b's supervisor and its QEMU (as `hutch gc` does with a dead supervisor's QEMU), then gc
 q=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["qemu_pid"])' "$TMP/vms/b/state.json")
 kill -9 "$SV_b" "$q"; wait "$SV_b" 2>/dev/null
-for _ in $(seq 50); do kill -0 "$q" 2>/dev/null || break; sleep 0.1; done
+wait_until 120 gone "$q"
 check "gc after kill -9" hn "$H" gc "$TMP/vms/b"
 is "no ht-* link and no bridge left" "$(links)" ""
 hn nft list table inet hutch >/dev/null 2>&1 && fail "no inet hutch table left" || ok "no inet hutch table left"

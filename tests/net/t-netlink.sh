@@ -41,7 +41,7 @@ mkfifo "$TMP/hold"
 ip netns exec "$NS" "$H" tap tst1 hb0 <"$TMP/hold" >"$TMP/tap.out" 2>&1 &
 PIDS+=($!)
 exec 7>"$TMP/hold"
-for _ in $(seq 50); do grep -q ready "$TMP/tap.out" && break; sleep 0.1; done
+wait_until 120 grep -q ready "$TMP/tap.out"
 d=$(ins ip -d link show ht-tst1 2>&1)
 grep -q 'master hb0' <<<"$d" && ok "tap enslaved to the bridge" || { fail "tap enslaved to the bridge"; diag "$d"; }
 grep -q 'isolated on' <<<"$d" && ok "tap port isolated" || fail "tap port isolated"
@@ -74,11 +74,11 @@ mkfifo "$TMP/ha" "$TMP/hb"
 ip netns exec "$NS" env HUTCH_BRIDGE=hb0 HUTCH_RESOLV_CONF="$TMP/resolv.conf" "$H" sv "$TMP/vms/a" a hold <"$TMP/ha" >"$TMP/a.out" 2>&1 &
 PIDS+=($!); pa=$!
 exec 8>"$TMP/ha"
-for _ in $(seq 100); do grep -q '^lease' "$TMP/a.out" && break; sleep 0.1; done
+wait_until 120 grep -q '^lease' "$TMP/a.out"
 ip netns exec "$NS" env HUTCH_BRIDGE=hb0 HUTCH_RESOLV_CONF="$TMP/resolv.conf" "$H" sv "$TMP/vms/b" b hold <"$TMP/hb" >"$TMP/b.out" 2>&1 8>&- &
 PIDS+=($!); pb=$!
 exec 9>"$TMP/hb"
-for _ in $(seq 100); do grep -q '^lease' "$TMP/b.out" && break; sleep 0.1; done
+wait_until 120 grep -q '^lease' "$TMP/b.out"
 is "VM a keeps its address across restarts" "$(grep '^lease' "$TMP/a.out")" "lease 10.77.0.2"
 is "VM b gets the next free address" "$(grep '^lease' "$TMP/b.out")" "lease 10.77.0.3"
 is "two taps on the bridge" "$(ins "$H" list ht- hb0 | wc -l)" "2"

@@ -18,6 +18,7 @@
 # tunnel down while the peer is silent, bad wireguard.conf files fail before
 # QEMU starts and leave nothing, and halt, kill -9 + gc leave no link, rule,
 # route, wireguard-go or socket behind.
+# test: serial (counts every hw- wireguard-go and UAPI socket on the host: /var/run/wireguard is global)
 set -u
 source "$(dirname "$0")/../lib/tap.sh"
 source "$HUTCH_SRC/tests/lib/guest.sh"
@@ -96,6 +97,25 @@ ctr() {	# ctr CHAIN COMMENT: packets of the test's own counter
 	hn nft list chain inet wgtest "$1" 2>/dev/null | grep -F "comment \"$2\"" | sed -n 's/.*counter packets \([0-9]*\).*/\1/p'
 }
 leaks() { echo "$(ctr wpost outside)/$(ctr wfwd guest-forwarded)"; }
+# /var/run/wireguard and the process list are the whole host's: other runs
+# (of other users of the machine) may have tunnels of their own.  Ours are
+# the sockets that were not there when we started, and the daemons in our
+# host namespace.
+UAPI_BEFORE=" $(ls /var/run/wireguard 2>/dev/null | tr '\n' ' ') "
+uapi_new() {	# uapi_new PREFIX: sockets named PREFIX* made since we started
+	local n c=0
+	for n in $(ls /var/run/wireguard 2>/dev/null | grep "^$1"); do
+		[[ $UAPI_BEFORE == *" $n "* ]] || c=$((c + 1))
+	done
+	echo "$c"
+}
+wg_daemons() {	# wireguard-go processes for a hw- link in our host namespace
+	local p c=0
+	for p in $(ip netns pids "$HN" 2>/dev/null); do
+		tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q '^wireguard-go -f hw-' && c=$((c + 1))
+	done
+	echo "$c"
+}
 nothing_left() {	# what: no wg link, rule, route, nft table, daemon, socket of hutch's
 	local what=$1 l r
 	l=$(hn ip -br link | awk '{print $1}' | grep -E '^(hw-|ht-)' | tr '\n' ' ')
@@ -104,8 +124,11 @@ nothing_left() {	# what: no wg link, rule, route, nft table, daemon, socket of h
 	is "$what: no policy rule of hutch's" "$r" ""
 	is "$what: no route left in hutch's tables" "$(hn ip route show table all | grep -cE 'table 1752[0-9]{6}')" 0
 	is "$what: no hutch nft table" "$(hn nft list tables 2>/dev/null | grep -c hutch)" 0
-	is "$what: no wireguard-go for a hw- link" "$(pgrep -fc '^wireguard-go -f hw-')" 0
-	is "$what: no UAPI socket of hutch's" "$(ls /var/run/wireguard 2>/dev/null | grep -c "^${3:-hw-}")" 0
+	is "$what: no wireguard-go for a hw- link" "$(wg_daemons)" 0
+	# the supervisor unlinks it after wireguard-go is gone, as its last steps
+	uapi_gone() { [ "$(uapi_new "$1")" = 0 ]; }
+	wait_until 120 uapi_gone "${3:-hw-}"
+	is "$what: no UAPI socket of hutch's" "$(uapi_new "${3:-hw-}")" 0
 }
 
 # ---- bad input: fails before QEMU starts, nothing left ----

@@ -7,6 +7,7 @@
 # adds the user to the group; a second run changes nothing; --check is then
 # happy; --uninstall takes it all back.  A user without the helper is told
 # which command to run (exit 78); a user without root cannot run setup (77).
+# test: serial (adds the test user to groups and runs setup/uninstall on the host's user database)
 set -u
 source "$(dirname "$0")/../lib/tap.sh"
 source "$HUTCH_SRC/tests/lib/guest.sh"

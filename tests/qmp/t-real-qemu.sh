@@ -34,14 +34,10 @@ start_qemu() {
 	PIDS+=("$QPID")
 }
 
-# qemu_exit_code PID: waits (bounded) for QEMU to exit; prints its exit code or "running"
+# qemu_exit_code PID: waits (for at most 120 s) for QEMU to exit; prints its
+# exit code or "running"
 qemu_exit_code() {
-	local i
-	for i in $(seq 1 100); do
-		kill -0 "$1" 2>/dev/null || { wait "$1"; echo $?; return; }
-		sleep 0.1
-	done
-	echo running
+	if wait_until 120 gone "$1"; then wait "$1"; echo $?; else echo running; fi
 }
 
 has() { grep -qxF -- "$2" "$1"; }
@@ -86,7 +82,8 @@ is "q35 QEMU exits 0 after quit" "$(qemu_exit_code "$QPID")" 0
 "$CLIENT" "$T/late.sock" status quit eof >"$T/late.out" 2>"$T/late.err" &
 CPID=$!
 PIDS+=("$CPID")
-sleep 0.5
+sleep 0.5	# (not a synchronisation: the client is meant to start first, and
+		# keeps trying however late QEMU comes)
 start_qemu late -machine none
 wait "$CPID"
 rc=$?
@@ -100,7 +97,7 @@ start_qemu killed -machine none
 "$CLIENT" "$T/killed.sock" status eof >"$T/killed.out" 2>&1 &
 CPID=$!
 PIDS+=("$CPID")
-for i in $(seq 1 100); do grep -q '^status:' "$T/killed.out" 2>/dev/null && break; sleep 0.1; done
+wait_until 120 grep -q '^status:' "$T/killed.out" 2>/dev/null
 { kill -9 "$QPID"; wait "$QPID"; } 2>/dev/null
 wait "$CPID"
 rc=$?

@@ -74,7 +74,7 @@ export XDG_DATA_HOME=$T/data
 VM_DIR=$XDG_DATA_HOME/hutch/vms/sec02
 cat >"$P/hutch.yaml" <<YAML
 name: sec02
-kernel: {path: $TINY/vmlinuz, initrd: $TINY/initrd.img, cmdline: "console=ttyS0 quiet hutch.share=ws:/mnt/ws"}
+kernel: {path: $TINY/vmlinuz, initrd: $TINY/initrd.img, cmdline: "console=ttyS0 quiet no_timer_check hutch.share=ws:/mnt/ws"}
 memory: 256
 cpus: 1
 accel: tcg

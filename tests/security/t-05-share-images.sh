@@ -32,7 +32,7 @@ export HUTCH_ALLOW_PATHS=${HUTCH_ALLOW_PATHS:+$HUTCH_ALLOW_PATHS:}$TINY
 yaml() {	# yaml SIZE_GIB (a kernel boot: `up` needs no base image)
 	cat >"$P/hutch.yaml" <<YAML
 name: sec05
-kernel: {path: $TINY/vmlinuz, initrd: $TINY/initrd.img, cmdline: "console=ttyS0 quiet"}
+kernel: {path: $TINY/vmlinuz, initrd: $TINY/initrd.img, cmdline: "console=ttyS0 quiet no_timer_check"}
 memory: 256
 cpus: 1
 accel: tcg

@@ -22,8 +22,11 @@ vm_do a "wait 2000"
 diag "$N DHCPDECLINE frames written into the tap in $((SECONDS - start)) s"
 lines=$(grep -c 'declined its address' "$T/a.err")
 diag "lines about it: $lines"
-[ "$lines" -ge 1 ] && [ "$lines" -le 11 ] && ok "$N DHCPDECLINEs: $lines log lines (at most 11)" ||
-	fail "$N DHCPDECLINEs: $lines log lines (at most 11)"
+# 10 lines per 60 s window (src/log.h LOG_RL_BURST, LOG_RL_WINDOW_S), and one
+# more: a flood that outlasts a window (a loaded host) gets a window more
+most=$((10 * ((SECONDS - start) / 60 + 1) + 1))
+[ "$lines" -ge 1 ] && [ "$lines" -le "$most" ] && ok "$N DHCPDECLINEs: $lines log lines (at most $most)" ||
+	fail "$N DHCPDECLINEs: $lines log lines (at most $most)"
 grep -q 'suppressed' "$T/a.err" && ok "... and a line saying the rest are suppressed" ||
 	fail "... and a line saying the rest are suppressed"
 

@@ -11,6 +11,8 @@
 #   sg_sh 'cmd'        run a command in the guest (guestsh.py)
 #   sg_stop            quit QEMU, stop virtiofsd, unmount (idempotent)
 SG_TOOL=$HUTCH_SRC/build/tests/share_tool
+# wait_until, gone (benches source this file without tap.sh)
+declare -F wait_until >/dev/null || source "$HUTCH_SRC/tests/lib/tap.sh"
 
 sg_find() {
 	TINY=${HUTCH_TINY:-$HUTCH_SRC/build/guests/tiny}
@@ -44,22 +46,22 @@ sg_boot() {
 		-chardev socket,id=hutch-vfs0,path="$SG_SOCK" \
 		-device vhost-user-fs-pci,chardev=hutch-vfs0,tag=ws \
 		-kernel "$TINY/vmlinuz" -initrd "$TINY/initrd.img" \
-		-append "console=ttyS0 quiet hutch.share=ws:/mnt/ws" \
+		-append "console=ttyS0 quiet no_timer_check hutch.share=ws:/mnt/ws" \
 		-chardev socket,id=con,path="$SG_DIR/console.sock",server=on,wait=off -serial chardev:con \
 		-qmp unix:"$SG_DIR/qmp.sock",server=on,wait=off \
 		>"$SG_DIR/qemu.log" 2>&1 &
 	SG_QPID=$!
-	python3 "$GUESTSH" --timeout 300 --wait-ready "$SG_DIR/console.sock" >/dev/null
+	python3 "$GUESTSH" --timeout 600 --wait-ready "$SG_DIR/console.sock" >/dev/null
 }
 
 sg_sh() {
-	python3 "$GUESTSH" --timeout "${SG_TIMEOUT:-300}" "$SG_DIR/console.sock" "$1"
+	python3 "$GUESTSH" --timeout "${SG_TIMEOUT:-600}" "$SG_DIR/console.sock" "$1"
 }
 
 sg_stop() {
 	if [ -n "${SG_QPID:-}" ]; then
-		python3 "$GUESTSH" --timeout 10 --qmp "$SG_DIR/qmp.sock" quit >/dev/null 2>&1
-		for _ in $(seq 50); do kill -0 "$SG_QPID" 2>/dev/null || break; sleep 0.2; done
+		python3 "$GUESTSH" --timeout 60 --qmp "$SG_DIR/qmp.sock" quit >/dev/null 2>&1
+		wait_until 120 gone "$SG_QPID"
 		kill -9 "$SG_QPID" 2>/dev/null
 		wait "$SG_QPID" 2>/dev/null
 		SG_QPID=

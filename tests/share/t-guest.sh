@@ -68,7 +68,8 @@ check "the guest removes the fill" sg_sh "rm /mnt/ws/fill && sync"
 
 sg_stop
 check_fails "after stop: nothing mounted on the folder" grep -q " $SG_WS " /proc/self/mountinfo
-for _ in $(seq 50); do [ -z "$(losetup -j "$SG_IMG")" ] && break; sleep 0.1; done
+detached() { [ -z "$(losetup -j "$1" 2>/dev/null)" ]; }
+wait_until 120 detached "$SG_IMG"	# the loop device goes asynchronously
 loopdev=$(losetup -j "$SG_IMG" | cut -d: -f1)
 if [ -n "$loopdev" ] && grep -qs " $loopdev " /proc/[0-9]*/mountinfo; then
 	# a process elsewhere on this machine made a mount namespace while it was mounted

@@ -26,6 +26,7 @@ trap cleanup EXIT
 img=$T/ws.img ws=$T/ws
 # mnt_fs DIR / mnt_src DIR: file system type and source of the topmost mount on DIR
 mnt_fs()  { awk -v m="$1" '$5 == m { for (i = 7; $i != "-"; i++); t = $(i + 1) } END { print t }' /proc/self/mountinfo; }
+detached() { [ -z "$(losetup -j "$1" 2>/dev/null)" ]; }
 mnt_src() { awk -v m="$1" '$5 == m { for (i = 7; $i != "-"; i++); t = $(i + 2) } END { print t }' /proc/self/mountinfo; }
 
 # --- image
@@ -93,7 +94,7 @@ loopdev=$(mnt_src "$ws")
 echo data >"$ws/kept.txt"
 check "unmount" "$TOOL" unmount "$img" "$ws"
 check_fails "nothing mounted on the folder" grep -q " $ws " /proc/self/mountinfo
-for _ in $(seq 50); do [ -z "$(losetup -j "$img" 2>/dev/null)" ] && break; sleep 0.1; done
+wait_until 120 detached "$img"	# the loop device goes asynchronously
 if [ -n "$(losetup -j "$img" 2>/dev/null)" ] &&
 	grep -qs " ${loopdev} " /proc/[0-9]*/mountinfo; then
 	# a process elsewhere on this machine made a mount namespace while it was mounted
@@ -110,9 +111,12 @@ is "data survives unmount/mount" "$(cat "$ws/kept.txt")" data
 # mounting again must reuse its loop device (one superblock), never attach a
 # second one (two ext4 superblocks over one image corrupt it)
 "$TOOL" mount "$img" "$ws" >"$T/loop1" 2>/dev/null
-unshare -m --propagation private sleep 120 &
+unshare -m --propagation private sleep 600 &
 NSPID=$!
-sleep 0.5
+# it holds a copy once it runs in a mount namespace of its own with the mount
+copied() { [ "$(readlink "/proc/$NSPID/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] &&
+	grep -q " $ws " "/proc/$NSPID/mountinfo" 2>/dev/null; }
+wait_until 120 copied
 "$TOOL" unmount "$img" "$ws"
 echo "after" >"$T/probe"
 out=$("$TOOL" mount "$img" "$ws" 2>&1 | tail -1)
@@ -121,8 +125,7 @@ is "exactly one loop device backs the image" "$(losetup -j "$img" | wc -l)" 1
 is "data consistent" "$(cat "$ws/kept.txt" 2>&1)" data
 "$TOOL" unmount "$img" "$ws"
 kill "$NSPID"; wait "$NSPID" 2>/dev/null
-# autoclear is asynchronous once the namespace's last reference goes: allow a busy host time
-for _ in $(seq 600); do [ -z "$(losetup -j "$img" 2>/dev/null)" ] && break; sleep 0.1; done
+wait_until 120 detached "$img"	# the loop device goes asynchronously
 is "the loop device goes with the last copy" "$(losetup -j "$img" 2>/dev/null)" ""
 
 # --- a folder mounted from elsewhere is refused and left alone
@@ -193,7 +196,7 @@ if VPID=$("$TOOL" vfs-start "$T/busy" "$T/vfs.sock" 2>"$T/vfs.err"); then
 	check_fails "pid check: another socket" "$TOOL" is-vfs "$VPID" "$T/other.sock"
 	check_fails "pid check: not a virtiofsd" "$TOOL" is-vfs $$ "$T/vfs.sock"
 	check "virtiofsd stopped" "$TOOL" vfs-stop "$VPID"
-	sleep 0.2
+	wait_until 120 gone "$VPID"
 	if [ -d "/proc/$VPID" ] && ! grep -q '^State:.*Z' "/proc/$VPID/status" 2>/dev/null; then fail "still running"; else ok "gone"; fi
 	VPID=
 else

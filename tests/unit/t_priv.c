@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "net/privd.h"
@@ -222,8 +224,35 @@ static void t_registry_file(void)
 	close(d.reg_fd);
 }
 
+/* a zombie owner is gone (gc after a kill -9 while init has not reaped it yet) */
+static void t_zombie(void)
+{
+	struct privd_ent e = { .pid = fork() };
+	char path[64], st[256] = "";
+	FILE *f;
+
+	if (e.pid == 0)
+		_exit(0);
+	e.start = privd_proc_start(e.pid);
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)e.pid);
+	for (int i = 0; i < 6000 && !strstr(st, ") Z"); i++) {	/* up to 60 s */
+		f = fopen(path, "r");
+		if (f) {
+			if (!fgets(st, sizeof(st), f))
+				st[0] = 0;
+			fclose(f);
+		}
+		nanosleep(&(struct timespec){ .tv_nsec = 10000000 }, NULL);
+	}
+	ok(strstr(st, ") Z") != NULL, "the child is a zombie");
+	is_int((int)privd_proc_start(e.pid), 0, "a zombie has no start time");
+	ok(!privd_ent_alive(&e), "an entry whose owner is a zombie is not alive");
+	waitpid(e.pid, NULL, 0);
+}
+
 int main(void)
 {
+	t_zombie();
 	t_requests();
 	t_conf();
 	t_registry();

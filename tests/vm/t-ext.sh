@@ -32,9 +32,9 @@ name: core-e
 cpus: 1
 memory: 256
 accel: tcg
-kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet"}
+kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet no_timer_check"}
 network: {mode: none}
-timeouts: {boot: 120, shutdown: 45}
+timeouts: {boot: 600, shutdown: 300}
 EOF
 # no SSH key for the guest: up does not wait for SSH (the tiny guest has no sshd)
 printf '#cloud-config\n# from-cloud-init-yml\n' >"$T/p/cloud-init.yml"
@@ -48,7 +48,7 @@ if ! F up 2>"$T/err"; then
 fi
 ok "up with the fake extension"
 is "CLI hooks in order" "$(tr '\n' ' ' <"$FAKE_LOG")" "before_up created wait alive after_up "
-wait_for 10 grep -q watched "$V/fake.log"
+wait_for 120 grep -q watched "$V/fake.log"
 is "supervisor hooks in order, watched fd polled" "$(tr '\n' ' ' <"$V/fake.log")" "prepare started watched "
 [ "$(js .fake.started)" = true ] && [ "$(js .fake.watched)" = true ] &&
 	ok "extension state saved with sv_state_save" || { fail "extension state"; jq . "$V/state.json" | sed 's/^/#   /'; }
@@ -81,7 +81,7 @@ check "up again" F up
 sv=$(js .supervisor_pid)
 qemu=$(js .qemu_pid)
 kill -9 "$sv"
-wait_for 30 gone "$qemu" && ok "QEMU died with its supervisor" || fail "QEMU died with its supervisor"
+wait_for 120 gone "$qemu" && ok "QEMU died with its supervisor" || fail "QEMU died with its supervisor"
 check "gc" F gc
 is "gc ran the extension's .gc with the state" "$(tail -1 "$V/fake.log")" "gc with state"
 

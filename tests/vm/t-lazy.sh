@@ -50,10 +50,10 @@ name: lazy-t
 cpus: 1
 memory: 256
 accel: tcg
-kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet"}
+kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet no_timer_check"}
 network: {mode: none}
 Y
-check "up (tiny guest)" timeout 180 "$HUTCH" -q -C "$T/p" up
+check "up (tiny guest)" timeout 900 "$HUTCH" -q -C "$T/p" up
 sp=$(jq -r .supervisor_pid "$V/state.json" 2>/dev/null)
 if [ -n "$sp" ] && [ -r "/proc/$sp/maps" ]; then
 	check_fails "the supervisor maps neither libcurl nor libcrypto" grep -E 'libcurl|libcrypto|libgnutls' "/proc/$sp/maps"
@@ -61,5 +61,5 @@ if [ -n "$sp" ] && [ -r "/proc/$sp/maps" ]; then
 else
 	fail "the supervisor maps neither libcurl nor libcrypto"; diag "no supervisor pid"
 fi
-check "destroy" timeout 120 "$HUTCH" -q -C "$T/p" destroy
+check "destroy" timeout 600 "$HUTCH" -q -C "$T/p" destroy
 done_testing

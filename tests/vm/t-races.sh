@@ -33,18 +33,17 @@ wait_for() { local n=$(($1 * 5)); shift; while ((n-- > 0)); do "$@" && return 0;
 # hold @3... (hutch) at the entry of syscall @1 (number @2) under strace;
 # sets HELD (the strace pid) and HELD_CMD (hutch's), or returns 1
 hold() {
-	local name=$1 nr=$2 n
+	local name=$1 nr=$2
 	shift 2
 	strace -qq -o /dev/null -e trace="$name" -e inject="$name":delay_enter=3600000000 "$@" \
 		>"$T/held.log" 2>&1 &
 	HELD=$!
-	for ((n = 0; n < 300; n++)); do
-		HELD_CMD=$(pgrep -P "$HELD")
-		[ -n "$HELD_CMD" ] && [ "$(cut -d' ' -f1 "/proc/$HELD_CMD/syscall" 2>/dev/null)" = "$nr" ] &&
-			return 0
-		sleep 0.2
-	done
-	return 1
+	HELD_NR=$nr
+	wait_until 300 held
+}
+held() {	# the traced command sits at the entry of syscall HELD_NR
+	HELD_CMD=$(pgrep -P "$HELD")
+	[ -n "$HELD_CMD" ] && [ "$(cut -d' ' -f1 "/proc/$HELD_CMD/syscall" 2>/dev/null)" = "$HELD_NR" ]
 }
 # let it go: with its tracer gone, the command enters the syscall and goes on
 release() {
@@ -70,9 +69,9 @@ name: race-g
 cpus: 1
 memory: 256
 accel: tcg
-kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet"}
+kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet no_timer_check"}
 network: {mode: none}
-timeouts: {boot: 300, shutdown: 60}
+timeouts: {boot: 600, shutdown: 300}
 EOF
 printf '#cloud-config\n' >"$T/p/cloud-init.yml"
 
@@ -83,7 +82,7 @@ for r in $(seq "$ROUNDS"); do
 	H up >"$T/up.log" 2>&1 || { bad=$((bad + 1)); diag "round $r: up failed: $(tail -3 "$T/up.log")"; break; }
 	sv=$(st "$V" .supervisor_pid)
 	kill -9 "$sv"
-	wait_for 60 gone "$sv"
+	wait_for 120 gone "$sv"
 	# gc held just before it takes the VM's lock (flock is syscall 73)
 	hold flock 73 "$HUTCH" -C "$T/p" gc || { bad=$((bad + 1)); diag "round $r: gc was not held at flock"; release; continue; }
 	H up >"$T/up.log" 2>&1 || { bad=$((bad + 1)); diag "round $r: up during gc: $(tail -3 "$T/up.log")"; }
@@ -112,10 +111,10 @@ name: race-s
 cpus: 1
 memory: 256
 accel: tcg
-kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet"}
+kernel: {path: $TINY_KERNEL, initrd: $TINY_INITRD, cmdline: "console=ttyS0 quiet no_timer_check"}
 network: {mode: none}
 cloud_init_wait: false
-timeouts: {boot: 300, shutdown: 60}
+timeouts: {boot: 600, shutdown: 300}
 shared_folders:
   - {host: workspace, guest: /workspace, size: 1}
 EOF
