@@ -77,7 +77,9 @@ static int up_create_seed(struct up_ctx *u, const char *iid)
 			continue;
 		rc = ext[i]->user_data(u, &ud, &udlen);
 		if (rc) {
-			log_errno(rc, "%s: user-data", ext[i]->name);
+			/* a refusal (consent, a path) has said why already */
+			if (rc != -EPERM && rc != -EACCES)
+				log_errno(rc, "%s: user-data", ext[i]->name);
 			return rc;
 		}
 	}

@@ -30,6 +30,7 @@ chmod +x "$P/hooks/pre-up"
 "$HUTCH" -C "$P" up </dev/null >"$T/out" 2>&1; rc=$?
 is "up without consent: exit 77" "$rc" 77
 if [ ! -e "$M/pre-up" ]; then ok "the hook did not run"; else fail "the hook ran without consent"; fi
+is "the refusal is the only error (no errno line after it)" "$(grep -c 'Operation not permitted' "$T/out")" 0
 if grep -q 'hooks/pre-up' "$T/out" && grep -q 'hutch allow' "$T/out"; then
 	ok "up lists what would run and how to allow it"
 else
