@@ -616,6 +616,16 @@ static int wg_before_up(struct up_ctx *u)
 		return 0;
 	if ((rc = wg_vm_allowed(u->vm, u->cfg->path)))
 		return rc;
+	/*
+	 * The tunnel, its policy routing and its watch are not operations of
+	 * hutch-helper yet: they need CAP_NET_ADMIN in the supervisor.  Say so
+	 * before anything starts rather than fail half-way.
+	 */
+	if (geteuid() != 0) {
+		log_err("wireguard.conf: WireGuard egress is not a hutch-helper operation yet; "
+			"start this VM with sudo (QEMU, virtiofsd and hooks still run as you)");
+		return -ENOPKG;
+	}
 	if ((rc = wg_conf_load(u->cfg->dir, &conf, &e))) {
 		log_err("%s", e.msg[0] ? e.msg : "wireguard.conf: cannot read it");
 		return rc;

@@ -170,6 +170,17 @@ rc=$?
 [ $rc -ne 0 ] && grep -Eq 'wireguard.conf: (cannot read it: Permission denied|it is owned by uid 0, not by you)' <<<"$out" &&
 	ok "bad input, unreadable file: check-config says so" ||
 	{ fail "bad input, unreadable file: check-config says so (rc $rc)"; sed 's/^/#   /' <<<"$out" | tail -3; }
+# a user's up with a wireguard.conf: the tunnel is not a helper operation
+# yet, so it is refused up front (78), before anything starts
+chown 65534:65534 "$U/wireguard.conf"
+out=$(hn setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$U" XDG_DATA_HOME="$U/d" \
+	XDG_CACHE_HOME="$U/c" XDG_CONFIG_HOME="$U/cfg" HUTCH_ALLOW_PATHS="$(dirname "$TINY_KERNEL")" \
+	timeout 120 "$HUTCH" -C "$U" up 2>&1)
+rc=$?
+[ $rc -eq 78 ] && grep -q 'not a hutch-helper operation yet' <<<"$out" &&
+	! ls "$U"/d/hutch/vms/*/state.json 2>/dev/null | xargs -r grep -l qemu_pid | grep -q . &&
+	ok "a user's up with wireguard.conf: refused up front with exit 78, nothing started" ||
+	{ fail "a user's up with wireguard.conf: refused up front (rc $rc)"; sed 's/^/#   /' <<<"$out" | tail -5; }
 out=$(hn "$HUTCH" -C "$B" check-config 2>&1)
 grep -q 'PrivateKey = (redacted)' <<<"$out" && ! grep -qF "$(cat "$T/keys/client.key")" <<<"$out" &&
 	ok "check-config shows wireguard.conf with the private key redacted" ||
