@@ -99,10 +99,13 @@ is "images list --json (after the verb) works too" "$("$HUTCH" images list --jso
 mkdir -p "$XDG_DATA_HOME/hutch/vms/agent"
 cp "$T/o1.qcow2" "$XDG_DATA_HOME/hutch/vms/agent/disk.qcow2"
 "$HUTCH" images rm mini 2>"$T/err"
-is "images rm: exit 0" "$?" 0
-grep -q "VM agent uses" "$T/err" && ok "rm warns about the VM whose disk uses it" ||
-	{ fail "rm warns about the VM whose disk uses it"; sed 's/^/# /' "$T/err"; }
-is "rm removed the image and its records" "$(ls "$C" | grep -c '^mini')" 0
+is "images rm of an image a VM's disk uses: refused (exit 1)" "$?" 1
+grep -q 'is the base of the disk of \["agent"\].*--force' "$T/err" && ok "the refusal names the VM and --force" ||
+	{ fail "the refusal names the VM and --force"; sed 's/^/# /' "$T/err"; }
+[ "$(ls "$C" | grep -c '^mini')" -gt 0 ] && ok "and the image is still there" || fail "and the image is still there"
+"$HUTCH" images rm --force mini 2>"$T/err"
+is "images rm --force: exit 0" "$?" 0
+is "rm --force removed the image and its records" "$(ls "$C" | grep -c '^mini')" 0
 "$HUTCH" images rm mini 2>/dev/null
 is "rm of a missing image: exit 1" "$?" 1
 "$HUTCH" images rm 2>/dev/null

@@ -165,7 +165,7 @@ U=$T/bad-user
 project "$U" wgbad
 cp -p "$B/wireguard.conf" "$U/wireguard.conf"
 chown 65534:65534 "$U" "$U/hutch.yaml" "$U/cloud-init.yml"
-out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$HUTCH" -C "$U" check-config 2>&1)
+out=$(setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$U" XDG_CONFIG_HOME="$U/cfg" "$HUTCH" -C "$U" check-config 2>&1)
 rc=$?
 [ $rc -ne 0 ] && grep -Eq 'wireguard.conf: (cannot read it: Permission denied|it is owned by uid 0, not by you)' <<<"$out" &&
 	ok "bad input, unreadable file: check-config says so" ||
