@@ -11,7 +11,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <unistd.h>
 #include <limits.h>
 #include <stdio.h>
 
