@@ -118,9 +118,14 @@ int vm_control(const char *vm_dir, json_t *req, json_t **resp, int timeout_ms);
  */
 int vm_wait_pid_gone(pid_t pid, int timeout_ms);
 
-/** enum vm_ctl_cmd - what a control request asks for */
+/**
+ * enum vm_ctl_cmd - what a control request asks for
+ *
+ * VM_CTL_LAST names the highest value, so that checks of a parsed command
+ * (tests/fuzz/fuzz_ctl.c) follow when a verb is added.
+ */
 enum vm_ctl_cmd { VM_CTL_STATUS, VM_CTL_HALT, VM_CTL_QUIT, VM_CTL_SUSPEND, VM_CTL_RESUME,
-		  VM_CTL_SAVE };
+		  VM_CTL_SAVE, VM_CTL_LAST = VM_CTL_SAVE };
 
 /**
  * vm_ctl_parse() - one control request line (its '\n' excluded)

@@ -43,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (len >= have || buf[len] != '\n' || memchr(buf, '\n', len))
 			abort();
 		if (vm_ctl_parse(buf, len, &cmd, &tmo) == 0 &&
-		    (tmo < -1 || tmo > 86400 || cmd > VM_CTL_RESUME))
+		    (tmo < -1 || tmo > 86400 || cmd > VM_CTL_LAST))
 			abort();
 	}
 	return 0;

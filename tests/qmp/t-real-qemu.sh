@@ -34,10 +34,12 @@ start_qemu() {
 	PIDS+=("$QPID")
 }
 
-# qemu_exit_code PID: waits (for at most 120 s) for QEMU to exit; prints its
-# exit code or "running"
-qemu_exit_code() {
-	if wait_until 120 gone "$1"; then wait "$1"; echo $?; else echo running; fi
+# qemu_exit PID: waits (for at most 120 s) for QEMU to exit and sets QRC to
+# its exit code, or to "running".  Not in a $(...): that subshell is not
+# QEMU's parent, and its `wait` returns -1 when QEMU had not been reaped by
+# this shell before the subshell started (seen on a loaded CI host).
+qemu_exit() {
+	if wait_until 120 gone "$1"; then wait "$1"; QRC=$?; else QRC=running; fi
 }
 
 has() { grep -qxF -- "$2" "$1"; }
@@ -62,7 +64,8 @@ has "$out" "quit: ok" && has "$out" "wait SHUTDOWN: ok" && ok "quit, then a SHUT
 has "$out" "event: SHUTDOWN SHUTDOWN reason=host-qmp-quit" && ok "SHUTDOWN carries its data (reason host-qmp-quit)" \
 	|| fail "SHUTDOWN data"
 has "$out" "eof: ok" && ok "QEMU closes the socket after quit" || fail "EOF after quit"
-is "QEMU exits 0 after quit" "$(qemu_exit_code "$QPID")" 0
+qemu_exit "$QPID"
+is "QEMU exits 0 after quit" "$QRC" 0
 grep -q . "$T/none.err" && { diag "client stderr:"; sed 's/^/#   /' "$T/none.err"; }
 
 # --- 2: a small q35 machine under TCG, paused with -S -----------------
@@ -76,7 +79,8 @@ is "running after cont" "$(sed -n 2p <(sed -n 's/^status: //p' "$out"))" "runnin
 has "$out" "powerdown: ok" && has "$out" "wait POWERDOWN: ok" && ok "system_powerdown, then a POWERDOWN event" \
 	|| fail "system_powerdown/POWERDOWN"
 has "$out" "wait SHUTDOWN: ok" && has "$out" "eof: ok" && ok "quit: SHUTDOWN event and EOF" || fail "quit q35"
-is "q35 QEMU exits 0 after quit" "$(qemu_exit_code "$QPID")" 0
+qemu_exit "$QPID"
+is "q35 QEMU exits 0 after quit" "$QRC" 0
 
 # --- 3: the client starts before QEMU has created the socket -----------
 "$CLIENT" "$T/late.sock" status quit eof >"$T/late.out" 2>"$T/late.err" &
@@ -90,7 +94,8 @@ rc=$?
 out=$T/late.out
 is "qmp_connect waits for QEMU to create the socket" "$(head -1 "$out")" "connect: ok"
 is "and then works (status, quit, EOF)" "$rc" 0
-is "late QEMU exits 0" "$(qemu_exit_code "$QPID")" 0
+qemu_exit "$QPID"
+is "late QEMU exits 0" "$QRC" 0
 
 # --- 4: QEMU killed under the client ----------------------------------
 start_qemu killed -machine none
