@@ -19,6 +19,7 @@
 
 #include "net/priv.h"
 #include "net/privd.h"
+#include "net/wg_rt.h"
 #include "src/log.h"
 #include "src/proc.h"
 #include "src/util.h"
@@ -431,4 +432,127 @@ void priv_close(void)
 		P.d = NULL;
 	}
 	priv_drop_helper();
+}
+
+/* ---- WireGuard ---- */
+
+static json_t *priv_wg_conf_req(json_t *req, const struct wg_conf *c, const struct sockaddr_storage *ep)
+{
+	char *text, epb[80];
+	size_t len = 0;
+
+	if (!req || !c)
+		return req;
+	text = malloc(PRIV_REQ_MAX / 2);
+	if (!text || wg_conf_text(c, text, PRIV_REQ_MAX / 2, &len) ||
+	    wg_sockaddr_str(ep, epb, sizeof(epb)) ||
+	    json_object_set_new(req, "conf", json_stringn(text, len)) ||
+	    json_object_set_new(req, "endpoint", json_string(epb))) {
+		if (text)
+			log_err("wireguard.conf is too large for hutch-helper's requests (at most %d bytes)",
+				PRIV_REQ_MAX / 2);
+		json_decref(req);
+		req = NULL;
+	}
+	if (text)
+		explicit_bzero(text, PRIV_REQ_MAX / 2);
+	free(text);
+	return req;
+}
+
+static int priv_wg_reply(json_t *rep, const int *fds, size_t nfds, struct priv_wg *out)
+{
+	const char *id = json_string_value(json_object_get(rep, "id"));
+	const char *ifn = json_string_value(json_object_get(rep, "ifname"));
+	const char *impl = json_string_value(json_object_get(rep, "impl"));
+	json_int_t table = json_integer_value(json_object_get(rep, "table"));
+	json_int_t ifi = json_integer_value(json_object_get(rep, "ifindex"));
+	struct priv_wg w = { .go_fds = { -1, -1 } };
+
+	if (!id || !ifn || !impl || table < WG_TABLE_MIN || table > WG_TABLE_MAX || ifi < 0 ||
+	    ifi > INT_MAX || util_snprintf(w.id, sizeof(w.id), "%s", id) ||
+	    util_snprintf(w.ifname, sizeof(w.ifname), "%s", ifn) || (nfds != 0 && nfds != 2))
+		return -EPROTO;
+	w.table = (uint32_t)table;
+	w.ifindex = (int)ifi;
+	w.impl = !strcmp(impl, "kernel") ? WG_IMPL_KERNEL : !strcmp(impl, "wireguard-go") ? WG_IMPL_GO :
+		 WG_IMPL_NONE;
+	if (nfds == 2) {
+		w.go_fds[0] = fds[0];
+		w.go_fds[1] = fds[1];
+	}
+	*out = w;
+	return 0;
+}
+
+static int priv_wg_call(json_t *req, struct priv_wg *out)
+{
+	json_t *rep = NULL;
+	int fds[3], rc;
+	size_t n = 0;
+
+	rc = priv_call(req, &rep, fds, &n);
+	if (!rc && (rc = priv_wg_reply(rep, fds, n, out)))
+		priv_close_fds(fds, n);
+	json_decref(rep);
+	return rc;
+}
+
+int priv_wg_up(const char *name, const struct wg_conf *c, const struct sockaddr_storage *ep,
+	       struct priv_wg *out)
+{
+	return priv_wg_call(priv_wg_conf_req(json_pack("{s:s, s:s}", "op", "wg_up", "name", name), c, ep),
+			    out);
+}
+
+int priv_wg_fix(const char *id, enum wg_fix how, const struct wg_conf *c,
+		const struct sockaddr_storage *ep, struct priv_wg *out)
+{
+	static const char *const hows[] = { [WG_FIX_RULES] = "rules", [WG_FIX_LINK] = "link",
+					    [WG_FIX_RELINK] = "relink" };
+
+	if ((unsigned)how > WG_FIX_RELINK)
+		return -EINVAL;
+	return priv_wg_call(priv_wg_conf_req(json_pack("{s:s, s:s, s:s}", "op", "wg_fix", "id", id, "how",
+						       hows[how]), how == WG_FIX_RULES ? NULL : c, ep),
+			    out);
+}
+
+int priv_wg_down(const char *id)
+{
+	return priv_simple(json_pack("{s:s, s:s}", "op", "wg_down", "id", id), NULL);
+}
+
+int priv_wg_get(const char *id, struct priv_wg_stat *out)
+{
+	json_t *rep = NULL, *live, *drops;
+	const char *peer, *ep;
+	int rc = priv_simple(json_pack("{s:s, s:s}", "op", "wg_get", "id", id), &rep);
+
+	memset(out, 0, sizeof(*out));
+	if (rc)
+		return rc;
+	live = json_object_get(rep, "live");
+	drops = json_object_get(rep, "drops");
+	if (json_is_object(live)) {
+		socklen_t len;
+
+		out->has_live = true;
+		out->live.handshake = json_integer_value(json_object_get(live, "handshake"));
+		out->live.rx = (uint64_t)json_integer_value(json_object_get(live, "rx"));
+		out->live.tx = (uint64_t)json_integer_value(json_object_get(live, "tx"));
+		out->live.keepalive = (uint16_t)json_integer_value(json_object_get(live, "keepalive"));
+		peer = json_string_value(json_object_get(live, "peer"));
+		ep = json_string_value(json_object_get(live, "endpoint"));
+		out->live.has_peer = peer && wg_key_from_base64(peer, out->live.peer_key) == 0;
+		if (ep)
+			wg_sockaddr_parse(ep, &out->live.endpoint, &len);
+	}
+	if (json_is_object(drops)) {
+		out->has_drops = true;
+		out->drop_pkts = (uint64_t)json_integer_value(json_object_get(drops, "packets"));
+		out->drop_bytes = (uint64_t)json_integer_value(json_object_get(drops, "bytes"));
+	}
+	json_decref(rep);
+	return 0;
 }

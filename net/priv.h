@@ -40,6 +40,7 @@
 
 #include "net/net.h"
 #include "net/nft.h"
+#include "net/wg.h"
 #include "src/cfg.h"
 
 /* largest request and reply; a bigger one is refused whole, never cut */
@@ -171,6 +172,51 @@ int priv_unmount(const char *dir);
  * Return: 0, -ENOPKG (no helper), or a negative errno (logged)
  */
 int priv_userns_map(pid_t pid);
+
+/**
+ * struct priv_wg - a VM's WireGuard tunnel as the privileged side made it
+ * @id:      its id (state.json "wg" "id"); the link is hw-<id>
+ * @table:   its routing table, also the fwmark of the VM's packets
+ * @impl:    kernel or wireguard-go
+ * @go_fds:  wireguard-go's tun and UAPI listening socket (the caller runs
+ *           the daemon on them, then closes them), or -1
+ */
+struct priv_wg {
+	char id[NFT_ID_MAX];
+	char ifname[IFNAMSIZ];
+	uint32_t table;
+	enum wg_impl impl;
+	int ifindex;
+	int go_fds[2];
+};
+
+/**
+ * priv_wg_up() - a tunnel for VM @name from @c (sent as text, keys and all,
+ * for this call only) to the resolved endpoint @ep: link, table, rules
+ * (net/wg.h wg_up()).  The VM's network then names it in priv_net_req.wg.
+ */
+int priv_wg_up(const char *name, const struct wg_conf *c, const struct sockaddr_storage *ep,
+	       struct priv_wg *out);
+/** priv_wg_fix() - wg_fix() @how on our tunnel @id; @c and @ep needed unless WG_FIX_RULES */
+int priv_wg_fix(const char *id, enum wg_fix how, const struct wg_conf *c,
+		const struct sockaddr_storage *ep, struct priv_wg *out);
+/** priv_wg_down() - remove our tunnel @id (gone already is fine) */
+int priv_wg_down(const char *id);
+
+/**
+ * struct priv_wg_stat - what priv_wg_get() read
+ * @has_live: the kernel's counters (kernel tunnels only: wireguard-go's
+ *            come over its UAPI socket, the user's own)
+ * @has_drops: the kill switch's counters of the VM that uses the tunnel
+ */
+struct priv_wg_stat {
+	bool has_live;
+	struct wg_live live;
+	bool has_drops;
+	uint64_t drop_pkts, drop_bytes;
+};
+/** priv_wg_get() - counters of our tunnel @id */
+int priv_wg_get(const char *id, struct priv_wg_stat *out);
 
 /**
  * priv_watch_fd() - the fd the supervisor's loop polls for the privileged side

@@ -45,6 +45,8 @@ static const char *const k_net_up[] = { "op", "name", "bridge", "subnet", "mac",
 static const char *const k_mount[] = { "op", "dir", "size", "keep", NULL };
 static const char *const k_unmount[] = { "op", "dir", NULL };
 static const char *const k_userns_map[] = { "op", "pid", NULL };
+static const char *const k_wg_up[] = { "op", "name", "conf", "endpoint", NULL };
+static const char *const k_wg_fix[] = { "op", "id", "how", "conf", "endpoint", NULL };
 
 static const struct privd_opdef privd_ops[] = {
 	{ "ping", PRIVD_PING, k_op, 1 },
@@ -56,6 +58,10 @@ static const struct privd_opdef privd_ops[] = {
 	{ "mount", PRIVD_MOUNT, k_mount, 4 },
 	{ "unmount", PRIVD_UNMOUNT, k_unmount, 2 },
 	{ "userns_map", PRIVD_USERNS_MAP, k_userns_map, 2 },
+	{ "wg_up", PRIVD_WG_UP, k_wg_up, 4 },
+	{ "wg_fix", PRIVD_WG_FIX, k_wg_fix, 3 },
+	{ "wg_down", PRIVD_WG_DOWN, k_id, 2 },
+	{ "wg_get", PRIVD_WG_GET, k_id, 2 },
 };
 
 int privd_err(char *err, size_t n, int rc, const char *fmt, ...)
@@ -254,6 +260,62 @@ int privd_wg_parse(json_t *o, struct nft_wg *out)
 	return 0;
 }
 
+/* "conf" (wireguard.conf text, strict: wg_conf_parse()) and "endpoint" ("A.B.C.D:P", "[v6]:P") */
+static int privd_parse_wg_conf(json_t *j, struct privd_req *q, char *err, size_t en)
+{
+	json_t *conf = json_object_get(j, "conf");
+	struct wg_conf_error e;
+	char ep[80];
+	int rc;
+
+	if (!conf && !json_object_get(j, "endpoint"))
+		return 0;
+	if (!json_is_string(conf) || (rc = privd_get_str(j, "endpoint", ep, sizeof(ep), err, en)))
+		return privd_err(err, en, -EINVAL, "'conf' and 'endpoint' go together, as strings");
+	if (wg_conf_parse(json_string_value(conf), json_string_length(conf), "conf", &q->wgc, &e))
+		return privd_err(err, en, -EINVAL, "%s", e.msg);
+	q->has_wgc = true;
+	if (wg_sockaddr_parse(ep, &q->wg_ep, &q->wg_ep_len))
+		return privd_err(err, en, -EINVAL, "'endpoint' must be A.B.C.D:PORT or [IPv6]:PORT");
+	return 0;
+}
+
+static int privd_parse_wg(json_t *j, struct privd_req *q, char *err, size_t en)
+{
+	static const char *const hows[] = { [WG_FIX_RULES] = "rules", [WG_FIX_LINK] = "link",
+					    [WG_FIX_RELINK] = "relink" };
+	char how[16];
+	int rc;
+
+	if (q->op == PRIVD_WG_UP) {
+		if ((rc = privd_get_str(j, "name", q->name, sizeof(q->name), err, en)))
+			return rc;
+		if (!util_name_valid(q->name))
+			return privd_err(err, en, -EINVAL, "'name' is not a VM name");
+	} else {
+		if ((rc = privd_get_str(j, "id", q->id, sizeof(q->id), err, en)))
+			return rc;
+		if (!privd_id_ok(q->id))
+			return privd_err(err, en, -EINVAL, "'id' must be [a-z0-9]{1,15}");
+		q->has_id = true;
+	}
+	if (q->op == PRIVD_WG_FIX) {
+		if ((rc = privd_get_str(j, "how", how, sizeof(how), err, en)))
+			return rc;
+		q->wg_how = WG_FIX_RELINK + 1;
+		for (size_t i = 0; i < UTIL_ARRAY_SIZE(hows); i++)
+			if (!strcmp(how, hows[i]))
+				q->wg_how = (enum wg_fix)i;
+		if (q->wg_how > WG_FIX_RELINK)
+			return privd_err(err, en, -EINVAL, "'how' must be rules, link or relink");
+	}
+	if ((rc = privd_parse_wg_conf(j, q, err, en)))
+		return rc;
+	if (!q->has_wgc && (q->op == PRIVD_WG_UP || (q->op == PRIVD_WG_FIX && q->wg_how != WG_FIX_RULES)))
+		return privd_err(err, en, -EINVAL, "'conf' and 'endpoint' are needed here");
+	return 0;
+}
+
 static int privd_parse_fields(json_t *j, struct privd_req *q, char *err, size_t en)
 {
 	int rc;
@@ -303,6 +365,11 @@ static int privd_parse_fields(json_t *j, struct privd_req *q, char *err, size_t 
 		q->pid = (pid_t)json_integer_value(pid);
 		return 0;
 	}
+	case PRIVD_WG_UP:
+	case PRIVD_WG_FIX:
+	case PRIVD_WG_DOWN:
+	case PRIVD_WG_GET:
+		return privd_parse_wg(j, q, err, en);
 	}
 	return privd_err(err, en, -EINVAL, "unknown operation");
 }
@@ -697,6 +764,7 @@ void privd_handle(struct privd *d, const char *buf, size_t n, json_t **reply, in
 	rc = privd_parse(buf, n, q, err, sizeof(err));
 	if (!rc)
 		rc = privd_ops_run(d, q, out, fds, nfds, err, sizeof(err));
+	explicit_bzero(q, sizeof(*q));	/* a wireguard.conf's keys */
 	free(q);
 	if (rc) {
 		json_decref(out);

@@ -42,6 +42,7 @@
 #include <jansson.h>
 
 #include "net/priv.h"
+#include "net/wg.h"
 
 #define PRIVD_NETS_MAX   8	/* networks one helper configuration may allow */
 #define PRIVD_OWNED_MAX  16	/* VM networks one connection may hold */
@@ -68,6 +69,10 @@ enum privd_op {
 	PRIVD_MOUNT,
 	PRIVD_UNMOUNT,
 	PRIVD_USERNS_MAP,
+	PRIVD_WG_UP,
+	PRIVD_WG_FIX,
+	PRIVD_WG_DOWN,
+	PRIVD_WG_GET,
 };
 
 /**
@@ -95,6 +100,12 @@ struct privd_req {
 	char dir[PATH_MAX];	/* mount/unmount: the share folder; its image is <dir>.img */
 	unsigned size_gib;	/* mount: the image's size when it is made now */
 	pid_t pid;		/* userns_map: the caller's child whose user namespace to map */
+	/* wg_up, wg_fix: the parsed wireguard.conf (holds the key: wiped after) */
+	struct wg_conf wgc;
+	bool has_wgc;
+	struct sockaddr_storage wg_ep;	/* the resolved Endpoint */
+	socklen_t wg_ep_len;
+	enum wg_fix wg_how;
 };
 
 /**
@@ -232,6 +243,34 @@ int privd_ops_run(struct privd *d, const struct privd_req *q, json_t *out, int f
  */
 int privd_userns_map(const struct privd *d, const struct privd_req *q, char *err, size_t en);
 
+/*
+ * ---- privd_wg.c: WireGuard tunnels (issue 11) ----
+ *
+ * A tunnel is a registry entry of its own (PRIVD_ENT_WG: owner, id, table,
+ * implementation), recorded before the link exists.  The helper picks the
+ * id, the link name hw-<id> and the table (also the fwmark); the caller
+ * names only its wireguard.conf and the resolved endpoint.  A VM network
+ * may name a tunnel (net_up's "wg") only when the same process owns it and
+ * the mark is its table: nobody routes their VM into another's tunnel.
+ */
+struct privd_reg;
+struct privd_ent;
+/** privd_wg_run() - wg_up, wg_fix, wg_down, wg_get */
+int privd_wg_run(struct privd *d, const struct privd_req *q, json_t *out, int fds[3], size_t *nfds,
+		 char *err, size_t en);
+/**
+ * privd_wg_net_check() - net_up's "wg" against the registry @r: a tunnel of
+ * this caller's process whose table is the mark
+ */
+int privd_wg_net_check(const struct privd *d, const struct privd_reg *r, const struct nft_wg *wg,
+		       char *err, size_t en);
+/** privd_wg_vm_rules() - the source rules of net entry @e (which names a tunnel): add or remove */
+int privd_wg_vm_rules(const struct privd *d, const struct privd_ent *e, bool add);
+/** privd_wg_remove() - tunnel entry @e's link, rules and table gone (sweep, down) */
+void privd_wg_remove(const struct privd *d, const struct privd_reg *r, const struct privd_ent *e);
+/** privd_wg_orphans() - hw- links that no tunnel entry of this namespace owns: removed */
+int privd_wg_orphans(const struct privd *d, const struct privd_reg *r);
+
 /** privd_close() - close the registry and the monitor */
 void privd_close(struct privd *d);
 
@@ -243,12 +282,12 @@ int privd_helper_main(int argc, char **argv);
 
 /* ---- privd_reg.c: the registry ---- */
 
-enum privd_kind { PRIVD_ENT_NET, PRIVD_ENT_MOUNT };
+enum privd_kind { PRIVD_ENT_NET, PRIVD_ENT_MOUNT, PRIVD_ENT_WG };
 
 /**
  * struct privd_ent - one registry entry
  * @pid, @start: the owner process (0: a mount that outlives its caller)
- * @ns:   netns (nets) or mntns (mounts) inode the objects live in
+ * @ns:   netns (nets, tunnels) or mntns (mounts) inode the objects live in
  */
 struct privd_ent {
 	enum privd_kind kind;
@@ -268,6 +307,9 @@ struct privd_ent {
 	struct cfg_host_access ha[PRIV_HA_MAX];
 	size_t n_ha;
 	struct nft_wg wg;	/* repaired with the VM's rules */
+	/* PRIVD_ENT_WG (also @id, @name) */
+	uint32_t table;
+	enum wg_impl impl;
 	/* PRIVD_ENT_MOUNT */
 	char *image;
 	char *dir;
@@ -310,6 +352,10 @@ int privd_reg_add(struct privd_reg *r, const struct privd_ent *e);
 void privd_reg_del(struct privd_reg *r, size_t i);
 /** privd_reg_find() - index of the net entry @id, or -1 */
 ssize_t privd_reg_find(const struct privd_reg *r, const char *id);
+/** privd_reg_find_kind() - index of the entry of @kind with @id, or -1 */
+ssize_t privd_reg_find_kind(const struct privd_reg *r, enum privd_kind kind, const char *id);
+/** privd_ent_mine() - @e belongs to the calling process (pid and start time) */
+bool privd_ent_mine(const struct privd *d, const struct privd_ent *e);
 /** privd_ent_alive() - its owner process still runs (pid 0: always) */
 bool privd_ent_alive(const struct privd_ent *e);
 /** privd_proc_start() - start time of @pid (clock ticks since boot), 0 when gone or a zombie */

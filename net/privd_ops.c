@@ -102,7 +102,7 @@ static bool privd_is_root(const struct privd *d)
 	return d->uid == 0;
 }
 
-static bool ent_mine(const struct privd *d, const struct privd_ent *e)
+bool privd_ent_mine(const struct privd *d, const struct privd_ent *e)
 {
 	return e->pid == d->pid && e->start == d->start;
 }
@@ -182,15 +182,20 @@ static int ops_sweep(struct privd *d, struct privd_reg *r, bool self_gone, char 
 
 	for (size_t i = r->n; i-- > 0;) {
 		struct privd_ent *e = &r->e[i];
-		bool here = e->ns == (e->kind == PRIVD_ENT_NET ? d->netns : d->mntns);
+		bool here = e->ns == (e->kind == PRIVD_ENT_MOUNT ? d->mntns : d->netns);
 
-		if (!(self_gone && ent_mine(d, e)) && privd_ent_alive(e))
+		if (!(self_gone && privd_ent_mine(d, e)) && privd_ent_alive(e))
 			continue;
 		if (here && e->kind == PRIVD_ENT_NET) {
 			log_info("removing the network of VM %s (%s): its supervisor %d is gone",
 				 e->name, e->id, (int)e->pid);
+			privd_wg_vm_rules(d, e, false);
 			ops_net_remove(d, e->id);
 			util_snprintf(bridge, bn, "%s", e->nc.bridge);
+		} else if (here && e->kind == PRIVD_ENT_WG) {
+			log_info("removing the tunnel of VM %s (hw-%s): its supervisor %d is gone",
+				 e->name, e->id, (int)e->pid);
+			privd_wg_remove(d, r, e);
 		} else if (here) {
 			log_info("unmounting %s: its owner %d is gone", e->dir, (int)e->pid);
 			ops_unmount_ent(d, e);
@@ -236,6 +241,7 @@ static int ops_orphans(struct privd *d, const struct privd_reg *r)
 		}
 	}
 	privd_caps(d, 0);
+	removed += privd_wg_orphans(d, r);
 out:
 	free(ids);
 	free(taps);
@@ -490,6 +496,8 @@ static int op_net_up(struct privd *d, const struct privd_req *q, json_t *out, in
 	if ((rc = privd_reg_lock(d, &r)))
 		return privd_err(err, en, rc, "the registry: %s", strerror(-rc));
 	ops_sweep(d, &r, false, bridge, sizeof(bridge));
+	if (q->wg.ifname[0] && (rc = privd_wg_net_check(d, &r, &q->wg, err, en)))
+		goto out;
 	if (ops_user_ents(&r, d->uid, PRIVD_ENT_NET) >= PRIVD_USER_VMS) {
 		rc = privd_err(err, en, -EDQUOT, "uid %u has %d VM networks already", (unsigned)d->uid,
 			  PRIVD_USER_VMS);
@@ -517,7 +525,14 @@ static int op_net_up(struct privd *d, const struct privd_req *q, json_t *out, in
 		goto out;
 	}
 	rc = ops_net_create(d, &e, &o, err, en);
+	if (!rc && e.wg.ifname[0] && (rc = privd_wg_vm_rules(d, &e, true)) != 0) {
+		privd_err(err, en, rc, "the VM's routing rules to its tunnel: %s", strerror(-rc));
+		for (int i = 0; i < 3; i++)
+			if (o.fds[i] >= 0)
+				close(o.fds[i]);
+	}
 	if (rc) {
+		privd_wg_vm_rules(d, &e, false);
 		ops_net_remove(d, e.id);
 		util_snprintf(bridge, sizeof(bridge), "%s", e.nc.bridge);
 		privd_reg_del(&r, (size_t)privd_reg_find(&r, e.id));
@@ -558,7 +573,7 @@ static int ops_may(const struct privd *d, const struct privd_ent *e, bool live_o
 	if (e->uid != d->uid && !privd_is_root(d))
 		return privd_err(err, en, -EPERM, "VM %s belongs to another user (uid %u)", e->id,
 			    (unsigned)e->uid);
-	if (!live_ok && !ent_mine(d, e) && privd_ent_alive(e))
+	if (!live_ok && !privd_ent_mine(d, e) && privd_ent_alive(e))
 		return privd_err(err, en, -EBUSY, "VM %s (%s) is running under process %d", e->id,
 			    e->name, (int)e->pid);
 	return 0;
@@ -577,6 +592,8 @@ static int op_net_down(struct privd *d, const struct privd_req *q, char *err, si
 	if (k >= 0 && (rc = ops_may(d, &r.e[k], false, err, en)))
 		goto out;
 	/* no entry: orphaned objects (or none), which anyone may remove */
+	if (k >= 0)
+		privd_wg_vm_rules(d, &r.e[k], false);
 	ops_net_remove(d, q->id);
 	if (k >= 0) {
 		util_snprintf(bridge, sizeof(bridge), "%s", r.e[k].nc.bridge);
@@ -605,7 +622,7 @@ static int op_attach(struct privd *d, const struct privd_req *q, char *err, size
 	k = privd_reg_find(&r, q->id);
 	if (k < 0)
 		rc = privd_err(err, en, -ENOENT, "no VM network %s", q->id);
-	else if (!(rc = ops_may(d, &r.e[k], true, err, en)) && !ent_mine(d, &r.e[k]))
+	else if (!(rc = ops_may(d, &r.e[k], true, err, en)) && !privd_ent_mine(d, &r.e[k]))
 		rc = privd_err(err, en, -EPERM, "VM %s belongs to another process", q->id);
 	if (!rc) {
 		ops_own(d, q->id, true);
@@ -926,6 +943,11 @@ int privd_ops_run(struct privd *d, const struct privd_req *q, json_t *out, int f
 		return op_unmount(d, q, err, en);
 	case PRIVD_USERNS_MAP:
 		return privd_userns_map(d, q, err, en);
+	case PRIVD_WG_UP:
+	case PRIVD_WG_FIX:
+	case PRIVD_WG_DOWN:
+	case PRIVD_WG_GET:
+		return privd_wg_run(d, q, out, fds, nfds, err, en);
 	}
 	return privd_err(err, en, -EINVAL, "unknown operation");
 }

@@ -29,6 +29,7 @@
 
 #include "net/privd.h"
 #include "net/tap.h"
+#include "net/wg_rt.h"
 #include "src/log.h"
 #include "src/util.h"
 
@@ -138,6 +139,24 @@ static int reg_parse_vm(json_t *o, struct privd_ent *e)
 	e->dns = json_is_true(json_object_get(o, "dns"));	/* absent in older entries: closed */
 	if (json_object_get(o, "wg") && privd_wg_parse(json_object_get(o, "wg"), &e->wg))
 		return -EINVAL;
+	return 0;
+}
+
+static int reg_parse_wg(json_t *o, struct privd_ent *e)
+{
+	const char *impl = json_string_value(json_object_get(o, "impl"));
+	unsigned long long table;
+	char ifname[IFNAMSIZ];
+
+	memset(e, 0, sizeof(*e));
+	e->kind = PRIVD_ENT_WG;
+	if (!json_is_object(o) || reg_get_owner(o, e) || reg_get_str(o, "id", e->id, sizeof(e->id)) ||
+	    wg_ifname(e->id, ifname, sizeof(ifname)) || reg_get_str(o, "name", e->name, sizeof(e->name)) ||
+	    reg_get_u64(o, "table", WG_TABLE_MAX, &table) || table < WG_TABLE_MIN || !impl)
+		return -EINVAL;
+	e->table = (uint32_t)table;
+	e->impl = !strcmp(impl, "kernel") ? WG_IMPL_KERNEL : !strcmp(impl, "wireguard-go") ? WG_IMPL_GO :
+		  WG_IMPL_NONE;
 	return 0;
 }
 
@@ -252,6 +271,8 @@ int privd_reg_parse(const char *buf, size_t n, struct privd_reg *r)
 	rc = reg_parse_list(json_object_get(j, "vms"), r, reg_parse_vm, &bad);
 	if (!rc)
 		rc = reg_parse_list(json_object_get(j, "mounts"), r, reg_parse_mount, &bad);
+	if (!rc)
+		rc = reg_parse_list(json_object_get(j, "tunnels"), r, reg_parse_wg, &bad);
 	json_decref(j);
 	if (bad)
 		log_warn("registry: %zu malformed entries dropped", bad);
@@ -265,6 +286,11 @@ static json_t *reg_ent_json(const struct privd_ent *e)
 	char gw[INET_ADDRSTRLEN], addr[INET_ADDRSTRLEN], mac[18];
 	json_t *o, *ha;
 
+	if (e->kind == PRIVD_ENT_WG)
+		return json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:s}", "id", e->id, "uid",
+				 (json_int_t)e->uid, "pid", (json_int_t)e->pid, "start", (json_int_t)e->start,
+				 "ns", (json_int_t)e->ns, "name", e->name, "table", (json_int_t)e->table,
+				 "impl", wg_impl_name(e->impl));
 	if (e->kind == PRIVD_ENT_MOUNT)
 		return json_pack("{s:I, s:I, s:I, s:I, s:s, s:s}", "uid", (json_int_t)e->uid, "pid",
 				 (json_int_t)e->pid, "start", (json_int_t)e->start, "ns",
@@ -375,7 +401,9 @@ int privd_reg_load(int fd, struct privd_reg *r)
 
 int privd_reg_save(struct privd *d, const struct privd_reg *r)
 {
-	json_t *j = json_pack("{s:[], s:[]}", "vms", "mounts"), *o;
+	static const char *const lists[] = { [PRIVD_ENT_NET] = "vms", [PRIVD_ENT_MOUNT] = "mounts",
+					     [PRIVD_ENT_WG] = "tunnels" };
+	json_t *j = json_pack("{s:[], s:[], s:[]}", "vms", "mounts", "tunnels"), *o;
 	char *buf = NULL, hdr[REG_HDR_LEN + 1];
 	unsigned slot = r->slot ^ 1;
 	size_t len;
@@ -385,8 +413,7 @@ int privd_reg_save(struct privd *d, const struct privd_reg *r)
 		return -ENOMEM;
 	for (size_t i = 0; i < r->n && !rc; i++) {
 		o = reg_ent_json(&r->e[i]);
-		if (!o || json_array_append_new(json_object_get(j, r->e[i].kind == PRIVD_ENT_NET ?
-								"vms" : "mounts"), o))
+		if (!o || json_array_append_new(json_object_get(j, lists[r->e[i].kind]), o))
 			rc = -ENOMEM;
 	}
 	if (!rc) {
@@ -449,12 +476,17 @@ void privd_reg_unlock(struct privd *d, struct privd_reg *r)
 		flock(d->reg_fd, LOCK_UN);
 }
 
-ssize_t privd_reg_find(const struct privd_reg *r, const char *id)
+ssize_t privd_reg_find_kind(const struct privd_reg *r, enum privd_kind kind, const char *id)
 {
 	for (size_t i = 0; i < r->n; i++)
-		if (r->e[i].kind == PRIVD_ENT_NET && !strcmp(r->e[i].id, id))
+		if (r->e[i].kind == kind && !strcmp(r->e[i].id, id))
 			return (ssize_t)i;
 	return -1;
+}
+
+ssize_t privd_reg_find(const struct privd_reg *r, const char *id)
+{
+	return privd_reg_find_kind(r, PRIVD_ENT_NET, id);
 }
 
 unsigned long long privd_proc_start(pid_t pid)

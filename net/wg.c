@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -69,6 +70,53 @@ int wg_sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t n)
 	return util_snprintf(buf, n, "(none)");
 }
 
+int wg_sockaddr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon, *h = s;
+	size_t hl;
+	unsigned long port;
+	char *end;
+
+	memset(ss, 0, sizeof(*ss));
+	colon = s ? strrchr(s, ':') : NULL;
+	if (!colon || colon == s)
+		return -EINVAL;
+	hl = (size_t)(colon - s);
+	if (s[0] == '[') {
+		if (hl < 3 || s[hl - 1] != ']')
+			return -EINVAL;
+		h = s + 1;
+		hl -= 2;
+	}
+	if (hl >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, h, hl);
+	host[hl] = 0;
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || port == 0 || port > 65535)
+		return -EINVAL;
+	if (s[0] != '[') {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+			return -EINVAL;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		*len = sizeof(*s4);
+	} else {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
+			return -EINVAL;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*s6);
+	}
+	return 0;
+}
+
 int wg_endpoint_resolve(const struct wg_conf *c, struct sockaddr_storage *ss, socklen_t *len)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM };
@@ -104,12 +152,18 @@ int wg_endpoint_resolve(const struct wg_conf *c, struct sockaddr_storage *ss, so
 	return 0;
 }
 
-/* the device itself: kernel if it can, else wireguard-go; configured */
-static int wg_link_make(const struct wg_spec *s, struct wg_link *l)
+/*
+ * The device itself: the kernel's if it can (configured here, keys and
+ * all), else a tun and a UAPI socket for wireguard-go, returned in @tun:
+ * the caller (the supervisor, as the user) runs the daemon on them
+ * (wg_go_run()).
+ */
+static int wg_link_make(const struct wg_spec *s, struct wg_link *l, int tun[2])
 {
 	uint16_t fam;
 	int rc;
 
+	tun[0] = tun[1] = -1;
 	rc = wg_genl_family(&fam);
 	if (rc == 0) {
 		rc = wg_rt_link_add_kernel(s->ifname);
@@ -121,10 +175,13 @@ static int wg_link_make(const struct wg_spec *s, struct wg_link *l)
 	if (rc != -ENOENT && rc != -EOPNOTSUPP)
 		return rc;
 	log_info("wireguard: the kernel has no WireGuard module; using wireguard-go for %s", s->ifname);
-	return wg_go_start(s, l);
+	if ((rc = wg_go_tun(s->ifname, tun)))
+		return rc;
+	l->impl = WG_IMPL_GO;
+	return 0;
 }
 
-/* addresses, sysctls, MTU, up */
+/* addresses (each a /32, see wg_rt_addr_add()), sysctls, MTU, up */
 static int wg_link_ready(const struct wg_spec *s, struct wg_link *l)
 {
 	const struct wg_conf *c = s->conf;
@@ -151,66 +208,71 @@ static int wg_link_ready(const struct wg_spec *s, struct wg_link *l)
 	return nl_link_get(s->ifname, &l->ifindex, NULL);
 }
 
-int wg_up(const struct wg_spec *s, struct wg_link *out)
+static bool wg_spec_ok(const struct wg_spec *s)
 {
-	struct wg_link l = { .pidfd = -1 };
-	struct wg_rule r = { .prio = WG_RULE_PRIO, .table = s->table, .fwmark = s->table };
-	int rc;
+	return net_ifname_valid(s->ifname) && !strncmp(s->ifname, WG_IF_PREFIX, strlen(WG_IF_PREFIX)) &&
+	       s->table >= WG_TABLE_MIN && s->table <= WG_TABLE_MAX;
+}
 
-	if (!net_ifname_valid(s->ifname) || s->table < WG_TABLE_MIN || s->table > WG_TABLE_MAX)
+int wg_fix(const struct wg_spec *s, enum wg_fix how, struct wg_link *out, int tun[2])
+{
+	struct wg_rule r = { .prio = WG_RULE_PRIO, .table = s->table, .fwmark = s->table };
+	struct wg_link l = { .pidfd = -1, .impl = out->impl };
+	int rc, ifindex;
+
+	tun[0] = tun[1] = -1;
+	if (!wg_spec_ok(s) || (how != WG_FIX_RULES && !s->conf))
 		return -EINVAL;
 	/* fail closed first: the table refuses before anything leads to it */
 	if ((rc = wg_rt_route_unreachable(s->table, true)))
+		return rc;
+	if (how == WG_FIX_RELINK) {
+		rc = nl_link_del(s->ifname);
+		if (rc && rc != -ENODEV)
+			return rc;
+		if ((rc = wg_link_make(s, &l, tun)))
+			goto err;
+	}
+	if (how == WG_FIX_RULES) {
+		/* the route back only while the link is up: a lost one waits for its restore */
+		if (wg_rt_link_state(s->ifname) == WG_LINK_UP && nl_link_get(s->ifname, &ifindex, NULL) == 0 &&
+		    wg_rt_has_default(s->table, ifindex) == 0)
+			rc = wg_rt_route_dev(s->table, ifindex, true);
+	} else if (!(rc = wg_link_ready(s, &l))) {
+		rc = wg_rt_route_dev(s->table, l.ifindex, true);
+	}
+	if (!rc)
+		rc = wg_rt_rule(&r, true);
+	if (rc)
 		goto err;
-	if ((rc = wg_link_make(s, &l)))
-		goto err;
-	if ((rc = wg_link_ready(s, &l)))
-		goto err;
-	if ((rc = wg_rt_route_dev(s->table, l.ifindex, true)) || (rc = wg_rt_rule(&r, true)))
-		goto err;
-	*out = l;
+	if (how != WG_FIX_RULES) {
+		out->impl = l.impl;
+		out->ifindex = l.ifindex;
+	}
 	return 0;
 err:
-	log_errno(rc, "wireguard: bringing up %s", s->ifname);
-	wg_down(s->ifname, s->table, (struct in_addr){ 0 }, &l);
+	if (how == WG_FIX_RELINK) {
+		for (int i = 0; i < 2; i++)
+			if (tun[i] >= 0)
+				close(tun[i]);
+		tun[0] = tun[1] = -1;
+		nl_link_del(s->ifname);
+	}
 	return rc;
 }
 
-int wg_restore(const struct wg_spec *s, struct wg_link *l)
+int wg_up(const struct wg_spec *s, struct wg_link *out, int tun[2])
 {
-	struct wg_link n = { .pidfd = -1 };
-	int ifindex, rc;
+	struct wg_link l = { .pidfd = -1 };
+	int rc = wg_fix(s, WG_FIX_RELINK, &l, tun);
 
-	/* still there (set down, or its route removed): up and routed again */
-	if (nl_link_get(s->ifname, &ifindex, NULL) == 0 &&
-	    (l->impl == WG_IMPL_KERNEL || (l->pid > 0 && kill(l->pid, 0) == 0))) {
-		if ((rc = wg_link_ready(s, l)))
-			return rc;
-		return wg_rt_route_dev(s->table, l->ifindex, true);
-	}
-	/* gone: whatever is left of it goes, then it is made anew */
-	if (l->impl == WG_IMPL_GO && l->pid > 0)
-		wg_go_kill(l->pid, s->ifname);
-	if (l->pidfd >= 0)
-		close(l->pidfd);
-	l->pidfd = -1;
-	l->pid = 0;
-	nl_link_del(s->ifname);
-	rc = wg_link_make(s, &n);
-	if (!rc)
-		rc = wg_link_ready(s, &n);
-	if (!rc)
-		rc = wg_rt_route_dev(s->table, n.ifindex, true);
 	if (rc) {
-		if (n.impl == WG_IMPL_GO && n.pid > 0)
-			wg_go_kill(n.pid, s->ifname);
-		if (n.pidfd >= 0)
-			close(n.pidfd);
-		nl_link_del(s->ifname);
-		n = (struct wg_link){ .pidfd = -1 };
+		log_errno(rc, "wireguard: bringing up %s", s->ifname);
+		wg_down(s->ifname, s->table, (struct in_addr){ 0 });
+		return rc;
 	}
-	*l = n;
-	return rc;
+	*out = l;
+	return 0;
 }
 
 int wg_vm_rules(const struct wg_spec *s, const char *bridge, struct in_addr vm,
@@ -242,18 +304,12 @@ int wg_vm_rules(const struct wg_spec *s, const char *bridge, struct in_addr vm,
 	return first;
 }
 
-int wg_down(const char *ifname, uint32_t table, struct in_addr vm, struct wg_link *l)
+int wg_down(const char *ifname, uint32_t table, struct in_addr vm)
 {
 	char uapi[128];
 	struct stat sb;
 	int rc = 0, r;
 
-	if (l && l->impl == WG_IMPL_GO && l->pid > 0)
-		wg_go_kill(l->pid, ifname);
-	if (l && l->pidfd >= 0) {
-		close(l->pidfd);
-		l->pidfd = -1;
-	}
 	if (net_ifname_valid(ifname)) {
 		r = nl_link_del(ifname);
 		if (r && r != -ENODEV)
@@ -270,13 +326,13 @@ int wg_down(const char *ifname, uint32_t table, struct in_addr vm, struct wg_lin
 	return rc;
 }
 
-int wg_get(const char *ifname, enum wg_impl impl, struct wg_live *out)
+int wg_get(const struct wg_link *l, const char *ifname, struct wg_live *out)
 {
-	switch (impl) {
+	switch (l->impl) {
 	case WG_IMPL_KERNEL:
 		return wg_genl_get(ifname, out);
 	case WG_IMPL_GO:
-		return wg_go_get(ifname, out);
+		return wg_go_get(l->uapi, out);
 	case WG_IMPL_NONE:
 		break;
 	}

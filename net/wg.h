@@ -4,17 +4,22 @@
 /**
  * DOC: wg - one VM's WireGuard tunnel: coarse operations
  *
- * Three entry points, shaped so that each can become one request to the
- * privileged helper (issue 10) without changing its callers:
+ * The privileged side (net/privd_wg.c, behind hutch-helper or in a root
+ * process) makes and mends the tunnel; the supervisor, as the user, runs
+ * wireguard-go and watches:
  *
- *   wg_up(spec)                 -> the link hw-<id> exists, holds the key, the
- *                                  peer, the endpoint and the allowed IPs, has
- *                                  its addresses and MTU, is up; the VM's table
- *                                  has "default dev hw-<id>" and "unreachable
- *                                  default" behind it; rule "fwmark M lookup T"
+ *   wg_up(spec)                 -> the link hw-<id> exists, holds its
+ *                                  addresses and MTU, is up (kernel: with the
+ *                                  key, the peer, the endpoint and the allowed
+ *                                  IPs; wireguard-go: its tun fd comes back);
+ *                                  the VM's table has "default dev hw-<id>" and
+ *                                  "unreachable default" behind it; rule
+ *                                  "fwmark M lookup T"
+ *   wg_fix(spec, how)           -> the same made true again after a loss
  *   wg_vm_rules(spec, vm, add)  -> the VM's source rules (and allow-lan-host)
  *   wg_down(ifname, table, vm)  -> all of the above gone; missing is fine
- *   wg_get(ifname, impl)        -> peer, endpoint, latest handshake, bytes
+ *   wg_go_run(spec, tun, uapi)  -> (supervisor) wireguard-go on the tun, configured
+ *   wg_get(link, ifname)        -> peer, endpoint, latest handshake, bytes
  *
  * Two implementations: the kernel's "wireguard" generic-netlink family
  * (net/wg_genl.c), spoken with libmnl, and when the host has no module,
@@ -60,7 +65,8 @@ struct wg_spec {
 /**
  * struct wg_link - the running tunnel, owned by its supervisor
  * @pid, @pidfd: wireguard-go (WG_IMPL_GO), else 0 / -1
- * @uapi:        its UAPI socket path
+ * @uapi:        its UAPI socket, WG_UAPI_DIR/<ifname>.sock (where `wg show`
+ *               finds it and wireguard-go insists it is), the caller's
  */
 struct wg_link {
 	enum wg_impl impl;
@@ -87,26 +93,42 @@ int wg_ifname(const char *id, char *buf, size_t n);
 int wg_endpoint_resolve(const struct wg_conf *c, struct sockaddr_storage *ss, socklen_t *len);
 /** wg_sockaddr_str() - "a.b.c.d:port" or "[v6]:port" */
 int wg_sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t n);
+/** wg_sockaddr_parse() - the reverse of wg_sockaddr_str() (numeric only); -EINVAL otherwise */
+int wg_sockaddr_parse(const char *s, struct sockaddr_storage *ss, socklen_t *len);
 
 /**
- * wg_up() - bring one VM's tunnel up (see DOC)
+ * wg_up() - bring one VM's tunnel up (see DOC); privileged
  * @s:   the tunnel
- * @out: set on success; the caller owns @out->pidfd
+ * @out: set on success (impl, ifindex)
+ * @tun: set to wireguard-go's tun and UAPI listening socket (WG_IMPL_GO;
+ *       the caller owns them), else -1
  *
  * On failure what was made is removed again.
- * Return: 0, -ENOENT when neither the kernel module nor wireguard-go is
+ * Return: 0, -ENOENT when neither the kernel module nor /dev/net/tun is
  * there, or a negative errno (logged)
  */
-int wg_up(const struct wg_spec *s, struct wg_link *out);
+int wg_up(const struct wg_spec *s, struct wg_link *out, int tun[2]);
 
 /**
- * wg_restore() - repair a tunnel whose link was deleted, set down, or whose
- * daemon died: the link made again (or set up), configured, routed.  The
- * rules and the unreachable route are not touched: they held meanwhile.
- * @l: updated (a new daemon's pid and pidfd); on failure nothing is left
- *     of a half-made link and @l says WG_IMPL_NONE
+ * enum wg_fix - what wg_fix() puts right
+ * @WG_FIX_RULES:  the unreachable route and the fwmark rule, and the route
+ *                 through the link while the link is up (someone flushed
+ *                 a table or the rules; @s->conf may be NULL)
+ * @WG_FIX_LINK:   the link exists but was set down: addresses, MTU, up,
+ *                 routed, and the rules
+ * @WG_FIX_RELINK: the link is gone or its daemon died: made anew (a new tun
+ *                 fd for wireguard-go), configured, routed, and the rules
  */
-int wg_restore(const struct wg_spec *s, struct wg_link *l);
+enum wg_fix { WG_FIX_RULES, WG_FIX_LINK, WG_FIX_RELINK };
+
+/**
+ * wg_fix() - repair a tunnel; privileged.  The unreachable route goes back
+ * first, so the VM's table refuses while the rest is mended.
+ * @out: impl and ifindex updated for WG_FIX_LINK and WG_FIX_RELINK
+ * @tun: as for wg_up() (only WG_FIX_RELINK makes them)
+ * On failure of WG_FIX_RELINK nothing is left of the half-made link.
+ */
+int wg_fix(const struct wg_spec *s, enum wg_fix how, struct wg_link *out, int tun[2]);
 
 /**
  * wg_vm_rules() - the source rules of VM @vm on @bridge to @s->table, and
@@ -117,15 +139,16 @@ int wg_vm_rules(const struct wg_spec *s, const char *bridge, struct in_addr vm,
 		const struct cfg_vm *vm_cfg, bool add);
 
 /**
- * wg_down() - remove a tunnel: wireguard-go stopped (@l may be NULL: from
- * state, gc), link deleted, every rule of @table and route in it removed
+ * wg_down() - remove a tunnel (privileged): link and UAPI socket deleted,
+ * every rule of @table and route in it removed.  wireguard-go is the
+ * supervisor's to stop.
  * @vm: the VM's address (its allow-lan-host rules), or 0.0.0.0
  * Return: 0, or the first negative errno (it goes on after errors)
  */
-int wg_down(const char *ifname, uint32_t table, struct in_addr vm, struct wg_link *l);
+int wg_down(const char *ifname, uint32_t table, struct in_addr vm);
 
-/** wg_get() - the live state of @ifname through @impl */
-int wg_get(const char *ifname, enum wg_impl impl, struct wg_live *out);
+/** wg_get() - the live state of @ifname through @l's implementation (kernel: privileged) */
+int wg_get(const struct wg_link *l, const char *ifname, struct wg_live *out);
 
 /** wg_go_kill() - stop wireguard-go @pid when it is the one serving @ifname (gc) */
 int wg_go_kill(pid_t pid, const char *ifname);
@@ -156,10 +179,23 @@ int wg_genl_parse(const void *msg, size_t len, struct wg_live *out);
 int wg_uapi_set_text(const struct wg_spec *s, char *buf, size_t n, size_t *len);
 /** wg_uapi_parse() - a "get=1" answer (untrusted text, bounded); -EPROTO for errno != 0 */
 int wg_uapi_parse(const char *buf, size_t len, struct wg_live *out);
-/** wg_go_start() - tun @s->ifname, UAPI socket, wireguard-go on them, configured */
-int wg_go_start(const struct wg_spec *s, struct wg_link *l);
-/** wg_go_get() - "get=1" over @ifname's UAPI socket */
-int wg_go_get(const char *ifname, struct wg_live *out);
+/**
+ * wg_go_tun() - for wireguard-go (privileged): @fds[0] the tun @ifname, not
+ * persistent (it lives exactly as long as an fd to it, the daemon's), and
+ * @fds[1] its UAPI socket listening at WG_UAPI_DIR/<ifname>.sock, made
+ * with the caller's file system uid, so the caller owns it
+ * Return: 0, or a negative errno (-EEXIST: the name is taken; -ENOENT:
+ * no WG_UAPI_DIR, which `hutch setup` makes)
+ */
+int wg_go_tun(const char *ifname, int fds[2]);
+/**
+ * wg_go_run() - wireguard-go on @fds (from wg_go_tun(); the caller closes
+ * them afterwards), as the user with no capability, configured from @s
+ * @l: pid, pidfd, uapi and impl set on success
+ */
+int wg_go_run(const struct wg_spec *s, const int fds[2], struct wg_link *l);
+/** wg_go_get() - "get=1" over the UAPI socket @uapi */
+int wg_go_get(const char *uapi, struct wg_live *out);
 /** wg_uapi_path() - WG_UAPI_DIR/<ifname>.sock */
 int wg_uapi_path(const char *ifname, char *buf, size_t n);
 

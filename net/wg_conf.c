@@ -720,43 +720,83 @@ out:
 
 /* ---- display ---------------------------------------------------------- */
 
-static void print_list(FILE *out, const char *key, const struct wg_cidr *c, size_t n)
+static void print_list(FILE *out, const char *ind, const char *key, const struct wg_cidr *c, size_t n)
 {
 	char b[64];
 
 	if (!n)
 		return;
-	fprintf(out, "  %s = ", key);
+	fprintf(out, "%s%s = ", ind, key);
 	for (size_t i = 0; i < n; i++)
 		fprintf(out, "%s%s", i ? ", " : "", wg_cidr_str(&c[i], b, sizeof(b)) ? "?" : b);
 	fputc('\n', out);
 }
 
-int wg_conf_print(FILE *out, const struct wg_conf *c)
+/* @c as wg-quick text: for people (@secrets false: keys redacted, indented) or for wg_conf_parse() */
+static int conf_emit(FILE *out, const struct wg_conf *c, bool secrets)
 {
+	const char *ind = secrets ? "" : "  ";
 	char b[64];
 
-	fprintf(out, "wireguard.conf:\n  [Interface]\n  PrivateKey = (redacted)\n");
-	print_list(out, "Address", c->addr, c->n_addr);
+	if (secrets)
+		wg_key_to_base64(c->private_key, b);
+	fprintf(out, "%s[Interface]\n%sPrivateKey = %s\n", ind, ind, secrets ? b : "(redacted)");
+	print_list(out, ind, "Address", c->addr, c->n_addr);
 	if (c->n_dns) {
-		fprintf(out, "  DNS = ");
+		fprintf(out, "%sDNS = ", ind);
 		for (size_t i = 0; i < c->n_dns; i++)
 			fprintf(out, "%s%s", i ? ", " : "", wg_ip_str(&c->dns[i], b, sizeof(b)) ? "?" : b);
 		fputc('\n', out);
 	}
-	fprintf(out, "  MTU = %u\n", c->mtu);
+	fprintf(out, "%sMTU = %u\n", ind, c->mtu);
 	if (c->listen_port)
-		fprintf(out, "  ListenPort = %u\n", c->listen_port);
+		fprintf(out, "%sListenPort = %u\n", ind, c->listen_port);
 	wg_key_to_base64(c->peer.public_key, b);
-	fprintf(out, "  [Peer]\n  PublicKey = %s\n", b);
-	if (c->peer.has_psk)
-		fprintf(out, "  PresharedKey = (redacted)\n");
-	fprintf(out, strchr(c->peer.host, ':') ? "  Endpoint = [%s]:%u\n" : "  Endpoint = %s:%u\n",
+	fprintf(out, "%s[Peer]\n%sPublicKey = %s\n", ind, ind, b);
+	if (c->peer.has_psk) {
+		if (secrets)
+			wg_key_to_base64(c->peer.psk, b);
+		fprintf(out, "%sPresharedKey = %s\n", ind, secrets ? b : "(redacted)");
+	}
+	fprintf(out, strchr(c->peer.host, ':') ? "%sEndpoint = [%s]:%u\n" : "%sEndpoint = %s:%u\n", ind,
 		c->peer.host, c->peer.port);
-	print_list(out, "AllowedIPs", c->peer.allowed, c->peer.n_allowed);
+	print_list(out, ind, "AllowedIPs", c->peer.allowed, c->peer.n_allowed);
 	if (c->peer.keepalive)
-		fprintf(out, "  PersistentKeepalive = %u\n", c->peer.keepalive);
+		fprintf(out, "%sPersistentKeepalive = %u\n", ind, c->peer.keepalive);
+	explicit_bzero(b, sizeof(b));
 	return ferror(out) ? -EIO : 0;
+}
+
+int wg_conf_print(FILE *out, const struct wg_conf *c)
+{
+	fprintf(out, "wireguard.conf:\n");
+	return conf_emit(out, c, false);
+}
+
+int wg_conf_text(const struct wg_conf *c, char *buf, size_t n, size_t *len)
+{
+	char *text = NULL;
+	size_t tlen = 0;
+	FILE *f = open_memstream(&text, &tlen);
+	int rc;
+
+	if (!f)
+		return -errno;
+	rc = conf_emit(f, c, true);
+	if (fclose(f) && !rc)
+		rc = -EIO;
+	if (!rc && tlen >= n)
+		rc = -ENOSPC;	/* never cut: a cut key or AllowedIPs would be another tunnel */
+	if (!rc) {
+		memcpy(buf, text, tlen + 1);
+		*len = tlen;
+	} else if (n) {
+		explicit_bzero(buf, n);
+	}
+	if (text)
+		explicit_bzero(text, tlen);
+	free(text);
+	return rc;
 }
 
 static json_t *cidr_array(const struct wg_cidr *c, size_t n)

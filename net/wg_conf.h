@@ -124,6 +124,13 @@ json_t *wg_conf_to_json(const struct wg_conf *c);
 
 /** wg_key_from_base64() - a WireGuard key: exactly 44 base64 chars ending in '=' (32 bytes) */
 int wg_key_from_base64(const char *s, uint8_t key[WG_KEY_LEN]);
+/**
+ * wg_conf_text() - @c as wireguard.conf text that wg_conf_parse() reads
+ * back to the same struct, keys included (for hutch-helper's requests:
+ * wipe @buf after use)
+ * Return: 0 with *@len set, or -ENOSPC when it does not fit
+ */
+int wg_conf_text(const struct wg_conf *c, char *buf, size_t n, size_t *len);
 /** wg_key_to_base64() - @out gets 44 chars and a NUL */
 void wg_key_to_base64(const uint8_t key[WG_KEY_LEN], char out[WG_KEY_B64_LEN + 1]);
 /** wg_cidr_str() - "10.0.0.2/32" or "fd00::2/128" into @buf */

@@ -12,6 +12,7 @@
  * GET_DEVICE is a dump; replies are read with bounded libmnl accessors and
  * only the first peer is kept (hutch configures exactly one).
  */
+#include "net/nl.h"
 #include "net/wg.h"
 
 #include <errno.h>
@@ -32,46 +33,17 @@
 
 /* ---- family ----------------------------------------------------------- */
 
-static int family_attr_cb(const struct nlattr *a, void *data)
-{
-	uint16_t *id = data;
-
-	if (mnl_attr_get_type(a) == CTRL_ATTR_FAMILY_ID && mnl_attr_validate(a, MNL_TYPE_U16) == 0)
-		*id = mnl_attr_get_u16(a);
-	return MNL_CB_OK;
-}
-
-static int family_cb(const struct nlmsghdr *nlh, void *data)
-{
-	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(struct genlmsghdr))
-		return -EBADMSG;
-	mnl_attr_parse(nlh, sizeof(struct genlmsghdr), family_attr_cb, data);
-	return 0;
-}
-
 int wg_genl_family(uint16_t *id)
 {
-	char buf[WG_GENL_BUF] __attribute__((aligned(8)));
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	struct genlmsghdr *g;
-	uint16_t fid = 0;
+	struct nl_sock *s = nl_open(NETLINK_GENERIC);
 	int rc;
 
-	nlh->nlmsg_type = GENL_ID_CTRL;
-	nlh->nlmsg_flags = NLM_F_REQUEST;
-	g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
-	g->cmd = CTRL_CMD_GETFAMILY;
-	g->version = 1;
-	mnl_attr_put_strz(nlh, CTRL_ATTR_FAMILY_NAME, WG_GENL_NAME);
+	if (!s)
+		return -errno;
 	/* ENOENT: no module (the kernel tried to load it) */
-	rc = wg_nl_talk(NETLINK_GENERIC, nlh, "resolve the wireguard netlink family", family_cb, &fid,
-			-ENOENT);
-	if (rc)
-		return rc;
-	if (!fid)
-		return -ENOENT;
-	*id = fid;
-	return 0;
+	rc = nl_genl_family(s, WG_GENL_NAME, id);
+	nl_close(s);
+	return rc;
 }
 
 /* ---- SET_DEVICE ------------------------------------------------------- */

@@ -29,77 +29,20 @@
 #define WG_RT_BUF 8192
 #define WG_FLUSH_MAX 32		/* objects removed per pass; a flush loops until none is left */
 
-static unsigned int wg_seq;
-
-/* merge: move to nl.c's talk loop */
+/*
+ * One request on a socket of its own, through nl.c's talk loop (its
+ * checks, its timeout): a change with its ACK, or with @cb a query.
+ */
 int wg_nl_talk(int proto, struct nlmsghdr *nlh, const char *what, wg_nl_cb cb, void *data,
 	       int quiet)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE] __attribute__((aligned(8)));
-	struct mnl_socket *nl;
-	unsigned int portid, seq;
-	int one = 1, rc = 0, done = 0;
+	struct nl_sock *s = nl_open(proto);
+	int rc;
 
-	nl = mnl_socket_open2(proto, SOCK_CLOEXEC);
-	if (!nl)
+	if (!s)
 		return -errno;
-	mnl_socket_setsockopt(nl, NETLINK_EXT_ACK, &one, sizeof(one));
-	mnl_socket_setsockopt(nl, NETLINK_CAP_ACK, &one, sizeof(one));
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	portid = mnl_socket_get_portid(nl);
-	if (!wg_seq)
-		wg_seq = (unsigned int)time(NULL);
-	seq = ++wg_seq;
-	nlh->nlmsg_seq = seq;
-	nlh->nlmsg_flags |= NLM_F_ACK;
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	while (!done) {
-		const struct nlmsghdr *m;
-		ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
-		int left;
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = -errno;
-			goto out;
-		}
-		left = (int)n;
-		for (m = (const struct nlmsghdr *)buf; mnl_nlmsg_ok(m, left); m = mnl_nlmsg_next(m, &left)) {
-			if (!mnl_nlmsg_portid_ok(m, portid) || !mnl_nlmsg_seq_ok(m, seq))
-				continue;
-			if (m->nlmsg_type == NLMSG_ERROR) {
-				const struct nlmsgerr *e = mnl_nlmsg_get_payload(m);
-				const char *msg;
-
-				if (mnl_nlmsg_get_payload_len(m) < sizeof(*e)) {
-					rc = -EBADMSG;
-				} else if (e->error) {
-					rc = e->error < 0 ? e->error : -e->error;
-					msg = nl_ack_msg(m);
-					if (rc != quiet)
-						log_errno(rc, "netlink: %s%s%s", what, msg ? ": " : "",
-							  msg ? msg : "");
-				}
-				done = 1;
-				break;
-			}
-			if (m->nlmsg_type == NLMSG_DONE) {
-				done = 1;
-				break;
-			}
-			if (cb && rc == 0)
-				rc = cb(m, data);
-		}
-	}
-out:
-	mnl_socket_close(nl);
+	rc = cb ? nl_query(s, nlh, what, cb, data, quiet) : nl_request(s, nlh, what, quiet);
+	nl_close(s);
 	return rc;
 }
 
@@ -169,7 +112,13 @@ int wg_rt_addr_add(const char *ifname, const struct wg_cidr *a)
 	nlh = msg_new(buf, RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE);
 	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
 	ifa->ifa_family = AF_INET;
-	ifa->ifa_prefixlen = a->prefix;
+	/*
+	 * Always a /32: the address is only the tunnel's source.  Its prefix
+	 * would put a route for the whole subnet into the host's main table
+	 * through this VM's tunnel: a wireguard.conf (a member of group hutch
+	 * writes it) could pull host traffic into its tunnel that way.
+	 */
+	ifa->ifa_prefixlen = 32;
 	ifa->ifa_scope = RT_SCOPE_UNIVERSE;
 	ifa->ifa_index = (unsigned int)ifindex;
 	mnl_attr_put(nlh, IFA_LOCAL, 4, a->addr);

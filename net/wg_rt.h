@@ -18,9 +18,6 @@
  * refused at the host, never routed out by the main table.  Rules and table
  * sit before `main` (32766) and after `local` (0), so the host's own
  * addresses (DHCP, DNS, allow-host-port) are still delivered locally.
- *
- * Merge note: the send/ack loop here (wg_nl_talk) is a private copy for
- * this branch; it moves to nl.c's talk loop when the two meet.
  */
 #include <net/if.h>
 #include <netinet/in.h>
@@ -41,8 +38,9 @@ struct nlmsghdr;
 typedef int (*wg_nl_cb)(const struct nlmsghdr *nlh, void *data);
 
 /**
- * wg_nl_talk() - one request on a fresh socket of @proto, its replies until ACK or DONE
- * @nlh:   the request; seq and NLM_F_ACK are set here
+ * wg_nl_talk() - one request on a fresh socket of @proto, through nl.c
+ * (nl_request(), or nl_query() with @cb)
+ * @nlh:   the request; seq and flags are set by nl.c
  * @what:  the object, for messages
  * @cb:    data replies (may be NULL)
  * @quiet: an errno the caller expects (not logged), or 0
@@ -56,7 +54,7 @@ int wg_nl_talk(int proto, struct nlmsghdr *nlh, const char *what, wg_nl_cb cb, v
 int wg_rt_link_add_kernel(const char *ifname);
 /** wg_rt_link_setup() - MTU @mtu and IFF_UP on @ifname */
 int wg_rt_link_setup(const char *ifname, unsigned mtu);
-/** wg_rt_addr_add() - put the IPv4 @a on @ifname (point-to-point style: no broadcast); IPv6 is skipped */
+/** wg_rt_addr_add() - put the IPv4 address of @a on @ifname as a /32 (its prefix is ignored); IPv6 is skipped */
 int wg_rt_addr_add(const char *ifname, const struct wg_cidr *a);
 /** wg_rt_route_dev() - add (or del) "default dev @ifindex" in @table */
 int wg_rt_route_dev(uint32_t table, int ifindex, bool add);

@@ -29,6 +29,7 @@
 
 #include "net/net.h"
 #include "net/nl.h"
+#include "net/priv.h"
 #include "net/tap.h"
 #include "net/wg.h"
 #include "net/wg_conf.h"
@@ -55,11 +56,8 @@ struct wg_priv {
 	struct wg_conf conf;
 	struct wg_spec spec;
 	struct wg_link link;
-	char id[TAP_ID_LEN + 1];
+	char id[NFT_ID_MAX];
 	int ev_fd, timer_fd, pid_watched;
-	/* the VM, once .started knows it */
-	char bridge[IFNAMSIZ];
-	struct in_addr vm;
 	/* health */
 	char status[16];
 	bool lost;		/* deleted, down or daemon gone: restore pending */
@@ -209,17 +207,12 @@ static void wg_on_daemon(struct sv_ctx *c, int fd, void *arg)
  */
 static void wg_table_repair(struct wg_priv *p)
 {
-	struct wg_rule mark = { .prio = WG_RULE_PRIO, .table = p->spec.table, .fwmark = p->spec.table };
-	int rc = wg_rt_route_unreachable(p->spec.table, true);
+	struct priv_wg w;
+	int rc;
 
-	if (!rc && !p->lost && wg_rt_has_default(p->spec.table, p->link.ifindex) == 0) {
+	if (!p->lost && wg_rt_has_default(p->spec.table, p->link.ifindex) == 0)
 		log_warn("wireguard: the route through %s was removed; restoring it", p->spec.ifname);
-		rc = wg_rt_route_dev(p->spec.table, p->link.ifindex, true);
-	}
-	if (!rc)
-		rc = wg_rt_rule(&mark, true);
-	if (!rc && p->vm.s_addr)
-		rc = wg_vm_rules(&p->spec, p->bridge, p->vm, p->c->vm, true);
+	rc = priv_wg_fix(p->id, WG_FIX_RULES, NULL, NULL, &w);
 	if (rc)
 		log_warno(rc, "wireguard: repairing the routing of %s", p->spec.ifname);
 }
@@ -262,19 +255,47 @@ static int wg_watch_pid(struct wg_priv *p)
 	return rc;
 }
 
+/* wireguard-go as the user on the tun and socket the privileged side made */
+static int wg_go_start(struct wg_priv *p, int fds[2])
+{
+	int rc = wg_go_run(&p->spec, fds, &p->link);
+
+	close(fds[0]);
+	close(fds[1]);
+	return rc;
+}
+
+static void wg_go_stop(struct wg_priv *p)
+{
+	if (p->link.pid > 0)
+		wg_go_kill(p->link.pid, p->spec.ifname);
+	if (p->link.pidfd >= 0)
+		close(p->link.pidfd);
+	p->link.pidfd = -1;
+	p->link.pid = 0;
+}
+
 static void wg_try_restore(struct wg_priv *p, uint64_t now)
 {
-	struct wg_rule mark = { .prio = WG_RULE_PRIO, .table = p->spec.table, .fwmark = p->spec.table };
+	enum wg_fix how = WG_FIX_RELINK;
+	struct priv_wg w;
 	json_t *wg;
 	int rc;
 
 	wg_unwatch_pid(p);
-	rc = wg_restore(&p->spec, &p->link);
-	/* rules are left alone by a lost link, but someone may have flushed them */
-	if (!rc)
-		rc = wg_rt_rule(&mark, true);
-	if (!rc && p->vm.s_addr)
-		rc = wg_vm_rules(&p->spec, p->bridge, p->vm, p->c->vm, true);
+	/* still there (set down, or its route removed): up and routed again; else made anew */
+	if (wg_rt_link_state(p->spec.ifname) != WG_LINK_GONE &&
+	    (p->link.impl == WG_IMPL_KERNEL || (p->link.pid > 0 && kill(p->link.pid, 0) == 0)))
+		how = WG_FIX_LINK;
+	else
+		wg_go_stop(p);
+	rc = priv_wg_fix(p->id, how, &p->conf, &p->spec.endpoint, &w);
+	if (!rc) {
+		p->link.impl = w.impl;
+		p->link.ifindex = w.ifindex;
+		if (w.go_fds[0] >= 0)
+			rc = wg_go_start(p, w.go_fds);
+	}
 	if (!rc)
 		rc = wg_watch_pid(p);
 	p->backoff_ms = p->backoff_ms * 2 > WG_BACKOFF_MAX_MS ? WG_BACKOFF_MAX_MS : p->backoff_ms * 2;
@@ -300,6 +321,22 @@ static void wg_try_restore(struct wg_priv *p, uint64_t now)
 	wg_set_status(p, "connecting", "restored, waiting for a handshake");
 }
 
+/* the peer's counters: wireguard-go's over our UAPI socket, the kernel's through the helper */
+static int wg_live_read(const struct wg_link *l, const char *id, const char *ifname, struct wg_live *out)
+{
+	struct priv_wg_stat st;
+	int rc;
+
+	if (l->impl != WG_IMPL_KERNEL)
+		return wg_get(l, ifname, out);
+	if ((rc = priv_wg_get(id, &st)))
+		return rc;
+	if (!st.has_live)
+		return -ENODEV;
+	*out = st.live;
+	return 0;
+}
+
 /*
  * The peer's health from its counters.  A live peer answers data within
  * 10 s (WireGuard's passive keepalive), so: more sent since the last byte
@@ -311,7 +348,7 @@ static void wg_health(struct wg_priv *p, uint64_t now)
 	struct wg_live l = { 0 };
 	int64_t age;
 
-	if (p->lost || wg_get(p->spec.ifname, p->link.impl, &l))
+	if (p->lost || wg_live_read(&p->link, p->id, p->spec.ifname, &l))
 		return;
 	if (l.rx != p->rx || l.rx < p->rx) {
 		p->rx = l.rx;
@@ -392,31 +429,7 @@ static int wg_watch_start(struct wg_priv *p)
 
 /* ---- the supervisor extension ----------------------------------------- */
 
-/* a fresh id, link name and table (also the mark) that nothing uses */
-static int wg_pick(struct wg_priv *p)
-{
-	for (int i = 0; i < 16; i++) {
-		uint32_t r;
-		int rc, ifindex;
-
-		if ((rc = tap_new_id(p->id, sizeof(p->id))) ||
-		    (rc = wg_ifname(p->id, p->spec.ifname, sizeof(p->spec.ifname))))
-			return rc;
-		if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
-			return -EIO;
-		p->spec.table = WG_TABLE_MIN + r % (WG_TABLE_MAX - WG_TABLE_MIN + 1);
-		if (nl_link_get(p->spec.ifname, &ifindex, NULL) == 0)
-			continue;
-		rc = wg_rt_table_in_use(p->spec.table);
-		if (rc < 0)
-			return rc;
-		if (rc == 0)
-			return 0;
-	}
-	return -EADDRINUSE;
-}
-
-/* state "wg": what gc needs, before anything exists; then what the tunnel is */
+/* state "wg": what gc needs, as soon as the tunnel exists; then what it is */
 static int wg_record(struct wg_priv *p, bool up)
 {
 	json_t *wg = wg_state(p->c->state);
@@ -448,6 +461,7 @@ static int wg_prepare(struct sv_ctx *c, void **privp)
 {
 	struct wg_conf_error e;
 	struct wg_priv *p;
+	struct priv_wg w;
 	int rc;
 
 	*privp = NULL;
@@ -470,10 +484,17 @@ static int wg_prepare(struct sv_ctx *c, void **privp)
 	}
 	p->spec.conf = &p->conf;
 	if ((rc = wg_endpoint_resolve(&p->conf, &p->spec.endpoint, &p->spec.endpoint_len)) ||
-	    (rc = wg_pick(p)) || (rc = wg_record(p, false)))
+	    (rc = priv_wg_up(c->vm->name, &p->conf, &p->spec.endpoint, &w)))
 		goto err_free;
-	if ((rc = wg_up(&p->spec, &p->link)))
-		goto err_state;
+	memcpy(p->id, w.id, sizeof(p->id));
+	memcpy(p->spec.ifname, w.ifname, sizeof(p->spec.ifname));
+	p->spec.table = w.table;
+	p->link.impl = w.impl;
+	p->link.ifindex = w.ifindex;
+	if ((rc = wg_record(p, false)))
+		goto err_down;
+	if (w.go_fds[0] >= 0 && (rc = wg_go_start(p, w.go_fds)))
+		goto err_down;
 	if ((rc = wg_record(p, true)) || (rc = wg_watch_start(p)))
 		goto err_down;
 	log_info("wireguard: %s up through %s, table and fwmark 0x%x", p->spec.ifname,
@@ -485,34 +506,13 @@ static int wg_prepare(struct sv_ctx *c, void **privp)
 
 err_down:
 	wg_watch_stop(p);
-	wg_down(p->spec.ifname, p->spec.table, (struct in_addr){ 0 }, &p->link);
-err_state:
+	wg_go_stop(p);
+	priv_wg_down(p->id);
 	json_object_del(c->state, "wg");
 	sv_state_save(c);
 err_free:
 	wg_conf_wipe(&p->conf);
 	free(p);
-	return rc;
-}
-
-/* the VM's source rules: net/ has chosen its address by now */
-static int wg_started(struct sv_ctx *c, void *priv)
-{
-	struct wg_priv *p = priv;
-	json_t *net = json_object_get(c->state, "net");
-	const char *addr = state_get_str(net, "addr"), *br = state_get_str(net, "bridge");
-	int rc;
-
-	if (!p)
-		return 0;
-	if (!addr || !br || inet_pton(AF_INET, addr, &p->vm) != 1 || !net_ifname_valid(br)) {
-		log_err("wireguard: no address or bridge of the VM in state.json");
-		return -EINVAL;
-	}
-	memcpy(p->bridge, br, strlen(br) + 1);
-	rc = wg_vm_rules(&p->spec, p->bridge, p->vm, c->vm, true);
-	if (rc)
-		log_errno(rc, "wireguard: the VM's routing rules");
 	return rc;
 }
 
@@ -525,9 +525,8 @@ static void wg_teardown(struct sv_ctx *c, void *priv)
 	if (!p)
 		return;
 	wg_watch_stop(p);
-	if (p->vm.s_addr)
-		wg_vm_rules(&p->spec, p->bridge, p->vm, c->vm, false);
-	rc = wg_down(p->spec.ifname, p->spec.table, p->vm, &p->link);
+	wg_go_stop(p);
+	rc = priv_wg_down(p->id);
 	if (rc)
 		log_warno(rc, "wireguard: removing %s", p->spec.ifname);
 	wg = json_object_get(c->state, "wg");
@@ -541,32 +540,29 @@ static void wg_teardown(struct sv_ctx *c, void *priv)
 	free(p);
 }
 
-/* supervisor gone: from state.json alone, only names hutch itself makes */
+/*
+ * Supervisor gone: its wireguard-go (ours, by name) stopped; the link, its
+ * socket, rules and table go with the privileged side's entry.
+ */
 static int wg_gc(const char *vm_dir, json_t *state)
 {
 	json_t *wg = json_object_get(state, "wg");
-	const char *id, *ifname, *addr;
-	struct in_addr vm = { 0 };
+	const char *id, *ifname;
 	char want[IFNAMSIZ];
-	long long table, pid;
+	long long pid;
 	int rc;
 
-	(void)vm_dir;
 	if (!json_is_object(wg))
 		return 0;
 	id = state_get_str(wg, "id");
 	ifname = state_get_str(wg, "ifname");
-	table = state_get_int(wg, "table", 0);
 	pid = state_get_int(wg, "pid", 0);
-	if (!id || !ifname || wg_ifname(id, want, sizeof(want)) || strcmp(want, ifname) ||
-	    table < WG_TABLE_MIN || table > WG_TABLE_MAX)
+	(void)vm_dir;
+	if (!id || !ifname || wg_ifname(id, want, sizeof(want)) || strcmp(want, ifname))
 		return 0;
-	addr = state_get_str(json_object_get(state, "net"), "addr");
-	if (addr)
-		inet_pton(AF_INET, addr, &vm);
 	if (pid > 1 && pid < 0x7fffffff && wg_go_kill((pid_t)pid, want) > 0)
 		log_info("gc: stopped wireguard-go %lld of %s", pid, want);
-	rc = wg_down(want, (uint32_t)table, vm, NULL);
+	rc = priv_wg_down(id);
 	json_object_set_new(wg, "status", json_string("stopped"));
 	json_object_del(wg, "pid");
 	return rc;
@@ -593,7 +589,6 @@ static int wg_inspect(const char *vm_dir, json_t *state, FILE *out, json_t *json
 const struct sv_ext wg_sv_ext = {
 	.name = "wg",
 	.prepare = wg_prepare,
-	.started = wg_started,
 	.teardown = wg_teardown,
 	.gc = wg_gc,
 	.inspect = wg_inspect,
@@ -616,16 +611,6 @@ static int wg_before_up(struct up_ctx *u)
 		return 0;
 	if ((rc = wg_vm_allowed(u->vm, u->cfg->path)))
 		return rc;
-	/*
-	 * The tunnel, its policy routing and its watch are not operations of
-	 * hutch-helper yet: they need CAP_NET_ADMIN in the supervisor.  Say so
-	 * before anything starts rather than fail half-way.
-	 */
-	if (geteuid() != 0) {
-		log_err("wireguard.conf: WireGuard egress is not a hutch-helper operation yet; "
-			"start this VM with sudo (QEMU, virtiofsd and hooks still run as you)");
-		return -ENOPKG;
-	}
 	if ((rc = wg_conf_load(u->cfg->dir, &conf, &e))) {
 		log_err("%s", e.msg[0] ? e.msg : "wireguard.conf: cannot read it");
 		return rc;
@@ -678,16 +663,25 @@ int wg_check_config(const struct cfg *c, FILE *out, json_t *json)
 
 /* ---- hutch wg --------------------------------------------------------- */
 
-static void wg_live_json(json_t *o, const char *ifname, const char *impl, const char *net_id)
+static void wg_live_json(json_t *o, json_t *wg, const char *ifname, const char *impl)
 {
+	struct wg_link lk = { .pidfd = -1 };
+	struct priv_wg_stat st = { 0 };
 	struct wg_live l = { 0 };
-	enum wg_impl i = !strcmp(impl, "kernel") ? WG_IMPL_KERNEL :
-			 !strcmp(impl, "wireguard-go") ? WG_IMPL_GO : WG_IMPL_NONE;
-	uint64_t pk = 0, by = 0;
+	const char *id = state_get_str(wg, "id");
 	char ep[80], key[WG_KEY_B64_LEN + 1];
 	int rc;
 
-	rc = wg_get(ifname, i, &l);
+	lk.impl = !strcmp(impl, "kernel") ? WG_IMPL_KERNEL : !strcmp(impl, "wireguard-go") ? WG_IMPL_GO :
+		  WG_IMPL_NONE;
+	if (wg_uapi_path(ifname, lk.uapi, sizeof(lk.uapi)))
+		lk.uapi[0] = 0;
+	/* the kill switch's counters (and a kernel tunnel's) need the privileged side */
+	rc = id ? priv_wg_get(id, &st) : -ENOENT;
+	if (lk.impl == WG_IMPL_KERNEL)
+		rc = rc ? rc : st.has_live ? (l = st.live, 0) : -ENODEV;
+	else
+		rc = wg_get(&lk, ifname, &l);
 	if (rc) {
 		json_object_set_new(o, "live_error", json_string(strerror(-rc)));
 	} else {
@@ -705,9 +699,10 @@ static void wg_live_json(json_t *o, const char *ifname, const char *impl, const 
 		json_object_set_new(o, "tx_bytes", json_integer((json_int_t)l.tx));
 		json_object_set_new(o, "persistent_keepalive", json_integer(l.keepalive));
 	}
-	if (net_id && nft_wg_drops(net_id, &pk, &by) == 0)
+	if (st.has_drops)
 		json_object_set_new(o, "killswitch", json_pack("{s:I, s:I}", "dropped_packets",
-							       (json_int_t)pk, "dropped_bytes", (json_int_t)by));
+							       (json_int_t)st.drop_pkts, "dropped_bytes",
+							       (json_int_t)st.drop_bytes));
 }
 
 json_t *wg_status_json(json_t *state, bool live)
@@ -732,7 +727,7 @@ json_t *wg_status_json(json_t *state, bool live)
 	json_object_set_new(o, "downs", json_integer(state_get_int(wg, "downs", 0)));
 	json_object_set_new(o, "restores", json_integer(state_get_int(wg, "restores", 0)));
 	if (live && impl)
-		wg_live_json(o, ifname, impl, state_get_str(json_object_get(state, "net"), "id"));
+		wg_live_json(o, wg, ifname, impl);
 	return o;
 }
 

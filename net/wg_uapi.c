@@ -20,6 +20,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/syscall.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <poll.h>
@@ -308,18 +313,18 @@ out:
 	return rc;
 }
 
-int wg_go_get(const char *ifname, struct wg_live *out)
+int wg_go_get(const char *uapi, struct wg_live *out)
 {
-	char path[128], *resp;
+	char *resp;
 	size_t got = 0;
 	int rc;
 
-	if ((rc = wg_uapi_path(ifname, path, sizeof(path))))
-		return rc;
+	if (!uapi || !uapi[0])
+		return -ENOENT;
 	resp = malloc(WG_UAPI_MAX);
 	if (!resp)
 		return -ENOMEM;
-	rc = uapi_talk(path, "get=1\n\n", 7, resp, WG_UAPI_MAX, &got);
+	rc = uapi_talk(uapi, "get=1\n\n", 7, resp, WG_UAPI_MAX, &got);
 	if (!rc)
 		rc = wg_uapi_parse(resp, got, out);
 	/* the answer holds the private key */
@@ -352,8 +357,7 @@ static int go_set(const struct wg_spec *s, const char *path)
 
 /* ---- the daemon ------------------------------------------------------- */
 
-/* a tun (with packet info: wireguard-go 0.0.2022 reads it) named @ifname */
-static int tun_open(const char *ifname)
+static int go_tun_open(const char *ifname)
 {
 	struct ifreq ifr = { .ifr_flags = IFF_TUN | IFF_TUN_EXCL };
 	int fd, rc;
@@ -371,13 +375,37 @@ static int tun_open(const char *ifname)
 	return fd;
 }
 
+/*
+ * wireguard-go watches its socket with inotify, which needs read access to
+ * it: the socket belongs to whoever runs the daemon.  In hutch-helper that
+ * is the caller already (the file system uid); root hands it to the VM user.
+ */
+static int uapi_owner(const char *path)
+{
+	struct proc_user u;
+	int rc;
+
+	if (geteuid() != 0)
+		return 0;
+	if ((rc = proc_user_resolve(&u)))
+		return rc;
+	if (u.switch_ids && chown(path, u.uid, u.gid) < 0)
+		return -errno;
+	return 0;
+}
+
 static int uapi_listen(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat sb;
 	int fd, rc;
 
-	if (mkdir(WG_UAPI_DIR, 0755) < 0 && errno != EEXIST)
+	/*
+	 * Root makes the directory; hutch-helper must not (it would be the
+	 * caller's, who could then replace root's sockets): `hutch setup`
+	 * makes it, and its tmpfiles.d entry after a reboot.
+	 */
+	if (geteuid() == 0 && mkdir(WG_UAPI_DIR, 0755) < 0 && errno != EEXIST)
 		return -errno;
 	if ((rc = util_snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path)))
 		return rc;
@@ -388,8 +416,8 @@ static int uapi_listen(const char *path)
 	if (fd < 0)
 		return -errno;
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0 ||
-	    listen(fd, 8) < 0) {
-		rc = -errno;
+	    (rc = uapi_owner(path)) < 0 || listen(fd, 8) < 0) {
+		rc = rc < 0 ? rc : -errno;
 		close(fd);
 		unlink(path);
 		return rc;
@@ -397,15 +425,44 @@ static int uapi_listen(const char *path)
 	return fd;
 }
 
+/*
+ * wireguard-go sets its tun's MTU at start (SIOCSIFMTU, which needs
+ * CAP_NET_ADMIN), even on a tun it was handed.  The privileged side has set
+ * the MTU of wireguard.conf already, so that one ioctl is made to succeed
+ * without running, and the daemon (which parses every packet the peer
+ * sends) needs no capability at all.  Everything else is allowed: this
+ * filter grants nothing, it only takes a step away.
+ */
+#if defined(__x86_64__)
+#define GO_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define GO_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+static const struct sock_filter go_filter[] = {
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, GO_AUDIT_ARCH, 1, 0),
+	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 3),
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SIOCSIFMTU, 0, 1),
+	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | 0),	/* returns 0, does nothing */
+	BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+};
+
 static int go_spawn(const char *ifname, int tun, int lsn, struct wg_link *l)
 {
+	static const struct sock_fprog prog = { .len = UTIL_ARRAY_SIZE(go_filter),
+						.filter = (struct sock_filter *)go_filter };
 	char exe[4096];
 	const char *argv[] = { exe, "-f", ifname, NULL };
 	const char *const *denv = proc_default_env();
 	const char *env[24];
 	struct proc_fdmap fds[] = { { tun, 3 }, { lsn, 4 }, { STDERR_FILENO, 1 }, { STDERR_FILENO, 2 } };
+	struct proc_user u;
+	struct proc_sandbox sb;
 	struct proc_opts o = { .argv = argv, .envp = env, .fds = fds, .n_fds = UTIL_ARRAY_SIZE(fds),
-			       .cwd = "/", .want_pidfd = true, .pdeathsig = SIGTERM };
+			       .cwd = "/", .want_pidfd = true, .pdeathsig = SIGTERM, .sb = &sb };
 	size_t n = 0;
 	int rc;
 
@@ -414,6 +471,11 @@ static int go_spawn(const char *ifname, int tun, int lsn, struct wg_link *l)
 			"install one of them (apt install wireguard-go)");
 		return -ENOENT;
 	}
+	/* as the user, never root: as hooks are (no capabilities, no_new_privs) */
+	if ((rc = proc_user_resolve(&u)))
+		return rc;
+	proc_sandbox_user(&sb, &u);
+	sb.filter = &prog;
 	for (size_t i = 0; denv[i] && n < UTIL_ARRAY_SIZE(env) - 5; i++)
 		env[n++] = denv[i];
 	env[n++] = "WG_TUN_FD=3";
@@ -424,32 +486,41 @@ static int go_spawn(const char *ifname, int tun, int lsn, struct wg_link *l)
 	return proc_spawn(&o, &l->pid, &l->pidfd);
 }
 
-int wg_go_start(const struct wg_spec *s, struct wg_link *l)
+int wg_go_tun(const char *ifname, int fds[2])
 {
-	int tun, lsn, rc;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int rc;
+
+	if ((rc = wg_uapi_path(ifname, path, sizeof(path))))
+		return rc;
+	fds[0] = go_tun_open(ifname);
+	if (fds[0] < 0) {
+		log_errno(fds[0], "wireguard-go: tun %s", ifname);
+		return fds[0];
+	}
+	fds[1] = uapi_listen(path);
+	if (fds[1] < 0) {
+		rc = fds[1];
+		if (rc == -ENOENT)
+			log_err("wireguard-go: %s is missing: run 'sudo hutch setup' once more", WG_UAPI_DIR);
+		else
+			log_errno(rc, "wireguard-go: socket %s", path);
+		close(fds[0]);
+		fds[0] = fds[1] = -1;
+		return rc;
+	}
+	return 0;
+}
+
+int wg_go_run(const struct wg_spec *s, const int fds[2], struct wg_link *l)
+{
+	int rc;
 
 	if ((rc = wg_uapi_path(s->ifname, l->uapi, sizeof(l->uapi))))
 		return rc;
-	tun = tun_open(s->ifname);
-	if (tun < 0) {
-		log_errno(tun, "wireguard-go: tun %s", s->ifname);
-		return tun;
-	}
-	lsn = uapi_listen(l->uapi);
-	if (lsn < 0) {
-		rc = lsn;
-		log_errno(rc, "wireguard-go: socket %s", l->uapi);
-		close(tun);
+	rc = go_spawn(s->ifname, fds[0], fds[1], l);
+	if (rc)
 		return rc;
-	}
-	rc = go_spawn(s->ifname, tun, lsn, l);
-	/* the daemon holds both now: the tun lives exactly as long as it does */
-	close(tun);
-	close(lsn);
-	if (rc) {
-		unlink(l->uapi);
-		return rc;
-	}
 	l->impl = WG_IMPL_GO;
 	rc = go_set(s, l->uapi);
 	if (rc) {
@@ -457,7 +528,6 @@ int wg_go_start(const struct wg_spec *s, struct wg_link *l)
 		close(l->pidfd);
 		l->pidfd = -1;
 		l->pid = 0;
-		unlink(l->uapi);
 	}
 	return rc;
 }

@@ -328,14 +328,18 @@ static void setup_rundir(struct setup *s)
 		close(fd);
 		setup_note(s, s->done, "done:", "created the registry %s", reg);
 	}
+	/* wireguard-go's UAPI sockets: root's directory, which hutch-helper must not make */
+	if (!s->check && mkdir(WG_UAPI_DIR, 0755) == 0)
+		setup_note(s, s->done, "done:", "created %s", WG_UAPI_DIR);
 	if (strcmp(s->rundir, PRIVD_RUNDIR) || access("/etc/tmpfiles.d", F_OK) < 0)
 		return;
 	if (access(SETUP_TMPFILES, F_OK) == 0) {
 		setup_note(s, NULL, "ok:", "%s", SETUP_TMPFILES);
 	} else if (!s->check) {
-		static const char t[] = "# hutch-helper's registry (hutch setup)\n"
+		static const char t[] = "# hutch-helper's registry, wireguard-go's sockets (hutch setup)\n"
 					"d " PRIVD_RUNDIR " 0755 root root -\n"
-					"f " PRIVD_RUNDIR "/" PRIVD_REGISTRY " 0600 root root -\n";
+					"f " PRIVD_RUNDIR "/" PRIVD_REGISTRY " 0600 root root -\n"
+					"d /run/wireguard 0755 root root -\n";	/* WG_UAPI_DIR, without /var */
 
 		if (util_write_atomic(SETUP_TMPFILES, t, sizeof(t) - 1, 0644) == 0)
 			setup_note(s, s->done, "done:", "wrote %s (the registry after a reboot)",

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/seccomp.h>
 #include <sys/capability.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -51,7 +52,7 @@ struct proc_mount_attr {
 enum proc_step {
 	PROC_STEP_EXEC, PROC_STEP_FDS, PROC_STEP_SETSID, PROC_STEP_CWD, PROC_STEP_RLIMIT,
 	PROC_STEP_MOUNTNS, PROC_STEP_BOUND, PROC_STEP_IDS, PROC_STEP_USERNS, PROC_STEP_NNP,
-	PROC_STEP_CAPS, PROC_STEP_PDEATH,
+	PROC_STEP_CAPS, PROC_STEP_FILTER, PROC_STEP_PDEATH,
 	PROC_STEP_USERNS_READY,	/* not a failure: unshared, waiting for the parent's maps */
 };
 
@@ -62,7 +63,7 @@ static const char *const proc_step_name[] = {
 	[PROC_STEP_BOUND] = "dropping the capability bounding set",
 	[PROC_STEP_IDS] = "switching uid/gid", [PROC_STEP_USERNS] = "user namespace",
 	[PROC_STEP_NNP] = "no_new_privs", [PROC_STEP_CAPS] = "dropping capabilities",
-	[PROC_STEP_PDEATH] = "parent-death signal",
+	[PROC_STEP_FILTER] = "seccomp filter", [PROC_STEP_PDEATH] = "parent-death signal",
 	[PROC_STEP_USERNS_READY] = "user namespace",
 };
 
@@ -357,6 +358,10 @@ static int proc_confine(const struct proc_sandbox *sb, enum proc_step *step, int
 	*step = PROC_STEP_CAPS;
 	if (sb->drop_caps && !sb->userns_root && (rc = proc_drop_caps(priv)) < 0)
 		return rc;
+	/* last: the filter holds for what the program does, not for our steps */
+	*step = PROC_STEP_FILTER;
+	if (sb->filter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, sb->filter) < 0)
+		return -errno;
 	return 0;
 }
 

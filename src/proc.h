@@ -28,6 +28,8 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+struct sock_fprog;
+
 #define PROC_VM_USER "hutch-vm"
 #define PROC_MAX_GROUPS 32
 
@@ -94,6 +96,8 @@ int proc_user_resolve(struct proc_user *u);
  *                maps itself and must deny setgroups first, which QEMU 7.2's
  *                virtiofsd refuses for a user who has supplementary groups
  * @userns_arg:   passed to @userns_map
+ * @filter:       a seccomp filter installed last, just before exec (needs
+ *                @no_new_privs); NULL: none
  */
 struct proc_sandbox {
 	const struct proc_user *user;
@@ -107,6 +111,7 @@ struct proc_sandbox {
 	bool userns_root;
 	int (*userns_map)(pid_t pid, void *arg);
 	void *userns_arg;
+	const struct sock_fprog *filter;
 };
 
 /**

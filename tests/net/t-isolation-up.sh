@@ -148,6 +148,7 @@ if [ "${ISOUP_WG:-0}" = 1 ]; then	# A's traffic through a tunnel to the internet
 	wg_peer_start "$IN" "wgi$$" 10.200.0.1/24 51820 "$(cat "$T/keys/client.pub")" 10.200.0.2/32 "$T/keys" >"$T/peer.log" 2>&1 ||
 		{ fail "WireGuard peer in the internet namespace"; sed 's/^/#   /' "$T/peer.log"; done_testing; exit 1; }
 	wg_conf_write "$T/isoa/wireguard.conf" "$T/keys" 10.200.0.2/32 203.0.113.10:51820 203.0.113.10
+	[ -z "$U" ] || chown "$U:" "$T/isoa/wireguard.conf"
 fi
 
 up() {	# name

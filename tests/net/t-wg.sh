@@ -18,11 +18,18 @@
 # tunnel down while the peer is silent, bad wireguard.conf files fail before
 # QEMU starts and leave nothing, and halt, kill -9 + gc leave no link, rule,
 # route, wireguard-go or socket behind.
+# HUTCH_TEST_AS_USER=1 (tests/net/t-wg-user.sh): hutch runs as an
+# unprivileged user through a test copy of hutch-helper, which makes the
+# tunnel (issue 11); wireguard-go runs as that user with no capabilities,
+# on a UAPI socket the helper made for it; the tunnel's registry entry goes
+# with the VM; and a wireguard.conf Address with a /24 puts no route for
+# that subnet into the host's main table.
 # test: serial (counts every hw- wireguard-go and UAPI socket on the host: /var/run/wireguard is global)
 set -u
 source "$(dirname "$0")/../lib/tap.sh"
 source "$HUTCH_SRC/tests/lib/guest.sh"
 source "$HUTCH_SRC/tests/net/wg-lib.sh"
+source "$HUTCH_SRC/tests/lib/priv.sh"
 DNSD=$HUTCH_SRC/tests/helpers/net_dns_server.py
 PROBE=$HUTCH_SRC/tests/net/nft_probe.py
 if [ "$(id -u)" -ne 0 ]; then skip "wireguard through hutch up" "needs root"; done_testing; exit 0; fi
@@ -36,8 +43,20 @@ HN=wg-h-$$ PN=wg-p-$$ TN=wg-t-$$ PIF=wgp$$
 T=$(mktemp -d /tmp/wgtest.XXXXXX)
 chmod 755 "$T"
 export XDG_DATA_HOME=$T/data XDG_CACHE_HOME=$T/cache
-unset HUTCH_DIR HUTCH_BRIDGE HUTCH_SUBNET
-PIDS=()
+unset HUTCH_DIR HUTCH_BRIDGE HUTCH_SUBNET HUTCH_HELPER
+PIDS=() ASU=() WU=
+if [ -n "${HUTCH_TEST_AS_USER:-}" ]; then
+	[ -x "$HUTCH_SRC/hutch-helper" ] || { skip "wireguard as a user" "hutch-helper not built"; done_testing; exit 0; }
+	WU=htwg$$
+	if ! priv_init "$T/priv" || ! priv_user "$WU"; then
+		fail "a test user and a test copy of hutch-helper"; sed 's/^/#   /' "$T/priv/setup.log"
+		priv_fini; rm -rf "$T"; done_testing; exit 1
+	fi
+	priv_argv "$WU"
+	ASU=("${PRIV_ARGV[@]}")
+	export XDG_DATA_HOME=$PRIV_DIR/home-$WU/data XDG_CACHE_HOME=$PRIV_DIR/home-$WU/cache
+	diag "hutch runs as $WU (uid $(id -u "$WU")) through $HUTCH_HELPER"
+fi
 jget() { python3 -c 'import json,sys
 try:
     v = json.load(open(sys.argv[1]) if sys.argv[1] != "-" else sys.stdin)
@@ -45,6 +64,7 @@ try:
     print(v)
 except Exception: pass' "$@"; }
 hn() { ip netns exec "$HN" env HUTCH_RESOLV_CONF="$T/resolv.conf" "$@"; }
+hh() { hn "${ASU[@]}" "$@"; }	# hutch itself: as root, or as the test user
 cleanup() {
 	local p d
 	for d in "$XDG_DATA_HOME"/hutch/vms/*; do
@@ -52,11 +72,12 @@ cleanup() {
 			grep -qs "$T" "/proc/$p/cmdline" && kill -9 "$p" 2>/dev/null
 		done
 	done
-	hn "$HUTCH" gc >/dev/null 2>&1
+	hh "$HUTCH" gc >/dev/null 2>&1
 	wg_peer_stop
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	for n in $HN $PN $TN; do ip netns del "$n" 2>/dev/null; done
+	priv_fini
 	rm -rf "$T" "/etc/netns/$HN"
 }
 trap cleanup EXIT
@@ -92,6 +113,7 @@ timeouts: {boot: 240, shutdown: 45}
 Y
 	chmod 644 "$1/hutch.yaml"
 	printf '#cloud-config\n' >"$1/cloud-init.yml"
+	[ -z "$WU" ] || chown -R "$WU:" "$1"
 }
 ctr() {	# ctr CHAIN COMMENT: packets of the test's own counter
 	hn nft list chain inet wgtest "$1" 2>/dev/null | grep -F "comment \"$2\"" | sed -n 's/.*counter packets \([0-9]*\).*/\1/p'
@@ -136,9 +158,11 @@ B=$T/bad
 project "$B" wgbad
 wg_conf_write "$B/wireguard.conf" "$T/keys" 10.200.0.2/32 203.0.113.2:51820 10.200.0.1
 good=$(cat "$B/wireguard.conf")
+# wconf FILE: written by root above; the project's user owns it
+wconf() { [ -z "$WU" ] || chown -h "$WU:" "$1"; }
 bad_up() {	# what expected-message-regex
 	local out
-	out=$(hn timeout 120 "$HUTCH" -C "$B" up 2>&1)
+	out=$(hh timeout 120 "$HUTCH" -C "$B" up 2>&1)
 	local rc=$?
 	if [ $rc -ne 0 ] && grep -qE "$2" <<<"$out"; then ok "bad input, $1: up fails with a clear error"
 	else fail "bad input, $1: up fails with a clear error (rc $rc)"; sed 's/^/#   /' <<<"$out" | tail -5; fi
@@ -147,15 +171,19 @@ bad_up() {	# what expected-message-regex
 		"$(hn ip -br link | grep -cE '^(hw-|ht-)')/$(hn ip rule | grep -cE '^1077')/$(hn nft list tables | grep -c hutch)" "0/0/0"
 }
 sed 's/^PrivateKey = .*/PrivateKey = notakey/' <<<"$good" >"$B/wireguard.conf"
+wconf "$B/wireguard.conf"
 bad_up "malformed key" 'wireguard\.conf:2: PrivateKey is not a WireGuard key'
 grep -v '^Endpoint' <<<"$good" >"$B/wireguard.conf"
+wconf "$B/wireguard.conf"
 bad_up "missing Endpoint" 'wireguard\.conf:[0-9]+: \[Peer\] has no Endpoint'
 printf '%s\n' "$good" >"$B/wireguard.conf"
+wconf "$B/wireguard.conf"
 chmod 644 "$B/wireguard.conf"
 bad_up "readable by others" 'other users can read it .* holds the private key'
 chmod 600 "$B/wireguard.conf"
 mv "$B/wireguard.conf" "$T/elsewhere.conf"
 ln -s "$T/elsewhere.conf" "$B/wireguard.conf"
+wconf "$B/wireguard.conf"
 bad_up "a symlink" 'symbolic link: refused'
 rm -f "$B/wireguard.conf"
 mv "$T/elsewhere.conf" "$B/wireguard.conf"
@@ -170,23 +198,23 @@ rc=$?
 [ $rc -ne 0 ] && grep -Eq 'wireguard.conf: (cannot read it: Permission denied|it is owned by uid 0, not by you)' <<<"$out" &&
 	ok "bad input, unreadable file: check-config says so" ||
 	{ fail "bad input, unreadable file: check-config says so (rc $rc)"; sed 's/^/#   /' <<<"$out" | tail -3; }
-# a user's up with a wireguard.conf: the tunnel is not a helper operation
-# yet, so it is refused up front (78), before anything starts
+# a user's up with a wireguard.conf on a host without hutch-helper set up:
+# refused up front (78) with the command that sets it up, nothing started
 chown 65534:65534 "$U/wireguard.conf"
 out=$(hn setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$U" XDG_DATA_HOME="$U/d" \
 	XDG_CACHE_HOME="$U/c" XDG_CONFIG_HOME="$U/cfg" HUTCH_ALLOW_PATHS="$(dirname "$TINY_KERNEL")" \
 	timeout 120 "$HUTCH" -C "$U" up 2>&1)
 rc=$?
-[ $rc -eq 78 ] && grep -q 'not a hutch-helper operation yet' <<<"$out" &&
+[ $rc -eq 78 ] && grep -q "needs hutch-helper.*sudo hutch setup" <<<"$out" &&
 	! ls "$U"/d/hutch/vms/*/state.json 2>/dev/null | xargs -r grep -l qemu_pid | grep -q . &&
-	ok "a user's up with wireguard.conf: refused up front with exit 78, nothing started" ||
+	ok "a user's up with wireguard.conf and no helper: refused up front with exit 78, nothing started" ||
 	{ fail "a user's up with wireguard.conf: refused up front (rc $rc)"; sed 's/^/#   /' <<<"$out" | tail -5; }
-out=$(hn "$HUTCH" -C "$B" check-config 2>&1)
+out=$(hh "$HUTCH" -C "$B" check-config 2>&1)
 grep -q 'PrivateKey = (redacted)' <<<"$out" && ! grep -qF "$(cat "$T/keys/client.key")" <<<"$out" &&
 	ok "check-config shows wireguard.conf with the private key redacted" ||
 	{ fail "check-config shows wireguard.conf with the private key redacted"; sed 's/^/#   /' <<<"$out" | tail -12; }
 sed -i 's/mode: nat/mode: user/' "$B/hutch.yaml"
-out=$(hn "$HUTCH" -C "$B" check-config 2>&1)
+out=$(hh "$HUTCH" -C "$B" check-config 2>&1)
 rc=$?
 [ $rc -eq 2 ] && grep -q 'wireguard.conf needs network mode nat' <<<"$out" &&
 	ok "mode user with wireguard.conf: refused by check-config (exit 2)" ||
@@ -197,10 +225,14 @@ nothing_left "after the bad inputs"
 # ---- the tunnel ----
 P=$T/good
 project "$P" wgvm
-wg_conf_write "$P/wireguard.conf" "$T/keys" 10.200.0.2/32 203.0.113.2:51820 10.200.0.1 5
+# as a user, the Address has a /24: the helper must put it on the link as a
+# /32 and no route for 10.200.0.0/24 into the host's main table
+alen=32; [ -z "$WU" ] || alen=24
+wg_conf_write "$P/wireguard.conf" "$T/keys" "10.200.0.2/$alen" 203.0.113.2:51820 10.200.0.1 5
+wconf "$P/wireguard.conf"
 VD=$XDG_DATA_HOME/hutch/vms/wgvm
 LOG=$VD/supervisor.log
-if hn timeout 300 "$HUTCH" -C "$P" up 2>"$T/up.err"; then ok "hutch up with wireguard.conf"; else
+if hh timeout 300 "$HUTCH" -C "$P" up 2>"$T/up.err"; then ok "hutch up with wireguard.conf"; else
 	fail "hutch up with wireguard.conf"; sed 's/^/#   /' "$T/up.err" | tail -20
 	tail -20 "$LOG" 2>/dev/null | sed 's/^/#   /'; done_testing; exit 1
 fi
@@ -208,15 +240,36 @@ IF=$(jget "$VD/state.json" wg ifname) TABLE=$(jget "$VD/state.json" wg table)
 IMPL=$(jget "$VD/state.json" wg impl) ID=$(jget "$VD/state.json" net id)
 diag "tunnel $IF through $IMPL, table/mark $TABLE, VM rules $ID"
 case $IMPL in kernel | wireguard-go) ok "implementation in use recorded: $IMPL" ;; *) fail "implementation recorded (got '$IMPL')" ;; esac
+GP=$(jget "$VD/state.json" wg pid)
+if [ "$IMPL" = wireguard-go ] && [ -z "$WU" ]; then	# root's hutch: the VM user, as QEMU
+	gu=$(stat -c %U "/proc/$GP" 2>/dev/null)
+	[ -n "$gu" ] && [ "$gu" != root ] && ok "wireguard-go does not run as root (as $gu)" ||
+		fail "wireguard-go does not run as root (got '$gu')"
+	is "wireguard-go has no capability" "$(awk '/^CapEff/ {print $2}' "/proc/$GP/status" 2>/dev/null)" 0000000000000000
+fi
+if [ -n "$WU" ]; then
+	if [ "$IMPL" = wireguard-go ]; then
+		is "wireguard-go runs as the user" "$(stat -c %U "/proc/$GP" 2>/dev/null)" "$WU"
+		is "wireguard-go has no capability" "$(awk '/^CapEff/ {print $2}' "/proc/$GP/status" 2>/dev/null)" 0000000000000000
+		is "its UAPI socket, made by the helper in root's /var/run/wireguard, is the user's" \
+			"$(stat -c %U "/var/run/wireguard/$IF.sock" 2>/dev/null)" "$WU"
+	fi
+	reg=$(priv_registry)
+	python3 -c 'import json,sys; r=json.loads(sys.argv[1]); t=[x for x in r.get("tunnels", []) if x["id"]==sys.argv[2]]; sys.exit(0 if t and t[0]["uid"]==int(sys.argv[3]) else 1)' \
+		"$reg" "${IF#hw-}" "$(id -u "$WU")" && ok "the helper's registry holds the tunnel, owned by the user" ||
+		{ fail "the helper's registry holds the tunnel, owned by the user"; diag "$reg"; }
+	is "Address 10.200.0.2/24 is on $IF as a /32" "$(hn ip -4 -o addr show dev "$IF" | awk '{print $4}')" 10.200.0.2/32
+	is "no route for 10.200.0.0/24 in the host's main table" "$(hn ip route show table main 10.200.0.0/24)" ""
+fi
 C=$VD/console.sock
 g() { guestsh --timeout "${GT:-60}" "$C" "$1" 2>&1 | tr -d '\r'; }
-wgj() { hn "$HUTCH" -C "$P" wg --json 2>/dev/null | jget - "$@"; }
-tunnel() { hn "$HUTCH" --json -C "$P" status 2>/dev/null | jget - tunnel; }
+wgj() { hh "$HUTCH" -C "$P" wg --json 2>/dev/null | jget - "$@"; }
+tunnel() { hh "$HUTCH" --json -C "$P" status 2>/dev/null | jget - tunnel; }
 
 for _ in $(seq 60); do [ "$(wgj latest_handshake)" -gt 0 ] 2>/dev/null && break; sleep 1; done
 hs=$(wgj latest_handshake) age=$(wgj handshake_age_s)
 [ "${hs:-0}" -gt 0 ] && [ "${age:-999}" -lt 180 ] && ok "hutch wg --json shows a live handshake ($age s ago)" ||
-	{ fail "hutch wg --json shows a live handshake (got '$hs')"; hn "$HUTCH" -C "$P" wg 2>&1 | sed 's/^/#   /'; }
+	{ fail "hutch wg --json shows a live handshake (got '$hs')"; hh "$HUTCH" -C "$P" wg 2>&1 | sed 's/^/#   /'; }
 
 out=$(g 'nc -w 5 198.51.100.10 80 </dev/null')
 is "guest reaches the internet target through the tunnel" "$(tail -n1 <<<"$out")" net
@@ -229,7 +282,15 @@ is "nothing left the uplink outside the tunnel (outside/forwarded)" "$(leaks)" "
 
 # the guest sends all along from here: a TCP probe every 0.3 s, results in /tmp/p
 g '(while :; do if nc -w 1 198.51.100.10 80 </dev/null >/dev/null 2>&1; then echo ok; else echo fail; fi >>/tmp/p; sleep 0.3; done) >/dev/null 2>&1 &' >/dev/null
-probes() { g 'cat /tmp/p; : >/tmp/p' | grep -E '^(ok|fail)$' | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}'; }
+probes() {	# the guest's probe results since the last call ("ok=N fail=M "); the console may drop a read: retried
+	local out i
+	for i in 1 2 3; do
+		out=$(g 'cat /tmp/p; : >/tmp/p; echo probes-end')
+		grep -q '^probes-end$' <<<"$out" && break
+		sleep 2
+	done
+	grep -E '^(ok|fail)$' <<<"$out" | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}'
+}
 wait_log() {	# regex seconds: the supervisor logged it (after the line count in $MARK)
 	for _ in $(seq "$2"); do tail -n +"$MARK" "$LOG" | grep -qE "$1" && return 0; sleep 1; done; return 1
 }
@@ -294,12 +355,12 @@ for _ in $(seq 120); do [ "$(tunnel)" = up ] && break; sleep 1; done
 is "peer back: hutch status shows the tunnel up" "$(tunnel)" up
 wait_ok 30 && ok "peer back: the probes succeed again" || fail "peer back: the probes succeed again"
 is "after everything: the target only ever saw the peer's address" "$(grep '^tcp' "$T/net.log" | awk '{print $2}' | sort -u | tr '\n' ' ')" "198.51.100.1 "
-hn "$HUTCH" -C "$P" wg 2>&1 | sed 's/^/# /'
+hh "$HUTCH" -C "$P" wg 2>&1 | sed 's/^/# /'
 
 # ---- cleanup: halt, then kill -9 + gc ----
-check "hutch halt" hn timeout 120 "$HUTCH" -C "$P" halt
+check "hutch halt" hh timeout 120 "$HUTCH" -C "$P" halt
 nothing_left "after halt"
-if hn timeout 300 "$HUTCH" -C "$P" up 2>"$T/up2.err"; then ok "hutch up again"; else fail "hutch up again"; sed 's/^/#   /' "$T/up2.err" | tail; fi
+if hh timeout 300 "$HUTCH" -C "$P" up 2>"$T/up2.err"; then ok "hutch up again"; else fail "hutch up again"; sed 's/^/#   /' "$T/up2.err" | tail; fi
 IF2=$(jget "$VD/state.json" wg ifname) GP=$(jget "$VD/state.json" wg pid)
 sp=$(jget "$VD/state.json" supervisor_pid) qp=$(jget "$VD/state.json" qemu_pid)
 kill -9 "$sp"
@@ -309,7 +370,9 @@ if [ -n "$GP" ]; then
 	kill -0 "$GP" 2>/dev/null && fail "kill -9 of the supervisor: wireguard-go $GP went with it" ||
 		ok "kill -9 of the supervisor: wireguard-go went with it"
 fi
-check "hutch gc after kill -9" hn timeout 60 "$HUTCH" gc
+check "hutch gc after kill -9" hh timeout 60 "$HUTCH" gc
 nothing_left "after kill -9 and gc"
+[ -z "$WU" ] || is "no tunnel or VM network left in the helper's registry" \
+	"$(priv_registry | python3 -c 'import json,sys; r=json.load(sys.stdin); print(len(r.get("tunnels", [])), len(r.get("vms", [])))')" "0 0"
 diag "tunnel of the second run: $IF2"
 done_testing

@@ -6,7 +6,10 @@
 # its own address and MAC; then B tries what it must not: bring down, gc,
 # inspect or attach A's VM, name a tap, a table, a bridge or a subnet of its
 # choosing, send oversized, truncated or garbage requests or fds, mount an
-# image of A's or one through a symlink, unmount A's folder.  Each attempt
+# image of A's or one through a symlink, unmount A's folder; and for
+# WireGuard (issue 11): route B's VM into A's tunnel by naming its link and
+# mark, repair, remove or read A's tunnel, give a tunnel a loopback or a
+# hutch-subnet address, name its table, smuggle a PostUp.  Each attempt
 # must be refused with a message that says why, and leave the rules, links,
 # addresses, mounts and the registry exactly as they were.  Finally A hangs
 # up and everything of A's is gone.
@@ -61,9 +64,17 @@ snap() {
 }
 NETUP='"op":"net_up","bridge":"hutch0","subnet":"10.77.0.1/24","mac":"52:54:00:aa:bb:cc","isolation":true,"ipv6":false,"dns":true'
 
-# A: a VM network, held open (the helper removes it when A hangs up)
+# wgconf ADDRESS [EXTRA-LINE]: a wireguard.conf (fresh random keys) as a JSON string
+wgconf() { python3 -c 'import base64, json, os, sys
+k = lambda: base64.b64encode(os.urandom(32)).decode()
+print(json.dumps("[Interface]\nPrivateKey = %s\nAddress = %s\n%s[Peer]\nPublicKey = %s\n"
+                 "Endpoint = 192.0.2.1:51820\nAllowedIPs = 0.0.0.0/0\n" % (k(), sys.argv[1], sys.argv[2], k())))' "$1" "${2:+$2
+}"; }
+WGUP='"op":"wg_up","name":"vma","endpoint":"192.0.2.1:51820"'
+
+# A: a VM network and a WireGuard tunnel, held open (the helper removes both when A hangs up)
 mkfifo "$T/hold"
-client "$UA" "{$NETUP,\"name\":\"vma\"}" @hold <"$T/hold" >"$T/a.out" 2>"$T/a.err" &
+client "$UA" "{$NETUP,\"name\":\"vma\"}" "{$WGUP,\"conf\":$(wgconf 10.200.0.2/32)}" @hold <"$T/hold" >"$T/a.out" 2>"$T/a.err" &
 HOLD_PID=$!
 exec 7>"$T/hold"
 for _ in $(seq 600); do [ -s "$T/a.out" ] && break; sleep 0.1; done
@@ -80,6 +91,15 @@ if grep -q "enabled net.ipv4.ip_forward" "$T/a.err"; then
 		ok "the previous ip_forward is recorded in the helper's run dir" ||
 		{ fail "the previous ip_forward is recorded in the helper's run dir"; sed 's/^/#   /' "$T/a.err"; }
 fi
+for _ in $(seq 600); do [ "$(wc -l <"$T/a.out")" -ge 2 ] && break; sleep 0.1; done
+WA=$(sed -n 2p "$T/a.out")
+WIDA=$(jfield "$WA" id) WIFA=$(jfield "$WA" ifname) WTA=$(jfield "$WA" table)
+[ -n "$WIDA" ] && [ "$WIFA" = "hw-$WIDA" ] && [ -n "$WTA" ] &&
+	ok "A's tunnel is up ($WIFA, table $WTA, $(jfield "$WA" impl))" ||
+	{ fail "A's tunnel is up"; diag "$WA"; sed 's/^/#   /' "$T/a.err"; }
+[ "$(jfield "$WA" impl)" != wireguard-go ] || grep -q 'fds=2' <<<"$WA" &&
+	ok "wireguard-go's tun and UAPI socket come back to A (fds=2), for A to run it" ||
+	fail "wireguard-go's tun and UAPI socket come back to A (fds=2): $WA"
 out=$(client "$UA" "{\"op\":\"inspect\",\"id\":\"$IDA\"}")
 grep -q "vm-$IDA" <<<"$out" && ok "A may inspect its own VM" || { fail "A may inspect its own VM"; diag "$out"; }
 
@@ -152,6 +172,19 @@ attack "unmount A's folder" "belongs to uid $(id -u "$UA")" \
 attack "a path with .." "absolute normal path" \
 	"{\"op\":\"mount\",\"dir\":\"$T/b/../a/w\",\"size\":1,\"keep\":true}"
 
+attack "B routes its VM into A's tunnel (A's link and mark)" "is not a tunnel of this process" \
+	"{$NETUP,\"name\":\"x\",\"wg\":{\"ifname\":\"$WIFA\",\"mark\":$WTA,\"dns\":\"10.200.0.1\"}}"
+attack "B repairs A's tunnel" "belongs to another user" "{\"op\":\"wg_fix\",\"id\":\"$WIDA\",\"how\":\"rules\"}"
+attack "B removes A's tunnel" "belongs to another user" "{\"op\":\"wg_down\",\"id\":\"$WIDA\"}"
+attack "B reads A's tunnel" "belongs to another user" "{\"op\":\"wg_get\",\"id\":\"$WIDA\"}"
+attack "a tunnel address on loopback" "is not one a tunnel may have" "{$WGUP,\"conf\":$(wgconf 127.0.0.2/32)}"
+attack "a tunnel address in hutch's subnet" "in hutch's subnet" "{$WGUP,\"conf\":$(wgconf 10.77.0.9/32)}"
+attack "a table of B's choosing for its tunnel" "unknown key 'table'" "{$WGUP,\"conf\":$(wgconf 10.200.0.3/32),\"table\":254}"
+attack "a wireguard.conf with PostUp" "hutch never runs commands" \
+	"{$WGUP,\"conf\":$(wgconf 10.200.0.3/32 'PostUp = touch /tmp/pwned')}"
+attack "a tunnel endpoint that is a name (the helper resolves nothing)" "'endpoint' must be" \
+	"{\"op\":\"wg_up\",\"name\":\"x\",\"endpoint\":\"evil.example:51820\",\"conf\":$(wgconf 10.200.0.3/32)}"
+
 # A hangs up: its VM network goes with it
 exec 7>&-
 wait "$HOLD_PID" 2>/dev/null
@@ -160,4 +193,8 @@ for _ in $(seq 100); do priv_registry | grep -q "\"$IDA\"" || break; sleep 0.1; 
 priv_registry | grep -q "\"$IDA\"" && fail "A's hang-up removed A's registry entry" || ok "A's hang-up removed A's registry entry"
 ip netns exec "$NS" nft list ruleset 2>/dev/null | grep -q "vm-$IDA" && fail "A's rules are gone" || ok "A's rules are gone"
 is "no ht-* link and no bridge left" "$(ip -n "$NS" -br link | awk '{print $1}' | grep -E '^(ht-|hutch)' | tr '\n' ' ')" ""
+priv_registry | grep -q "\"$WIDA\"" && fail "A's hang-up removed A's tunnel from the registry" ||
+	ok "A's hang-up removed A's tunnel from the registry"
+[ -e "/var/run/wireguard/$WIFA.sock" ] && fail "A's tunnel's UAPI socket is gone" || ok "A's tunnel's UAPI socket is gone"
+is "no hw-* link and no rule to A's table left" "$(ip -n "$NS" -br link | grep -c '^hw-')/$(ip -n "$NS" rule | grep -c "lookup $WTA")" "0/0"
 done_testing

@@ -250,10 +250,44 @@ static void t_zombie(void)
 	waitpid(e.pid, NULL, 0);
 }
 
+#define WG_CONF_JSON \
+	"\"[Interface]\\nPrivateKey = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\\nAddress = 10.200.0.2/32\\n" \
+	"[Peer]\\nPublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\\nEndpoint = 192.0.2.1:51820\\n" \
+	"AllowedIPs = 0.0.0.0/0\\n\""
+
+/* the WireGuard operations (issue 11): strict like the others */
+static void t_wg_requests(void)
+{
+	is_int(parse("{\"op\":\"wg_up\",\"name\":\"a\",\"endpoint\":\"192.0.2.1:51820\",\"conf\":" WG_CONF_JSON "}"),
+	       0, "wg_up");
+	ok(q.op == PRIVD_WG_UP && q.has_wgc && q.wgc.n_addr == 1 && q.wg_ep.ss_family == AF_INET,
+	   "  the conf and the endpoint parsed");
+	is_int(parse("{\"op\":\"wg_up\",\"name\":\"a\",\"endpoint\":\"192.0.2.1:51820\",\"conf\":" WG_CONF_JSON
+		     ",\"ifname\":\"eth0\"}"), -EINVAL, "wg_up naming its link");
+	is_int(parse("{\"op\":\"wg_up\",\"name\":\"a\",\"endpoint\":\"vpn.example:51820\",\"conf\":" WG_CONF_JSON "}"),
+	       -EINVAL, "wg_up with an endpoint name (the helper resolves nothing)");
+	is_int(parse("{\"op\":\"wg_up\",\"name\":\"a\",\"endpoint\":\"192.0.2.1:51820\",\"conf\":\"[Interface]\\nPostUp = sh\\n\"}"),
+	       -EINVAL, "wg_up with a PostUp");
+	ok(strstr(err, "PostUp") != NULL, "  refused: %s", err);
+	is_int(parse("{\"op\":\"wg_up\",\"name\":\"a\"}"), -EINVAL, "wg_up without its conf");
+	is_int(parse("{\"op\":\"wg_fix\",\"id\":\"abc123\",\"how\":\"rules\"}"), 0, "wg_fix rules (no conf needed)");
+	ok(q.op == PRIVD_WG_FIX && q.wg_how == WG_FIX_RULES && !q.has_wgc, "  fields");
+	is_int(parse("{\"op\":\"wg_fix\",\"id\":\"abc123\",\"how\":\"relink\"}"), -EINVAL,
+	       "wg_fix relink without its conf");
+	is_int(parse("{\"op\":\"wg_fix\",\"id\":\"abc123\",\"how\":\"relink\",\"endpoint\":\"192.0.2.1:51820\","
+		     "\"conf\":" WG_CONF_JSON "}"), 0, "wg_fix relink");
+	is_int(parse("{\"op\":\"wg_fix\",\"id\":\"abc123\",\"how\":\"rm -rf\"}"), -EINVAL, "wg_fix with an unknown how");
+	is_int(parse("{\"op\":\"wg_down\",\"id\":\"../eth0\"}"), -EINVAL, "wg_down with a path for an id");
+	is_int(parse("{\"op\":\"wg_get\",\"id\":\"abc123\"}"), 0, "wg_get");
+	is_int(parse(NET_UP(",\"wg\":{\"ifname\":\"eth0\",\"mark\":1752629249,\"dns\":\"10.200.0.1\"}")), -EINVAL,
+	       "net_up with a kill switch on a link not hutch's");
+}
+
 int main(void)
 {
 	t_zombie();
 	t_requests();
+	t_wg_requests();
 	t_conf();
 	t_registry();
 	t_registry_file();

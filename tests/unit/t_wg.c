@@ -500,9 +500,44 @@ static void test_kernel_rt(void)
 	close(fd);
 }
 
+/* what hutch sends hutch-helper: wireguard.conf text that parses back to the same struct */
+static void test_text(void)
+{
+	struct wg_conf c, d;
+	struct wg_conf_error e;
+	struct sockaddr_storage ss;
+	socklen_t len = 0;
+	char buf[4096], small[64], s[80];
+	size_t n = 0;
+
+	is_int(wg_conf_parse(good, strlen(good), "wireguard.conf", &c, &e), 0, "the example parses");
+	is_int(wg_conf_text(&c, buf, sizeof(buf), &n), 0, "written back as text");
+	ok(n > 0 && n < sizeof(buf) && strstr(buf, K1), "  with its private key (for the helper only)");
+	is_int(wg_conf_parse(buf, n, "conf", &d, &e), 0, "  which parses");
+	if (e.msg[0])
+		printf("#   %s\n", e.msg);
+	ok(!memcmp(&c, &d, sizeof(c)), "  to the same struct");
+	is_int(wg_conf_text(&c, small, sizeof(small), &n), -ENOSPC, "a buffer too small: -ENOSPC");
+	ok(!memchr(small, '=', sizeof(small)), "  and the buffer is wiped");
+	is_int(wg_sockaddr_parse("203.0.113.2:51820", &ss, &len), 0, "endpoint A.B.C.D:P");
+	ok(ss.ss_family == AF_INET && len == sizeof(struct sockaddr_in) && !wg_sockaddr_str(&ss, s, sizeof(s)) &&
+	   !strcmp(s, "203.0.113.2:51820"), "  and back: %s", s);
+	is_int(wg_sockaddr_parse("[2001:db8::1]:443", &ss, &len), 0, "endpoint [v6]:P");
+	ok(ss.ss_family == AF_INET6 && !wg_sockaddr_str(&ss, s, sizeof(s)) && !strcmp(s, "[2001:db8::1]:443"),
+	   "  and back: %s", s);
+	is_int(wg_sockaddr_parse("example.com:51820", &ss, &len), -EINVAL, "a name: refused (nothing resolved)");
+	is_int(wg_sockaddr_parse("1.2.3.4:0", &ss, &len), -EINVAL, "port 0: refused");
+	is_int(wg_sockaddr_parse("1.2.3.4:65536", &ss, &len), -EINVAL, "port 65536: refused");
+	is_int(wg_sockaddr_parse("1.2.3.4", &ss, &len), -EINVAL, "no port: refused");
+	is_int(wg_sockaddr_parse("2001:db8::1:443", &ss, &len), -EINVAL, "IPv6 without brackets: refused");
+	wg_conf_wipe(&c);
+	wg_conf_wipe(&d);
+}
+
 int main(void)
 {
 	test_parse();
+	test_text();
 	test_file();
 	test_uapi();
 	test_genl();
