@@ -354,6 +354,15 @@ void privd_reg_del(struct privd_reg *r, size_t i);
 ssize_t privd_reg_find(const struct privd_reg *r, const char *id);
 /** privd_reg_find_kind() - index of the entry of @kind with @id, or -1 */
 ssize_t privd_reg_find_kind(const struct privd_reg *r, enum privd_kind kind, const char *id);
+/**
+ * privd_ent_quota() - may the caller add one more entry of @kind?  Each
+ * user gets a share of the registry (PRIVD_USER_VMS of each kind), not all
+ * Return: 0, or -EDQUOT with @err set
+ */
+int privd_ent_quota(const struct privd *d, const struct privd_reg *r, enum privd_kind kind, char *err,
+		    size_t en);
+/** privd_ent_owner() - the caller as @e's owner, in its namespace for @e->kind */
+void privd_ent_owner(const struct privd *d, struct privd_ent *e);
 /** privd_ent_mine() - @e belongs to the calling process (pid and start time) */
 bool privd_ent_mine(const struct privd *d, const struct privd_ent *e);
 /** privd_ent_alive() - its owner process still runs (pid 0: always) */

@@ -454,14 +454,27 @@ out:
 	return rc;
 }
 
-/* entries of @kind that @uid holds: each user gets a share of the registry, not all of it */
-static int ops_user_ents(const struct privd_reg *r, uid_t uid, enum privd_kind kind)
+int privd_ent_quota(const struct privd *d, const struct privd_reg *r, enum privd_kind kind, char *err,
+		    size_t en)
 {
+	static const char *const what[] = { [PRIVD_ENT_NET] = "VM networks", [PRIVD_ENT_MOUNT] = "mounts",
+					    [PRIVD_ENT_WG] = "tunnels" };
 	int n = 0;
 
 	for (size_t i = 0; i < r->n; i++)
-		n += r->e[i].kind == kind && r->e[i].uid == uid;
-	return n;
+		n += r->e[i].kind == kind && r->e[i].uid == d->uid;
+	if (n < PRIVD_USER_VMS)
+		return 0;
+	return privd_err(err, en, -EDQUOT, "uid %u has %d %s already", (unsigned)d->uid, PRIVD_USER_VMS,
+			 what[kind]);
+}
+
+void privd_ent_owner(const struct privd *d, struct privd_ent *e)
+{
+	e->uid = d->uid;
+	e->pid = d->pid;
+	e->start = d->start;
+	e->ns = e->kind == PRIVD_ENT_MOUNT ? d->mntns : d->netns;
 }
 
 static int ops_new_id(const struct privd_reg *r, char *id)
@@ -498,15 +511,9 @@ static int op_net_up(struct privd *d, const struct privd_req *q, json_t *out, in
 	ops_sweep(d, &r, false, bridge, sizeof(bridge));
 	if (q->wg.ifname[0] && (rc = privd_wg_net_check(d, &r, &q->wg, err, en)))
 		goto out;
-	if (ops_user_ents(&r, d->uid, PRIVD_ENT_NET) >= PRIVD_USER_VMS) {
-		rc = privd_err(err, en, -EDQUOT, "uid %u has %d VM networks already", (unsigned)d->uid,
-			  PRIVD_USER_VMS);
+	if ((rc = privd_ent_quota(d, &r, PRIVD_ENT_NET, err, en)))
 		goto out;
-	}
-	e.uid = d->uid;
-	e.pid = d->pid;
-	e.start = d->start;
-	e.ns = d->netns;
+	privd_ent_owner(d, &e);
 	e.nc = q->nc;
 	e.isolation = q->isolation;
 	e.wg = q->wg;
@@ -857,11 +864,8 @@ static int op_mount(struct privd *d, const struct privd_req *q, json_t *out, cha
 	}
 	if (k >= 0)
 		privd_reg_del(&reg, (size_t)k);
-	if (ops_user_ents(&reg, d->uid, PRIVD_ENT_MOUNT) >= PRIVD_USER_VMS) {
-		rc = privd_err(err, en, -EDQUOT, "uid %u has %d mounts already", (unsigned)d->uid,
-			       PRIVD_USER_VMS);
+	if ((rc = privd_ent_quota(d, &reg, PRIVD_ENT_MOUNT, err, en)))
 		goto out;
-	}
 	if ((rc = privd_reg_add(&reg, &e)) || (rc = privd_reg_save(d, &reg))) {
 		privd_err(err, en, rc, "recording the mount: %s", strerror(-rc));
 		goto out;

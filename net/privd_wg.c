@@ -125,23 +125,15 @@ static int op_wg_up(struct privd *d, const struct privd_req *q, json_t *out, int
 	struct wg_link l = { .pidfd = -1 };
 	struct privd_reg r;
 	struct wg_spec s;
-	int rc, tun[2] = { -1, -1 }, n = 0;
+	int rc, tun[2] = { -1, -1 };
 
 	if ((rc = wg_addrs_ok(d, &q->wgc, err, en)))
 		return rc;
 	if ((rc = privd_reg_lock(d, &r)))
 		return privd_err(err, en, rc, "the registry: %s", strerror(-rc));
-	for (size_t i = 0; i < r.n; i++)
-		n += r.e[i].kind == PRIVD_ENT_WG && r.e[i].uid == d->uid;
-	if (n >= PRIVD_USER_VMS) {
-		rc = privd_err(err, en, -EDQUOT, "uid %u has %d tunnels already", (unsigned)d->uid,
-			       PRIVD_USER_VMS);
+	if ((rc = privd_ent_quota(d, &r, PRIVD_ENT_WG, err, en)))
 		goto out;
-	}
-	e.uid = d->uid;
-	e.pid = d->pid;
-	e.start = d->start;
-	e.ns = d->netns;
+	privd_ent_owner(d, &e);
 	memcpy(e.name, q->name, sizeof(e.name));
 	privd_caps(d, PRIVD_CAP_NET);
 	rc = wg_new_id(&r, &e);

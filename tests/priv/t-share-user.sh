@@ -108,5 +108,5 @@ if hh timeout 300 "$HUTCH" -C "$P" halt >"$T/halt.out" 2>&1; then ok "hutch halt
 	fail "hutch halt as $U"; sed 's/^/#   /' "$T/halt.out" | tail -5; fi
 check_fails "halt unmounted the folder" grep -q " $WS " /proc/self/mountinfo
 [ -n "$vp" ] && ! [ -d "/proc/$vp" ] && ok "virtiofsd is gone" || fail "virtiofsd is gone"
-is "no registry entry" "$(priv_registry)" '{"vms":[],"mounts":[]}'
+is "no registry entry" "$(priv_registry)" '{"vms":[],"mounts":[],"tunnels":[]}'
 done_testing

@@ -82,5 +82,5 @@ sp=$(jget "$VMD/state.json" supervisor_pid)
 check "hutch halt as $U" hh timeout 300 "$HUTCH" -C "$T/p" halt
 is "no ht-* link, no bridge" "$(ip -n "$NS" -br link | awk '{print $1}' | grep -E '^(ht-|hutch)' | tr '\n' ' ')" ""
 ip netns exec "$NS" nft list tables 2>/dev/null | grep -q hutch && fail "no hutch table" || ok "no hutch table"
-is "no registry entry" "$(priv_registry)" '{"vms":[],"mounts":[]}'
+is "no registry entry" "$(priv_registry)" '{"vms":[],"mounts":[],"tunnels":[]}'
 done_testing
