@@ -5,7 +5,8 @@
  * registry (privd_reg_header, privd_reg_parse).  The first byte picks the parser.  A parsed
  * request must keep its promises: NUL-terminated names, ids of
  * [a-z0-9], absolute paths, host_access within bounds, a userns_map pid
- * that is neither init nor out of pid_max's range.
+ * that is neither init nor out of pid_max's range, a tunnel request with
+ * its wireguard.conf and a numeric endpoint.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,7 +32,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    strnlen(q.id, sizeof(q.id)) == sizeof(q.id) || q.n_ha > PRIV_HA_MAX ||
 			    ((q.op == PRIVD_MOUNT || q.op == PRIVD_UNMOUNT) && q.dir[0] != '/') ||
 			    (q.op == PRIVD_MOUNT && q.size_gib == 0) ||
-			    (q.op == PRIVD_USERNS_MAP && (q.pid < 2 || q.pid > (1 << 22))))
+			    (q.op == PRIVD_USERNS_MAP && (q.pid < 2 || q.pid > (1 << 22))) ||
+			    /* a tunnel request: its conf parsed strictly, a numeric endpoint, a known how */
+			    (q.op == PRIVD_WG_UP && (!q.has_wgc || !q.wg_ep.ss_family || !q.wgc.n_addr)) ||
+			    (q.op == PRIVD_WG_FIX && (q.wg_how > WG_FIX_RELINK ||
+						      (q.wg_how != WG_FIX_RULES && !q.has_wgc))))
 				abort();
 		} else if (strnlen(err, sizeof(err)) == sizeof(err)) {
 			abort();
