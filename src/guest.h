@@ -51,6 +51,22 @@ struct guest_target {
 int guest_sh_quote(const char *s, char *buf, size_t n);
 
 /**
+ * guest_root_cmd() - the remote command of a root session: @script as one
+ * quoted word for `sh -c`, through `sudo -n` unless the login user is root
+ * (@as_root: the caller knows the user, so the guest need not run `id -u`)
+ * Return: a malloc'd string, or NULL (no memory, or @script too long)
+ */
+char *guest_root_cmd(const char *script, bool as_root);
+
+/**
+ * guest_ssh_tune() - put the options of hutch's own root sessions (a key
+ * exchange that is cheap for a guest under TCG) right after argv[0] of a
+ * NULL-terminated ssh_argv() result of at most @max entries
+ * Return: 0, -E2BIG when they do not fit, -EINVAL for an empty @argv
+ */
+int guest_ssh_tune(const char **argv, size_t max);
+
+/**
  * guest_can_ssh() - whether hutch can log in to this VM at all (network
  * mode none or a guest given no key: no); the reason is logged at debug
  */

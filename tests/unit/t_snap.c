@@ -87,6 +87,47 @@ static void test_quote(void)
 	is_int(guest_sh_quote("'''''", q, 8), -ENAMETOOLONG, "quoting never truncates");
 }
 
+/* the root session's command: no `id -u` round trip, sudo only for a non-root user */
+static void test_root_cmd(void)
+{
+	char *root = guest_root_cmd("printf '%s' \"it's\"", true), *user = guest_root_cmd("true", false);
+	const char *argv[] = { "sh", "-c", root, NULL };
+	char *out = NULL;
+	int st;
+
+	ok(root && proc_run(argv, NULL, &out, 1024, &st) == 0 && proc_exit_code(st) == 0 && out &&
+	   !strcmp(out, "it's"), "as root: the script runs as it was written");
+	ok(root && !strstr(root, "sudo") && !strstr(root, "id -u"), "as root: no sudo, no id -u");
+	ok(user && !strncmp(user, "exec sudo -n sh -c '", 20) && !strstr(user, "id -u"),
+	   "as a user: sudo -n at once, no id -u in the guest first");
+	free(out);
+	free(root);
+	free(user);
+}
+
+/* hutch's own sessions put curve25519 first, and the host's ssh reads that option */
+static void test_ssh_tune(void)
+{
+	const char *argv[12] = { "ssh", "-F", "/dev/null", "-p", "22", "h", "--", "true", NULL };
+	const char *small[9] = { "ssh", "-F", "/dev/null", "-p", "22", "h", "--", "true", NULL };
+	const char *g[] = { "ssh", NULL, NULL, "-G", "-F", "/dev/null", "h", NULL };
+	char *out = NULL, *kex;
+	int st;
+
+	ok(guest_ssh_tune(argv, UTIL_ARRAY_SIZE(argv)) == 0 && !strcmp(argv[1], "-o") &&
+	   !strcmp(argv[2], "KexAlgorithms=^curve25519-sha256") && !strcmp(argv[3], "-F") &&
+	   !strcmp(argv[9], "true") && !argv[10], "the option goes right after argv[0], the rest shifts");
+	is_int(guest_ssh_tune(small, UTIL_ARRAY_SIZE(small)), -E2BIG, "no room: -E2BIG");
+	ok(!strcmp(small[1], "-F"), "no room: argv untouched");
+	g[1] = argv[1];
+	g[2] = argv[2];
+	kex = proc_run(g, NULL, &out, 65536, &st) == 0 && out ? strstr(out, "\nkexalgorithms ") : NULL;
+	ok(kex && !strncmp(kex, "\nkexalgorithms curve25519-sha256,",
+			   strlen("\nkexalgorithms curve25519-sha256,")),
+	   "ssh -G: curve25519-sha256 heads the key exchange list");
+	free(out);
+}
+
 static int sh(const char *cmd)
 {
 	const char *argv[] = { "sh", "-c", cmd, NULL };
@@ -159,6 +200,8 @@ int main(void)
 	test_names();
 	test_index();
 	test_quote();
+	test_root_cmd();
+	test_ssh_tune();
 	test_disk();
 	return tap_done();
 }
