@@ -791,6 +791,14 @@ static int warm_save_prepare(struct sv_ctx *c, struct warm_save_ctx *w, struct q
 		log_errno(rc, "finding the disk %s in QEMU", disk);
 		return rc;
 	}
+	/*
+	 * Written back while the guest still runs: the disk tag's flush, in
+	 * the pause, then finds little left to write (right after a boot or
+	 * cloud-init, seconds of it on a busy disk).  Not fatal: the flush in
+	 * the pause does it anyway.
+	 */
+	if ((rc = disk_fsync_path(disk)))
+		log_debug("fsync %s before the save: %s", disk, strerror(-rc));
 	if ((rc = util_snprintf(w->tag, sizeof(w->tag), "hutch-warm-%s-%lld", w->name,
 				(long long)time(NULL))) ||
 	    (rc = util_path_join(dir, sizeof(dir), c->vm_dir, "snapshots")) ||

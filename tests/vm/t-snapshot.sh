@@ -232,7 +232,29 @@ head -c 1000 /dev/zero >"$XDG_CACHE_HOME/hutch/images/new.qcow2.part"
 # --- warm start, without SSH (the tiny guest has none)
 ready && gsh 'echo in-memory > /tmp/m; echo ok' >/dev/null
 mark WARM
+# the supervisor writes disk.qcow2 back (fsync) while the guest still runs,
+# before it stops it: the flush of the disk tag in the pause has little left
+traced() { grep -q '^TracerPid:[[:space:]]*[1-9]' "/proc/$1/status" 2>/dev/null; }
+sv=$(js .supervisor_pid)
+tp=
+if command -v strace >/dev/null; then
+	strace -f -qq -s 256 -e trace=openat,fsync,write -e signal=none -o "$T/save.strace" -p "$sv" &
+	tp=$!
+	wait_for 60 traced "$sv" || diag "strace did not attach"
+fi
 check "snapshot save w1 --running" H snapshot save w1 --running
+if [ -n "$tp" ]; then
+	kill "$tp"; wait "$tp" 2>/dev/null
+	# the fd of the disk, its fsync, and the QMP "stop": in that order
+	fd=$(grep -E 'openat\(.*/disk\.qcow2", O_RDONLY' "$T/save.strace" | tail -1 | sed -n 's/.*= \([0-9]*\)$/\1/p')
+	fs=$(grep -n "fsync($fd)" "$T/save.strace" | head -1 | cut -d: -f1)
+	stop=$(grep -n 'write(.*execute[^a-z]*stop' "$T/save.strace" | head -1 | cut -d: -f1)
+	[ -n "$fd" ] && [ -n "$fs" ] && [ -n "$stop" ] && [ "$fs" -lt "$stop" ] &&
+		ok "the save writes the disk back before it stops the guest" ||
+		{ fail "fsync of disk.qcow2 before stop (fd ${fd:-?}, fsync line ${fs:-?}, stop line ${stop:-?})"; diag "$(grep -E 'disk.qcow2|fsync|stop' "$T/save.strace" | head)"; }
+else
+	skip "fsync before stop" "strace is not installed"
+fi
 is "the VM runs on after the save" "$(H --json status | jq -r .status)" running
 [ -s "$V/snapshots/w1.vmstate" ] && ok "the state file is there" || fail "the state file"
 is "the guest still answers after the save" "$(gsh 'cat /tmp/m')" in-memory
