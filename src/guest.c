@@ -27,6 +27,8 @@
 #define GUEST_SCRIPT_MAX 16384
 /* how long a hot-plugged virtiofs device may take to show up for mount */
 #define GUEST_MOUNT_TRIES 100	/* x 0.1 s */
+/* how long a save waits for each of cloud-init and systemd's start-up to finish */
+#define GUEST_SETTLE_S 300
 
 int guest_sh_quote(const char *s, char *buf, size_t n)
 {
@@ -260,6 +262,21 @@ static int guest_share_lines(const struct cfg_vm *vm, FILE *f, bool mount)
 	return 0;
 }
 
+/*
+ * Before a save: let the guest finish what its boot started.  Right after
+ * an `up` (cloud_init_wait: false, or `warm: true` after provisioning)
+ * cloud-init's last stage and systemd's start-up jobs may still run; a
+ * state saved then resumes into that work, and under TCG it competes with
+ * the first SSH session that a warm `up` waits for, on every warm start.
+ * Either may be missing (no cloud-init, no systemd), a degraded system
+ * still counts as settled, and neither may hold the save for long.
+ */
+static const char guest_settle_script[] =
+	"if command -v cloud-init >/dev/null; then timeout %u cloud-init status --wait >/dev/null "
+	"2>&1; fi\n"
+	"if command -v systemctl >/dev/null; then timeout %u systemctl is-system-running --wait "
+	">/dev/null 2>&1; fi\n";
+
 static int guest_shares_script(const struct guest_target *t, bool mount, bool clock)
 {
 	char *script = NULL;
@@ -271,19 +288,22 @@ static int guest_shares_script(const struct guest_target *t, bool mount, bool cl
 		return -ENOMEM;
 	if (clock)
 		fputs("echo R; read t; date -u -s \"@$t\" >/dev/null || exit 2\n", f);
-	if (!mount)
+	if (!mount) {
+		fprintf(f, guest_settle_script, GUEST_SETTLE_S, GUEST_SETTLE_S);
+		/* the guest's dirty pages on the disk: less for the host to flush in the pause */
 		fputs("sync\n", f);
+	}
 	rc = guest_share_lines(t->vm, f, mount);
 	if (fclose(f) || rc) {
 		free(script);
 		return rc ? rc : -ENOMEM;
 	}
-	rc = guest_run_root(t, script, clock, 120, NULL);
+	rc = guest_run_root(t, script, clock, mount ? 120 : 2 * GUEST_SETTLE_S + 120, NULL);
 	free(script);
 	return rc;
 }
 
-int guest_shares_unmount(const struct guest_target *t)
+int guest_before_save(const struct guest_target *t)
 {
 	return guest_shares_script(t, false, false);
 }

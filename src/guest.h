@@ -88,10 +88,12 @@ int guest_run_root(const struct guest_target *t, const char *script, bool clock,
 		   unsigned timeout_s, char **out);
 
 /**
- * guest_shares_unmount() - sync, then unmount every share of @t->vm in the
- * guest (a share that is not mounted is fine)
+ * guest_before_save() - before a running state is saved: wait (bounded)
+ * until cloud-init and systemd's start-up jobs are done, so that the state
+ * is of a quiet guest; sync; unmount every share of @t->vm (a share that
+ * is not mounted is fine)
  */
-int guest_shares_unmount(const struct guest_target *t);
+int guest_before_save(const struct guest_target *t);
 
 /**
  * guest_after_resume() - step the guest's clock to the host's, then mount
