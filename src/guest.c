@@ -277,7 +277,8 @@ static const char guest_settle_script[] =
 	"if command -v systemctl >/dev/null; then timeout %u systemctl is-system-running --wait "
 	">/dev/null 2>&1; fi\n";
 
-static int guest_shares_script(const struct guest_target *t, bool mount, bool clock)
+/* the script of a session around a save: before it (!@mount), or after (@mount, @clock) */
+static int guest_script(const struct cfg_vm *vm, bool mount, bool clock, char **out)
 {
 	char *script = NULL;
 	size_t len = 0;
@@ -293,11 +294,27 @@ static int guest_shares_script(const struct guest_target *t, bool mount, bool cl
 		/* the guest's dirty pages on the disk: less for the host to flush in the pause */
 		fputs("sync\n", f);
 	}
-	rc = guest_share_lines(t->vm, f, mount);
+	rc = guest_share_lines(vm, f, mount);
 	if (fclose(f) || rc) {
 		free(script);
 		return rc ? rc : -ENOMEM;
 	}
+	*out = script;
+	return 0;
+}
+
+int guest_save_script(const struct cfg_vm *vm, char **out)
+{
+	return guest_script(vm, false, false, out);
+}
+
+static int guest_shares_script(const struct guest_target *t, bool mount, bool clock)
+{
+	char *script = NULL;
+	int rc = guest_script(t->vm, mount, clock, &script);
+
+	if (rc)
+		return rc;
 	rc = guest_run_root(t, script, clock, mount ? 120 : 2 * GUEST_SETTLE_S + 120, NULL);
 	free(script);
 	return rc;

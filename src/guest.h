@@ -96,6 +96,12 @@ int guest_run_root(const struct guest_target *t, const char *script, bool clock,
 int guest_before_save(const struct guest_target *t);
 
 /**
+ * guest_save_script() - the sh script guest_before_save() runs as root
+ * Return: 0 with *@out malloc'd, or a negative errno
+ */
+int guest_save_script(const struct cfg_vm *vm, char **out);
+
+/**
  * guest_after_resume() - step the guest's clock to the host's, then mount
  * every share again (waiting, bounded, for its hot-plugged device)
  */

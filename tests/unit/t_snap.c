@@ -128,6 +128,73 @@ static void test_ssh_tune(void)
 	free(out);
 }
 
+/*
+ * Before a save the guest waits for cloud-init and systemd's start-up,
+ * through whatever the guest has: here stubs on PATH that log their words;
+ * a guest without them (an empty PATH dir) still passes the script.
+ */
+static void test_save_script(void)
+{
+	char dir[] = "/tmp/t_snap_settle.XXXXXX", path[600], stub[300], logp[300], *script = NULL,
+	     *out = NULL;
+	struct cfg_vm vm = { .n_shares = 0 };
+	const char *env[] = { path, NULL };
+	const char *argv[] = { "/bin/sh", "-c", NULL, NULL };
+	static const char *const tools[] = { "timeout", "sync" };	/* the script's own needs */
+	char tool[300], real[300];
+	int st = -1;
+	FILE *f;
+
+	if (!mkdtemp(dir) || guest_save_script(&vm, &script)) {
+		ok(0, "save script");
+		return;
+	}
+	argv[2] = script;
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(tools); i++) {
+		snprintf(tool, sizeof(tool), "%s/%s", dir, tools[i]);
+		snprintf(real, sizeof(real), "/usr/bin/%s", tools[i]);
+		if (symlink(real, tool))
+			fprintf(stderr, "# symlink %s: %s\n", tool, strerror(errno));
+	}
+	snprintf(logp, sizeof(logp), "%s/log", dir);
+	for (int i = 0; i < 2; i++) {
+		snprintf(stub, sizeof(stub), "%s/%s", dir, i ? "systemctl" : "cloud-init");
+		f = fopen(stub, "w");
+		if (f) {
+			fprintf(f, "#!/bin/sh\necho \"${0##*/} $*\" >>%s\nexit 1\n", logp);
+			fclose(f);
+		}
+		chmod(stub, 0755);
+	}
+	snprintf(path, sizeof(path), "PATH=%s", dir);	/* only the stubs and the tools */
+	ok(proc_run(argv, env, NULL, 0, &st) == 0 && proc_exit_code(st) == 0,
+	   "the before-save script ends well even when the waits fail");
+	f = fopen(logp, "r");
+	if (f) {
+		out = calloc(1, 512);
+		if (out && fread(out, 1, 511, f) == 0)
+			out[0] = '\0';
+		fclose(f);
+	}
+	ok(out && strstr(out, "cloud-init status --wait\n") &&
+	   strstr(out, "systemctl is-system-running --wait\n"),
+	   "it waits for cloud-init and for systemd's start-up jobs");
+	unlink(logp);
+	for (int i = 0; i < 2; i++) {
+		snprintf(stub, sizeof(stub), "%s/%s", dir, i ? "systemctl" : "cloud-init");
+		unlink(stub);
+	}
+	ok(proc_run(argv, env, NULL, 0, &st) == 0 && proc_exit_code(st) == 0,
+	   "a guest without cloud-init or systemctl passes it too");
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(tools); i++) {
+		snprintf(tool, sizeof(tool), "%s/%s", dir, tools[i]);
+		unlink(tool);
+	}
+	rmdir(dir);
+	free(out);
+	free(script);
+}
+
 static int sh(const char *cmd)
 {
 	const char *argv[] = { "sh", "-c", cmd, NULL };
@@ -202,6 +269,7 @@ int main(void)
 	test_quote();
 	test_root_cmd();
 	test_ssh_tune();
+	test_save_script();
 	test_disk();
 	return tap_done();
 }
