@@ -238,20 +238,19 @@ traced() { grep -q '^TracerPid:[[:space:]]*[1-9]' "/proc/$1/status" 2>/dev/null;
 sv=$(js .supervisor_pid)
 tp=
 if command -v strace >/dev/null; then
-	strace -f -qq -s 256 -e trace=openat,fsync,write -e signal=none -o "$T/save.strace" -p "$sv" &
+	strace -f -qq -s 256 -e trace=openat,fsync,sendto -e signal=none -o "$T/save.strace" -p "$sv" &
 	tp=$!
 	wait_for 60 traced "$sv" || diag "strace did not attach"
 fi
 check "snapshot save w1 --running" H snapshot save w1 --running
 if [ -n "$tp" ]; then
 	kill "$tp"; wait "$tp" 2>/dev/null
-	# the fd of the disk, its fsync, and the QMP "stop": in that order
-	fd=$(grep -E 'openat\(.*/disk\.qcow2", O_RDONLY' "$T/save.strace" | tail -1 | sed -n 's/.*= \([0-9]*\)$/\1/p')
-	fs=$(grep -n "fsync($fd)" "$T/save.strace" | head -1 | cut -d: -f1)
-	stop=$(grep -n 'write(.*execute[^a-z]*stop' "$T/save.strace" | head -1 | cut -d: -f1)
-	[ -n "$fd" ] && [ -n "$fs" ] && [ -n "$stop" ] && [ "$fs" -lt "$stop" ] &&
-		ok "the save writes the disk back before it stops the guest" ||
-		{ fail "fsync of disk.qcow2 before stop (fd ${fd:-?}, fsync line ${fs:-?}, stop line ${stop:-?})"; diag "$(grep -E 'disk.qcow2|fsync|stop' "$T/save.strace" | head)"; }
+	# an fsync of the fd the disk was opened on, after that open and before the QMP "stop"
+	order=$(awk '/openat\(.*\/disk\.qcow2", O_RDONLY/ { n = split($0, a, "= "); fd = a[n] + 0; synced = 0; next }
+		fd != "" && index($0, "fsync(" fd ")") { synced = 1 }
+		/sendto\(.*execute[^a-z]*stop/ { print (synced ? "synced" : "not synced"); exit }' "$T/save.strace")
+	[ "$order" = synced ] && ok "the save writes the disk back before it stops the guest" ||
+		{ fail "fsync of disk.qcow2 before stop (${order:-no stop seen})"; diag "$(grep -E 'disk.qcow2|fsync|stop' "$T/save.strace" | head)"; }
 else
 	skip "fsync before stop" "strace is not installed"
 fi
