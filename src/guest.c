@@ -27,6 +27,8 @@
 #define GUEST_SCRIPT_MAX 16384
 /* how long a hot-plugged virtiofs device may take to show up for mount */
 #define GUEST_MOUNT_TRIES 100	/* x 0.1 s */
+/* how long a save waits for each of cloud-init and systemd's start-up to finish */
+#define GUEST_SETTLE_S 300
 
 int guest_sh_quote(const char *s, char *buf, size_t n)
 {
@@ -70,18 +72,45 @@ bool guest_can_ssh(const struct guest_target *t)
 	return ok;
 }
 
-/* the whole script, wrapped so it runs as root: sh -c 'SCRIPT' directly or through sudo -n */
-static char *guest_wrap(const char *script)
+char *guest_root_cmd(const char *script, bool as_root)
 {
 	char *q = malloc(GUEST_SCRIPT_MAX), *w = NULL;
 
 	if (!q)
 		return NULL;
 	if (guest_sh_quote(script, q, GUEST_SCRIPT_MAX) == 0 &&
-	    asprintf(&w, "S=; [ \"$(id -u)\" = 0 ] || S='sudo -n'; exec $S sh -c %s", q) < 0)
+	    asprintf(&w, "exec %ssh -c %s", as_root ? "" : "sudo -n ", q) < 0)
 		w = NULL;
 	free(q);
 	return w;
+}
+
+/*
+ * Options for hutch's own root sessions, ahead of ssh_argv()'s (ssh takes
+ * the first value of each).  OpenSSH 9's default key exchange,
+ * sntrup761x25519, costs the guest's sshd about a third of a second more
+ * than curve25519 under TCG right after a resume, where every code path is
+ * translated afresh, and that session is what a warm `up` waits for.  "^"
+ * only moves curve25519 to the front: a server without it still gets the
+ * default list.  These sessions carry a time stamp and mount commands, no
+ * secrets; `hutch ssh` and Ansible keep the default order.
+ */
+static const char *const guest_ssh_opts[] = { "-o", "KexAlgorithms=^curve25519-sha256" };
+
+int guest_ssh_tune(const char **argv, size_t max)
+{
+	size_t n = 0, k = UTIL_ARRAY_SIZE(guest_ssh_opts);
+
+	while (n < max && argv[n])
+		n++;
+	if (n == 0)
+		return -EINVAL;
+	if (n + k >= max)
+		return -E2BIG;
+	memmove(argv + 1 + k, argv + 1, n * sizeof(*argv));	/* argv[1..n], the NULL too */
+	for (size_t i = 0; i < k; i++)
+		argv[1 + i] = guest_ssh_opts[i];
+	return 0;
 }
 
 /*
@@ -142,21 +171,29 @@ int guest_run_root(const struct guest_target *t, const char *script, bool clock,
 {
 	const char *argv[SSH_ARGV_MAX], *cmd[2];
 	struct ssh_conn *c = calloc(1, sizeof(*c));
-	char *w = guest_wrap(script), *buf = malloc(GUEST_OUT_MAX), esc[1024];
+	char *w = NULL, *buf = malloc(GUEST_OUT_MAX), esc[1024];
 	struct proc_fdmap fds[3];
 	struct proc_opts o = { .argv = argv, .envp = proc_default_env(), .fds = fds, .n_fds = 3 };
 	int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, rc, st = 0;
 	size_t len = 0;
 	pid_t pid;
 
-	if (!c || !w || !buf) {
+	if (!c || !buf) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if ((rc = ssh_conn_init(c, t->vm, t->project_dir, t->vm_dir, t->state)) < 0)
+		goto out;
+	/* the login user is known here: no `id -u` round in the guest to find out */
+	w = guest_root_cmd(script, !strcmp(c->user, "root"));
+	if (!w) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	cmd[0] = w;
 	cmd[1] = NULL;
-	if ((rc = ssh_conn_init(c, t->vm, t->project_dir, t->vm_dir, t->state)) < 0 ||
-	    (rc = ssh_argv(c, true, cmd, argv, SSH_ARGV_MAX)) < 0)
+	if ((rc = ssh_argv(c, true, cmd, argv, SSH_ARGV_MAX)) < 0 ||
+	    (rc = guest_ssh_tune(argv, SSH_ARGV_MAX)) < 0)
 		goto out;
 	if (pipe2(pin, O_CLOEXEC) < 0 || pipe2(pout, O_CLOEXEC) < 0) {
 		rc = -errno;
@@ -225,7 +262,23 @@ static int guest_share_lines(const struct cfg_vm *vm, FILE *f, bool mount)
 	return 0;
 }
 
-static int guest_shares_script(const struct guest_target *t, bool mount, bool clock)
+/*
+ * Before a save: let the guest finish what its boot started.  Right after
+ * an `up` (cloud_init_wait: false, or `warm: true` after provisioning)
+ * cloud-init's last stage and systemd's start-up jobs may still run; a
+ * state saved then resumes into that work, and under TCG it competes with
+ * the first SSH session that a warm `up` waits for, on every warm start.
+ * Either may be missing (no cloud-init, no systemd), a degraded system
+ * still counts as settled, and neither may hold the save for long.
+ */
+static const char guest_settle_script[] =
+	"if command -v cloud-init >/dev/null; then timeout %u cloud-init status --wait >/dev/null "
+	"2>&1; fi\n"
+	"if command -v systemctl >/dev/null; then timeout %u systemctl is-system-running --wait "
+	">/dev/null 2>&1; fi\n";
+
+/* the script of a session around a save: before it (!@mount), or after (@mount, @clock) */
+static int guest_script(const struct cfg_vm *vm, bool mount, bool clock, char **out)
 {
 	char *script = NULL;
 	size_t len = 0;
@@ -236,19 +289,38 @@ static int guest_shares_script(const struct guest_target *t, bool mount, bool cl
 		return -ENOMEM;
 	if (clock)
 		fputs("echo R; read t; date -u -s \"@$t\" >/dev/null || exit 2\n", f);
-	if (!mount)
+	if (!mount) {
+		fprintf(f, guest_settle_script, GUEST_SETTLE_S, GUEST_SETTLE_S);
+		/* the guest's dirty pages on the disk: less for the host to flush in the pause */
 		fputs("sync\n", f);
-	rc = guest_share_lines(t->vm, f, mount);
+	}
+	rc = guest_share_lines(vm, f, mount);
 	if (fclose(f) || rc) {
 		free(script);
 		return rc ? rc : -ENOMEM;
 	}
-	rc = guest_run_root(t, script, clock, 120, NULL);
+	*out = script;
+	return 0;
+}
+
+int guest_save_script(const struct cfg_vm *vm, char **out)
+{
+	return guest_script(vm, false, false, out);
+}
+
+static int guest_shares_script(const struct guest_target *t, bool mount, bool clock)
+{
+	char *script = NULL;
+	int rc = guest_script(t->vm, mount, clock, &script);
+
+	if (rc)
+		return rc;
+	rc = guest_run_root(t, script, clock, mount ? 120 : 2 * GUEST_SETTLE_S + 120, NULL);
 	free(script);
 	return rc;
 }
 
-int guest_shares_unmount(const struct guest_target *t)
+int guest_before_save(const struct guest_target *t)
 {
 	return guest_shares_script(t, false, false);
 }

@@ -51,6 +51,22 @@ struct guest_target {
 int guest_sh_quote(const char *s, char *buf, size_t n);
 
 /**
+ * guest_root_cmd() - the remote command of a root session: @script as one
+ * quoted word for `sh -c`, through `sudo -n` unless the login user is root
+ * (@as_root: the caller knows the user, so the guest need not run `id -u`)
+ * Return: a malloc'd string, or NULL (no memory, or @script too long)
+ */
+char *guest_root_cmd(const char *script, bool as_root);
+
+/**
+ * guest_ssh_tune() - put the options of hutch's own root sessions (a key
+ * exchange that is cheap for a guest under TCG) right after argv[0] of a
+ * NULL-terminated ssh_argv() result of at most @max entries
+ * Return: 0, -E2BIG when they do not fit, -EINVAL for an empty @argv
+ */
+int guest_ssh_tune(const char **argv, size_t max);
+
+/**
  * guest_can_ssh() - whether hutch can log in to this VM at all (network
  * mode none or a guest given no key: no); the reason is logged at debug
  */
@@ -72,10 +88,18 @@ int guest_run_root(const struct guest_target *t, const char *script, bool clock,
 		   unsigned timeout_s, char **out);
 
 /**
- * guest_shares_unmount() - sync, then unmount every share of @t->vm in the
- * guest (a share that is not mounted is fine)
+ * guest_before_save() - before a running state is saved: wait (bounded)
+ * until cloud-init and systemd's start-up jobs are done, so that the state
+ * is of a quiet guest; sync; unmount every share of @t->vm (a share that
+ * is not mounted is fine)
  */
-int guest_shares_unmount(const struct guest_target *t);
+int guest_before_save(const struct guest_target *t);
+
+/**
+ * guest_save_script() - the sh script guest_before_save() runs as root
+ * Return: 0 with *@out malloc'd, or a negative errno
+ */
+int guest_save_script(const struct cfg_vm *vm, char **out);
 
 /**
  * guest_after_resume() - step the guest's clock to the host's, then mount

@@ -36,13 +36,19 @@ static int warm_save_request(const struct guest_target *t, const char *name)
 			"save (no SSH key for the guest)", t->vm->name);
 		return -EOPNOTSUPP;
 	}
-	if (t->vm->n_shares) {
-		log_info("unmounting the shared folders in the guest for the save");
-		rc = guest_shares_unmount(t);
-		if (rc) {
+	/* a guest hutch cannot log in to is saved as it is (it has no shares) */
+	if (ssh) {
+		log_info("waiting for the guest to settle (cloud-init, start-up jobs)%s",
+			 t->vm->n_shares ? ", unmounting its shared folders for the save" : "");
+		rc = guest_before_save(t);
+		if (rc && t->vm->n_shares) {
 			log_errno(rc, "unmounting the shared folders in %s", t->vm->name);
 			return rc;
 		}
+		/* without shares only the resumes' speed depends on it */
+		if (rc)
+			log_warno(rc, "%s did not settle before the save; saving it as it is",
+				  t->vm->name);
 	}
 	req = json_pack("{s:s, s:s}", "cmd", "save", "name", name);
 	rc = req ? vm_control(t->vm_dir, req, &resp, WARM_CTL_MS) : -ENOMEM;

@@ -23,8 +23,11 @@ fi
 T=$(mktemp -d /tmp/hutch-bench-warm.XXXXXX)
 trap '"$HUTCH" -C "$T/p" destroy >/dev/null 2>&1; "$HUTCH" -C "$T/s" destroy >/dev/null 2>&1; rm -rf "$T"' EXIT
 export HOME=$T/home XDG_DATA_HOME=$T/data XDG_CACHE_HOME=$T/cache XDG_RUNTIME_DIR=$T/run
-mkdir -p "$HOME" "$XDG_DATA_HOME" "$XDG_CACHE_HOME" "$XDG_RUNTIME_DIR" "$T/p" "$T/s/ws"
+export XDG_CONFIG_HOME=$T/config
+mkdir -p "$HOME" "$XDG_DATA_HOME" "$XDG_CACHE_HOME" "$XDG_RUNTIME_DIR" "$XDG_CONFIG_HOME/hutch" "$T/p" "$T/s/ws"
 chmod 700 "$XDG_RUNTIME_DIR"
+# the image lives outside the projects: the user's config allows its folder
+printf 'allow_paths:\n  - %s\n' "$(dirname "$IMAGE")" >"$XDG_CONFIG_HOME/hutch/config.yaml"
 "$HUTCH" pubkey >/dev/null 2>&1
 
 project() { # project DIR NAME [share]
@@ -60,7 +63,7 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 # cold and warm up of the VM in DIR: prints "cold: ... warm: ..." lines
 cold_warm() { # cold_warm DIR LABEL
-	local d=$1 label=$2 cold=() warm=() t vmd s size paused
+	local d=$1 label=$2 cold=() warm=() load=() sess=() t vmd s size paused
 	for ((i = 0; i < RUNS; i++)); do
 		"$HUTCH" -C "$d" halt >/dev/null 2>&1 || die "halt failed"
 		t=$(timed "$HUTCH" -C "$d" up); [ "$t" = fail ] && die "$label: cold up failed"
@@ -72,16 +75,23 @@ cold_warm() { # cold_warm DIR LABEL
 	size=$(stat -c %s "$vmd/snapshots/bench.vmstate")
 	paused=$(jq -r '.items.bench.save_ms' "$vmd/snapshots/index.json")
 	echo "bench-warm: $label: snapshot save --running: ${t} s (guest paused $(awk -v m="$paused" 'BEGIN { printf "%.1f", m / 1000 }') s), state $(awk -v b="$size" 'BEGIN { printf "%.0f", b / 1048576 }') MiB for 2048 MiB of RAM"
+	# where the pause went, as the supervisor logged it (ms)
+	s=$(grep -o 'guest paused [0-9]* ms (.*)' "$vmd/supervisor.log" | tail -1)
+	[ -n "$s" ] && echo "bench-warm: $label: save: $s"
 	for ((i = 0; i < RUNS; i++)); do
 		"$HUTCH" -C "$d" halt >/dev/null 2>&1 || die "halt failed"
 		t=$(timed "$HUTCH" -C "$d" up); [ "$t" = fail ] && die "$label: warm up failed"
 		grep -q 'resumed the running state' "$T/last.log" || die "$label: up did not resume"
 		warm+=("$t")
+		# its two parts: QEMU loading the state (ms), then the first SSH session (s)
+		load+=("$(sed -n 's/.*resumed the running state .* (\([0-9]*\) ms).*/\1/p' "$T/last.log")")
+		sess+=("$(sed -n 's/.*SSH ready on .* after \([0-9.]*\)s.*/\1/p' "$T/last.log")")
 	done
 	s=$(echo "${cold[*]}" | median)
 	t=$(echo "${warm[*]}" | median)
 	echo "bench-warm: $label: cold up -> SSH ready: median ${s} s (runs: ${cold[*]})"
 	echo "bench-warm: $label: warm up -> SSH ready: median ${t} s (runs: ${warm[*]})"
+	echo "bench-warm: $label: warm up: state loaded and guest continued: median $(echo "${load[*]}" | median) ms; then the first SSH session (clock step${3:+, share mount}): median $(echo "${sess[*]}" | median) s"
 	echo "bench-warm: $label: warm/cold: $(awk -v a="$t" -v b="$s" 'BEGIN { printf "%.0f %%", 100 * a / b }')"
 }
 
@@ -100,5 +110,5 @@ cold_warm "$T/p" "no share"
 
 project "$T/s" bench-share share
 t=$(timed "$HUTCH" -C "$T/s" up); [ "$t" = fail ] && die "first up (share) failed"
-cold_warm "$T/s" "one share"
+cold_warm "$T/s" "one share" share
 echo "bench-warm: load average after: $(load)"

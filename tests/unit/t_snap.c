@@ -87,6 +87,114 @@ static void test_quote(void)
 	is_int(guest_sh_quote("'''''", q, 8), -ENAMETOOLONG, "quoting never truncates");
 }
 
+/* the root session's command: no `id -u` round trip, sudo only for a non-root user */
+static void test_root_cmd(void)
+{
+	char *root = guest_root_cmd("printf '%s' \"it's\"", true), *user = guest_root_cmd("true", false);
+	const char *argv[] = { "sh", "-c", root, NULL };
+	char *out = NULL;
+	int st;
+
+	ok(root && proc_run(argv, NULL, &out, 1024, &st) == 0 && proc_exit_code(st) == 0 && out &&
+	   !strcmp(out, "it's"), "as root: the script runs as it was written");
+	ok(root && !strstr(root, "sudo") && !strstr(root, "id -u"), "as root: no sudo, no id -u");
+	ok(user && !strncmp(user, "exec sudo -n sh -c '", 20) && !strstr(user, "id -u"),
+	   "as a user: sudo -n at once, no id -u in the guest first");
+	free(out);
+	free(root);
+	free(user);
+}
+
+/* hutch's own sessions put curve25519 first, and the host's ssh reads that option */
+static void test_ssh_tune(void)
+{
+	const char *argv[12] = { "ssh", "-F", "/dev/null", "-p", "22", "h", "--", "true", NULL };
+	const char *small[9] = { "ssh", "-F", "/dev/null", "-p", "22", "h", "--", "true", NULL };
+	const char *g[] = { "ssh", NULL, NULL, "-G", "-F", "/dev/null", "h", NULL };
+	char *out = NULL, *kex;
+	int st;
+
+	ok(guest_ssh_tune(argv, UTIL_ARRAY_SIZE(argv)) == 0 && !strcmp(argv[1], "-o") &&
+	   !strcmp(argv[2], "KexAlgorithms=^curve25519-sha256") && !strcmp(argv[3], "-F") &&
+	   !strcmp(argv[9], "true") && !argv[10], "the option goes right after argv[0], the rest shifts");
+	is_int(guest_ssh_tune(small, UTIL_ARRAY_SIZE(small)), -E2BIG, "no room: -E2BIG");
+	ok(!strcmp(small[1], "-F"), "no room: argv untouched");
+	g[1] = argv[1];
+	g[2] = argv[2];
+	kex = proc_run(g, NULL, &out, 65536, &st) == 0 && out ? strstr(out, "\nkexalgorithms ") : NULL;
+	ok(kex && !strncmp(kex, "\nkexalgorithms curve25519-sha256,",
+			   strlen("\nkexalgorithms curve25519-sha256,")),
+	   "ssh -G: curve25519-sha256 heads the key exchange list");
+	free(out);
+}
+
+/*
+ * Before a save the guest waits for cloud-init and systemd's start-up,
+ * through whatever the guest has: here stubs on PATH that log their words;
+ * a guest without them (an empty PATH dir) still passes the script.
+ */
+static void test_save_script(void)
+{
+	char dir[] = "/tmp/t_snap_settle.XXXXXX", path[600], stub[300], logp[300], *script = NULL,
+	     *out = NULL;
+	struct cfg_vm vm = { .n_shares = 0 };
+	const char *env[] = { path, NULL };
+	const char *argv[] = { "/bin/sh", "-c", NULL, NULL };
+	static const char *const tools[] = { "timeout", "sync" };	/* the script's own needs */
+	char tool[300], real[300];
+	int st = -1;
+	FILE *f;
+
+	if (!mkdtemp(dir) || guest_save_script(&vm, &script)) {
+		ok(0, "save script");
+		return;
+	}
+	argv[2] = script;
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(tools); i++) {
+		snprintf(tool, sizeof(tool), "%s/%s", dir, tools[i]);
+		snprintf(real, sizeof(real), "/usr/bin/%s", tools[i]);
+		if (symlink(real, tool))
+			fprintf(stderr, "# symlink %s: %s\n", tool, strerror(errno));
+	}
+	snprintf(logp, sizeof(logp), "%s/log", dir);
+	for (int i = 0; i < 2; i++) {
+		snprintf(stub, sizeof(stub), "%s/%s", dir, i ? "systemctl" : "cloud-init");
+		f = fopen(stub, "w");
+		if (f) {
+			fprintf(f, "#!/bin/sh\necho \"${0##*/} $*\" >>%s\nexit 1\n", logp);
+			fclose(f);
+		}
+		chmod(stub, 0755);
+	}
+	snprintf(path, sizeof(path), "PATH=%s", dir);	/* only the stubs and the tools */
+	ok(proc_run(argv, env, NULL, 0, &st) == 0 && proc_exit_code(st) == 0,
+	   "the before-save script ends well even when the waits fail");
+	f = fopen(logp, "r");
+	if (f) {
+		out = calloc(1, 512);
+		if (out && fread(out, 1, 511, f) == 0)
+			out[0] = '\0';
+		fclose(f);
+	}
+	ok(out && strstr(out, "cloud-init status --wait\n") &&
+	   strstr(out, "systemctl is-system-running --wait\n"),
+	   "it waits for cloud-init and for systemd's start-up jobs");
+	unlink(logp);
+	for (int i = 0; i < 2; i++) {
+		snprintf(stub, sizeof(stub), "%s/%s", dir, i ? "systemctl" : "cloud-init");
+		unlink(stub);
+	}
+	ok(proc_run(argv, env, NULL, 0, &st) == 0 && proc_exit_code(st) == 0,
+	   "a guest without cloud-init or systemctl passes it too");
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(tools); i++) {
+		snprintf(tool, sizeof(tool), "%s/%s", dir, tools[i]);
+		unlink(tool);
+	}
+	rmdir(dir);
+	free(out);
+	free(script);
+}
+
 static int sh(const char *cmd)
 {
 	const char *argv[] = { "sh", "-c", cmd, NULL };
@@ -159,6 +267,9 @@ int main(void)
 	test_names();
 	test_index();
 	test_quote();
+	test_root_cmd();
+	test_ssh_tune();
+	test_save_script();
 	test_disk();
 	return tap_done();
 }
