@@ -11,19 +11,24 @@
  *   read and checked, mode nat and no IPv6 required, the endpoint resolved,
  *   an implementation found.  Bad input fails here: nothing was created.
  * - supervisor, wg_sv_ext.prepare, BEFORE the net extension: the tunnel,
- *   its table and the fwmark rule (net/wg.h wg_up()); state.json "wg"
+ *   its table and the fwmark rule, made by the privileged side (net/priv.h
+ *   priv_wg_up(): hutch-helper for a user, in-process for root), and
+ *   wireguard-go run as the user on the tun it hands back; state.json "wg"
  *   holds what net needs for the VM's nft batch (wg_nft_vm(): the mark, the
- *   kill switch, the DNS DNAT) and what gc needs.  .started adds the VM's
- *   source rule, which keeps its packets in its table even with no mark.
+ *   kill switch, the DNS DNAT) and what gc needs.  net_up names the tunnel,
+ *   and the privileged side adds the VM's source rule with its rules, which
+ *   keeps its packets in its table even with no mark.
  * - supervisor, running: a netlink link watch (deleted, set down, up
  *   again), the wireguard-go pidfd, and a 1 s timer that reads the peer's
  *   handshake and byte counters (peer silent: tx grows, rx does not) and
  *   restores a lost link with back-off (2 s doubling to 60 s).  Every
  *   change of tunnel status is logged and written to state.json "wg"
  *   {"status": up|idle|connecting|down, "reason", "since", "downs"}.
- * - teardown and gc: wireguard-go stopped, link, rules and table removed.
+ * - teardown and gc: wireguard-go stopped; link, socket, rules and table
+ *   removed by the privileged side (priv_wg_down(), or its sweep of a dead
+ *   supervisor's entries).
  *
- * state.json "wg": {"id", "ifname", "table" (also the fwmark), "impl"
+ * state.json "wg": {"id" (the helper's), "ifname", "table" (also the fwmark), "impl"
  * (kernel|wireguard-go), "pid" (wireguard-go), "endpoint", "peer" (public
  * key), "dns", "status", "reason", "since", "downs", "restores"}.
  */
@@ -60,7 +65,8 @@ int wg_check_config(const struct cfg *c, FILE *out, json_t *json);
  * wg_status_json() - the tunnel of a VM as `hutch wg` shows it: interface,
  * implementation, status, peer, endpoint, latest handshake, bytes, the
  * kill switch's drop counters
- * @live: the VM runs: ask the tunnel and nftables (root) besides state.json
+ * @live: the VM runs: ask the tunnel, and the privileged side for the kill
+ *        switch's counters (and a kernel tunnel's), besides state.json
  * Return: a new object, or NULL when the VM has no tunnel in @state
  */
 json_t *wg_status_json(json_t *state, bool live);
