@@ -527,9 +527,13 @@ unsigned long long privd_proc_start(pid_t pid)
 
 bool privd_ent_alive(const struct privd_ent *e)
 {
+	unsigned long long start;
+
 	if (e->pid == 0)
 		return true;
-	return privd_proc_start(e->pid) == e->start;
+	/* gone or a zombie (0) is never alive, whatever start time was recorded */
+	start = privd_proc_start(e->pid);
+	return start != 0 && start == e->start;
 }
 
 static bool reg_addr_used(const struct privd_reg *r, unsigned long long ns,

@@ -227,13 +227,25 @@ static void t_registry_file(void)
 /* a zombie owner is gone (gc after a kill -9 while init has not reaped it yet) */
 static void t_zombie(void)
 {
-	struct privd_ent e = { .pid = fork() };
-	char path[64], st[256] = "";
+	struct privd_ent e = { 0 };
+	char path[64], st[256] = "", c;
+	int go[2];
 	FILE *f;
 
-	if (e.pid == 0)
+	/* the child lives until its start time is read: then it exits and stays a zombie */
+	if (pipe(go) < 0)
+		return;
+	e.pid = fork();
+	if (e.pid == 0) {
+		close(go[1]);
+		(void)!read(go[0], &c, 1);
 		_exit(0);
+	}
+	close(go[0]);
 	e.start = privd_proc_start(e.pid);
+	ok(e.start != 0, "the owner's start time, while it runs");
+	ok(privd_ent_alive(&e), "an entry whose owner runs is alive");
+	close(go[1]);
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)e.pid);
 	for (int i = 0; i < 6000 && !strstr(st, ") Z"); i++) {	/* up to 60 s */
 		f = fopen(path, "r");
@@ -247,6 +259,8 @@ static void t_zombie(void)
 	ok(strstr(st, ") Z") != NULL, "the child is a zombie");
 	is_int((int)privd_proc_start(e.pid), 0, "a zombie has no start time");
 	ok(!privd_ent_alive(&e), "an entry whose owner is a zombie is not alive");
+	e.start = 0;
+	ok(!privd_ent_alive(&e), "... also when the entry recorded no start time");
 	waitpid(e.pid, NULL, 0);
 }
 
