@@ -363,6 +363,15 @@ int privd_ent_quota(const struct privd *d, const struct privd_reg *r, enum privd
 		    size_t en);
 /** privd_ent_owner() - the caller as @e's owner, in its namespace for @e->kind */
 void privd_ent_owner(const struct privd *d, struct privd_ent *e);
+/**
+ * privd_ent_may() - may the caller act on entry @e (a VM network or a
+ * tunnel)?  Its owner may (root may too); nobody may touch another
+ * process's live entry through net_down, gc, wg_fix or wg_down (@live_ok:
+ * attach from the same process after a helper restart, inspect, wg_get).
+ * Return: 0, or -EPERM / -EBUSY with @err set
+ */
+int privd_ent_may(const struct privd *d, const struct privd_ent *e, bool live_ok, char *err,
+		  size_t en);
 /** privd_ent_mine() - @e belongs to the calling process (pid and start time) */
 bool privd_ent_mine(const struct privd *d, const struct privd_ent *e);
 /** privd_ent_alive() - its owner process still runs (pid 0: always) */

@@ -569,19 +569,16 @@ out:
 
 /* ---- net_down, attach, gc, inspect ---- */
 
-/*
- * May the caller act on entry @e?  Its owner may (root may too); nobody may
- * touch another process's live VM through net_down or gc (@live_ok: attach
- * from the same process after a helper restart, or inspect).
- */
-static int ops_may(const struct privd *d, const struct privd_ent *e, bool live_ok, char *err,
-		   size_t en)
+int privd_ent_may(const struct privd *d, const struct privd_ent *e, bool live_ok, char *err,
+		  size_t en)
 {
+	const char *what = e->kind == PRIVD_ENT_WG ? "tunnel" : "VM";
+
 	if (e->uid != d->uid && !privd_is_root(d))
-		return privd_err(err, en, -EPERM, "VM %s belongs to another user (uid %u)", e->id,
+		return privd_err(err, en, -EPERM, "%s %s belongs to another user (uid %u)", what, e->id,
 			    (unsigned)e->uid);
 	if (!live_ok && !privd_ent_mine(d, e) && privd_ent_alive(e))
-		return privd_err(err, en, -EBUSY, "VM %s (%s) is running under process %d", e->id,
+		return privd_err(err, en, -EBUSY, "%s %s (%s) is running under process %d", what, e->id,
 			    e->name, (int)e->pid);
 	return 0;
 }
@@ -596,7 +593,7 @@ static int op_net_down(struct privd *d, const struct privd_req *q, char *err, si
 	if ((rc = privd_reg_lock(d, &r)))
 		return privd_err(err, en, rc, "the registry: %s", strerror(-rc));
 	k = privd_reg_find(&r, q->id);
-	if (k >= 0 && (rc = ops_may(d, &r.e[k], false, err, en)))
+	if (k >= 0 && (rc = privd_ent_may(d, &r.e[k], false, err, en)))
 		goto out;
 	/* no entry: orphaned objects (or none), which anyone may remove */
 	if (k >= 0)
@@ -629,7 +626,7 @@ static int op_attach(struct privd *d, const struct privd_req *q, char *err, size
 	k = privd_reg_find(&r, q->id);
 	if (k < 0)
 		rc = privd_err(err, en, -ENOENT, "no VM network %s", q->id);
-	else if (!(rc = ops_may(d, &r.e[k], true, err, en)) && !privd_ent_mine(d, &r.e[k]))
+	else if (!(rc = privd_ent_may(d, &r.e[k], true, err, en)) && !privd_ent_mine(d, &r.e[k]))
 		rc = privd_err(err, en, -EPERM, "VM %s belongs to another process", q->id);
 	if (!rc) {
 		ops_own(d, q->id, true);
@@ -650,7 +647,7 @@ static int op_gc(struct privd *d, const struct privd_req *q, json_t *out, char *
 	if (q->has_id) {
 		ssize_t k = privd_reg_find(&r, q->id);
 
-		if (k >= 0 && (rc = ops_may(d, &r.e[k], false, err, en)))
+		if (k >= 0 && (rc = privd_ent_may(d, &r.e[k], false, err, en)))
 			goto out;
 	}
 	n = ops_sweep(d, &r, false, bridge, sizeof(bridge));
@@ -689,7 +686,7 @@ static int op_inspect(struct privd *d, const struct privd_req *q, json_t *out, c
 		goto out;
 	}
 	e = &r.e[k];
-	if ((rc = ops_may(d, e, true, err, en)) || (rc = tap_name(e->id, tap, sizeof(tap))))
+	if ((rc = privd_ent_may(d, e, true, err, en)) || (rc = tap_name(e->id, tap, sizeof(tap))))
 		goto out;
 	f = open_memstream(&text, &len);
 	if (!f) {

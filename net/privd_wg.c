@@ -168,14 +168,12 @@ static ssize_t wg_find_mine(const struct privd *d, const struct privd_reg *r, co
 {
 	ssize_t k = privd_reg_find_kind(r, PRIVD_ENT_WG, id);
 
+	int rc;
+
 	if (k < 0)
 		return privd_err(err, en, -ENOENT, "no tunnel %s", id);
-	if (r->e[k].uid != d->uid && d->uid != 0)
-		return privd_err(err, en, -EPERM, "tunnel %s belongs to another user (uid %u)", id,
-				 (unsigned)r->e[k].uid);
-	if (!live_ok && !privd_ent_mine(d, &r->e[k]) && privd_ent_alive(&r->e[k]))
-		return privd_err(err, en, -EBUSY, "tunnel %s is in use by process %d", id, (int)r->e[k].pid);
-	return k;
+	rc = privd_ent_may(d, &r->e[k], live_ok, err, en);
+	return rc ? rc : k;
 }
 
 /* the net entry of this namespace that routes into tunnel @w, or NULL */
