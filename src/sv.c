@@ -102,6 +102,9 @@ struct sv_core {
 	off_t log_size;
 	char hist[SV_CONSOLE_HISTORY];
 	size_t hist_len;
+	/* keystrokes read from a client that QEMU's serial socket has not taken yet */
+	char in[1024];
+	size_t in_len;
 
 	bool shutdown_seen;
 	bool shutdown_guest;
@@ -277,6 +280,7 @@ static void sv_serial_read(struct sv_ctx *c, struct sv_core *k)
 		if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
 			close(k->serial_fd);	/* QEMU is going away; pidfd tells */
 			k->serial_fd = -1;
+			k->in_len = 0;
 		}
 		return;
 	}
@@ -309,18 +313,50 @@ static void sv_console_accept(struct sv_core *k)
 	close(fd);
 }
 
-/* client keystrokes go to the guest's serial port */
+/*
+ * Keystrokes to the guest's serial port.  QEMU reads the port's socket only
+ * as fast as the guest drains its UART, which a TCG guest on a busy host
+ * does slowly: a write that would block keeps the rest in k->in, and
+ * no client is read until it is gone (the clients wait, as on a real
+ * serial line), so no keystroke is ever dropped.
+ */
+static void sv_console_flush(struct sv_core *k)
+{
+	size_t off = 0;
+
+	while (off < k->in_len && k->serial_fd >= 0) {
+		ssize_t w = write(k->serial_fd, k->in + off, k->in_len - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (w <= 0) {
+			log_warn("console input dropped: %s", w < 0 ? strerror(errno) : "short write");
+			off = k->in_len;
+			break;
+		}
+		off += (size_t)w;
+	}
+	if (k->serial_fd < 0)
+		off = k->in_len;
+	memmove(k->in, k->in + off, k->in_len - off);
+	k->in_len -= off;
+}
+
+/* a client's keystrokes, read only while nothing waits for the port (see above) */
 static void sv_console_input(struct sv_core *k, size_t i)
 {
-	char buf[1024];
-	ssize_t r = read(k->con[i], buf, sizeof(buf));
+	ssize_t r = read(k->con[i], k->in, sizeof(k->in));
 
 	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
 		sv_con_close(k, i);
 		return;
 	}
-	if (r > 0 && k->serial_fd >= 0 && util_write_all(k->serial_fd, buf, (size_t)r))
-		log_warn("console input dropped");
+	if (r > 0) {
+		k->in_len = (size_t)r;
+		sv_console_flush(k);
+	}
 }
 
 /* ---- QMP ---- */
@@ -782,12 +818,13 @@ static void sv_loop(struct sv_ctx *c, struct sv_core *k)
 		p[SV_P_PID] = (struct pollfd){ .fd = k->qemu_pidfd, .events = POLLIN };
 		p[SV_P_SIG] = (struct pollfd){ .fd = k->sig_fd, .events = POLLIN };
 		p[SV_P_QMP] = (struct pollfd){ .fd = k->qmp ? qmp_fd(k->qmp) : -1, .events = POLLIN };
-		p[SV_P_SERIAL] = (struct pollfd){ .fd = k->serial_fd, .events = POLLIN };
+		p[SV_P_SERIAL] = (struct pollfd){ .fd = k->serial_fd,
+						  .events = POLLIN | (k->in_len ? POLLOUT : 0) };
 		p[SV_P_CONL] = (struct pollfd){ .fd = k->console_lfd, .events = POLLIN };
 		p[SV_P_CTLL] = (struct pollfd){ .fd = k->control_lfd, .events = POLLIN };
 		con0 = n;
 		for (size_t i = 0; i < SV_MAX_CONSOLE; i++)
-			p[n++] = (struct pollfd){ .fd = k->con[i], .events = POLLIN };
+			p[n++] = (struct pollfd){ .fd = k->in_len ? -1 : k->con[i], .events = POLLIN };
 		ctl0 = n;
 		for (size_t i = 0; i < SV_MAX_CTL; i++)
 			p[n++] = (struct pollfd){ .fd = k->ctl[i] && !k->ctl[i]->pending ? k->ctl[i]->fd : -1,
@@ -831,12 +868,14 @@ static void sv_loop(struct sv_ctx *c, struct sv_core *k)
 		}
 		if (k->serial_fd >= 0 && (p[SV_P_SERIAL].revents & (POLLIN | POLLHUP | POLLERR)))
 			sv_serial_read(c, k);
+		if (k->in_len && (p[SV_P_SERIAL].revents & POLLOUT))
+			sv_console_flush(k);
 		if (p[SV_P_CONL].revents & POLLIN)
 			sv_console_accept(k);
 		if (p[SV_P_CTLL].revents & POLLIN)
 			sv_ctl_accept(k);
 		for (size_t i = 0; i < SV_MAX_CONSOLE; i++)
-			if (k->con[i] >= 0 && p[con0 + i].fd == k->con[i] &&
+			if (k->con[i] >= 0 && p[con0 + i].fd == k->con[i] && !k->in_len &&
 			    (p[con0 + i].revents & (POLLIN | POLLHUP | POLLERR)))
 				sv_console_input(k, i);
 		for (size_t i = 0; i < SV_MAX_CTL; i++)
@@ -1158,6 +1197,7 @@ static void sv_discard(struct sv_ctx *c, struct sv_core *k, struct sv_preps *pp)
 	if (k->serial_fd >= 0)
 		close(k->serial_fd);
 	k->serial_fd = -1;
+	k->in_len = 0;
 	sv_teardown(c, pp->ext, pp->priv, pp->prepared);
 	memset(pp->priv, 0, pp->n_ext * sizeof(pp->priv[0]));
 	pp->prepared = 0;

@@ -91,10 +91,11 @@ class Console:
             die("console closed (guest gone?)", 125)
         # busybox's line editor asks the terminal where the cursor is
         # (ESC[6n) after a long line; nobody answers on a serial console and
-        # it can stall input, so answer like a terminal would
+        # it can stall input, so answer like a terminal would (in one write:
+        # the history a new client gets holds many old queries)
         tail = self.tail + data
-        for _ in range(tail.count(b"\x1b[6n")):
-            self.sock.sendall(b"\x1b[1;1R")
+        if b"\x1b[6n" in tail:
+            self.sock.sendall(b"\x1b[1;1R" * tail.count(b"\x1b[6n"))
         self.tail = tail[-3:]
         self.buf += data
         if os.environ.get("GUESTSH_DEBUG"):
