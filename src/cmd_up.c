@@ -24,6 +24,7 @@
 #include "src/accel.h"
 #include "src/cfg.h"
 #include "src/cmd.h"
+#include "src/consent.h"
 #include "src/ext.h"
 #include "src/log.h"
 #include "src/proc.h"
@@ -362,6 +363,17 @@ static int up_locked(struct cli *cli, struct vm_target *t, bool no_wait)
 		log_info("%s is already %s", t->name, vm_effective_status(t->dir, u.state));
 		up_phase(&u, "ready", "status", vm_effective_status(t->dir, u.state));
 		ret = EXIT_OK;
+		goto out;
+	}
+	/*
+	 * Consent first, before anything of the project's is fetched, reaches
+	 * the guest or runs here: a project the user declines costs no
+	 * download of the image it names, no disk and no VM dir.
+	 */
+	if ((ret = consent_require(t->cfg->dir, cli->yes, "up"))) {
+		if (!u.state)
+			util_rm_rf(t->dir);	/* only its lock: this up made it */
+		ret = up_exit_code(ret);
 		goto out;
 	}
 	if ((ret = up_prepare(&u, t)) || (ret = up_start(&u, t, &pidfd)))

@@ -16,7 +16,6 @@
 #include "images/img.h"
 #include "src/ci.h"
 #include "src/cmd.h"
-#include "src/consent.h"
 #include "src/ext.h"
 #include "src/hook.h"
 #include "src/log.h"
@@ -154,10 +153,6 @@ static int ssh_ext_user_data(struct up_ctx *u, char **data, size_t *len)
 	size_t tlen = 0, i;
 	int rc;
 
-	/* before anything of the project's reaches the guest or runs here */
-	rc = consent_require(u->cfg->dir, u->cli->yes, "up");
-	if (rc < 0)
-		return rc;
 	rc = ssh_ext_keys(u, key, sizeof(key));
 	if (rc < 0)
 		return rc;
@@ -231,9 +226,6 @@ static int ssh_ext_before_up(struct up_ctx *u)
 	size_t len;
 	int rc;
 
-	rc = consent_require(u->cfg->dir, u->cli->yes, "up");
-	if (rc < 0)
-		return rc;
 	/* QEMU follows the disk's backing name at every boot: still ours? */
 	if ((rc = util_path_join(key, sizeof(key), u->vm_dir, "disk.qcow2")) < 0 ||
 	    (rc = img_backing_check(key, u->cfg->dir)) < 0)

@@ -11,7 +11,8 @@
 # port where nothing listens.
 source "$(dirname "$0")/../lib/tap.sh"
 T=$(mktemp -d /tmp/hutch-sec03.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+SRV=
+trap '[ -n "$SRV" ] && kill "$SRV" 2>/dev/null; rm -rf "$T"' EXIT
 export HOME=$T/home XDG_CONFIG_HOME=$T/config XDG_DATA_HOME=$T/data XDG_CACHE_HOME=$T/cache
 unset HUTCH_ALLOW_PATHS
 mkdir -p "$HOME" "$T/p/hooks"
@@ -84,6 +85,43 @@ chmod +x "$P/hooks/post-down"
 "$HUTCH" -C "$P" up </dev/null >"$T/out" 2>&1; rc=$?
 is "a new hook after allow: exit 77" "$rc" 77
 rm -rf "$P/hooks" "$XDG_DATA_HOME/hutch/vms"
+
+# --- consent comes before the image download ------------------------------
+# a declined project costs nothing: the image it names is not fetched (a
+# tracking beacon, gigabytes for nothing), no disk or VM dir is made
+: >"$T/srvlog"
+# any connection at all is logged (the image URL is https: no TLS needed to see it)
+python3 -c '
+import socket, sys
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(8)
+open(sys.argv[1] + ".tmp", "w").write("%d\n" % s.getsockname()[1])
+import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+while True:
+    c, _ = s.accept()
+    open(sys.argv[2], "a").write("connection\n")
+    c.close()
+' "$T/port" "$T/srvlog" 2>"$T/srv.err" &
+SRV=$!
+wait_until 120 test -s "$T/port"
+Q=$T/q
+mkdir -p "$Q/hooks"
+chmod 0755 "$Q" "$Q/hooks"
+printf 'name: c3img\nimage: https://127.0.0.1:%s/base.qcow2\nnetwork: {mode: none}\n' "$(cat "$T/port")" >"$Q/hutch.yaml"
+printf '#!/bin/sh\ntouch %s/img-pre-up\nexit 3\n' "$M" >"$Q/hooks/pre-up"
+chmod +x "$Q/hooks/pre-up"
+"$HUTCH" -C "$Q" up </dev/null >"$T/out" 2>&1; rc=$?
+is "an image project without consent: exit 77" "$rc" 77
+is "no request reached the image's server" "$(wc -l <"$T/srvlog" 2>/dev/null | tr -d ' ')" 0
+if [ -z "$(ls "$XDG_CACHE_HOME/hutch/images" 2>/dev/null)" ] && [ ! -d "$XDG_DATA_HOME/hutch/vms/c3img" ]; then
+	ok "nothing in the image cache, no VM dir"
+else
+	fail "a declined up left files"; ls -R "$XDG_CACHE_HOME" "$XDG_DATA_HOME/hutch/vms" 2>&1 | sed 's/^/# /'
+fi
+[ ! -e "$M/img-pre-up" ] && ok "the image project's hook did not run" || fail "hook ran"
+kill "$SRV" 2>/dev/null; wait "$SRV" 2>/dev/null; SRV=
+rm -rf "$Q" "$M"/*
 
 # --- playbook.yml, ansible.cfg: pinned and consented ---------------------
 rm -f "$M"/*
