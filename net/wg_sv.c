@@ -321,19 +321,31 @@ static void wg_try_restore(struct wg_priv *p, uint64_t now)
 	wg_set_status(p, "connecting", "restored, waiting for a handshake");
 }
 
-/* the peer's counters: wireguard-go's over our UAPI socket, the kernel's through the helper */
-static int wg_live_read(const struct wg_link *l, const char *id, const char *ifname, struct wg_live *out)
+/*
+ * The peer's counters: wireguard-go's over our UAPI socket, the kernel's
+ * through the privileged side.  @st, when given, gets that side's answer
+ * too (the kill switch's drop counters, for `hutch wg`), asked once.
+ */
+static int wg_live_read(const struct wg_link *l, const char *id, const char *ifname,
+			struct wg_live *out, struct priv_wg_stat *st)
 {
-	struct priv_wg_stat st;
-	int rc;
+	struct priv_wg_stat mine;
+	int rc = -ENOENT;
 
+	if (l->impl == WG_IMPL_KERNEL || st) {
+		if (!st)
+			st = &mine;
+		memset(st, 0, sizeof(*st));
+		if (id)
+			rc = priv_wg_get(id, st);
+	}
 	if (l->impl != WG_IMPL_KERNEL)
 		return wg_get(l, ifname, out);
-	if ((rc = priv_wg_get(id, &st)))
+	if (rc)
 		return rc;
-	if (!st.has_live)
+	if (!st->has_live)
 		return -ENODEV;
-	*out = st.live;
+	*out = st->live;
 	return 0;
 }
 
@@ -348,7 +360,7 @@ static void wg_health(struct wg_priv *p, uint64_t now)
 	struct wg_live l = { 0 };
 	int64_t age;
 
-	if (p->lost || wg_live_read(&p->link, p->id, p->spec.ifname, &l))
+	if (p->lost || wg_live_read(&p->link, p->id, p->spec.ifname, &l, NULL))
 		return;
 	if (l.rx != p->rx || l.rx < p->rx) {
 		p->rx = l.rx;
@@ -676,12 +688,8 @@ static void wg_live_json(json_t *o, json_t *wg, const char *ifname, const char *
 		  WG_IMPL_NONE;
 	if (wg_uapi_path(ifname, lk.uapi, sizeof(lk.uapi)))
 		lk.uapi[0] = 0;
-	/* the kill switch's counters (and a kernel tunnel's) need the privileged side */
-	rc = id ? priv_wg_get(id, &st) : -ENOENT;
-	if (lk.impl == WG_IMPL_KERNEL)
-		rc = rc ? rc : st.has_live ? (l = st.live, 0) : -ENODEV;
-	else
-		rc = wg_get(&lk, ifname, &l);
+	/* the kill switch's counters (and a kernel tunnel's) come from the privileged side */
+	rc = wg_live_read(&lk, id, ifname, &l, &st);
 	if (rc) {
 		json_object_set_new(o, "live_error", json_string(strerror(-rc)));
 	} else {
