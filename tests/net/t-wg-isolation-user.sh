@@ -3,6 +3,5 @@
 # hutch run by an unprivileged user: the tunnel is made by hutch-helper
 # (issue 11), wireguard-go runs as that user, and every forbidden path
 # stays forbidden.
-# test: serial (alone: beside other VM tests under CI's stress-ng, VM A's
-# console once stalled past guestsh's 600 s ceiling in the spoofed-MAC round)
+# test: group wg (makes WireGuard tunnels, which t-wg.sh counts)
 ISOUP_WG=1 HUTCH_TEST_AS_USER=1 exec bash "$(dirname "$0")/t-isolation-up.sh"

@@ -24,7 +24,8 @@
 # on a UAPI socket the helper made for it; the tunnel's registry entry goes
 # with the VM; and a wireguard.conf Address with a /24 puts no route for
 # that subnet into the host's main table.
-# test: serial (counts every hw- wireguard-go and UAPI socket on the host: /var/run/wireguard is global)
+# test: group wg (counts every hw- wireguard-go and UAPI socket on the host: /var/run/wireguard
+# is global, and only the tests of group wg make them)
 set -u
 source "$(dirname "$0")/../lib/tap.sh"
 source "$HUTCH_SRC/tests/lib/guest.sh"

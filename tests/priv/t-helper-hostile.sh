@@ -13,6 +13,7 @@
 # must be refused with a message that says why, and leave the rules, links,
 # addresses, mounts and the registry exactly as they were.  Finally A hangs
 # up and everything of A's is gone.
+# test: group wg (makes WireGuard links and UAPI sockets, which t-wg.sh counts)
 set -u
 source "$(dirname "$0")/../lib/tap.sh"
 source "$HUTCH_SRC/tests/lib/priv.sh"
