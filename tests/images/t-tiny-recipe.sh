@@ -63,6 +63,10 @@ check "default route from DHCP" guestsh "$T/console.sock" 'ip route | grep -q "d
 check "resolv.conf from DHCP" guestsh "$T/console.sock" 'grep -q "nameserver 10.0.2.3" /etc/resolv.conf'
 check "lease printed on the console" grep -q 'hutch-tiny: lease eth0 10.0.2.15/24' "$T/console.log"
 check "busybox tools present" guestsh "$T/console.sock" 'for a in wget nc udhcpc ping ip arping mount; do command -v $a >/dev/null || exit 1; done'
+# a command line the console lost (its newline): guestsh finds that it never
+# started and types it again; it runs once
+is "a lost command line is typed again, and runs once" \
+	"$(GUESTSH_TEST_LOSE_LINE=1 GUESTSH_RETRY_S=5 guestsh "$T/console.sock" 'echo x >>/tmp/once; wc -l </tmp/once')" 1
 check "guestsh times out on a hung command" \
 	bash -c "python3 '$GUESTSH_PY' --timeout 3 '$T/console.sock' 'sleep 8'; [ \$? -eq 124 ]"
 # The shell is busy with "sleep 8" now; a later command must still work.

@@ -63,6 +63,10 @@ cleanup() {
 	local p d
 	# a failure's evidence: what the supervisors said (rules, repairs, taps)
 	if [ "${TAP_FAILED:-0}" -gt 0 ]; then
+		# ISOUP_KEEP=DIR: keep every VM's logs there, console.log whole
+		[ -z "${ISOUP_KEEP:-}" ] || for d in "$XDG_DATA_HOME"/hutch/vms/*; do
+			mkdir -p "$ISOUP_KEEP/$(basename "$d")" && cp "$d"/*.log "$ISOUP_KEEP/$(basename "$d")/" 2>/dev/null
+		done
 		for d in "$XDG_DATA_HOME"/hutch/vms/*; do
 			diag "$(basename "$d")'s supervisor.log:"
 			grep -v 'DHCP\|dhcp' "$d/supervisor.log" 2>/dev/null | tail -25 | sed 's/^/  /' | while IFS= read -r l; do diag "$l"; done
@@ -297,7 +301,9 @@ ga "ip route del 127.0.0.1/32; ip route add local 127.0.0.0/8 dev lo table local
 spoof_ip() {	# addr
 	# a static neighbour entry for the gateway: IPv4 frames leave even though
 	# the guest's ARP from the spoofed address is dropped
-	ga "ip addr flush dev eth0; ip addr add $1/24 dev eth0; ip route add default via $GW; arp -i eth0 -s $GW $GWMAC" >/dev/null 2>&1
+	# (checked: probes from A's own address would pass and read as a hole)
+	ga "ip addr flush dev eth0; ip addr add $1/24 dev eth0; ip route add default via $GW; arp -i eth0 -s $GW $GWMAC; ip -4 -o addr show dev eth0 | grep -q ' $1/'" >"$T/g.out" 2>&1 ||
+		{ fail "spoofed IP $1: the guest took the address (guestsh: $?)"; sed 's/^/#   /' "$T/g.out"; }
 	run_probes "p 203.0.113.10 80" "p $GW 8081" "p 192.168.77.50 80" "ap $1"
 	row none "arp:$1" "spoofed IP $1: ARP request to the gateway"
 	row none 203.0.113.10:80 "spoofed IP $1: internet"
