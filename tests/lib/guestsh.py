@@ -229,6 +229,7 @@ def run_command(con, cmd):
             if typed > TRIES:
                 die("the command's line did not reach the guest's shell in %d tries" % typed, 125)
             typed += 1
+            sys.stderr.write("guestsh: the command line never reached the shell; typing it again\n")
             con.send(line)
             m = wait_re(con, done, time.monotonic() + RETRY_S)
             rc = int(m.group(1)) if m else None
