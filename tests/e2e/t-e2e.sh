@@ -63,12 +63,16 @@ local_sshd() {
 		skip "local sshd" "apt-get download openssh-server failed (no archive)"; return
 	fi
 	for f in "$S"/openssh-server_*.deb "$S"/libwrap0_*.deb; do dpkg-deb -x "$f" "$D/root"; done
-	cp /etc/passwd /etc/group "$D/"
-	cp /etc/shadow "$D/" 2>/dev/null || : >"$D/shadow"
-	echo 'sshd:x:990:65534::/run/sshd:/usr/sbin/nologin' >>"$D/passwd"
-	echo "tester:x:4321:4321::$D/home:/bin/sh" >>"$D/passwd"
-	echo 'tester:x:4321:' >>"$D/group"
-	printf 'sshd:*:19000:0:99999:7:::\ntester:not-locked:19000:0:99999:7:::\n' >>"$D/shadow"
+	# a copy of /etc, bound over the whole directory in the server's mount
+	# namespace: a file bound over /etc/passwd alone is detached by the
+	# kernel when a test beside this one adds or removes a user (useradd
+	# renames a new file over it), and sshd then finds no sshd user
+	cp -a /etc "$D/etc" 2>/dev/null
+	[ -e "$D/etc/shadow" ] || : >"$D/etc/shadow"
+	echo 'sshd:x:990:65534::/run/sshd:/usr/sbin/nologin' >>"$D/etc/passwd"
+	echo "tester:x:4321:4321::$D/home:/bin/sh" >>"$D/etc/passwd"
+	echo 'tester:x:4321:' >>"$D/etc/group"
+	printf 'sshd:*:19000:0:99999:7:::\ntester:not-locked:19000:0:99999:7:::\n' >>"$D/etc/shadow"
 	chown 4321:4321 "$D/home"
 	chmod 755 "$T" "$D"
 	: >"$P/k"	# never booted: the state below says "running"
@@ -93,7 +97,7 @@ Y
 	cp "$HOME/.ssh/hutch.pub" "$D/srv/ak"
 	printf 'Port 2222\nListenAddress 127.0.0.1\nHostKey %s/srv/hk\nAuthorizedKeysFile %s/srv/ak\nStrictModes no\nUsePAM no\nPidFile none\nPasswordAuthentication no\n' "$D" "$D" >"$D/srv/cfg"
 	cat >"$D/srv/run.sh" <<Y
-mount --bind $D/passwd /etc/passwd && mount --bind $D/group /etc/group && mount --bind $D/shadow /etc/shadow
+mount --bind $D/etc /etc || exit 1
 mount -t tmpfs none /run && mkdir -m 755 /run/sshd
 export LD_LIBRARY_PATH=$D/root/usr/lib/x86_64-linux-gnu:$D/root/lib/x86_64-linux-gnu
 exec $D/root/usr/sbin/sshd -D -e -f $D/srv/cfg
