@@ -167,7 +167,6 @@ static ssize_t wg_find_mine(const struct privd *d, const struct privd_reg *r, co
 			    char *err, size_t en)
 {
 	ssize_t k = privd_reg_find_kind(r, PRIVD_ENT_WG, id);
-
 	int rc;
 
 	if (k < 0)

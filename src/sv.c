@@ -271,17 +271,23 @@ static void sv_con_send(struct sv_core *k, size_t i, const char *buf, size_t n)
 		sv_con_close(k, i);
 }
 
+/* QEMU's end of the serial port is gone: so are the keystrokes waiting for it */
+static void sv_serial_close(struct sv_core *k)
+{
+	if (k->serial_fd >= 0)
+		close(k->serial_fd);
+	k->serial_fd = -1;
+	k->in_len = 0;
+}
+
 static void sv_serial_read(struct sv_ctx *c, struct sv_core *k)
 {
 	char buf[4096];
 	ssize_t r = read(k->serial_fd, buf, sizeof(buf));
 
 	if (r <= 0) {
-		if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
-			close(k->serial_fd);	/* QEMU is going away; pidfd tells */
-			k->serial_fd = -1;
-			k->in_len = 0;
-		}
+		if (r == 0 || (errno != EAGAIN && errno != EINTR))
+			sv_serial_close(k);	/* QEMU is going away; pidfd tells */
 		return;
 	}
 	sv_console_log(c, k, buf, (size_t)r);
@@ -1085,8 +1091,7 @@ static void sv_close_all(struct sv_core *k, const char *vm_dir)
 	sv_qmp_drop(k);
 	if (k->qemu_pidfd >= 0)
 		close(k->qemu_pidfd);
-	if (k->serial_fd >= 0)
-		close(k->serial_fd);
+	sv_serial_close(k);
 	for (size_t i = 0; i < SV_MAX_CONSOLE; i++)
 		if (k->con[i] >= 0)
 			sv_con_close(k, i);
@@ -1194,10 +1199,7 @@ static void sv_discard(struct sv_ctx *c, struct sv_core *k, struct sv_preps *pp)
 	sv_qmp_drop(k);
 	close(k->qemu_pidfd);
 	k->qemu_pidfd = -1;
-	if (k->serial_fd >= 0)
-		close(k->serial_fd);
-	k->serial_fd = -1;
-	k->in_len = 0;
+	sv_serial_close(k);
 	sv_teardown(c, pp->ext, pp->priv, pp->prepared);
 	memset(pp->priv, 0, pp->n_ext * sizeof(pp->priv[0]));
 	pp->prepared = 0;
