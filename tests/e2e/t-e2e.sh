@@ -209,6 +209,40 @@ PY
 
 starts() { grep -c '^==> hutch provision: start' "$1" 2>/dev/null || echo 0; }
 
+# image_checks MODE NAME VMDIR: what hutch relies on in the debian-12 image
+# (images/recipes/debian-12.sh; tests/e2e/t-debian-recipe.sh builds it), as
+# hutch booted it: cloud-init read the NoCloud seed from a read-only virtio
+# disk labelled cidata, the network came up through cloud-init, and so on.
+# All in one ssh (a command costs seconds under TCG on a loaded host).
+IMAGE_CHECKS=(
+	'hostname from meta-data (the VM name)|test "$(hostname)" = "$1"'
+	'datasource is NoCloud|grep -qi nocloud /run/cloud-init/status.json'
+	'cloud-init says done|cloud-init status | grep -q "status: done"'
+	'seed on a read-only virtio disk labelled cidata|d=$(sudo -n /sbin/blkid -L cidata) && case $d in /dev/vd*) test "$(cat /sys/class/block/${d#/dev/}/ro)" = 1 ;; *) false ;; esac'
+	'passwordless sudo from user-data|sudo -n true'
+	'root filesystem is the ext4 virtio disk|findmnt -n -o SOURCE,FSTYPE / | grep -q "^/dev/vda1 ext4"'
+	'network configured by cloud-init (networkd, default route)|ls /etc/systemd/network/ | grep -q cloud-init && ip route | grep -q "^default via"'
+	'DNS configured (resolved)|grep -q "^nameserver" /etc/resolv.conf && resolvectl dns | grep -q "[0-9]"'
+	'dbus and logind running (power button works)|systemctl is-active dbus systemd-logind'
+	'kernel cmdline has console=ttyS0|grep -q "console=ttyS0" /proc/cmdline'
+)
+image_checks() {
+	local mode=$1 name=$2 vmd=$3 c script='' i=0 out
+	for c in "${IMAGE_CHECKS[@]}"; do
+		i=$((i + 1))
+		script+="if ( ${c#*|} ) >/dev/null 2>&1; then echo 'check $i ok'; else echo 'check $i failed'; fi"$'\n'
+	done
+	script+='systemd-analyze 2>&1 | head -n 1; systemd-analyze blame 2>&1 | head -n 5'
+	out=$("${H[@]}" ssh -- bash -c "$(printf '%q' "$script")" x "$name" </dev/null 2>&1)
+	i=0
+	for c in "${IMAGE_CHECKS[@]}"; do
+		i=$((i + 1))
+		is "$mode: image: ${c%%|*}" "$(grep -x "check $i [a-z]*" <<<"$out" | cut -d' ' -f3)" ok
+	done
+	grep -v '^check [0-9]' <<<"$out" | sed 's/^/# /'
+	check "$mode: image: boot messages on the serial console" grep -q 'cloud-init' "$vmd/console.log"
+}
+
 run_mode() {
 	local mode=$1 name=e2e-$1 P=$T/proj-$1 vmd t0 t1 out rc
 	vmd=$XDG_DATA_HOME/hutch/vms/$name
@@ -284,6 +318,7 @@ Y
 	is "$mode: exit status passed through" "$rc" "7"
 	out=$("${H[@]}" ssh -- whoami </dev/null 2>&1)
 	is "$mode: logged in as tester" "$out" "tester"
+	image_checks "$mode" "$name" "$vmd"
 
 	# the guest serves exactly the host key hutch generated and pinned
 	local th tp
