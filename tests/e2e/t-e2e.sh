@@ -3,7 +3,11 @@
 # hutch.yaml, cloud-init.yml (a user + __HUTCH_PUBKEY__), playbook.yml and
 # hooks; up (cloud-init + playbook), ssh with the pinned host key, exit
 # status passthrough, ssh-config with `ssh -F`, a tampered pin refused,
-# halt by ACPI, up again without re-provisioning, provision, destroy.
+# halt by ACPI, up again without re-provisioning, provision (mode user),
+# destroy.
+# In each mode, what hutch relies on in the debian-12 image is checked on
+# the VM it booted (image_checks: NoCloud seed, cloud-init done, networkd,
+# resolved, logind, console=ttyS0).
 # The project's hooks and playbook are allowed with `hutch allow` first
 # (refused with exit 77 before), and the image outside the project is
 # allowed by the user's config (~/.config/hutch/config.yaml, allow_paths).
@@ -173,7 +177,8 @@ else
 fi
 rm -rf "$T/proj-badkey"
 
-local_sshd
+# (once: with mode nat, which needs root and namespaces as local_sshd does)
+case " $MODES " in *" nat "*) local_sshd ;; esac
 
 IMAGE=${E2E_IMAGE:-}
 if [ -z "$IMAGE" ]; then
@@ -360,21 +365,28 @@ Y
 	grep -q '^pre-down halt' "$P/hooks.log" && grep -q '^post-down halt' "$P/hooks.log" \
 		&& ok "$mode: down hooks ran with HUTCH_TRIGGER=halt" || fail "$mode: down hooks on halt"
 
-	if "${H[@]}" up >"$T/up2-$mode.log" 2>&1; then
-		ok "$mode: up again"
-	else
-		fail "$mode: up again"; tail -30 "$T/up2-$mode.log" | sed 's/^/#   /'
-	fi
-	is "$mode: no re-provisioning on a second up" "$(starts "$vmd/provision.log")" "1"
-	out=$("${H[@]}" ssh -- cat /etc/hutch-provisioned 2>&1 </dev/null)
-	is "$mode: disk kept across halt/up" "$out" "provisioned by ansible through hutch"
+	# The second boot (no re-provisioning, the disk kept, provision again)
+	# in mode user, where each start forwards a new SSH port that `ssh`
+	# must follow; nat's halt and up again are tests/vm/t-nat.sh's, with the
+	# tiny guest (a Debian boot under TCG costs ~100 s of CPU), and nat's
+	# destroy here is of a stopped VM.
+	if [ "$mode" = user ]; then
+		if "${H[@]}" up >"$T/up2-$mode.log" 2>&1; then
+			ok "$mode: up again"
+		else
+			fail "$mode: up again"; tail -30 "$T/up2-$mode.log" | sed 's/^/#   /'
+		fi
+		is "$mode: no re-provisioning on a second up" "$(starts "$vmd/provision.log")" "1"
+		out=$("${H[@]}" ssh -- cat /etc/hutch-provisioned 2>&1 </dev/null)
+		is "$mode: disk kept across halt/up" "$out" "provisioned by ansible through hutch"
 
-	if "${H[@]}" provision >"$T/prov-$mode.log" 2>&1; then
-		ok "$mode: provision"
-	else
-		fail "$mode: provision"; tail -30 "$T/prov-$mode.log" | sed 's/^/#   /'
+		if "${H[@]}" provision >"$T/prov-$mode.log" 2>&1; then
+			ok "$mode: provision"
+		else
+			fail "$mode: provision"; tail -30 "$T/prov-$mode.log" | sed 's/^/#   /'
+		fi
+		is "$mode: provision ran the playbook again" "$(starts "$vmd/provision.log")" "2"
 	fi
-	is "$mode: provision ran the playbook again" "$(starts "$vmd/provision.log")" "2"
 
 	check "$mode: destroy" "${H[@]}" destroy
 	grep -q '^pre-down destroy' "$P/hooks.log" && ok "$mode: pre-down hook with HUTCH_TRIGGER=destroy" \
