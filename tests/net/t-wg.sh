@@ -97,7 +97,7 @@ ip netns exec "$TN" python3 "$DNSD" 198.51.100.10 53 www.tunnel.test=192.0.2.66 
 PIDS+=($!)
 ip netns exec "$TN" python3 "$PROBE" serve net "$T/net.log" 80 >/dev/null 2>&1 &
 PIDS+=($!)
-for _ in $(seq 100); do grep -q ready "$T/net.log" 2>/dev/null && break; sleep 0.1; done
+wait_until 120 grep -qs ready "$T/net.log"
 
 project() {	# dir name [extra network yaml]
 	mkdir -p "$1"
@@ -266,8 +266,11 @@ C=$VD/console.sock
 g() { guestsh --timeout "${GT:-60}" "$C" "$1" 2>&1 | tr -d '\r'; }
 wgj() { hh "$HUTCH" -C "$P" wg --json 2>/dev/null | jget - "$@"; }
 tunnel() { hh "$HUTCH" --json -C "$P" status 2>/dev/null | jget - tunnel; }
-
-for _ in $(seq 60); do [ "$(wgj latest_handshake)" -gt 0 ] 2>/dev/null && break; sleep 1; done
+tunnel_is() { [ "$(tunnel)" = "$1" ]; }
+handshake() { [ "$(wgj latest_handshake)" -gt 0 ] 2>/dev/null; }
+# (ceilings in seconds, not in rounds: a round is a `hutch status` and a
+# python3, whose cost changes with the host's load and its python3)
+wait_until 300 handshake
 hs=$(wgj latest_handshake) age=$(wgj handshake_age_s)
 [ "${hs:-0}" -gt 0 ] && [ "${age:-999}" -lt 180 ] && ok "hutch wg --json shows a live handshake ($age s ago)" ||
 	{ fail "hutch wg --json shows a live handshake (got '$hs')"; hh "$HUTCH" -C "$P" wg 2>&1 | sed 's/^/#   /'; }
@@ -337,22 +340,27 @@ wait_ok 30 && ok "bypass rule removed: the probes succeed again" || fail "bypass
 
 MARK=$(($(wc -l <"$LOG") + 1))
 hn ip route del default dev "$IF" table "$TABLE"
-wait_log "route through $IF was removed; restoring it" 30 && ok "route deleted from the VM's table: restored at once" ||
+wait_log "route through $IF was removed; restoring it" 120 && ok "route deleted from the VM's table: restored at once" ||
 	{ fail "route deleted from the VM's table: restored at once"; tail -n +"$MARK" "$LOG" | sed 's/^/#   /'; }
 hn ip route show table "$TABLE" | grep -q "dev $IF" && ok "the VM's table routes through $IF again" || fail "the VM's table routes through $IF again"
 is "route deleted: nothing left the uplink outside the tunnel" "$(leaks)" "0/0"
 
 # the peer goes silent (its endpoint black-holed)
 ip netns exec "$PN" nft "add table inet bh; add chain inet bh in { type filter hook input priority -300; }; add rule inet bh in udp dport 51820 drop"
-for _ in $(seq 120); do [ "$(tunnel)" = down ] && break; sleep 1; done
-is "silent peer: hutch status shows the tunnel down" "$(tunnel)" down
+# (the guest's probes keep sending: down within ~30 s, a minute or two when
+# a rekey falls in it; 300 s is a ceiling for a loaded host)
+MARK=$(($(wc -l <"$LOG") + 1))
+if wait_until 300 tunnel_is down; then ok "silent peer: hutch status shows the tunnel down"; else
+	fail "silent peer: hutch status shows the tunnel down (got '$(tunnel)')"
+	hh "$HUTCH" -C "$P" wg 2>&1 | sed 's/^/#   /'; tail -n +"$MARK" "$LOG" | tail -20 | sed 's/^/#   log: /'
+fi
 probes >/dev/null
 sleep 4
 p=$(probes)
 grep -q 'fail=' <<<"$p" && ! grep -q 'ok=' <<<"$p" && ok "silent peer: the guest's probes fail ($p)" || fail "silent peer: the guest's probes fail ($p)"
 is "silent peer: nothing left the uplink outside the tunnel" "$(leaks)" "0/0"
 ip netns exec "$PN" nft delete table inet bh
-for _ in $(seq 120); do [ "$(tunnel)" = up ] && break; sleep 1; done
+wait_until 300 tunnel_is up
 is "peer back: hutch status shows the tunnel up" "$(tunnel)" up
 wait_ok 30 && ok "peer back: the probes succeed again" || fail "peer back: the probes succeed again"
 is "after everything: the target only ever saw the peer's address" "$(grep '^tcp' "$T/net.log" | awk '{print $2}' | sort -u | tr '\n' ' ')" "198.51.100.1 "
@@ -365,10 +373,10 @@ if hh timeout 300 "$HUTCH" -C "$P" up 2>"$T/up2.err"; then ok "hutch up again"; 
 IF2=$(jget "$VD/state.json" wg ifname) GP=$(jget "$VD/state.json" wg pid)
 sp=$(jget "$VD/state.json" supervisor_pid) qp=$(jget "$VD/state.json" qemu_pid)
 kill -9 "$sp"
-for _ in $(seq 100); do kill -0 "$qp" 2>/dev/null || break; sleep 0.1; done
+wait_until 120 gone "$qp"
 if [ -n "$GP" ]; then
-	for _ in $(seq 100); do kill -0 "$GP" 2>/dev/null || break; sleep 0.1; done
-	kill -0 "$GP" 2>/dev/null && fail "kill -9 of the supervisor: wireguard-go $GP went with it" ||
+	wait_until 120 gone "$GP"
+	alive "$GP" && fail "kill -9 of the supervisor: wireguard-go $GP went with it" ||
 		ok "kill -9 of the supervisor: wireguard-go went with it"
 fi
 check "hutch gc after kill -9" hh timeout 60 "$HUTCH" gc
