@@ -5,9 +5,9 @@
 # powerdown to exit; the baseline that `hutch up` adds to.  Needs root, like
 # `make debian-image`.
 set -u
-cd "$(dirname "$0")/../.." || exit 1
-HUTCH_SRC=$PWD
-source tests/lib/guest.sh
+. "$(dirname "$0")/../lib/tap.sh"
+. "$HUTCH_SRC/tests/lib/guest.sh"
+cd "$HUTCH_SRC" || exit 1
 for t in qemu-system-x86_64 qemu-img genisoimage ssh ssh-keygen python3; do
 	command -v "$t" >/dev/null || { echo "bench-debian-boot: skipped, no $t"; exit 0; }
 done
@@ -66,8 +66,7 @@ echo "debian-12: boot to cloud-init done: $(since "$t0") s"
 "${SSH[@]}" 'systemd-analyze' 2>&1 | head -n 1 | sed 's/^/debian-12: /'
 t1=$(now)
 guestsh --qmp "$T/qmp.sock" system_powerdown >/dev/null
-for ((i = 0; i < 3000; i++)); do kill -0 "$QPID" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$QPID" 2>/dev/null && die "system_powerdown: QEMU still runs after 300 s"
+wait_until 300 gone "$QPID" || die "system_powerdown: QEMU still runs after 300 s"
 wait "$QPID"
 QPID=
 echo "debian-12: powerdown to exit: $(since "$t1") s"
